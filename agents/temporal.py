@@ -1,0 +1,236 @@
+"""The event-aware temporal agent of TSPO (paper §3.1, Fig. 2; DESIGN.md §4).
+
+Scores every candidate frame against the question:
+
+    X   = F_f + PE                      (PE: sinusoidal, positions normalised by T)
+    F_e = MLP(WindowAttn(X)) + F_f      (8 heads, window w, no output projection)
+    S   = cos(F_e, F_t) + cos(F_f, F_t)
+
+The window attention is computed in blocks of query frames against the keys that block can see,
+so memory grows with T·(block + w), never T²: a 10-hour video at 1 fps (T = 36,000) runs on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+# Published TSPO checkpoints name the selector `selector` (TSPO repo) or `multiModal_align`
+# (LLaVA-side checkpoints), possibly under a `model.` prefix.
+_PUBLISHED_TO_NATIVE = {
+    "temporal.Self_q.": "q.",
+    "temporal.Self_k.": "k.",
+    "temporal.Self_v.": "v.",
+    "mlp.0.": "mlp.0.",
+    "mlp.2.": "mlp.2.",
+}
+_PUBLISHED_UNUSED = ("temporal.ffn_o.",)
+
+
+class PublishedCheckpointError(ValueError):
+    """A checkpoint that does not hold a TSPO selector in the published layout."""
+
+
+def sinusoidal_positions(num_frames: int, dim: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Sinusoidal PE with positions normalised by T (DESIGN §4): [T] frames -> [T, D].
+
+    ``pos_t = t / T``; ``PE[t, 2j] = sin(pos_t · div_j)``, ``PE[t, 2j+1] = cos(pos_t · div_j)``,
+    ``div_j = exp(2j · (−ln 10000 / D))``. Normalising by T makes the encoding independent of the
+    video's length, so a selector trained on 128 candidates scores 3,600 the same way.
+    """
+    if dim % 2:
+        raise ValueError(f"dim must be even for sinusoidal positions, got dim={dim}")
+    pos = torch.arange(num_frames, device=device, dtype=torch.float32) / max(num_frames, 1)
+    div = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    angles = pos[:, None] * div[None, :]
+    pe = torch.stack([angles.sin(), angles.cos()], dim=-1)  # [T, D/2, 2] interleaves sin/cos
+    return rearrange(pe, "t j two -> t (j two)").to(dtype)
+
+
+def window_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, heads: int, block: int = 64
+) -> torch.Tensor:
+    """Local multi-head self-attention: [B, T, D] x3 -> [B, T, D].
+
+    Frame ``j`` attends to frames ``j − w//2 … j + w − 1 − w//2`` that exist (out-of-range keys
+    get logit −1e6, as in the published model). Queries are processed in blocks of ``block``
+    frames against the ``block + w − 1`` keys the block can see; all blocks at once.
+    """
+    bsz, num_frames, dim = q.shape
+    if dim % heads:
+        raise ValueError(f"feature dim {dim} is not divisible by heads={heads}")
+    left = window // 2
+    block = max(1, min(block, num_frames))
+    num_blocks = -(-num_frames // block)
+    span = block + window - 1
+    padded = num_blocks * block
+    # Keys/values padded so that block b sees absolute positions [b·block − left, b·block − left + span).
+    pad = (0, 0, left, padded - num_frames + window - 1 - left)
+    k_win = F.pad(k, pad).unfold(1, span, block)  # [B, nb, D, span]
+    v_win = F.pad(v, pad).unfold(1, span, block)
+    q_blk = F.pad(q, (0, 0, 0, padded - num_frames))
+    q_blk = rearrange(q_blk, "b (n s) (h d) -> b n h s d", s=block, h=heads)
+    k_win = rearrange(k_win, "b n (h d) l -> b n h l d", h=heads)
+    v_win = rearrange(v_win, "b n (h d) l -> b n h l d", h=heads)
+
+    logits = torch.einsum("bnhsd,bnhld->bnhsl", q_blk, k_win) * (dim // heads) ** -0.5
+    # Key l of block n sits at absolute position n·block − left + l; query s at n·block + s.
+    offs = torch.arange(span, device=q.device)[None, :] - torch.arange(block, device=q.device)[:, None]
+    in_window = (offs >= 0) & (offs < window)  # [s, l]
+    abs_key = (
+        torch.arange(num_blocks, device=q.device)[:, None] * block - left + torch.arange(span, device=q.device)
+    )
+    in_range = (abs_key >= 0) & (abs_key < num_frames)  # [n, l]
+    valid = in_window[None, :, :] & in_range[:, None, :]  # [n, s, l]
+    logits = logits.masked_fill(~valid[None, :, None], -1e6)
+    out = torch.einsum("bnhsl,bnhld->bnhsd", logits.softmax(dim=-1), v_win)
+    out = rearrange(out, "b n h s d -> b (n s) (h d)")
+    return out[:, :num_frames]
+
+
+class TemporalAgent(nn.Module):
+    """Event-aware frame scorer (DESIGN §4): ``(F_f [T,D] | [B,T,D], F_t [D] | [B,D]) -> S [T] | [B,T]``.
+
+    ``F_f`` are projected (not normalised) CLIP image embeddings of the candidate frames and
+    ``F_t`` the CLIP text embedding of the question. ``S`` lies in [−2, 2]; training samples from
+    ``softmax(S / τ)`` and inference takes its top-k.
+    """
+
+    def __init__(self, dim: int = 768, window: int = 12, heads: int = 8, block: int = 64) -> None:
+        super().__init__()
+        for name, value in (("dim", dim), ("window", window), ("heads", heads), ("block", block)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"TemporalAgent {name} must be a positive int, got {value!r}")
+        if dim % heads or dim % 2:
+            raise ValueError(f"TemporalAgent dim={dim} must be even and divisible by heads={heads}")
+        self.dim, self.window, self.heads, self.block = dim, window, heads, block
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
+        # Zero-initialised output layer: an untrained agent has F_e = F_f, so its scores rank
+        # frames exactly as CLIP similarity does, and training starts from that baseline.
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(self.mlp[2].bias)
+
+    @property
+    def config(self) -> dict:
+        return {"dim": self.dim, "window": self.window, "heads": self.heads}
+
+    def event_features(self, features: torch.Tensor) -> torch.Tensor:
+        """``F_e = MLP(WindowAttn(F_f + PE)) + F_f``: [B, T, D] -> [B, T, D]."""
+        x = features + sinusoidal_positions(features.shape[1], self.dim, features.device, features.dtype)
+        attn = window_attention(self.q(x), self.k(x), self.v(x), self.window, self.heads, self.block)
+        return self.mlp(attn) + features
+
+    def forward(self, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        unbatched = features.dim() == 2
+        if unbatched:
+            features, text = features[None], text.reshape(1, -1)
+        if features.dim() != 3 or features.shape[-1] != self.dim:
+            raise ValueError(
+                f"features must be [T, {self.dim}] or [B, T, {self.dim}], got {tuple(features.shape)}; "
+                "the agent's dim must match the encoder's embedding size"
+            )
+        if features.shape[1] == 0:
+            raise ValueError("features has no candidate frames (T = 0); nothing to score")
+        if text.dim() != 2 or text.shape != (features.shape[0], self.dim):
+            raise ValueError(
+                f"text must be [{self.dim}] (or [B, {self.dim}] with batched features), got {tuple(text.shape)}"
+            )
+        text = text[:, None, :]
+        scores = F.cosine_similarity(self.event_features(features), text, dim=-1)
+        scores = scores + F.cosine_similarity(features, text, dim=-1)
+        return scores[0] if unbatched else scores
+
+    @classmethod
+    def load_published(
+        cls, checkpoint: str | Path | Mapping[str, torch.Tensor], window: int = 12, heads: int = 8
+    ) -> TemporalAgent:
+        """Build an agent from a published TSPO checkpoint (DESIGN §4 key names).
+
+        ``checkpoint``: a ``.bin``/``.pt`` file (read with ``torch.load(weights_only=True)``), a
+        ``.safetensors`` file, or a state dict. Keys may live under ``selector.`` or
+        ``multiModal_align.``, optionally prefixed by ``model.``; other keys (CLIP, the LLM) are
+        ignored. ``temporal.ffn_o`` is present in the published weights but unused by the model.
+        """
+        state = _read_state_dict(checkpoint)
+        prefix = _find_published_prefix(state)
+        native: dict[str, torch.Tensor] = {}
+        for key, tensor in state.items():
+            if not key.startswith(prefix):
+                continue
+            rest = key[len(prefix) :]
+            if rest.startswith(_PUBLISHED_UNUSED):
+                continue
+            for pub, nat in _PUBLISHED_TO_NATIVE.items():
+                if rest.startswith(pub):
+                    native[nat + rest[len(pub) :]] = tensor
+                    break
+        weight = native["q.weight"]
+        dim = int(weight.shape[0])
+        agent = cls(dim=dim, window=window, heads=heads)
+        expected = {k: tuple(v.shape) for k, v in agent.state_dict().items()}
+        missing = sorted(set(expected) - set(native))
+        wrong = {k: tuple(v.shape) for k, v in native.items() if k in expected and tuple(v.shape) != expected[k]}
+        if missing or wrong:
+            raise PublishedCheckpointError(
+                f"published checkpoint under prefix {prefix!r} does not match a TSPO selector of dim {dim}: "
+                f"missing {[_native_to_published(prefix, k) for k in missing]}, "
+                f"wrong shapes {({_native_to_published(prefix, k): s for k, s in wrong.items()})} "
+                f"(expected {[(_native_to_published(prefix, k), s) for k, s in expected.items()]})"
+            )
+        agent.load_state_dict({k: v.float() for k, v in native.items() if k in expected})
+        return agent
+
+
+def _native_to_published(prefix: str, key: str) -> str:
+    for pub, nat in _PUBLISHED_TO_NATIVE.items():
+        if key.startswith(nat):
+            return prefix + pub + key[len(nat) :]
+    return prefix + key
+
+
+def _read_state_dict(checkpoint: str | Path | Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    if isinstance(checkpoint, Mapping):
+        return checkpoint
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"published checkpoint {str(path)!r} does not exist; pass the path of the TSPO selector "
+            "weights (.bin or .safetensors)"
+        )
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - re-raised with the path and the fix
+        raise PublishedCheckpointError(
+            f"could not read {str(path)!r} as a tensor checkpoint with torch.load(weights_only=True): {err}"
+        ) from err
+    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        state = state["state_dict"]
+    if not isinstance(state, Mapping):
+        raise PublishedCheckpointError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def _find_published_prefix(state: Mapping[str, torch.Tensor]) -> str:
+    anchors = [k for k in state if k.endswith("temporal.Self_q.weight")]
+    if not anchors:
+        sample = sorted(state)[:8]
+        raise PublishedCheckpointError(
+            "no TSPO selector found in the checkpoint: expected keys like 'selector.temporal.Self_q.weight' or "
+            f"'multiModal_align.temporal.Self_q.weight'; first keys seen: {sample}"
+        )
+    if len(anchors) > 1:
+        raise PublishedCheckpointError(f"checkpoint holds several selectors {anchors}; pass one state dict")
+    return anchors[0][: -len("temporal.Self_q.weight")]

@@ -1,0 +1,73 @@
+"""Shared test set-up: offline, a private feature cache, tiny models and rendered videos."""
+
+from __future__ import annotations
+
+import os
+
+# Tests never touch the network, and never write into the user's cache.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    os.environ["TSPO_CACHE"] = str(tmp_path_factory.mktemp("tspo_cache"))
+    yield
+
+
+def write_video(
+    path: str | Path,
+    seconds: float,
+    fps: int = 4,
+    size: tuple[int, int] = (48, 64),
+    codec: str = "libx264",
+    colours: np.ndarray | None = None,
+) -> Path:
+    """Render a test video whose every second has its own solid colour (+ a moving bar).
+
+    ``size`` is (height, width). ``colours``: uint8[ceil(seconds), 3], one colour per second
+    (default: a fixed pseudo-random palette). Frame ``i`` shows second ``i // fps``.
+    """
+    import av
+
+    path = Path(path)
+    num_frames = int(round(seconds * fps))
+    n_sec = int(np.ceil(seconds))
+    if colours is None:
+        colours = np.random.default_rng(7).integers(0, 256, size=(n_sec, 3), dtype=np.uint8)
+    height, width = size
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        if codec == "libx264":
+            stream.options = {"preset": "ultrafast", "crf": "18"}
+        for i in range(num_frames):
+            frame = np.empty((height, width, 3), dtype=np.uint8)
+            frame[:] = colours[min(i // fps, n_sec - 1)]
+            bar = (i * 3) % max(width - 4, 1)
+            frame[:, bar : bar + 4] = 255 - colours[min(i // fps, n_sec - 1)]
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder():
+    from tspo.encoders import load_encoder
+
+    return load_encoder("tiny-random")
+
+
+@pytest.fixture(scope="session")
+def short_video(tmp_path_factory) -> Path:
+    """20 s, 4 fps, 48x64: each second a distinct colour."""
+    return write_video(tmp_path_factory.mktemp("videos") / "short.mp4", seconds=20, fps=4)

@@ -1,0 +1,3 @@
+from tspo.cli import main
+
+raise SystemExit(main())

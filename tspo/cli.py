@@ -1,0 +1,44 @@
+"""`tspo` command line: one entry point, one module per subcommand.
+
+Each subcommand module exposes ``main(argv: list[str] | None) -> int``; importing it lazily keeps
+``tspo --help`` fast and lets a subcommand's heavy dependencies (Lightning, transformers) load only
+when that subcommand runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "select": ("tspo.cli_select", "pick the k frames of a video that matter for a question"),
+    "synth": ("tspo.data_synth.cli", "render synthetic clips, compose needle videos, filter, validate"),
+    "train": ("tspo.training.cli", "train the temporal agent with TSPO (LightningCLI)"),
+    "eval": ("tspo.evaluate", "compare selection methods on a manifest with an oracle"),
+    "demo": ("tspo.demo", "offline end-to-end demo: synth -> train -> eval -> report"),
+    "export": ("tspo.export", "export a trained agent to TorchScript or ONNX"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: tspo SUBCOMMAND [ARGS...]", "", "subcommands:"]
+    lines += [f"  {name:<8} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    lines += ["", "`tspo SUBCOMMAND --help` for the arguments of one subcommand."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"tspo: unknown subcommand {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

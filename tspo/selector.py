@@ -1,0 +1,334 @@
+"""Frame selection at inference: ``select_frames(video, question)`` and :class:`TSPOSelector`.
+
+A selector is a frozen CLIP encoder plus a (trained) :class:`~tspo.agents.TemporalAgent`. It is
+saved as ``model.safetensors`` (the agent's weights) + ``config.json`` (encoder spec, agent shape,
+sampling defaults), like a Hugging Face model directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tspo.agents import METHODS, TemporalAgent, select_by_method
+from tspo.cache import FeatureCache, VideoFeatures, video_features
+from tspo.encoders import ClipEncoder, load_encoder
+from tspo.video import VideoLike, plan_candidates, read_frames_at
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT = "tspo-selector"
+FORMAT_VERSION = 1
+
+
+class SelectorConfigError(ValueError):
+    """A selector directory whose config or weights cannot be used."""
+
+
+@dataclass
+class Selection:
+    """The frames picked for one (video, question). ``k`` picks out of ``T`` candidates."""
+
+    indices: np.ndarray  # int64[k] frame indices in the source video, ascending
+    positions: np.ndarray  # int64[k] positions in the candidate list
+    timestamps: np.ndarray  # float64[k] seconds
+    scores: np.ndarray | None  # float32[T] score of every candidate (None for uniform)
+    candidate_timestamps: np.ndarray  # float64[T] seconds
+    frames: np.ndarray | None  # uint8[k, H, W, 3] when asked for
+    method: str
+    num_candidates: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (what ``tspo select --json`` prints)."""
+        return {
+            "indices": [int(i) for i in self.indices],
+            "timestamps": [round(float(t), 3) for t in self.timestamps],
+            "method": self.method,
+            "num_candidates": int(self.num_candidates),
+        }
+
+
+def _check_question(question: str) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError(f"question must be a non-empty string, got {question!r}")
+    return question.strip()
+
+
+def _check_num_frames(num_frames: int) -> int:
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int | np.integer) or num_frames <= 0:
+        raise ValueError(f"num_frames (k) must be a positive int, got {num_frames!r}")
+    return int(num_frames)
+
+
+class TSPOSelector:
+    """Frozen encoder + temporal agent; picks the k candidate frames that matter for a question.
+
+    ``encoder``: a spec string (``"ViT-L-14:openai"``, ``"MODEL:/path/weights.bin"``,
+    ``"tiny-random"``) or a loaded :class:`~tspo.encoders.ClipEncoder`. ``agent``: a trained
+    :class:`TemporalAgent`; ``None`` builds an untrained one, whose scores rank frames exactly as
+    CLIP similarity does (its MLP output starts at zero). ``cache``: where candidate features are
+    kept between calls (default: an on-disk :class:`FeatureCache`; ``False`` disables it).
+    """
+
+    def __init__(
+        self,
+        encoder: str | ClipEncoder = "ViT-L-14:openai",
+        agent: TemporalAgent | None = None,
+        window: int = 12,
+        heads: int = 8,
+        device: str | torch.device = "cpu",
+        cache: FeatureCache | None | bool = None,
+        num_frames: int = 16,
+        fps: float = 1.0,
+        max_candidates: int | None = None,
+        extra_config: dict[str, Any] | None = None,
+    ) -> None:
+        self.encoder = load_encoder(encoder, device=device) if isinstance(encoder, str) else encoder
+        if agent is None:
+            agent = TemporalAgent(dim=self.encoder.dim, window=window, heads=heads)
+        elif agent.dim != self.encoder.dim:
+            raise SelectorConfigError(
+                f"agent dim {agent.dim} does not match encoder {self.encoder.spec!r} dim {self.encoder.dim}; "
+                "use the encoder the agent was trained with"
+            )
+        self.agent = agent.to(self.encoder.device).eval()
+        self.cache = FeatureCache() if cache is None or cache is True else (cache or None)
+        self.num_frames = _check_num_frames(num_frames)
+        self.fps = float(fps)
+        self.max_candidates = max_candidates
+        self.extra_config = dict(extra_config or {})
+
+    def __repr__(self) -> str:
+        return f"TSPOSelector(encoder={self.encoder.spec!r}, agent={self.agent.config}, cache={self.cache})"
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "encoder": self.encoder.spec,
+            "agent": self.agent.config,
+            "num_frames": self.num_frames,
+            "fps": self.fps,
+            "max_candidates": self.max_candidates,
+            **self.extra_config,
+        }
+
+    # -- scoring -------------------------------------------------------------------------------
+    def features(self, video: VideoLike, fps: float | None = None, max_candidates: int | None = None) -> VideoFeatures:
+        """Candidate features ``[T, D]`` of a video (cached)."""
+        fps = self.fps if fps is None else fps
+        max_candidates = self.max_candidates if max_candidates is None else max_candidates
+        return video_features(video, self.encoder, fps, max_candidates, self.cache)
+
+    @torch.no_grad()
+    def score(self, features: torch.Tensor, question: str, method: str = "tspo") -> torch.Tensor:
+        """Per-candidate scores ``[T]``: the agent's S for ``tspo``, CLIP cosine similarity for
+        ``clip``/``bin-max``/``aks``."""
+        if method not in METHODS or method == "uniform":
+            raise ValueError(f"method {method!r} has no scores; scored methods: tspo, clip, bin-max, aks")
+        text = self.encoder.encode_text(_check_question(question))
+        feats = features.to(self.encoder.device, torch.float32)
+        text = text.to(self.encoder.device)
+        if method == "tspo":
+            return self.agent(feats, text).float().cpu()
+        return F.cosine_similarity(feats, text[None], dim=-1).float().cpu()
+
+    def select_from_features(
+        self, features: torch.Tensor, question: str, num_frames: int, method: str = "tspo"
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Positions ``int64[k]`` (ascending) of the chosen candidates, and the scores ``[T]``."""
+        num = int(features.shape[0])
+        k = self._clip_k(_check_num_frames(num_frames), num)
+        scores = None if method == "uniform" else self.score(features, question, method)
+        return select_by_method(method, scores, num, k), scores
+
+    @staticmethod
+    def _clip_k(k: int, num_candidates: int) -> int:
+        if k > num_candidates:
+            warnings.warn(
+                f"asked for {k} frames but the video has only {num_candidates} candidates; selecting all "
+                f"{num_candidates} (raise fps or lower k)",
+                stacklevel=3,
+            )
+            return num_candidates
+        return k
+
+    # -- selection -------------------------------------------------------------------------------
+    def select(
+        self,
+        video: VideoLike,
+        question: str,
+        num_frames: int | None = None,
+        method: str = "tspo",
+        fps: float | None = None,
+        max_candidates: int | None = None,
+        return_frames: bool = False,
+        frame_size: int | tuple[int, int] | None = None,
+    ) -> Selection:
+        """Pick ``num_frames`` frames of ``video`` for ``question`` (see :func:`select_frames`)."""
+        question = _check_question(question)
+        k = _check_num_frames(self.num_frames if num_frames is None else num_frames)
+        if method not in METHODS:
+            raise ValueError(f"unknown selection method {method!r}; choose one of {', '.join(METHODS)}")
+        fps = self.fps if fps is None else fps
+        max_candidates = self.max_candidates if max_candidates is None else max_candidates
+        if method == "uniform":  # needs no pixels at all: plan the grid, decode only the picks
+            times, _, frame_idx, _ = plan_candidates(video, fps, max_candidates)
+            positions = select_by_method("uniform", None, len(times), self._clip_k(k, len(times)))
+            scores = None
+        else:
+            feats = self.features(video, fps, max_candidates)
+            times, frame_idx = feats.timestamps_s, feats.frame_indices
+            positions, score_t = self.select_from_features(feats.features, question, k, method)
+            scores = score_t.numpy().astype(np.float32)
+        positions = positions.numpy().astype(np.int64)
+        timestamps = times[positions]
+        frames = read_frames_at(video, timestamps, frame_size) if return_frames else None
+        return Selection(
+            indices=frame_idx[positions].astype(np.int64),
+            positions=positions,
+            timestamps=timestamps,
+            scores=scores,
+            candidate_timestamps=np.asarray(times, dtype=np.float64),
+            frames=frames,
+            method=method,
+            num_candidates=len(times),
+        )
+
+    # -- persistence -----------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike, extra_config: dict[str, Any] | None = None) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (agent weights only) into ``directory``."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {**self.config, **(extra_config or {})}
+        state = {k: v.detach().float().cpu().contiguous() for k, v in self.agent.state_dict().items()}
+        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        return directory
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        encoder: str | ClipEncoder | None = None,
+        device: str | torch.device = "cpu",
+        cache: FeatureCache | None | bool = None,
+    ) -> TSPOSelector:
+        """Load a selector directory written by :meth:`save_pretrained` (or a hub id ``org/name``).
+
+        ``encoder`` overrides the spec stored in the config (e.g. a local weights path for the
+        same architecture); its dimension must match the agent's.
+        """
+        directory = Path(name_or_path)
+        if not directory.is_dir():
+            if directory.exists() or str(name_or_path).count("/") != 1:
+                raise SelectorConfigError(
+                    f"selector {str(name_or_path)!r} is not a directory; pass a folder written by "
+                    "save_pretrained / `tspo train`, or a hub id 'org/name'"
+                )
+            from tspo.hub import resolve_pretrained
+
+            directory = Path(resolve_pretrained(str(name_or_path)))
+        config = read_selector_config(directory)
+        weights = directory / WEIGHTS_NAME
+        if not weights.is_file():
+            raise SelectorConfigError(f"selector directory {str(directory)!r} has no {WEIGHTS_NAME}")
+        from safetensors.torch import load_file
+
+        state = load_file(str(weights))
+        agent_cfg = config["agent"]
+        agent = TemporalAgent(dim=int(agent_cfg["dim"]), window=int(agent_cfg["window"]), heads=int(agent_cfg["heads"]))
+        expected = {k: tuple(v.shape) for k, v in agent.state_dict().items()}
+        got = {k: tuple(v.shape) for k, v in state.items()}
+        if expected != got:
+            raise SelectorConfigError(
+                f"weights in {str(weights)!r} do not match config agent {agent_cfg}: expected {expected}, got {got}"
+            )
+        agent.load_state_dict(state)
+        known = {"format", "version", "encoder", "agent", "num_frames", "fps", "max_candidates"}
+        return cls(
+            encoder=encoder if encoder is not None else config["encoder"],
+            agent=agent,
+            device=device,
+            cache=cache,
+            num_frames=int(config.get("num_frames", 16)),
+            fps=float(config.get("fps", 1.0)),
+            max_candidates=config.get("max_candidates"),
+            extra_config={k: v for k, v in config.items() if k not in known},
+        )
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
+        """Upload this selector (safetensors + config + model card) to the Hugging Face Hub."""
+        from tspo.hub import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
+
+
+def read_selector_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate ``config.json`` of a selector directory."""
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        raise SelectorConfigError(
+            f"selector directory {str(directory)!r} has no {CONFIG_NAME}; it must be written by "
+            "TSPOSelector.save_pretrained or `tspo train`"
+        )
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise SelectorConfigError(f"{str(path)!r} is not valid JSON: {err}") from err
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise SelectorConfigError(f"{str(path)!r} is not a tspo selector config (expected \"format\": \"{FORMAT}\")")
+    agent = config.get("agent")
+    if not isinstance(config.get("encoder"), str) or not isinstance(agent, dict):
+        raise SelectorConfigError(f"{str(path)!r} must name an 'encoder' spec and an 'agent' {{dim, window, heads}}")
+    for field in ("dim", "window", "heads"):
+        if not isinstance(agent.get(field), int) or agent[field] <= 0:
+            raise SelectorConfigError(f"{str(path)!r}: agent.{field} must be a positive int, got {agent.get(field)!r}")
+    return config
+
+
+_DEFAULT_SELECTORS: dict[str, TSPOSelector] = {}
+
+
+def select_frames(
+    video: VideoLike,
+    question: str,
+    num_frames: int = 16,
+    selector: TSPOSelector | str | os.PathLike | None = None,
+    method: str = "tspo",
+    fps: float = 1.0,
+    max_candidates: int | None = None,
+    return_frames: bool = False,
+    encoder: str = "ViT-L-14:openai",
+) -> Selection:
+    """Pick the ``num_frames`` frames of ``video`` that matter for ``question``.
+
+    ``video``: a file path or a virtual video (list of ``{source, start_s, end_s}``).
+    ``selector``: a :class:`TSPOSelector`, a selector directory, or ``None`` for an untrained one on
+    ``encoder`` (CLIP-similarity ranking). Candidates are taken at ``fps`` per second (at most
+    ``max_candidates``). Deterministic: top-k of the scores, no sampling noise. Returns a
+    :class:`Selection` with frame indices (ascending) and timestamps in seconds.
+    """
+    if selector is None:
+        selector = _DEFAULT_SELECTORS.get(encoder)
+        if selector is None:
+            selector = _DEFAULT_SELECTORS.setdefault(encoder, TSPOSelector(encoder=encoder))
+    elif not isinstance(selector, TSPOSelector):
+        selector = TSPOSelector.from_pretrained(selector)
+    return selector.select(
+        video, question, num_frames, method=method, fps=fps, max_candidates=max_candidates, return_frames=return_frames
+    )

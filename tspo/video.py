@@ -1,0 +1,324 @@
+"""Candidate frames of a video: which frames, at which seconds, decoded small and in chunks.
+
+A *video* is a file path or a *virtual video*: a list of ``{"source", "start_s", "end_s"}``
+segments played back to back (needle-in-a-haystack samples, DESIGN.md §8), so 10–60 minute
+training videos cost no disk. Candidates sit on a fixed grid of the (composed) timeline,
+``t_i = i / fps``; each maps to the source frame whose presentation interval contains it, which
+keeps variable-frame-rate files right. Frames are decoded by decord at the encoder's size
+(``size`` on the short side, centre-cropped square), ``chunk_size`` at a time: a full-resolution
+video is never held in memory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+VideoLike = str | os.PathLike | Sequence[Mapping]
+
+
+class VideoError(ValueError):
+    """A video that cannot be used: missing, not a video, corrupt, no frames, audio-only."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    num_frames: int
+    fps: float
+    duration_s: float
+    width: int
+    height: int
+
+
+@dataclass
+class Candidates:
+    """Candidate frames of one video. ``T`` candidates; times in seconds, indices in frames."""
+
+    frame_indices: np.ndarray  # int64[T] frame index in the source file of each candidate
+    timestamps_s: np.ndarray  # float64[T] seconds on the video's (composed) timeline
+    frames: np.ndarray | None  # uint8[T, H, W, 3] or None
+    duration_s: float
+    segment_ids: np.ndarray | None = None  # int64[T] segment of each candidate (virtual videos)
+
+    def __len__(self) -> int:
+        return int(self.timestamps_s.shape[0])
+
+
+@dataclass(frozen=True)
+class _Segment:
+    source: str
+    start_s: float
+    end_s: float
+
+
+def _check_path(path: str | os.PathLike) -> str:
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise VideoError(f"video file {path!r} does not exist; check the path (relative paths resolve from {os.getcwd()!r})")
+    if os.path.isdir(path):
+        raise VideoError(f"video {path!r} is a directory; pass a video file")
+    if os.path.getsize(path) == 0:
+        raise VideoError(f"video file {path!r} is empty (0 bytes)")
+    return path
+
+
+def _probe_streams(path: str) -> None:
+    """Tell apart 'not a media file', 'audio only' and 'no frames' before decord sees the file."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                kinds = sorted({s.type for s in container.streams}) or ["none"]
+                raise VideoError(
+                    f"{path!r} has no video stream (streams: {', '.join(kinds)}); an audio-only file cannot be sampled"
+                )
+            if next(container.decode(video=0), None) is None:
+                raise VideoError(f"{path!r} has a video stream but zero decodable frames")
+    except VideoError:
+        raise
+    except Exception as err:  # av raises many InvalidDataError flavours
+        raise VideoError(f"{path!r} is not a readable video file ({type(err).__name__}: {err})") from err
+
+
+@lru_cache(maxsize=16)
+def _reader(path: str, width: int, height: int, mtime_ns: int):
+    """A decord reader per (file, decode size); cached because virtual videos revisit sources."""
+    import decord
+
+    try:
+        return decord.VideoReader(path, ctx=decord.cpu(0), width=width, height=height, num_threads=1)
+    except Exception as err:
+        raise VideoError(f"{path!r} could not be opened for decoding; it may be truncated or corrupt ({err})") from err
+
+
+@lru_cache(maxsize=64)
+def _probe_cached(path: str, mtime_ns: int) -> tuple[VideoInfo, np.ndarray]:
+    _probe_streams(path)
+    reader = _reader(path, -1, -1, mtime_ns)
+    num = len(reader)
+    if num == 0:
+        raise VideoError(f"{path!r} has a video stream but zero decodable frames")
+    pts = np.asarray(reader.get_frame_timestamp(range(num)), dtype=np.float64)
+    fps = float(reader.get_avg_fps())
+    end = float(pts[-1, 1]) if pts[-1, 1] > pts[-1, 0] else float(pts[-1, 0]) + 1.0 / max(fps, 1e-6)
+    height, width = reader[0].shape[:2]
+    return VideoInfo(path, num, fps, end, int(width), int(height)), pts[:, 0]
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Frame count, average fps, duration (s) and size of a video file, or a clear :class:`VideoError`."""
+    path = _check_path(path)
+    return _probe_cached(path, os.stat(path).st_mtime_ns)[0]
+
+
+def candidate_times(duration_s: float, fps: float = 1.0, max_candidates: int | None = None) -> np.ndarray:
+    """Candidate times on a timeline of ``duration_s`` seconds: float64[T].
+
+    ``t_i = i / fps`` for every ``t_i < duration_s``; when more than ``max_candidates``, an evenly
+    spaced subset of exactly ``max_candidates`` grid points (so candidates stay on the grid).
+    """
+    if not (isinstance(fps, int | float) and math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps (candidates per second) must be a positive number, got {fps!r}")
+    if max_candidates is not None and (not isinstance(max_candidates, int) or max_candidates <= 0):
+        raise ValueError(f"max_candidates must be a positive int or None, got {max_candidates!r}")
+    if not duration_s > 0:
+        raise ValueError(f"duration_s must be positive, got {duration_s!r}")
+    count = max(1, math.ceil(duration_s * fps - 1e-9))
+    grid = np.arange(count, dtype=np.float64) / fps
+    if max_candidates is not None and count > max_candidates:
+        grid = grid[np.linspace(0, count - 1, max_candidates).round().astype(np.int64)]
+    return grid
+
+
+def _segments(video: VideoLike) -> list[_Segment]:
+    if isinstance(video, str | os.PathLike):
+        path = _check_path(video)
+        return [_Segment(path, 0.0, probe_video(path).duration_s)]
+    if isinstance(video, Mapping) or not isinstance(video, Sequence) or len(video) == 0:
+        raise VideoError(
+            "video must be a file path or a non-empty list of segments {'source', 'start_s', 'end_s'}, "
+            f"got {type(video).__name__}"
+        )
+    segments = []
+    for i, seg in enumerate(video):
+        if not isinstance(seg, Mapping) or not {"source", "start_s", "end_s"} <= set(seg):
+            raise VideoError(f"segment {i} of the virtual video must have keys source, start_s, end_s; got {seg!r}")
+        source = _check_path(seg["source"])
+        start, end = float(seg["start_s"]), float(seg["end_s"])
+        info = probe_video(source)
+        if not (0 <= start < end):
+            raise VideoError(f"segment {i} ({source!r}) needs 0 <= start_s < end_s, got [{start}, {end}]")
+        if end > info.duration_s + 1e-3:
+            raise VideoError(
+                f"segment {i} ends at {end:.3f} s but {source!r} lasts {info.duration_s:.3f} s; cut it inside the source"
+            )
+        segments.append(_Segment(source, start, end))
+    return segments
+
+
+def _locate(video: VideoLike, timestamps_s: np.ndarray) -> tuple[list[_Segment], np.ndarray, np.ndarray, float]:
+    """Map timeline seconds to (segment id, source frame index): int64[T] each, and the duration."""
+    segments = _segments(video)
+    lengths = np.array([s.end_s - s.start_s for s in segments])
+    offsets = np.concatenate([[0.0], np.cumsum(lengths)])
+    duration = float(offsets[-1])
+    times = np.asarray(timestamps_s, dtype=np.float64)
+    if times.size and (times.min() < 0 or times.max() >= duration + 1e-9):
+        raise ValueError(f"timestamps must lie in [0, {duration:.3f}) seconds, got [{times.min()}, {times.max()}]")
+    seg_ids = np.clip(np.searchsorted(offsets, times, side="right") - 1, 0, len(segments) - 1)
+    starts = np.array([s.start_s for s in segments])
+    source_times = starts[seg_ids] + (times - offsets[seg_ids])
+    frame_idx = np.empty(times.shape, dtype=np.int64)
+    for sid in np.unique(seg_ids):  # one vectorised lookup per segment, not per frame
+        pts = _probe_cached(segments[sid].source, os.stat(segments[sid].source).st_mtime_ns)[1]
+        sel = seg_ids == sid
+        frame_idx[sel] = np.clip(np.searchsorted(pts, source_times[sel] + 1e-6, side="right") - 1, 0, len(pts) - 1)
+    return segments, seg_ids.astype(np.int64), frame_idx, duration
+
+
+def _decode_size(info: VideoInfo, size: int | tuple[int, int] | None) -> tuple[int, int, tuple[int, int] | None]:
+    """decord (width, height) keeping aspect with the short side at ``size``, and the crop (h, w)."""
+    if size is None:
+        return -1, -1, None
+    if isinstance(size, int):
+        if size <= 0:
+            raise ValueError(f"size must be a positive int or (height, width), got {size!r}")
+        scale = size / min(info.width, info.height)
+        width = max(size, round(info.width * scale))
+        height = max(size, round(info.height * scale))
+        return width, height, (size, size)
+    height, width = (int(v) for v in size)
+    if height <= 0 or width <= 0:
+        raise ValueError(f"size must be positive, got {size!r}")
+    return width, height, None
+
+
+def _decode(source: str, frame_idx: np.ndarray, size, chunk_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (positions within ``frame_idx``, uint8[n, H, W, 3]) chunks, decoding in frame order."""
+    info = probe_video(source)
+    width, height, crop = _decode_size(info, size)
+    reader = _reader(source, width, height, os.stat(source).st_mtime_ns)
+    order = np.argsort(frame_idx, kind="stable")
+    for lo in range(0, len(order), chunk_size):
+        pos = order[lo : lo + chunk_size]
+        try:
+            batch = reader.get_batch(frame_idx[pos].tolist()).asnumpy()
+        except Exception as err:
+            raise VideoError(
+                f"decoding frames {int(frame_idx[pos].min())}..{int(frame_idx[pos].max())} of {source!r} failed; "
+                f"the file is probably truncated or corrupt ({err})"
+            ) from err
+        if crop is not None:
+            top = (batch.shape[1] - crop[0]) // 2
+            left = (batch.shape[2] - crop[1]) // 2
+            batch = batch[:, top : top + crop[0], left : left + crop[1]]
+        yield pos, np.ascontiguousarray(batch)
+
+
+def iter_frames_at(
+    video: VideoLike, timestamps_s: np.ndarray, size: int | tuple[int, int] | None = 224, chunk_size: int = 32
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Decode the frames shown at ``timestamps_s`` (seconds), chunk by chunk.
+
+    Yields ``(positions int64[n], frames uint8[n, H, W, 3])`` where positions index into
+    ``timestamps_s``; chunks come in decode order, so callers scatter by position.
+    """
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    segments, seg_ids, frame_idx, _ = _locate(video, timestamps_s)
+    for sid in np.unique(seg_ids):
+        members = np.flatnonzero(seg_ids == sid)
+        for pos, frames in _decode(segments[sid].source, frame_idx[members], size, chunk_size):
+            yield members[pos], frames
+
+
+def read_frames_at(video: VideoLike, timestamps_s: np.ndarray, size: int | tuple[int, int] | None = 224) -> np.ndarray:
+    """The frames shown at ``timestamps_s`` (seconds, float[k]) as uint8[k, H, W, 3]."""
+    out = None
+    for pos, frames in iter_frames_at(video, np.asarray(timestamps_s, dtype=np.float64), size):
+        if out is None:
+            out = np.empty((len(timestamps_s), *frames.shape[1:]), dtype=np.uint8)
+        out[pos] = frames
+    if out is None:
+        raise ValueError("timestamps_s is empty; nothing to read")
+    return out
+
+
+def video_duration(video: VideoLike) -> float:
+    """Length in seconds of a file or of a virtual video (sum of its segments)."""
+    return float(sum(s.end_s - s.start_s for s in _segments(video)))
+
+
+def plan_candidates(
+    video: VideoLike, fps: float = 1.0, max_candidates: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Where the candidates of ``video`` are, without decoding anything.
+
+    Returns ``(timestamps_s float64[T], segment_ids int64[T], frame_indices int64[T], duration_s)``.
+    Grid points that land on the same source frame (fps above the video's) are kept once.
+    """
+    times = candidate_times(video_duration(video), fps, max_candidates)
+    _, seg_ids, frame_idx, duration = _locate(video, times)
+    key = seg_ids * (int(frame_idx.max()) + 1) + frame_idx
+    keep = np.concatenate([[True], key[1:] != key[:-1]])
+    return times[keep], seg_ids[keep], frame_idx[keep], duration
+
+
+def sample_candidates(
+    video: VideoLike,
+    fps: float = 1.0,
+    max_candidates: int | None = None,
+    size: int | tuple[int, int] | None = 224,
+    return_frames: bool = True,
+    chunk_size: int = 32,
+) -> Candidates:
+    """Candidate frames at ``fps`` per second (capped at ``max_candidates``), decoded at ``size``.
+
+    ``video``: a path or a virtual video (list of segments). Returns :class:`Candidates` with
+    ``T`` candidates: source frame indices, timeline seconds and, if ``return_frames``,
+    ``uint8[T, size, size, 3]`` frames (short side resized to ``size`` then centre-cropped; a
+    ``(height, width)`` tuple resizes exactly; ``None`` keeps the native size).
+    """
+    times, seg_ids, frame_idx, duration = plan_candidates(video, fps, max_candidates)
+    frames = read_frames_at(video, times, size) if return_frames else None
+    return Candidates(
+        frame_indices=frame_idx,
+        timestamps_s=times,
+        frames=frames,
+        duration_s=duration,
+        segment_ids=None if isinstance(video, str | os.PathLike) else seg_ids,
+    )
+
+
+def file_identity(path: str | os.PathLike) -> str:
+    """A cheap content identity of a file: size + hash of its first and last MiB + mtime-free.
+
+    Hashing whole multi-GB videos on every call would cost more than decoding; size plus head and
+    tail catches re-encodes and truncation, which is what invalidates cached features.
+    """
+    import hashlib
+
+    path = _check_path(path)
+    size = os.path.getsize(path)
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as fh:
+        digest.update(fh.read(1 << 20))
+        if size > 2 << 20:
+            fh.seek(-(1 << 20), os.SEEK_END)
+            digest.update(fh.read(1 << 20))
+    return digest.hexdigest()[:32]
+
+
+def as_path_or_segments(video: VideoLike) -> str | list[dict]:
+    """Normalise a video argument for JSON (paths as str, segments as plain dicts)."""
+    if isinstance(video, str | os.PathLike):
+        return str(Path(video))
+    return [dict(source=str(s["source"]), start_s=float(s["start_s"]), end_s=float(s["end_s"])) for s in video]
