@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -38,6 +39,11 @@ class PublishedCheckpointError(ValueError):
 
 
 def sinusoidal_positions(num_frames: int, dim: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    return _positions(num_frames, dim).to(device=device, dtype=dtype)
+
+
+@lru_cache(maxsize=16)
+def _positions(num_frames: int, dim: int) -> torch.Tensor:
     """Sinusoidal PE with positions normalised by T (DESIGN §4): [T] frames -> [T, D].
 
     ``pos_t = t / T``; ``PE[t, 2j] = sin(pos_t · div_j)``, ``PE[t, 2j+1] = cos(pos_t · div_j)``,
@@ -46,11 +52,30 @@ def sinusoidal_positions(num_frames: int, dim: int, device=None, dtype=torch.flo
     """
     if dim % 2:
         raise ValueError(f"dim must be even for sinusoidal positions, got dim={dim}")
-    pos = torch.arange(num_frames, device=device, dtype=torch.float32) / max(num_frames, 1)
-    div = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    pos = torch.arange(num_frames, dtype=torch.float32) / max(num_frames, 1)
+    div = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
     angles = pos[:, None] * div[None, :]
     pe = torch.stack([angles.sin(), angles.cos()], dim=-1)  # [T, D/2, 2] interleaves sin/cos
-    return rearrange(pe, "t j two -> t (j two)").to(dtype)
+    return rearrange(pe, "t j two -> t (j two)")
+
+
+@lru_cache(maxsize=32)
+def _band_bias(num_frames: int, block: int, window: int) -> torch.Tensor:
+    """Additive mask [nb, 1, block, block + w − 1]: 0 where query s of block n may see key l, else −1e6.
+
+    Key l of block n sits at absolute position n·block − w//2 + l, query s at n·block + s. Padded
+    query rows (past T) see everything: they are discarded, and a fully masked row would only
+    invite NaNs into the backward pass.
+    """
+    left, span = window // 2, block + window - 1
+    num_blocks = -(-num_frames // block)
+    offs = torch.arange(span)[None, :] - torch.arange(block)[:, None]
+    in_window = (offs >= 0) & (offs < window)  # [s, l]
+    abs_key = torch.arange(num_blocks)[:, None] * block - left + torch.arange(span)
+    in_range = (abs_key >= 0) & (abs_key < num_frames)  # [n, l]
+    abs_query = torch.arange(num_blocks)[:, None] * block + torch.arange(block)
+    valid = (in_window[None] & in_range[:, None, :]) | (abs_query >= num_frames)[:, :, None]
+    return torch.zeros(valid.shape).masked_fill_(~valid, -1e6)[:, None]
 
 
 def window_attention(
@@ -60,7 +85,8 @@ def window_attention(
 
     Frame ``j`` attends to frames ``j − w//2 … j + w − 1 − w//2`` that exist (out-of-range keys
     get logit −1e6, as in the published model). Queries are processed in blocks of ``block``
-    frames against the ``block + w − 1`` keys the block can see; all blocks at once.
+    frames against the ``block + w − 1`` keys the block can see; all blocks in one fused
+    attention call, so memory is O(T·(block + w)), never O(T²).
     """
     bsz, num_frames, dim = q.shape
     if dim % heads:
@@ -70,27 +96,15 @@ def window_attention(
     num_blocks = -(-num_frames // block)
     span = block + window - 1
     padded = num_blocks * block
-    # Keys/values padded so that block b sees absolute positions [b·block − left, b·block − left + span).
+    # Keys/values padded so that block n sees absolute positions [n·block − left, n·block − left + span).
     pad = (0, 0, left, padded - num_frames + window - 1 - left)
-    k_win = F.pad(k, pad).unfold(1, span, block)  # [B, nb, D, span]
-    v_win = F.pad(v, pad).unfold(1, span, block)
-    q_blk = F.pad(q, (0, 0, 0, padded - num_frames))
-    q_blk = rearrange(q_blk, "b (n s) (h d) -> b n h s d", s=block, h=heads)
-    k_win = rearrange(k_win, "b n (h d) l -> b n h l d", h=heads)
-    v_win = rearrange(v_win, "b n (h d) l -> b n h l d", h=heads)
-
-    logits = torch.einsum("bnhsd,bnhld->bnhsl", q_blk, k_win) * (dim // heads) ** -0.5
-    # Key l of block n sits at absolute position n·block − left + l; query s at n·block + s.
-    offs = torch.arange(span, device=q.device)[None, :] - torch.arange(block, device=q.device)[:, None]
-    in_window = (offs >= 0) & (offs < window)  # [s, l]
-    abs_key = (
-        torch.arange(num_blocks, device=q.device)[:, None] * block - left + torch.arange(span, device=q.device)
-    )
-    in_range = (abs_key >= 0) & (abs_key < num_frames)  # [n, l]
-    valid = in_window[None, :, :] & in_range[:, None, :]  # [n, s, l]
-    logits = logits.masked_fill(~valid[None, :, None], -1e6)
-    out = torch.einsum("bnhsl,bnhld->bnhsd", logits.softmax(dim=-1), v_win)
-    out = rearrange(out, "b n h s d -> b (n s) (h d)")
+    k_win = rearrange(F.pad(k, pad).unfold(1, span, block), "b n (h d) l -> (b n) h l d", h=heads)
+    v_win = rearrange(F.pad(v, pad).unfold(1, span, block), "b n (h d) l -> (b n) h l d", h=heads)
+    q_blk = rearrange(F.pad(q, (0, 0, 0, padded - num_frames)), "b (n s) (h d) -> (b n) h s d", s=block, h=heads)
+    bias = _band_bias(num_frames, block, window).to(device=q.device, dtype=q.dtype)
+    bias = bias.repeat(bsz, 1, 1, 1) if bsz > 1 else bias
+    out = F.scaled_dot_product_attention(q_blk, k_win, v_win, attn_mask=bias)  # scale 1/sqrt(D/H)
+    out = rearrange(out, "(b n) h s d -> b (n s) (h d)", b=bsz)
     return out[:, :num_frames]
 
 
@@ -126,7 +140,11 @@ class TemporalAgent(nn.Module):
     def event_features(self, features: torch.Tensor) -> torch.Tensor:
         """``F_e = MLP(WindowAttn(F_f + PE)) + F_f``: [B, T, D] -> [B, T, D]."""
         x = features + sinusoidal_positions(features.shape[1], self.dim, features.device, features.dtype)
-        attn = window_attention(self.q(x), self.k(x), self.v(x), self.window, self.heads, self.block)
+        # One [D, 3D] matmul instead of three: same maths, one pass over x.
+        weight = torch.cat([self.q.weight, self.k.weight, self.v.weight])
+        bias = torch.cat([self.q.bias, self.k.bias, self.v.bias])
+        q, k, v = F.linear(x, weight, bias).chunk(3, dim=-1)
+        attn = window_attention(q, k, v, self.window, self.heads, self.block)
         return self.mlp(attn) + features
 
     def forward(self, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
@@ -144,9 +162,7 @@ class TemporalAgent(nn.Module):
             raise ValueError(
                 f"text must be [{self.dim}] (or [B, {self.dim}] with batched features), got {tuple(text.shape)}"
             )
-        text = text[:, None, :]
-        scores = F.cosine_similarity(self.event_features(features), text, dim=-1)
-        scores = scores + F.cosine_similarity(features, text, dim=-1)
+        scores = _cosine(self.event_features(features), text) + _cosine(features, text)
         return scores[0] if unbatched else scores
 
     @classmethod
@@ -188,6 +204,13 @@ class TemporalAgent(nn.Module):
             )
         agent.load_state_dict({k: v.float() for k, v in native.items() if k in expected})
         return agent
+
+
+def _cosine(frames: torch.Tensor, text: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """cos(frames[b, t], text[b]) as a matvec: [B, T, D], [B, D] -> [B, T]."""
+    text = text / text.norm(dim=-1, keepdim=True).clamp_min(eps)
+    dots = torch.einsum("btd,bd->bt", frames, text)
+    return dots / frames.norm(dim=-1).clamp_min(eps)
 
 
 def _native_to_published(prefix: str, key: str) -> str:

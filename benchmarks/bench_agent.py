@@ -1,0 +1,85 @@
+"""Agent forward on CPU: time and peak memory vs the agent's own linear layers alone.
+
+Issue #2 target: total <= 1.5x the linear layers alone at every T (D = 768, w = 12), and a
+10-hour video at 1 fps (T = 36,000) runs on CPU.
+Run: python -m benchmarks.bench_agent   (or: python -m benchmarks bench_agent)
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+COMMAND = "python -m benchmarks.bench_agent"
+LENGTHS = (128, 1024, 3600, 36000)
+
+
+def _child(num_frames: int, what: str) -> dict:
+    """Runs in a fresh process so that peak RSS belongs to one measurement."""
+    import resource
+
+    import torch
+
+    from tspo.agents import TemporalAgent
+
+    torch.manual_seed(0)
+    agent = TemporalAgent(dim=768, window=12, heads=8).eval()
+    feats, text = torch.randn(num_frames, 768), torch.randn(768)
+    layers = [agent.q, agent.k, agent.v, agent.mlp[0], agent.mlp[2]]
+
+    def full():
+        return agent(feats, text)
+
+    def linear_only():
+        return [layer(feats) for layer in layers]
+
+    fn = full if what == "agent" else linear_only
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    repeats = 3 if num_frames >= 10_000 else 15
+    times = []
+    with torch.no_grad():
+        fn()
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
+    return {"median_s": statistics.median(times), "peak_mib": peak / 1024}
+
+
+def run() -> dict:
+    rows = []
+    for num_frames in LENGTHS:
+        res = {}
+        for what in ("agent", "linear"):
+            out = subprocess.run(
+                [sys.executable, "-c", f"import json,benchmarks.bench_agent as b; print(json.dumps(b._child({num_frames}, '{what}')))"],
+                capture_output=True, text=True, check=True,
+            )
+            res[what] = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append({
+            "T": num_frames,
+            "agent_ms": round(res["agent"]["median_s"] * 1e3, 2),
+            "linear_only_ms": round(res["linear"]["median_s"] * 1e3, 2),
+            "ratio": round(res["agent"]["median_s"] / res["linear"]["median_s"], 2),
+            "agent_peak_mib": round(res["agent"]["peak_mib"], 1),
+            "linear_peak_mib": round(res["linear"]["peak_mib"], 1),
+        })
+    worst = max(r["ratio"] for r in rows)
+    return {
+        "title": "Temporal agent forward (D=768, w=12, CPU) vs its linear layers alone",
+        "command": COMMAND,
+        "rows": rows,
+        "notes": f"Worst ratio {worst:.2f} (target <= 1.5). Peak memory is the RSS growth of a fresh process "
+                 "during the timed calls (features and weights excluded).",
+    }
+
+
+if __name__ == "__main__":
+    result = run()
+    for row in result["rows"]:
+        print(row)
+    print(result["notes"])
