@@ -1,0 +1,57 @@
+"""Shared set-up of the adapter examples: a selector, a video and a question.
+
+Offline defaults: a ``tiny-random`` selector and a 12-second synthetic clip rendered with PyAV
+(a grey level that brightens each second). With real pieces pass ``--selector org/name|DIR``,
+``--video FILE`` and ``--question TEXT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from tspo.selector import TSPOSelector
+
+
+def parser(description: str, model_help: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--selector", help="selector directory or hub id (default: an untrained tiny-random one)")
+    p.add_argument("--video", help="video file (default: a synthetic 12 s clip)")
+    p.add_argument("--question", default="What changes on the screen over time?")
+    p.add_argument("--num-frames", type=int, default=8)
+    p.add_argument("--model", help=model_help)
+    return p
+
+
+def render_demo_video(path: Path, seconds: int = 12, fps: int = 10) -> Path:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        for n in range(seconds * fps):
+            img = np.full((96, 128, 3), 20 * (n // fps) + 10, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def select(args: argparse.Namespace):
+    """Run the selector and return the Selection (with frames) the adapters take."""
+    workdir = Path(tempfile.mkdtemp(prefix="tspo-example-"))
+    if args.selector:
+        selector = TSPOSelector.from_pretrained(args.selector)
+    else:  # what `tspo train` writes, round-tripped through save_pretrained / from_pretrained
+        directory = TSPOSelector(encoder="tiny-random", cache=False).save_pretrained(workdir / "selector")
+        selector = TSPOSelector.from_pretrained(directory, cache=False)
+    video = args.video or str(render_demo_video(workdir / "demo.mp4"))
+    sel = selector.select(video, args.question, num_frames=args.num_frames, return_frames=True)
+    print(
+        f"selected {len(sel.indices)} of {sel.num_candidates} candidates at",
+        [round(float(t), 2) for t in sel.timestamps],
+        "s",
+    )
+    return sel

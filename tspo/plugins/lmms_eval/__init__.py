@@ -1,0 +1,16 @@
+"""lmms-eval plug-in: evaluate any lmms-eval video model with tspo's frame selection in front of it.
+
+lmms-eval loads external models through its ``LMMS_EVAL_PLUGINS`` hook, so nothing is forked::
+
+    pip install lmms-eval 'tspo[hf]'
+    LMMS_EVAL_PLUGINS=tspo.plugins.lmms_eval python -m lmms_eval \\
+        --model tspo_video \\
+        --model_args base_model=llava_vid,selector=path/or/org-name,num_frames=16,pretrained=lmms-lab/LLaVA-Video-7B-Qwen2,max_frames_num=16 \\
+        --tasks videomme --batch_size 1
+
+``tspo_video`` picks ``num_frames`` frames per video with the selector, writes them (native
+resolution, in time order) as a short clip, and hands that clip to the wrapped model in place of
+the original video. Set the wrapped model's own frame count (``max_frames_num`` for llava_vid /
+llava_onevision, ``max_num_frames`` for qwen2_vl, ...) to ``num_frames`` so its uniform sampler
+takes every frame of the clip exactly once. Every other ``model_args`` key goes to the wrapped model.
+"""
