@@ -1,0 +1,41 @@
+"""Rewards and frozen video-LLM reward oracles (DESIGN.md §5, §7).
+
+Reward math (pure functions): :func:`parse_option`, :func:`accuracy_reward`,
+:func:`temporal_reward`, :func:`compose_reward`. Oracles answer a whole GRPO group per call:
+:class:`SimulatedOracle` (synthetic data with known evidence), :class:`ClipZeroShotOracle`,
+:class:`HFVideoLLMOracle` (transformers, optional ``hf`` extra, imported lazily),
+:class:`OpenAICompatibleOracle` (HTTP), and :class:`OracleCache` around any of them.
+"""
+
+from __future__ import annotations
+
+from .cache import OracleCache
+from .clip_oracle import ClipZeroShotOracle
+from .errors import OracleConfigError, OracleInputError, RewardInputError
+from .hf_oracle import HFVideoLLMOracle
+from .openai_oracle import OpenAICompatibleOracle
+from .oracle import Oracle, OracleAnswer, OracleQuery
+from .parsing import option_letters, parse_option
+from .rewards import RewardParts, accuracy_reward, compose_reward, in_spans, temporal_reward
+from .simulated import SimulatedOracle
+
+__all__ = [
+    "ClipZeroShotOracle",
+    "HFVideoLLMOracle",
+    "OpenAICompatibleOracle",
+    "Oracle",
+    "OracleAnswer",
+    "OracleCache",
+    "OracleConfigError",
+    "OracleInputError",
+    "OracleQuery",
+    "RewardInputError",
+    "RewardParts",
+    "SimulatedOracle",
+    "accuracy_reward",
+    "compose_reward",
+    "in_spans",
+    "option_letters",
+    "parse_option",
+    "temporal_reward",
+]

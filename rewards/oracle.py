@@ -1,0 +1,170 @@
+"""The oracle protocol: a frozen "video LLM" that answers multiple-choice questions from k frames.
+
+``Oracle.answer(queries)`` answers a whole GRPO group in one call. A query that fails (server
+error, model crash) comes back as an :class:`OracleAnswer` with ``error`` set: training skips and
+counts it, it never becomes a wrong answer. Malformed queries raise :class:`OracleInputError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import OracleInputError
+from .parsing import LETTERS
+
+ANSWER_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+
+
+@dataclass(frozen=True, eq=False)
+class OracleQuery:
+    """One question about one selection of k frames.
+
+    ``options``: option texts without letters (2..26; letters A.. are implied by order).
+    ``timestamps_s``: float64[k] seconds of the picks, ascending. ``frames``: uint8[k, H, W, 3] or
+    None (a list of equally shaped frames is stacked). ``positions``: int64[k] candidate positions
+    (the cache key when given). ``meta``: ``answer``, ``kind``, ``evidence_spans_s``,
+    ``target_spans_s``, ``duration_s`` — read by the simulated oracle, ignored by real ones.
+    """
+
+    sample_id: str
+    question: str
+    options: tuple[str, ...]
+    timestamps_s: np.ndarray
+    frames: np.ndarray | None = None
+    positions: np.ndarray | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        where = f"OracleQuery(sample_id={self.sample_id!r})"
+        if not isinstance(self.sample_id, str) or not self.sample_id:
+            raise OracleInputError(f"OracleQuery.sample_id must be a non-empty str, got {self.sample_id!r}")
+        if not isinstance(self.question, str):
+            raise OracleInputError(f"{where}: question must be a str")
+        if isinstance(self.options, str) or not isinstance(self.options, Sequence):
+            raise OracleInputError(f"{where}: options must be a sequence of option texts, got {type(self.options).__name__}")
+        options = tuple(str(o) for o in self.options)
+        if not 2 <= len(options) <= 26:
+            raise OracleInputError(f"{where}: needs 2..26 options (letters A-Z), got {len(options)}")
+        object.__setattr__(self, "options", options)
+
+        ts = np.asarray(self.timestamps_s, dtype=np.float64)
+        if ts.ndim != 1 or ts.size == 0:
+            raise OracleInputError(f"{where}: empty or non-1-D selection (timestamps_s shape {ts.shape}); select >= 1 frame")
+        if not np.isfinite(ts).all() or (np.diff(ts) < 0).any():
+            raise OracleInputError(f"{where}: timestamps_s must be finite seconds in ascending order")
+        object.__setattr__(self, "timestamps_s", ts)
+        k = ts.size
+
+        if self.frames is not None:
+            object.__setattr__(self, "frames", _stack_frames(self.frames, k, where))
+        if self.positions is not None:
+            pos = np.asarray(self.positions)
+            if not np.issubdtype(pos.dtype, np.integer) or pos.shape != (k,) or (pos < 0).any():
+                raise OracleInputError(f"{where}: positions must be non-negative int[{k}] (one per timestamp)")
+            object.__setattr__(self, "positions", pos.astype(np.int64))
+        if not isinstance(self.meta, Mapping):
+            raise OracleInputError(f"{where}: meta must be a mapping")
+        answer = self.meta.get("answer")
+        if answer is not None and (not isinstance(answer, str) or answer.upper() not in LETTERS[: len(options)]):
+            raise OracleInputError(
+                f"{where}: meta['answer']={answer!r} is not one of the option letters {LETTERS[: len(options)]}"
+            )
+
+    @property
+    def letters(self) -> str:
+        """Option letters of this query, e.g. ``"ABCD"``."""
+        return LETTERS[: len(self.options)]
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.timestamps_s.size)
+
+
+def _stack_frames(frames: Any, k: int, where: str) -> np.ndarray:
+    if isinstance(frames, np.ndarray):
+        arr = frames
+    else:
+        shapes = {tuple(np.shape(f)) for f in frames}
+        if len(shapes) > 1:
+            raise OracleInputError(f"{where}: frames have mixed shapes {sorted(shapes)}; resize them to one H x W first")
+        arr = np.stack([np.asarray(f) for f in frames]) if len(frames) else np.zeros((0,), np.uint8)
+    if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3:
+        raise OracleInputError(f"{where}: frames must be uint8[k, H, W, 3], got {arr.dtype}{list(arr.shape)}")
+    if arr.shape[0] != k:
+        raise OracleInputError(f"{where}: {arr.shape[0]} frames but {k} timestamps; give one timestamp per frame")
+    return arr
+
+
+@dataclass
+class OracleAnswer:
+    """The oracle's answer to one query.
+
+    ``letter``: chosen option letter, or None when the model answered but no option could be read
+    (or the query failed). ``option_probs``: {letter: probability} when the model exposes them.
+    ``error``: why the query failed (None when it did not). ``raw``: the model's raw text, if any.
+    """
+
+    letter: str | None
+    option_probs: dict[str, float] | None = None
+    error: str | None = None
+    raw: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.letter is not None
+
+    @classmethod
+    def failed(cls, error: str, raw: str | None = None) -> OracleAnswer:
+        return cls(letter=None, option_probs=None, error=error, raw=raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"letter": self.letter, "option_probs": self.option_probs, "error": self.error, "raw": self.raw}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> OracleAnswer:
+        return cls(letter=d.get("letter"), option_probs=d.get("option_probs"), error=d.get("error"), raw=d.get("raw"))
+
+
+@runtime_checkable
+class Oracle(Protocol):
+    """Anything that answers a batch of queries. ``needs_frames``: whether queries must carry pixels."""
+
+    oracle_id: str
+    needs_frames: bool
+
+    def answer(self, queries: list[OracleQuery]) -> list[OracleAnswer]: ...
+
+
+def check_queries(queries: Any, needs_frames: bool, who: str) -> list[OracleQuery]:
+    """Validate a batch: a list of :class:`OracleQuery`, carrying frames when the oracle needs them."""
+    if isinstance(queries, OracleQuery) or not isinstance(queries, Sequence):
+        raise OracleInputError(f"{who}.answer expects a list of OracleQuery (one GRPO group), got {type(queries).__name__}")
+    for i, q in enumerate(queries):
+        if not isinstance(q, OracleQuery):
+            raise OracleInputError(f"{who}.answer: item {i} is {type(q).__name__}, not OracleQuery")
+        if needs_frames and q.frames is None:
+            raise OracleInputError(
+                f"{who} needs pixels: query {i} (sample_id={q.sample_id!r}) has frames=None; "
+                "build queries with frames (e.g. select_frames(..., return_frames=True))"
+            )
+    return list(queries)
+
+
+def format_timestamps(timestamps_s: np.ndarray) -> str:
+    return ", ".join(f"{t:.1f}s" for t in timestamps_s)
+
+
+def format_question(query: OracleQuery, with_timestamps: bool = True) -> str:
+    """The text part of a prompt: frame times, question, lettered options, answer instruction."""
+    lines = []
+    if with_timestamps:
+        lines.append(f"The video frames were sampled at {format_timestamps(query.timestamps_s)}.")
+    lines.append(f"Question: {query.question}")
+    lines.append("Options:")
+    lines.extend(f"{letter}. {text}" for letter, text in zip(query.letters, query.options))
+    lines.append(ANSWER_INSTRUCTION)
+    return "\n".join(lines)
