@@ -1,0 +1,269 @@
+"""Needle-in-a-haystack composer: long *virtual* training videos from target clips + haystack.
+
+As in the TSPO paper (§ training data): each target clip (with its QA) is repeated 1–4 times and
+shuffled with segments cut from irrelevant videos into a 10–60 minute timeline. The output is a
+segment list plus pseudo-labels (``target_spans_s``: where target material sits on the composed
+timeline; ``evidence_spans_s``: the seconds that answer the question, for every repetition).
+
+Every cut lies on the ``1/fps`` candidate grid (integer seconds at ``fps=1``), so the composed
+candidate ``t_i = i / fps`` reads exactly source candidate ``j = (start_s + t_i - offset) * fps``
+and features compose from each source's cached rows (``features.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .manifest import Sample, load_manifest
+from .media import grid_steps
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v")
+
+
+class SynthError(ValueError):
+    """Bad composer input: empty pools, targets longer than the timeline, bad parameters."""
+
+
+@dataclass
+class NeedleConfig:
+    """All composer knobs (seconds unless named otherwise); defaults follow the paper."""
+
+    min_minutes: float = 10.0
+    max_minutes: float = 60.0
+    repeats: tuple[int, int] = (1, 4)              # target repetitions, inclusive
+    target_fraction: tuple[float, float] | None = (0.12, 0.25)  # share of the timeline; None: any
+    segment_seconds: tuple[float, float] = (10.0, 60.0)         # haystack segment length range
+    fps: float = 1.0                               # candidate grid: every cut is a multiple of 1/fps
+    id_prefix: str = "needle"
+
+    def validate(self) -> None:
+        if not 0 < self.min_minutes <= self.max_minutes:
+            raise SynthError(f"need 0 < min_minutes <= max_minutes, got {self.min_minutes}, {self.max_minutes}")
+        if not 1 <= self.repeats[0] <= self.repeats[1]:
+            raise SynthError(f"repeats must be 1 <= lo <= hi, got {self.repeats}")
+        if self.target_fraction is not None and not 0 < self.target_fraction[0] <= self.target_fraction[1] <= 1:
+            raise SynthError(f"target_fraction must be 0 < lo <= hi <= 1, got {self.target_fraction}")
+        if not 0 < self.segment_seconds[0] <= self.segment_seconds[1]:
+            raise SynthError(f"segment_seconds must be 0 < lo <= hi, got {self.segment_seconds}")
+        if self.fps <= 0:
+            raise SynthError(f"fps must be > 0, got {self.fps}")
+
+
+@dataclass
+class PoolVideo:
+    path: str
+    steps: int                      # usable length in grid steps of 1/fps
+    sample: Sample | None = None    # the target's QA sample (None for haystack videos)
+
+
+@dataclass
+class NeedleReport:
+    """What a composer run did: counts, and every skipped source with the reason."""
+
+    num_samples: int = 0
+    num_targets: int = 0
+    num_distractors: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)   # (path or id, reason)
+    minutes: list[float] = field(default_factory=list)
+    target_fractions: list[float] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"needle samples: {self.num_samples} (targets usable: {self.num_targets}, "
+                 f"haystack videos usable: {self.num_distractors})"]
+        if self.minutes:
+            lines.append(f"duration: {min(self.minutes):.1f}-{max(self.minutes):.1f} min "
+                         f"(mean {np.mean(self.minutes):.1f}); target share "
+                         f"{min(self.target_fractions):.2f}-{max(self.target_fractions):.2f}")
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} unusable source(s):")
+            lines += [f"  {name}: {why}" for name, why in self.skipped[:20]]
+            if len(self.skipped) > 20:
+                lines.append(f"  ... and {len(self.skipped) - 20} more")
+        return "\n".join(lines)
+
+
+def find_videos(dir_or_manifest: str | Path, root: str | Path | None = None) -> list[str]:
+    """Haystack paths: every video file under a directory (sorted), or the plain videos of a manifest."""
+    p = Path(dir_or_manifest)
+    if p.is_dir():
+        return sorted(str(f.resolve()) for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTENSIONS and f.is_file())
+    if p.is_file():
+        return [s.video for s in load_manifest(p, root) if isinstance(s.video, str)]
+    raise SynthError(f"distractors {p} is neither a directory of videos nor a manifest file")
+
+
+def source_duration(path: str) -> float:
+    """Usable length in seconds, as ``tspo.video`` (which decodes the candidates) sees the file."""
+    from tspo.video import probe_video
+
+    return probe_video(path).duration_s
+
+
+def probe_pool(paths: Sequence[str], fps: float, report: NeedleReport, progress: bool = False) -> list[PoolVideo]:
+    """Probe every path; unusable ones go to ``report.skipped`` instead of raising."""
+    from tqdm.auto import tqdm
+
+    out = []
+    for path in tqdm(paths, desc="probe haystack", unit="video", disable=not progress):
+        try:
+            steps = grid_steps(source_duration(path), fps)
+        except ValueError as exc:  # tspo.video.VideoError: missing, empty, corrupt, audio-only
+            report.skipped.append((str(path), str(exc)))
+            continue
+        if steps < 1:
+            report.skipped.append((str(path), f"shorter than one candidate step (1/{fps} s)"))
+            continue
+        out.append(PoolVideo(str(path), steps))
+    return out
+
+
+def probe_targets(samples: Sequence[Sample], fps: float, report: NeedleReport, progress: bool = False) -> list[PoolVideo]:
+    """Usable target clips (a plain video with its QA); others go to ``report.skipped``."""
+    from tqdm.auto import tqdm
+
+    out = []
+    for s in tqdm(samples, desc="probe targets", unit="clip", disable=not progress):
+        if not isinstance(s.video, str):
+            report.skipped.append((s.id, "target is itself a virtual video; targets must be plain clips"))
+            continue
+        try:
+            steps = grid_steps(min(source_duration(s.video), s.duration_s), fps)
+        except ValueError as exc:
+            report.skipped.append((s.id, str(exc)))
+            continue
+        ev = s.evidence_spans_s
+        if steps < 1 or (ev and all(a >= steps / fps for a, _ in ev)):
+            report.skipped.append((s.id, "no evidence inside the clip's whole candidate steps"))
+            continue
+        out.append(PoolVideo(s.video, steps, s))
+    return out
+
+
+def _choose_length(rng: np.random.Generator, clip: int, lo: int, hi: int, cfg: NeedleConfig) -> tuple[int, int]:
+    """(repeats, total steps): a timeline in [lo, hi] whose target share is in range where possible."""
+    r_lo, r_hi = cfg.repeats[0], min(cfg.repeats[1], hi // clip)
+    r_lo = min(r_lo, r_hi)
+    r = int(rng.integers(r_lo, r_hi + 1))
+    if cfg.target_fraction is None:
+        return r, int(rng.integers(max(lo, r * clip), hi + 1))
+    f = rng.uniform(*cfg.target_fraction)
+
+    def total_for(reps: int) -> int:
+        return int(np.clip(round(reps * clip / f), max(lo, reps * clip), hi))
+
+    f_lo, f_hi = cfg.target_fraction
+    ok = [x for x in range(r_lo, r_hi + 1) if f_lo - 1e-9 <= x * clip / total_for(x) <= f_hi + 1e-9]
+    if r not in ok and ok:  # the sampled repeat count cannot reach the share: take the nearest that can
+        r = min(ok, key=lambda x: abs(x - r))
+    return r, total_for(r)
+
+
+def compose_needle(target: PoolVideo, haystack: Sequence[PoolVideo], rng: np.random.Generator,
+                   cfg: NeedleConfig, sample_id: str) -> Sample:
+    """One virtual needle sample around ``target`` (its QA carried over, spans on the new timeline)."""
+    fps = cfg.fps
+    lo, hi = grid_steps(cfg.min_minutes * 60, fps), grid_steps(cfg.max_minutes * 60, fps)
+    if target.steps > hi:
+        raise SynthError(f"target {target.sample.id} ({target.steps / fps:.0f} s) is longer than the "
+                         f"longest timeline ({cfg.max_minutes} min); raise max_minutes or drop the clip")
+    reps, total = _choose_length(rng, target.steps, lo, hi, cfg)
+    seg_lo = max(1, grid_steps(cfg.segment_seconds[0], fps))
+    seg_hi = max(seg_lo, grid_steps(cfg.segment_seconds[1], fps))
+    # Haystack segments (source, start step, length in steps) filling total - reps * clip steps.
+    units: list[tuple[str, int, int, bool]] = [(target.path, 0, target.steps, True)] * reps
+    left = total - reps * target.steps
+    while left > 0:
+        src = haystack[int(rng.integers(len(haystack)))]
+        n = min(int(rng.integers(seg_lo, seg_hi + 1)), left, src.steps)
+        start = int(rng.integers(0, src.steps - n + 1))
+        units.append((src.path, start, n, False))
+        left -= n
+    order = rng.permutation(len(units))
+    segments, roles, target_spans, evidence = [], [], [], []
+    offset = 0
+    for k in order:
+        path, start, n, is_target = units[k]
+        segments.append({"source": path, "start_s": start / fps, "end_s": (start + n) / fps})
+        roles.append("target" if is_target else "distractor")
+        if is_target:
+            target_spans.append([offset / fps, (offset + n) / fps])
+            clip_end = n / fps
+            for a, b in target.sample.evidence_spans_s or []:
+                if a < clip_end:  # evidence cut off by the grid floor is dropped, the rest kept
+                    evidence.append([offset / fps + a, offset / fps + min(b, clip_end)])
+        offset += n
+    src = target.sample
+    duration = total / fps
+    return Sample(
+        id=sample_id, video=segments, question=src.question, options=list(src.options), answer=src.answer,
+        kind="needle", target_spans_s=target_spans,
+        evidence_spans_s=sorted(evidence) if src.evidence_spans_s is not None else None,
+        duration_s=duration,
+        extra={"target_id": src.id, "repeats": reps,
+               "target_fraction": reps * target.steps / total, "segment_roles": roles, "fps": fps,
+               **({"qa_kind": src.extra["qa_kind"]} if "qa_kind" in src.extra else {})})
+
+
+def compose_needles(targets: Sequence[Sample], distractors: Sequence[str], num: int, seed: int = 0,
+                    config: NeedleConfig | None = None, progress: bool = True) -> tuple[list[Sample], NeedleReport]:
+    """Compose ``num`` needle samples (targets drawn round-robin in a seeded shuffle).
+
+    Missing/unreadable sources are skipped and listed in the report; empty pools and targets longer
+    than the longest timeline raise :class:`SynthError` before any work.
+    """
+    from tqdm.auto import tqdm
+
+    cfg = config or NeedleConfig()
+    cfg.validate()
+    if num < 1:
+        raise SynthError(f"num must be >= 1, got {num}")
+    report = NeedleReport()
+    if not targets:
+        raise SynthError("the target pool is empty; pass a manifest of target clips with QA")
+    if not distractors:
+        raise SynthError("the haystack pool is empty; pass a directory or manifest of distractor videos")
+    pool_t = probe_targets(targets, cfg.fps, report, progress)
+    pool_d = probe_pool(distractors, cfg.fps, report, progress)
+    report.num_targets, report.num_distractors = len(pool_t), len(pool_d)
+    if not pool_t:
+        raise SynthError(f"no usable target clip ({len(report.skipped)} skipped):\n{report.summary()}")
+    if not pool_d:
+        raise SynthError(f"no usable haystack video ({len(report.skipped)} skipped):\n{report.summary()}")
+    hi = grid_steps(cfg.max_minutes * 60, cfg.fps)
+    too_long = [t for t in pool_t if t.steps > hi]
+    if too_long:
+        names = ", ".join(f"{t.sample.id} ({t.steps / cfg.fps:.0f} s)" for t in too_long[:5])
+        raise SynthError(f"{len(too_long)} target clip(s) are longer than --max-minutes {cfg.max_minutes}: "
+                         f"{names}; raise --max-minutes or remove them from the targets manifest")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(pool_t))
+    samples = []
+    for i in tqdm(range(num), desc="compose needles", unit="sample", disable=not progress):
+        target = pool_t[order[i % len(order)]]
+        s = compose_needle(target, pool_d, rng, cfg, f"{cfg.id_prefix}-{seed}-{i:05d}")
+        samples.append(s)
+        report.minutes.append(s.duration_s / 60)
+        report.target_fractions.append(s.extra["target_fraction"])
+    report.num_samples = len(samples)
+    return samples, report
+
+
+def segment_offsets(segments: Sequence[dict]) -> np.ndarray:
+    """float64[S+1]: where each segment starts on the composed timeline (and the total at the end)."""
+    lengths = np.array([s["end_s"] - s["start_s"] for s in segments], dtype=np.float64)
+    return np.concatenate([[0.0], np.cumsum(lengths)])
+
+
+def locate(segments: Sequence[dict], t: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """Composed time(s) -> (segment index int64[...], source time float64[...] in that segment)."""
+    offsets = segment_offsets(segments)
+    t = np.asarray(t, dtype=np.float64)
+    if np.any(t < 0) or np.any(t >= offsets[-1] + 1e-9):
+        raise SynthError(f"time outside the composed timeline [0, {offsets[-1]})")
+    seg = np.clip(np.searchsorted(offsets, t + 1e-9, side="right") - 1, 0, len(segments) - 1)
+    starts = np.array([s["start_s"] for s in segments], dtype=np.float64)
+    return seg.astype(np.int64), starts[seg] + (t - offsets[seg])
