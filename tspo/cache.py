@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import tempfile
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,10 +49,14 @@ def default_cache_dir() -> Path:
 class FeatureCache:
     """Content-addressed feature store under ``root`` (default :func:`default_cache_dir`)."""
 
-    def __init__(self, root: str | os.PathLike | None = None) -> None:
+    def __init__(self, root: str | os.PathLike | None = None, memory_entries: int = 16) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.hits = 0
         self.misses = 0
+        # Recently used entries stay in memory: a second question about the same video should
+        # cost the text encoder and the agent, not a disk read.
+        self._memory: OrderedDict[str, VideoFeatures] = OrderedDict()
+        self._memory_entries = memory_entries
 
     def __repr__(self) -> str:
         return f"FeatureCache(root={str(self.root)!r}, hits={self.hits}, misses={self.misses})"
@@ -75,6 +80,9 @@ class FeatureCache:
         return self.root / key[:2] / f"{key}.safetensors"
 
     def load(self, key: str) -> VideoFeatures | None:
+        if key in self._memory:
+            self._memory.move_to_end(key)
+            return self._memory[key]
         path = self.path(key)
         if not path.is_file():
             return None
@@ -83,12 +91,22 @@ class FeatureCache:
         except Exception as err:  # a damaged entry is recomputed, never trusted
             logger.warning("ignoring unreadable feature cache entry %s (%s)", path, err)
             return None
-        return VideoFeatures(
+        value = VideoFeatures(
             features=data["features"],
             timestamps_s=data["timestamps_s"].double().numpy(),
             frame_indices=data["frame_indices"].long().numpy(),
             duration_s=float(data["duration_s"].item()),
         )
+        self._remember(key, value)
+        return value
+
+    def _remember(self, key: str, value: VideoFeatures) -> None:
+        if self._memory_entries <= 0:
+            return
+        self._memory[key] = value
+        self._memory.move_to_end(key)
+        while len(self._memory) > self._memory_entries:
+            self._memory.popitem(last=False)
 
     def store(self, key: str, value: VideoFeatures) -> Path:
         path = self.path(key)
@@ -104,6 +122,7 @@ class FeatureCache:
         try:
             save_file(tensors, tmp)
             os.replace(tmp, path)
+            self._remember(key, value)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)

@@ -101,16 +101,24 @@ def _reader(path: str, width: int, height: int, mtime_ns: int):
 
 @lru_cache(maxsize=64)
 def _probe_cached(path: str, mtime_ns: int) -> tuple[VideoInfo, np.ndarray]:
+    import decord
+
     _probe_streams(path)
-    reader = _reader(path, -1, -1, mtime_ns)
+    # A throw-away native-size reader: kept open, its index and buffers cost hundreds of MB on
+    # long videos while the small decoding reader works.
+    try:
+        reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+    except Exception as err:
+        raise VideoError(f"{path!r} could not be opened for decoding; it may be truncated or corrupt ({err})") from err
     num = len(reader)
     if num == 0:
         raise VideoError(f"{path!r} has a video stream but zero decodable frames")
     pts = np.asarray(reader.get_frame_timestamp(range(num)), dtype=np.float64)
     fps = float(reader.get_avg_fps())
-    end = float(pts[-1, 1]) if pts[-1, 1] > pts[-1, 0] else float(pts[-1, 0]) + 1.0 / max(fps, 1e-6)
     height, width = reader[0].shape[:2]
-    return VideoInfo(path, num, fps, end, int(width), int(height)), pts[:, 0]
+    del reader
+    end = float(pts[-1, 1]) if pts[-1, 1] > pts[-1, 0] else float(pts[-1, 0]) + 1.0 / max(fps, 1e-6)
+    return VideoInfo(path, num, fps, end, int(width), int(height)), pts[:, 0].copy()
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
@@ -220,7 +228,7 @@ def _decode(source: str, frame_idx: np.ndarray, size, chunk_size: int) -> Iterat
             top = (batch.shape[1] - crop[0]) // 2
             left = (batch.shape[2] - crop[1]) // 2
             batch = batch[:, top : top + crop[0], left : left + crop[1]]
-        yield pos, np.ascontiguousarray(batch)
+        yield pos, batch
 
 
 def iter_frames_at(
@@ -299,15 +307,21 @@ def sample_candidates(
 
 
 def file_identity(path: str | os.PathLike) -> str:
-    """A cheap content identity of a file: size + hash of its first and last MiB + mtime-free.
+    """A cheap content identity of a file: its size and a hash of its first and last MiB.
 
     Hashing whole multi-GB videos on every call would cost more than decoding; size plus head and
-    tail catches re-encodes and truncation, which is what invalidates cached features.
+    tail catches re-encodes and truncation, which is what invalidates cached features. Memoised
+    per (path, size, mtime) so repeated questions about one video only ``stat`` it.
     """
+    path = _check_path(path)
+    st = os.stat(path)
+    return _file_identity(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=1024)
+def _file_identity(path: str, size: int, mtime_ns: int) -> str:
     import hashlib
 
-    path = _check_path(path)
-    size = os.path.getsize(path)
     digest = hashlib.sha256(str(size).encode())
     with open(path, "rb") as fh:
         digest.update(fh.read(1 << 20))

@@ -1,0 +1,56 @@
+"""The benchmark runner: runs bench modules, keeps other sections, records failures and the machine."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from benchmarks import runner
+
+
+def _fake_module(name: str, run) -> None:
+    mod = types.ModuleType(f"benchmarks.bench_{name}")
+    mod.run = run
+    sys.modules[f"benchmarks.bench_{name}"] = mod
+
+
+@pytest.fixture
+def fakes(monkeypatch):
+    _fake_module("alpha", lambda: {"title": "Alpha speed", "command": "python -m benchmarks alpha",
+                                   "rows": [{"T": 128, "ms": 1.23456}, {"T": 1024, "ms": 9.5, "peak_mb": 12.0}],
+                                   "notes": "alpha notes"})
+    _fake_module("beta", lambda: {"title": "Beta", "command": "x", "rows": [{"a": 1}], "notes": ""})
+    _fake_module("broken", lambda: {"rows": []})
+    monkeypatch.setattr(runner, "discover", lambda directory=runner.HERE: ["alpha", "beta", "broken"])
+    yield
+    for n in ("alpha", "beta", "broken"):
+        sys.modules.pop(f"benchmarks.bench_{n}", None)
+
+
+def test_run_all_then_one_keeps_other_sections(fakes, tmp_path: Path) -> None:
+    res, md = tmp_path / "results", tmp_path / "RESULTS.md"
+    records = runner.run_benchmarks(["alpha", "bench_beta"], res, md)
+    assert [r["name"] for r in records] == ["alpha", "beta"]
+    text = md.read_text()
+    assert "## Alpha speed" in text and "## Beta" in text and "`python -m benchmarks alpha`" in text
+    assert "| T | ms | peak_mb |" in text and "| 128 | 1.235 | - |" in text
+    assert "cores), torch " in text and "alpha notes" in text
+    runner.run_benchmarks(["beta"], res, md)  # one section re-run: alpha's figures stay
+    assert "## Alpha speed" in md.read_text()
+
+
+def test_bad_results_and_names_are_reported(fakes, tmp_path: Path) -> None:
+    res, md = tmp_path / "results", tmp_path / "RESULTS.md"
+    (record,) = runner.run_benchmarks(["broken"], res, md)
+    assert "must return a dict with keys" in record["error"]
+    assert "**FAILED**" in md.read_text()
+    with pytest.raises(runner.BenchmarkError, match="no benchmark named"):
+        runner.run_benchmarks(["gamma"], res, md)
+
+
+def test_machine_info_names_cpu_cores_torch() -> None:
+    info = runner.machine_info()
+    assert info["cores"] >= 1 and info["cpu"] and info["torch"]

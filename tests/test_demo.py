@@ -1,0 +1,51 @@
+"""`tspo demo`: a reduced run writes the whole report, and `tspo eval` reproduces its table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tspo import demo, evaluate
+from tspo.selector import TSPOSelector
+
+STATS_KEYS = {"accuracy", "target_fraction", "seconds_per_sample", "n"}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("demo") / "report"
+    result = demo.run_demo(demo.quick_config(str(out)))
+    return out, result
+
+
+def test_report_folder_is_complete(quick_run) -> None:
+    out, result = quick_run
+    for name in ("eval.json", "REPORT.md", "training_curves.png", "eval_summary.png"):
+        assert (out / name).is_file(), name
+    assert len(list(out.glob("selection_*_tspo.png"))) == 1 and len(list(out.glob("selection_*_uniform.png"))) == 1
+    on_disk = json.loads((out / "eval.json").read_text())
+    assert list(on_disk["methods"]) == ["tspo", "uniform", "clip", "bin-max", "aks"]
+    for stats in on_disk["methods"].values():
+        assert set(stats) == STATS_KEYS and stats["n"] == 3 and 0.0 <= stats["target_fraction"] <= 1.0
+    assert on_disk["by_kind"].keys() == {"needle"} and on_disk["methods"] == result["methods"]
+    report = (out / "REPORT.md").read_text()
+    assert "WITHOUT pretrained weights" in report and "tspo eval --manifest" in report
+    assert "of its picks inside the target" in report
+    sel = TSPOSelector.from_pretrained(out / "selector", cache=False)
+    assert sel.encoder.spec == "tiny-random" and sel.config["trained_with"]["steps"] == 8
+
+
+def test_tspo_eval_reproduces_the_demo_table(quick_run, monkeypatch, tmp_path: Path) -> None:
+    out, result = quick_run
+    monkeypatch.setenv("TSPO_CACHE", str(tmp_path / "fresh_cache"))  # features recomputed from the videos
+    again = tmp_path / "again.json"
+    rc = evaluate.main(["--manifest", result["config"]["manifest"], "--selector", str(out / "selector"),
+                        "--methods", "tspo,uniform,clip,bin-max,aks", "--oracle", "simulated", "--seed", "0",
+                        "-k", "16", "--out", str(again)])
+    assert rc == 0
+    reproduced = json.loads(again.read_text())["methods"]
+    for method, stats in result["methods"].items():
+        assert reproduced[method]["accuracy"] == stats["accuracy"], method
+        assert reproduced[method]["target_fraction"] == stats["target_fraction"], method

@@ -1,0 +1,169 @@
+"""The TSPO objective (tspo.grpo): advantages, loss and its options, temperature schedule."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tspo.grpo import (
+    ObjectiveInputError,
+    decoupled_advantages,
+    group_advantages,
+    kl_to_reference,
+    plackett_luce_logp,
+    policy_entropy,
+    policy_stats,
+    temperature_at,
+    tspo_loss,
+)
+
+
+def test_group_advantages_formula_unbiased_std():
+    r = torch.tensor([[1.0, 0.0, 2.0, 1.0]])
+    a = group_advantages(r)
+    expected = (r - r.mean()) / (r.std(unbiased=True) + 1e-4)
+    torch.testing.assert_close(a, expected)
+    assert abs(float(a.sum())) < 1e-5
+
+
+def test_degenerate_group_gives_exact_zero_not_nan():
+    r = torch.tensor([[0.3] * 8, [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
+    a = group_advantages(r)
+    assert torch.isfinite(a).all()
+    assert torch.equal(a[0], torch.zeros(8))
+    assert a[1, 0] > 0 and (a[1, 1:] < 0).all()
+
+
+def test_invalid_members_are_dropped_from_the_group_statistics():
+    r = torch.tensor([[1.0, 0.0, 5.0, 1.0, 0.0]])
+    valid = torch.tensor([[True, True, False, True, True]])
+    a = group_advantages(r, valid)
+    kept = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    expected = (kept - kept.mean()) / (kept.std() + 1e-4)
+    torch.testing.assert_close(a[0, [0, 1, 3, 4]], expected)
+    assert a[0, 2] == 0
+    # one valid member left: no comparison possible -> zero, no NaN
+    one = group_advantages(r, torch.tensor([[True, False, False, False, False]]))
+    assert torch.equal(one, torch.zeros_like(r))
+
+
+def test_decoupled_advantages_weight_accuracy_and_temporal_equally():
+    r_a = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    r_t = torch.tensor([[0.0, 0.05, 0.06, 0.07]])
+    summed = group_advantages(r_a + r_t)
+    dec = decoupled_advantages(r_a, r_t)
+    torch.testing.assert_close(dec, group_advantages(r_a) + group_advantages(r_t))
+    assert not torch.allclose(summed, dec)
+    # summed, the small R_T spread hardly separates the wrong answers; decoupled, it counts as much as R_A
+    gap_summed = float(summed[0, 3] - summed[0, 1])
+    gap_dec = float(dec[0, 3] - dec[0, 1])
+    assert gap_dec > 3 * gap_summed > 0
+    with pytest.raises(ObjectiveInputError, match="differ"):
+        decoupled_advantages(r_a, r_t[:, :3])
+
+
+def test_default_loss_value_and_gradient_are_the_paper_policy_gradient():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 10, requires_grad=True)
+    idx = torch.tensor([[[0, 3], [1, 2], [4, 9]], [[5, 6], [7, 8], [0, 1]]])
+    adv = torch.tensor([[1.0, -0.5, -0.5], [0.2, 0.3, -0.5]])
+    logp = torch.log_softmax(logits, -1).unsqueeze(1).expand(2, 3, 10).gather(-1, idx)
+    loss = tspo_loss(logp, None, adv)
+    torch.testing.assert_close(loss, -adv.mean())        # ratio == 1 on-policy
+    loss.backward()
+    g1 = logits.grad.clone()
+    logits.grad = None
+    logp2 = torch.log_softmax(logits, -1).unsqueeze(1).expand(2, 3, 10).gather(-1, idx)
+    reinforce = -(logp2.mean(-1) * adv).mean(-1).mean()
+    reinforce.backward()
+    torch.testing.assert_close(g1, logits.grad)
+
+
+def test_loss_accepts_unbatched_and_ignores_invalid_members():
+    logp = torch.log(torch.full((3, 2), 0.1, requires_grad=True))
+    adv = torch.tensor([1.0, -1.0, 100.0])
+    valid = torch.tensor([True, True, False])
+    loss = tspo_loss(logp, None, adv, valid=valid)
+    torch.testing.assert_close(loss, torch.tensor(0.0))
+    assert float(tspo_loss(logp, None, adv).detach()) == pytest.approx(-100 / 3)
+
+
+def test_clip_option_stops_gradient_beyond_the_trust_region():
+    logp_old = torch.log(torch.full((1, 2, 1), 0.1))
+    # member 0: ratio 2 with A > 0 (clipped: no gradient); member 1: ratio 2 with A < 0 (kept)
+    logp_new = (logp_old + torch.log(torch.tensor(2.0))).clone().requires_grad_(True)
+    adv = torch.tensor([[1.0, -1.0]])
+    tspo_loss(logp_new, logp_old, adv, clip_eps=0.2).backward()
+    assert logp_new.grad[0, 0, 0] == 0
+    assert logp_new.grad[0, 1, 0] != 0
+    logp_new.grad = None
+    tspo_loss(logp_new, logp_old, adv).backward()         # unclipped: both move
+    assert (logp_new.grad != 0).all()
+    stats = policy_stats(logp_new, logp_old, clip_eps=0.2)
+    assert stats["clipfrac"] == 1.0 and stats["approx_kl"] == pytest.approx(2 - 1 - 0.6931, abs=1e-3)
+    with pytest.raises(ObjectiveInputError, match="clip_eps"):
+        tspo_loss(logp_new, logp_old, adv, clip_eps=0.0)
+
+
+def test_kl_option_pulls_toward_the_reference():
+    logp_ref = torch.log(torch.tensor([[[0.5, 0.5]]]))
+    logp_new = torch.log(torch.tensor([[[0.9, 0.1]]])).requires_grad_(True)
+    assert torch.all(kl_to_reference(logp_new, logp_ref) >= 0)
+    assert float(kl_to_reference(logp_ref, logp_ref).abs().max()) == 0.0
+    adv = torch.zeros(1, 1)
+    base = tspo_loss(logp_new, None, adv)
+    with_kl = tspo_loss(logp_new, None, adv, logp_ref=logp_ref, kl_beta=0.1)
+    assert float(with_kl) > float(base)
+    with_kl.backward()
+    # gradient descent raises the under-weighted frame (0.1 -> toward 0.5) and lowers the other
+    assert logp_new.grad[0, 0, 1] < 0 < logp_new.grad[0, 0, 0]
+    with pytest.raises(ObjectiveInputError, match="logp_ref"):
+        tspo_loss(logp_new, None, adv, kl_beta=0.1)
+
+
+def test_plackett_luce_differs_from_per_frame_logp_only_after_the_first_pick():
+    logits = torch.tensor([3.0, 1.0, 0.0, -1.0])
+    idx = torch.tensor([[0, 1, 2]])
+    order = torch.tensor([[0, 1, 2]])
+    pl = plackett_luce_logp(logits, idx, order)[0]
+    per_frame = torch.log_softmax(logits, -1)[idx[0]]
+    torch.testing.assert_close(pl[0], per_frame[0])
+    assert (pl[1:] > per_frame[1:]).all(), "later picks exclude the mass already drawn"
+    torch.testing.assert_close(pl[1], logits[1] - torch.logsumexp(logits[1:], -1))
+
+
+def test_plackett_luce_batched_matches_unbatched():
+    logits = torch.randn(2, 12)
+    idx = torch.tensor([[[1, 4, 7], [0, 2, 11]], [[3, 5, 6], [8, 9, 10]]])
+    order = torch.tensor([[[2, 0, 1], [0, 1, 2]], [[1, 2, 0], [2, 1, 0]]])
+    pl = plackett_luce_logp(logits, idx, order)
+    for b in range(2):
+        torch.testing.assert_close(pl[b], plackett_luce_logp(logits[b], idx[b], order[b]))
+    with pytest.raises(ObjectiveInputError):
+        plackett_luce_logp(logits, idx[0], order[0])
+
+
+def test_temperature_schedule_is_linear_and_held():
+    assert temperature_at(0, 100) == pytest.approx(0.025)
+    assert temperature_at(50, 100) == pytest.approx(0.0175)
+    assert temperature_at(100, 100) == pytest.approx(0.01)
+    assert temperature_at(500, 100) == pytest.approx(0.01)
+    assert temperature_at(10, 20, start=1.0, end=0.5) == pytest.approx(0.75)
+    with pytest.raises(ObjectiveInputError, match="max_steps"):
+        temperature_at(0, 0)
+    with pytest.raises(ObjectiveInputError, match="> 0"):
+        temperature_at(0, 10, end=0.0)
+
+
+def test_entropy_is_log_t_for_uniform_and_drops_when_peaked():
+    assert float(policy_entropy(torch.zeros(16))) == pytest.approx(torch.log(torch.tensor(16.0)).item())
+    assert float(policy_entropy(torch.tensor([10.0, 0.0, 0.0]))) < 0.01
+
+
+def test_shape_errors_name_the_inputs():
+    with pytest.raises(ObjectiveInputError, match="advantages"):
+        tspo_loss(torch.zeros(2, 3, 4), None, torch.zeros(2, 4))
+    with pytest.raises(ObjectiveInputError, match="rewards"):
+        group_advantages(torch.zeros(2, 3, 4))
+    with pytest.raises(ObjectiveInputError, match="valid mask"):
+        group_advantages(torch.zeros(2, 3), torch.ones(3, dtype=torch.bool))

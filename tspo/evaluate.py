@@ -1,0 +1,330 @@
+"""``tspo eval``: compare frame-selection methods on a manifest with an oracle (DESIGN.md §3).
+
+For every sample: candidate features once (cached), then for each method the k picks, then one
+batched oracle call that answers all methods' selections of that sample. Reported per method:
+
+- ``accuracy``: share of *answered* queries whose letter is the answer. A query the oracle failed
+  on (``OracleAnswer.ok`` is false: an error, or no option could be read) is counted under
+  ``failed`` and left out of the accuracy, never scored as wrong;
+- ``target_fraction``: mean fraction of picks inside the target spans (R_T), over the samples that
+  have target spans; ``null`` when none has;
+- ``seconds_per_sample``: mean wall time of scoring + the selection rule on the candidate features
+  (feature extraction is shared by all scored methods and reported once, as
+  ``feature_seconds_per_sample``);
+- ``n``: samples with an answered query.
+
+The same numbers are broken down by duration bucket (``by_duration``) and sample kind
+(``by_kind``). ``evaluate_samples`` is the Python entry point (the demo calls it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+METHODS = ("tspo", "uniform", "clip", "bin-max", "aks")
+# (upper bound in seconds, label); a sample falls in the first bucket whose bound exceeds its duration
+DURATION_BUCKETS: tuple[tuple[float, str], ...] = (
+    (120.0, "<2min"), (900.0, "2-15min"), (3600.0, "15-60min"), (math.inf, ">60min"),
+)
+
+
+class EvalConfigError(ValueError):
+    """Bad arguments to an evaluation (unknown method, missing selector, bad k, bad oracle spec)."""
+
+
+def duration_bucket(duration_s: float) -> str:
+    """The label of the :data:`DURATION_BUCKETS` bucket holding ``duration_s`` seconds."""
+    return next(label for bound, label in DURATION_BUCKETS if duration_s < bound)
+
+
+@dataclass
+class Outcome:
+    """One (sample, method) result. ``correct`` is None when the oracle failed on it."""
+
+    sample_id: str
+    method: str
+    kind: str
+    bucket: str
+    correct: bool | None
+    target_fraction: float | None
+    seconds: float
+    timestamps_s: list[float]
+    error: str | None = None
+
+
+def check_methods(methods: Sequence[str] | str) -> list[str]:
+    """A list or comma-separated string of method names -> validated, de-duplicated list."""
+    names = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods) if m.strip()]
+    bad = [m for m in names if m not in METHODS]
+    if bad or not names:
+        raise EvalConfigError(f"unknown or no methods {bad or names!r}; choose from {', '.join(METHODS)}")
+    return list(dict.fromkeys(names))
+
+
+def _stats(items: list[Outcome]) -> dict[str, Any]:
+    answered = [o for o in items if o.correct is not None]
+    with_target = [o.target_fraction for o in items if o.target_fraction is not None]
+    return {
+        "accuracy": float(np.mean([o.correct for o in answered])) if answered else None,
+        "target_fraction": float(np.mean(with_target)) if with_target else None,
+        "seconds_per_sample": float(np.mean([o.seconds for o in items])) if items else None,
+        "n": len(answered),
+    }
+
+
+def summarise(outcomes: list[Outcome], methods: Sequence[str]) -> dict[str, Any]:
+    """Outcomes -> the eval.json dict: ``methods``, ``by_duration``, ``by_kind``, ``failed``."""
+    def table(subset: list[Outcome]) -> dict[str, Any]:
+        return {m: _stats([o for o in subset if o.method == m]) for m in methods}
+
+    buckets = [label for _, label in DURATION_BUCKETS if any(o.bucket == label for o in outcomes)]
+    kinds = sorted({o.kind for o in outcomes})
+    failures = [o for o in outcomes if o.correct is None]
+    return {
+        "methods": table(outcomes),
+        "by_duration": {b: table([o for o in outcomes if o.bucket == b]) for b in buckets},
+        "by_kind": {k: table([o for o in outcomes if o.kind == k]) for k in kinds},
+        "failed": {m: sum(o.method == m for o in failures) for m in methods},
+        "failure_examples": [{"sample_id": o.sample_id, "method": o.method, "error": o.error} for o in failures[:5]],
+    }
+
+
+def evaluate_samples(
+    samples: Sequence[Any],
+    methods: Sequence[str] | str,
+    oracle: Any,
+    num_frames: int,
+    selector: Any,
+    fps: float = 1.0,
+    max_candidates: int | None = None,
+    feature_fn: Callable[[Any], Any] | None = None,
+    frame_size: int | None = 448,
+    progress: bool = True,
+    per_sample: bool = False,
+) -> dict[str, Any]:
+    """Run every method on every sample and ask ``oracle``; returns the eval.json dict.
+
+    ``samples``: manifest :class:`~tspo.data_synth.Sample` objects. ``selector``: a
+    :class:`~tspo.TSPOSelector` (its agent scores ``tspo``; its encoder scores the CLIP-based
+    baselines). ``feature_fn(sample) -> VideoFeatures`` overrides how candidate features are
+    obtained (default: :func:`tspo.data_synth.sample_features` through the selector's cache).
+    ``frame_size``: short side of the frames decoded for oracles that need pixels.
+    ``per_sample``: also return every (sample, method) outcome under ``"samples"``.
+    """
+    from tqdm import tqdm
+
+    from tspo.rewards import OracleQuery, temporal_reward
+
+    methods = check_methods(methods)
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames <= 0:
+        raise EvalConfigError(f"num_frames (-k) must be a positive int, got {num_frames!r}")
+    if not samples:
+        raise EvalConfigError("no samples to evaluate; check the manifest")
+    feature_fn = feature_fn or _default_feature_fn(selector, fps, max_candidates)
+    outcomes: list[Outcome] = []
+    feature_seconds = []
+    for sample in tqdm(samples, desc="eval", unit="sample", disable=not progress):
+        start = time.perf_counter()
+        feats = feature_fn(sample)
+        feature_seconds.append(time.perf_counter() - start)
+        picks, seconds = {}, {}
+        for method in methods:
+            start = time.perf_counter()
+            positions, _ = selector.select_from_features(feats.features, sample.question, num_frames, method)
+            seconds[method] = time.perf_counter() - start
+            picks[method] = np.asarray(positions, dtype=np.int64)
+        cand_times = np.asarray(feats.timestamps_s, dtype=np.float64)
+        frames_at = _decode_picks(sample, cand_times, picks, frame_size) if getattr(oracle, "needs_frames", False) \
+            else None
+        queries = []
+        for method in methods:
+            times = cand_times[picks[method]]
+            frames = None if frames_at is None else frames_at(picks[method])
+            queries.append(OracleQuery(sample_id=sample.id, question=sample.question, options=tuple(sample.options),
+                                       timestamps_s=times, frames=frames, positions=picks[method],
+                                       meta=sample.oracle_meta()))
+        answers = oracle.answer(queries)
+        for method, query, ans in zip(methods, queries, answers):
+            tf = temporal_reward(query.timestamps_s, sample.target_spans_s) if sample.target_spans_s else None
+            error = None if ans.ok else (ans.error or f"no option could be read from {ans.raw!r}")
+            outcomes.append(Outcome(
+                sample_id=sample.id, method=method, kind=sample.kind, bucket=duration_bucket(sample.duration_s),
+                correct=(ans.letter == sample.answer) if ans.ok else None, target_fraction=tf,
+                seconds=seconds[method], timestamps_s=[round(float(t), 3) for t in query.timestamps_s], error=error))
+    result = summarise(outcomes, methods)
+    result["feature_seconds_per_sample"] = float(np.mean(feature_seconds))
+    result["num_samples"] = len(samples)
+    if per_sample:
+        result["samples"] = [dict(o.__dict__) for o in outcomes]
+    return result
+
+
+def _decode_picks(sample: Any, cand_times: np.ndarray, picks: dict[str, np.ndarray],
+                  frame_size: int | None) -> Callable[[np.ndarray], np.ndarray]:
+    """Decode the union of all methods' picks once; returns positions int64[k] -> uint8[k,H,W,3]."""
+    from tspo.video import read_frames_at
+
+    union = np.unique(np.concatenate(list(picks.values())))
+    frames = read_frames_at(sample.video, cand_times[union], frame_size)
+    return lambda positions: frames[np.searchsorted(union, positions)]
+
+
+def _default_feature_fn(selector: Any, fps: float, max_candidates: int | None) -> Callable[[Any], Any]:
+    from tspo.data_synth import sample_features
+
+    def features(sample: Any) -> Any:
+        return sample_features(sample, selector.encoder, fps=fps, max_candidates=max_candidates, cache=selector.cache)
+
+    return features
+
+
+def build_oracle(spec: str, encoder: Any = None, seed: int = 0) -> Any:
+    """Oracle from a CLI spec: ``simulated`` (or ``simulated:wrong`` / ``simulated:first`` guess rule),
+    ``clip`` (zero-shot with the selector's encoder), ``hf:MODEL_ID_OR_DIR``,
+    ``openai:BASE_URL#MODEL`` (key from ``$OPENAI_API_KEY``)."""
+    from tspo.rewards import ClipZeroShotOracle, HFVideoLLMOracle, OpenAICompatibleOracle, SimulatedOracle
+
+    name, _, arg = spec.partition(":")
+    if name == "simulated":
+        return SimulatedOracle(guess=arg or "random", seed=seed)
+    if name == "clip" and not arg:
+        return ClipZeroShotOracle(encoder)
+    if name == "hf" and arg:
+        return HFVideoLLMOracle.from_pretrained(arg)
+    if name == "openai" and "#" in arg:
+        url, _, model = arg.rpartition("#")
+        return OpenAICompatibleOracle(url, model, seed=seed)
+    raise EvalConfigError(
+        f"unknown oracle spec {spec!r}; use simulated[:random|wrong|first], clip, hf:MODEL, openai:URL#MODEL")
+
+
+def check_oracle_fits(spec: str, samples: Sequence[Any]) -> None:
+    """The simulated oracle answers from known evidence; on samples without any (public benchmarks)
+    it would call every selection right, so refuse instead of printing meaningless 100 %."""
+    if spec.startswith("simulated"):
+        blind = [s.id for s in samples if not s.evidence_spans_s and not s.target_spans_s]
+        if blind:
+            raise EvalConfigError(
+                f"{len(blind)} samples (e.g. {blind[0]!r}) have no evidence or target spans, so the simulated "
+                "oracle cannot judge them; use --oracle clip, hf:MODEL or openai:URL#MODEL for benchmark data")
+
+
+def _fmt(v: Any, pct: bool = False) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.3f}" if not pct else f"{100 * v:.1f}%"
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The printed report: one overall table, then the duration and kind breakdowns."""
+    def rows(title: str, table: dict[str, Any]) -> list[str]:
+        out = [title, f"  {'method':<9} {'accuracy':>9} {'in target':>10} {'s/sample':>10} {'n':>5}"]
+        for m, s in table.items():
+            out.append(f"  {m:<9} {_fmt(s['accuracy'], True):>9} {_fmt(s['target_fraction'], True):>10} "
+                       f"{_fmt(s['seconds_per_sample']):>10} {s['n']:>5}")
+        return out
+
+    lines = rows(f"all samples ({result.get('num_samples', '?')})", result["methods"])
+    for group in ("by_duration", "by_kind"):
+        tables = result.get(group, {})
+        if len(tables) > 1:  # a single group would repeat the overall table
+            for name, table in tables.items():
+                lines += rows(f"{group.replace('by_', '')} = {name}", table)
+    failed = {m: n for m, n in result.get("failed", {}).items() if n}
+    if failed:
+        lines.append(f"oracle failures (not scored): {failed}")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tspo eval", description=__doc__.split("\n\n")[0])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--manifest", help="JSON Lines manifest (DESIGN.md §8)")
+    src.add_argument("--benchmark", choices=("longvideobench", "mlvu", "videomme"),
+                     help="read a public benchmark's annotations instead (needs --annotations)")
+    p.add_argument("--annotations", help="benchmark annotation file (MLVU: the json/ folder)")
+    p.add_argument("--video-root", help="folder of the benchmark's videos (default: its published layout)")
+    p.add_argument("--methods", default="tspo,uniform,clip,bin-max,aks", help="comma-separated: " + ",".join(METHODS))
+    p.add_argument("--selector", help="trained selector directory (needed for the tspo method)")
+    p.add_argument("--encoder", help="encoder spec for the other methods when no --selector is given "
+                                     "(default ViT-L-14:openai); with --selector it overrides the stored one")
+    p.add_argument("--oracle", default="simulated", help="simulated | clip | hf:MODEL | openai:URL#MODEL")
+    p.add_argument("-k", "--num-frames", type=int, default=16, help="frames selected per sample")
+    p.add_argument("--fps", type=float, default=None,
+                   help="candidate frames per second (default: the selector's, else 1.0)")
+    p.add_argument("--max-candidates", type=int, default=None,
+                   help="cap on candidates per video (default: the selector's, else none)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
+    p.add_argument("--seed", type=int, default=0, help="seed of the oracle's guesses")
+    p.add_argument("--out", help="write the result as JSON here")
+    p.add_argument("--per-sample", action="store_true", help="keep per-sample picks and answers in --out")
+    return p
+
+
+def load_samples(args: argparse.Namespace) -> list[Any]:
+    if args.manifest:
+        from tspo.data_synth import load_manifest
+
+        samples = load_manifest(args.manifest)
+    else:
+        if not args.annotations:
+            raise EvalConfigError("--benchmark needs --annotations FILE (the benchmark's annotation file)")
+        from tspo.readers import read_benchmark
+
+        samples = read_benchmark(args.benchmark, args.annotations, args.video_root)
+    return samples[: args.limit] if args.limit is not None else samples
+
+
+def make_selector(selector_dir: str | None, encoder: str | None, methods: Iterable[str]) -> Any:
+    from tspo.selector import TSPOSelector
+
+    if selector_dir:
+        return TSPOSelector.from_pretrained(selector_dir, encoder=encoder)
+    if "tspo" in methods:
+        raise EvalConfigError("method 'tspo' needs --selector DIR (a trained selector); drop it from --methods "
+                              "to compare only the baselines")
+    return TSPOSelector(encoder=encoder or "ViT-L-14:openai")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tspo.encoders import EncoderWeightsError
+
+    args = _parser().parse_args(argv)
+    try:
+        methods = check_methods(args.methods)
+        if args.limit is not None and args.limit <= 0:
+            raise EvalConfigError(f"--limit must be positive, got {args.limit}")
+        samples = load_samples(args)
+        selector = make_selector(args.selector, args.encoder, methods)
+        oracle = build_oracle(args.oracle, selector.encoder, seed=args.seed)
+        check_oracle_fits(args.oracle, samples)
+        fps = selector.fps if args.fps is None else args.fps
+        max_candidates = selector.max_candidates if args.max_candidates is None else args.max_candidates
+        result = evaluate_samples(samples, methods, oracle, args.num_frames, selector, fps=fps,
+                                  max_candidates=max_candidates, per_sample=args.per_sample)
+    except (ValueError, EncoderWeightsError) as exc:  # our input errors: ValueError subclasses naming the fix
+        print(f"tspo eval: error: {exc}")
+        return 2
+    result["config"] = {"manifest": args.manifest, "benchmark": args.benchmark, "methods": methods,
+                        "selector": args.selector, "encoder": selector.encoder.spec, "oracle": args.oracle,
+                        "num_frames": args.num_frames, "fps": fps, "max_candidates": max_candidates,
+                        "seed": args.seed}
+    print(format_table(result))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

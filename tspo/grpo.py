@@ -1,0 +1,200 @@
+"""The TSPO objective as small pure functions (paper Eq. 4-11, DESIGN.md section 5).
+
+Shapes: ``B`` samples (questions) per batch, ``G`` draws per group, ``k`` frames per draw,
+``T`` candidates. Every function is differentiable where it should be and has no state, so the
+Lightning module is thin glue and each piece is tested alone.
+
+Paper default (on-policy, Eq. 9 with Eq. 8):
+    A_g = (r_g - mean_G r) / (std_G r + 1e-4)                       (unbiased std)
+    L   = -mean_g( mean_{i in idx_g} exp(logp_i - logp_i.detach()) * A_g )
+The value of L is -mean(A) (about 0) but its gradient is -mean_g A_g * mean_i grad logp_i, the
+policy gradient of the per-frame log-probabilities of Eq. 5.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class ObjectiveInputError(ValueError):
+    """Bad input to a TSPO objective function (shape mismatch, bad option value, ...)."""
+
+
+ADV_EPS = 1e-4
+
+
+def _check_mask(mask: torch.Tensor | None, like: torch.Tensor, name: str) -> torch.Tensor:
+    if mask is None:
+        return torch.ones_like(like, dtype=torch.bool)
+    if mask.shape != like.shape:
+        raise ObjectiveInputError(f"{name}: valid mask shape {tuple(mask.shape)} must match {tuple(like.shape)}")
+    return mask.to(torch.bool)
+
+
+def group_advantages(rewards: torch.Tensor, valid: torch.Tensor | None = None, eps: float = ADV_EPS) -> torch.Tensor:
+    """Group-relative advantages (GRPO, paper Eq. 6/9; DESIGN section 5).
+
+    ``A_g = (r_g - mean r) / (std r + eps)`` over the valid members of each group, with the
+    unbiased standard deviation. Invalid members (failed oracle answers) get A = 0 and do not
+    enter the statistics. Degenerate groups (all valid rewards equal, or fewer than two valid
+    members) get A = 0 exactly: they carry no learning signal and must never produce NaN.
+
+    Args:
+        rewards: float[B, G] (or [G]).
+        valid: bool like rewards; False marks a dropped member.
+    Returns:
+        float like rewards, no gradient.
+    """
+    rewards = rewards.detach().to(torch.float32)
+    if rewards.dim() not in (1, 2):
+        raise ObjectiveInputError(f"group_advantages: rewards must be [G] or [B, G], got {tuple(rewards.shape)}")
+    valid = _check_mask(valid, rewards, "group_advantages")
+    w = valid.to(rewards.dtype)
+    n = w.sum(-1, keepdim=True)
+    mean = (rewards * w).sum(-1, keepdim=True) / n.clamp(min=1)
+    dev = (rewards - mean) * w
+    var = (dev**2).sum(-1, keepdim=True) / (n - 1).clamp(min=1)
+    adv = dev / (var.sqrt() + eps)
+    big, small = rewards.masked_fill(~valid, -math.inf), rewards.masked_fill(~valid, math.inf)
+    degenerate = (n < 2) | (big.amax(-1, keepdim=True) == small.amin(-1, keepdim=True))
+    return torch.where(degenerate | ~valid, torch.zeros_like(adv), adv)
+
+
+def decoupled_advantages(r_a: torch.Tensor, r_t: torch.Tensor, valid: torch.Tensor | None = None,
+                         eps: float = ADV_EPS) -> torch.Tensor:
+    """Option: normalise R_A (Eq. 10) and R_T (Eq. 11) within the group separately, then sum.
+
+    With the paper's summed reward a group whose R_T varies a lot drowns out R_A; normalising
+    each reward alone gives both the same weight. [B, G], [B, G] -> [B, G].
+    """
+    if r_a.shape != r_t.shape:
+        raise ObjectiveInputError(f"decoupled_advantages: r_a {tuple(r_a.shape)} and r_t {tuple(r_t.shape)} differ")
+    return group_advantages(r_a, valid, eps) + group_advantages(r_t, valid, eps)
+
+
+def plackett_luce_logp(logits: torch.Tensor, idx: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """Exact per-step Plackett-Luce log-probabilities of an ordered draw (option; Eq. 5 made exact).
+
+    Gumbel-top-k draws frames one after another without replacement, so the j-th drawn frame's
+    probability is ``softmax`` over the frames *not yet drawn``, not over all T (the default
+    per-frame ``log_softmax`` ignores this). The sum over j is the exact log-probability of the
+    ordered sample.
+
+    Args:
+        logits: ``S / tau`` float[T] or [B, T] (with gradient).
+        idx: int64[..., G, k] selected positions (ascending, as GumbelTopK returns them).
+        order: int64[..., G, k] draw rank of each entry of idx (``GumbelTopK.sample(return_order=True)``).
+    Returns:
+        float[..., G, k]: log-prob of each selected frame at its draw step, aligned with ``idx``.
+    """
+    if idx.shape != order.shape:
+        raise ObjectiveInputError(f"plackett_luce_logp: idx {tuple(idx.shape)} and order {tuple(order.shape)} differ")
+    if idx.dim() != logits.dim() + 1:
+        raise ObjectiveInputError("plackett_luce_logp: idx must be [G, k] for logits [T] or [B, G, k] for [B, T]")
+    num_t = logits.shape[-1]
+    logits_g = logits.unsqueeze(-2).expand(*idx.shape[:-1], num_t)              # [..., G, T]
+    # Frames taken strictly before step j: one-hot of the draw-ordered picks, exclusive cumsum.
+    drawn = idx.gather(-1, order.argsort(-1))                                   # [..., G, k] in draw order
+    onehot = torch.nn.functional.one_hot(drawn, num_t).to(logits.dtype)         # [..., G, k, T]
+    taken_before = (onehot.cumsum(-2) - onehot) > 0
+    masked = logits_g.unsqueeze(-2).masked_fill(taken_before, -math.inf)        # [..., G, k, T]
+    step_logp = logits_g.gather(-1, drawn) - torch.logsumexp(masked, dim=-1)    # draw order
+    return step_logp.gather(-1, order)                                          # back to idx order
+
+
+def kl_to_reference(logp_new: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
+    """Per-frame unbiased KL estimate to a frozen reference policy (Schulman's k3, paper Eq. 6).
+
+    ``exp(ref - new) - (ref - new) - 1`` >= 0, evaluated at the sampled frames. Same shapes in and out.
+    """
+    if logp_new.shape != logp_ref.shape:
+        raise ObjectiveInputError(f"kl_to_reference: {tuple(logp_new.shape)} vs {tuple(logp_ref.shape)}")
+    d = logp_ref.detach() - logp_new
+    return torch.exp(d) - d - 1.0
+
+
+def _masked_group_mean(per_frame: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean over k, then over the valid group members, then over B. [B, G, k], [B, G] -> scalar."""
+    w = valid.to(per_frame.dtype)
+    per_member = per_frame.mean(-1)                                             # [B, G]
+    per_group = (per_member * w).sum(-1) / w.sum(-1).clamp(min=1)              # [B]
+    return per_group.mean()
+
+
+def tspo_loss(logp_new: torch.Tensor, logp_old: torch.Tensor | None, advantages: torch.Tensor,
+              valid: torch.Tensor | None = None, clip_eps: float | None = None,
+              logp_ref: torch.Tensor | None = None, kl_beta: float = 0.0) -> torch.Tensor:
+    """TSPO policy loss (paper Eq. 9; DESIGN section 5), a scalar to minimise.
+
+    Default (paper, on-policy): ``logp_old`` is None (or ``logp_new.detach()``) and
+    ``L = -mean_g( mean_i exp(logp_i - logp_old_i) * A_g )``.
+
+    Options, off by default:
+      - ``clip_eps``: PPO clipped ratio, ``-min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A)`` per
+        frame (CleanRL's ``max(pg_loss1, pg_loss2)``); use with several updates per rollout and
+        ``logp_old`` stored at sampling time.
+      - ``kl_beta`` > 0 with ``logp_ref``: adds ``beta * KL(pi || pi_ref)`` (Eq. 6, k3 estimator).
+
+    Args:
+        logp_new: float[B, G, k] (or [G, k]) log-probs of the selected frames under the current policy.
+        logp_old: like logp_new, or None for on-policy.
+        advantages: float[B, G] (or [G]).
+        valid: bool[B, G]; members with a failed oracle answer are left out of the mean.
+    """
+    if logp_new.dim() == 2:
+        logp_new = logp_new.unsqueeze(0)
+        logp_old = None if logp_old is None else logp_old.unsqueeze(0)
+        logp_ref = None if logp_ref is None else logp_ref.unsqueeze(0)
+        advantages = advantages.unsqueeze(0)
+        valid = None if valid is None else valid.unsqueeze(0)
+    if logp_new.dim() != 3 or advantages.shape != logp_new.shape[:2]:
+        raise ObjectiveInputError(
+            f"tspo_loss: expected logp [B, G, k] and advantages [B, G], got {tuple(logp_new.shape)} and "
+            f"{tuple(advantages.shape)}")
+    if logp_old is None:
+        logp_old = logp_new.detach()
+    elif logp_old.shape != logp_new.shape:
+        raise ObjectiveInputError(f"tspo_loss: logp_old {tuple(logp_old.shape)} must match logp_new {tuple(logp_new.shape)}")
+    valid = _check_mask(valid, advantages, "tspo_loss")
+    adv = advantages.detach().unsqueeze(-1)                                      # [B, G, 1]
+    ratio = torch.exp(logp_new - logp_old.detach())
+    per_frame = -ratio * adv
+    if clip_eps is not None:
+        if not clip_eps > 0:
+            raise ObjectiveInputError(f"tspo_loss: clip_eps must be > 0, got {clip_eps}")
+        clipped = -torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * adv
+        per_frame = torch.maximum(per_frame, clipped)
+    loss = _masked_group_mean(per_frame, valid)
+    if kl_beta:
+        if logp_ref is None:
+            raise ObjectiveInputError("tspo_loss: kl_beta > 0 needs logp_ref (log-probs under the reference agent)")
+        loss = loss + kl_beta * _masked_group_mean(kl_to_reference(logp_new, logp_ref), valid)
+    return loss
+
+
+@torch.no_grad()
+def policy_stats(logp_new: torch.Tensor, logp_old: torch.Tensor, clip_eps: float | None = None) -> dict[str, float]:
+    """CleanRL diagnostics: ``approx_kl = mean((ratio - 1) - log ratio)`` and the clipped fraction."""
+    logratio = (logp_new - logp_old).float()
+    ratio = logratio.exp()
+    stats = {"approx_kl": float(((ratio - 1) - logratio).mean())}
+    stats["clipfrac"] = float(((ratio - 1).abs() > clip_eps).float().mean()) if clip_eps else 0.0
+    return stats
+
+
+def policy_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of the per-frame categorical ``softmax(logits)``, [..., T] -> [...]."""
+    logp = torch.log_softmax(logits.detach().float(), dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def temperature_at(step: int, max_steps: int, start: float = 0.025, end: float = 0.01) -> float:
+    """Linear annealing of tau from ``start`` to ``end`` over ``max_steps`` (paper section 3.2), held after."""
+    if max_steps <= 0:
+        raise ObjectiveInputError(f"temperature_at: max_steps must be > 0, got {max_steps}")
+    if not (start > 0 and end > 0):
+        raise ObjectiveInputError(f"temperature_at: temperatures must be > 0, got start={start}, end={end}")
+    frac = min(max(step, 0) / max_steps, 1.0)
+    return start + (end - start) * frac

@@ -1,0 +1,43 @@
+"""``tspo train``: a LightningCLI over :class:`TSPOModule` and :class:`TSPODataModule`.
+
+    tspo train fit --config examples/configs/synthetic_needle.yaml
+    tspo train fit --config examples/configs/synthetic_needle.yaml --trainer.max_steps 500
+    tspo train fit --config run/config.yaml --ckpt_path run/checkpoints/last.ckpt   # exact resume
+
+Lightning does devices, precision, DDP, checkpoints and logging; the YAML holds every knob. The
+trained agent is exported as a ``TSPOSelector`` directory at the end (``export.dirpath``).
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+from lightning.pytorch.cli import LightningCLI
+
+from tspo.training.callbacks import ExportSelector
+from tspo.training.datamodule import TSPODataModule
+from tspo.training.module import TSPOModule
+
+
+class TSPOCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        # One encoder for features and agent: the agent's dim is the encoder's.
+        parser.link_arguments("data.encoder", "model.encoder")
+        parser.add_lightning_class_args(ExportSelector, "export")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``tspo train``; ``argv`` as after the subcommand (``["fit", "--config", ...]``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with warnings.catch_warnings():
+        # `tspo train ...` hands over the arguments after the subcommand while sys.argv still holds
+        # the whole command line (DDP re-launches need it); Lightning would warn about the pair.
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        TSPOCLI(TSPOModule, TSPODataModule, args=argv, save_config_kwargs={"overwrite": True},
+                parser_kwargs={"prog": "tspo train"})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,265 @@
+"""``TSPODataModule``: manifests in, batches of cached candidate features out.
+
+Every sample's candidate features are computed once (``tspo.data_synth.sample_features``:
+plain videos through the on-disk feature cache, virtual needle videos composed in feature space
+from their sources' cached rows) before training starts, so no video is decoded during training.
+Frames are fetched later only when the oracle needs pixels, only for the selected indices
+(``tspo.training.rollout.fetch_frames``).
+
+Batches are dicts: ``features`` float32[B, T, D], ``text`` float32[B, D], ``timestamps``
+float64[B, T] seconds, ``target_mask`` bool[B, T] (candidate inside a target span), ``index``
+int64[B], ``samples`` (a :class:`SampleBatch` of manifest samples, for the oracle).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from tspo.data_synth import Sample, load_manifest
+from tspo.training.synth import SynthConfig, ensure_synthetic
+
+
+class DataConfigError(ValueError):
+    """A TSPODataModule option that cannot work (no manifest, mismatched candidate counts, ...)."""
+
+
+class SampleBatch:
+    """The manifest samples of a batch. Not a list or dataclass on purpose: Lightning's
+    batch-to-device transfer leaves it alone instead of rebuilding every sample."""
+
+    def __init__(self, samples: Sequence[Sample]) -> None:
+        self.samples = list(samples)
+
+    def __iter__(self) -> Iterator[Sample]:
+        return iter(self.samples)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> Sample:
+        return self.samples[i]
+
+
+class FeatureDataset(Dataset):
+    """Samples with their candidate features, question embeddings and target masks.
+
+    ``source="cache"`` (training): features from the feature cache, computed up front.
+    ``source="decode"``: decode and encode the video on every access (only to measure what the
+    cache saves; ``benchmarks/bench_train.py``).
+    """
+
+    def __init__(self, samples: Sequence[Sample], encoder, fps: float = 1.0, max_candidates: int | None = 128,
+                 cache=None, source: Literal["cache", "decode"] = "cache", progress: bool = True) -> None:
+        from tqdm.auto import tqdm
+
+        from tspo.data_synth import sample_features
+
+        if not samples:
+            raise DataConfigError("the manifest has no samples; check data.train_manifest / data.val_manifest")
+        self.samples = list(samples)
+        self.encoder, self.fps, self.max_candidates, self.cache, self.source = encoder, fps, max_candidates, cache, source
+        self.text = encoder.encode_texts([s.question for s in self.samples])                  # [N, D]
+        self._features: list[torch.Tensor] = []
+        self._times: list[np.ndarray] = []
+        for s in tqdm(self.samples, desc="candidate features", unit="video", disable=not progress):
+            vf = sample_features(s, encoder, fps, max_candidates, cache)
+            self._times.append(np.asarray(vf.timestamps_s, dtype=np.float64))
+            self._features.append(vf.features.float() if source == "cache" else torch.empty(0))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def features(self, i: int) -> torch.Tensor:
+        if self.source == "cache":
+            return self._features[i]
+        from tspo.cache import encode_candidates
+
+        video = self.samples[i].video
+        return encode_candidates(video, self.encoder, self.fps, self.max_candidates).features
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        from tspo.rewards import in_spans
+
+        sample, times = self.samples[i], self._times[i]
+        spans = sample.target_spans_s if sample.kind == "needle" else []
+        return {"features": self.features(i), "text": self.text[i], "timestamps": torch.from_numpy(times),
+                "target_mask": torch.from_numpy(in_spans(times, spans)), "index": i, "sample": sample}
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack a batch; every sample must have the same number of candidates T."""
+    sizes = {int(it["features"].shape[0]) for it in items}
+    if len(sizes) > 1:
+        raise DataConfigError(
+            f"samples in one batch have different candidate counts {sorted(sizes)}; use data.batch_size=1 or set "
+            "data.max_candidates no larger than the shortest video's candidates (e.g. 128 for >= 128 s at 1 fps)")
+    return {
+        "features": torch.stack([it["features"] for it in items]),
+        "text": torch.stack([it["text"] for it in items]),
+        "timestamps": torch.stack([it["timestamps"] for it in items]),
+        "target_mask": torch.stack([it["target_mask"] for it in items]),
+        "index": torch.tensor([it["index"] for it in items]),
+        "samples": SampleBatch([it["sample"] for it in items]),
+    }
+
+
+class StepSampler(DistributedSampler):
+    """Sample order as a pure function of (seed, position), resumable mid-run.
+
+    Epoch ``e`` covers positions ``[e * length, (e + 1) * length)``. Position ``c`` on rank
+    ``r`` of ``W`` is global draw ``g = c * W + r``: pass ``g // N`` over
+    the data uses permutation ``perm(seed, g // N)``, and the draw is its ``g % N``-th entry. So
+    ranks never share a draw within a pass, and a resumed run continues at ``start`` with exactly
+    the samples the uninterrupted run would have seen. Subclasses ``DistributedSampler`` only so
+    Lightning does not wrap it in another one.
+    """
+
+    def __init__(self, num_items: int, length: int, seed: int = 0, shuffle: bool = True,
+                 rank: int = 0, world_size: int = 1, start: int = 0) -> None:
+        # No super().__init__: that would require an initialised process group.
+        self.num_items, self.length, self.seed, self.shuffle = num_items, length, seed, shuffle
+        self.rank, self.num_replicas, self.start, self.epoch = rank, world_size, start, 0
+
+    def set_epoch(self, epoch: int) -> None:      # Lightning calls this; the position already encodes it
+        self.epoch = epoch
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(self.num_items)
+        return np.random.default_rng([self.seed, epoch]).permutation(self.num_items)
+
+    def __iter__(self) -> Iterator[int]:
+        pos = self.epoch * self.length + np.arange(self.start, self.length)
+        draws = pos * self.num_replicas + self.rank
+        passes, within = draws // self.num_items, draws % self.num_items
+        out = np.empty(len(pos), dtype=np.int64)
+        for p in np.unique(passes):                # one permutation per pass over the data
+            sel = passes == p
+            out[sel] = self._perm(int(p))[within[sel]]
+        self.start = 0                             # a resume skips only once
+        return iter(out.tolist())
+
+    def __len__(self) -> int:
+        return self.length - self.start
+
+
+class TSPODataModule(L.LightningDataModule):
+    """Training / held-out samples from manifests (DESIGN section 8), as cached features.
+
+    Args:
+        train_manifest, val_manifest: JSON Lines manifests. Left out with ``synth`` given (or
+            pointing at missing files with ``synth`` given), synthetic needle data is made first.
+        encoder: frozen CLIP spec; the CLI links ``model.encoder`` to it.
+        fps, max_candidates: candidate sampling (paper: 1 fps; 128 candidates keeps batches equal).
+        batch_size: questions per step (paper: 1, with grad-accum 2).
+        feature_cache: feature cache directory (default ``$TSPO_CACHE``).
+        synth: a :class:`SynthConfig` (``tspo.training.synth``) to make offline data with.
+        features_from: ``"cache"`` (train from cached features) or ``"decode"`` (every step; benchmarks only).
+        encoder_device: where features are computed (default: the trainer's device).
+    """
+
+    def __init__(self, train_manifest: str | None = None, val_manifest: str | None = None,
+                 encoder: str = "tiny-random", fps: float = 1.0, max_candidates: int | None = 128,
+                 batch_size: int = 1, val_batch_size: int = 16, num_workers: int = 0, feature_cache: str | None = None,
+                 shuffle: bool = True, seed: int = 0, synth: SynthConfig | None = None,
+                 features_from: Literal["cache", "decode"] = "cache", encoder_device: str | None = None,
+                 progress: bool = True) -> None:
+        super().__init__()
+        if batch_size < 1 or val_batch_size < 1:
+            raise DataConfigError(f"data.batch_size and data.val_batch_size must be >= 1, got {batch_size}, {val_batch_size}")
+        if features_from not in ("cache", "decode"):
+            raise DataConfigError(f"data.features_from must be 'cache' or 'decode', got {features_from!r}")
+        self.train_manifest, self.val_manifest = train_manifest, val_manifest
+        self.encoder_spec = encoder
+        self.fps, self.max_candidates = fps, max_candidates
+        self.batch_size, self.val_batch_size, self.num_workers = batch_size, val_batch_size, num_workers
+        self.feature_cache, self.shuffle, self.seed = feature_cache, shuffle, seed
+        self.synth, self.features_from, self.progress = synth, features_from, progress
+        self.encoder_device = encoder_device
+        self.encoder = None
+        self.train_set: FeatureDataset | None = None
+        self.val_set: FeatureDataset | None = None
+        if train_manifest is None and synth is None:
+            raise DataConfigError("give data.train_manifest (a JSON Lines manifest) or a data.synth block to make "
+                                  "synthetic needle data")
+
+    def _manifests(self) -> tuple[str, str | None]:
+        train, val = self.train_manifest, self.val_manifest
+        missing = train is None or not Path(train).is_file() or (val is not None and not Path(val).is_file())
+        if missing and self.synth is not None:
+            # Reuses what an earlier call (prepare_data on rank 0) made with the same config.
+            synth_train, synth_val = ensure_synthetic(self.synth, progress=self.progress)
+            return str(synth_train), str(synth_val)
+        if train is None or not Path(train).is_file():
+            raise DataConfigError(f"data.train_manifest {train!r} does not exist; write one (tspo synth ...) or add data.synth")
+        if val is not None and not Path(val).is_file():
+            raise DataConfigError(f"data.val_manifest {val!r} does not exist")
+        return train, val
+
+    def prepare_data(self) -> None:
+        """Rank 0 only: make the synthetic data when the config asks for it (before the ranks load it)."""
+        self._manifests()
+
+    def _encoder_device(self) -> torch.device:
+        if self.encoder_device is not None:
+            return torch.device(self.encoder_device)
+        root = getattr(getattr(self.trainer, "strategy", None), "root_device", None)
+        return root if root is not None else torch.device("cpu")
+
+    def _shared_encoder(self):
+        """The model's frozen encoder when it matches (one per process, not two), else a new one on
+        ``encoder_device`` (default: the trainer's device, so features are computed on the GPU)."""
+        from tspo.encoders import load_encoder
+
+        device = self._encoder_device()
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        enc = getattr(model, "encoder", None)
+        if enc is not None and getattr(enc, "spec", None) == self.encoder_spec and enc.device == device:
+            return enc
+        return load_encoder(self.encoder_spec, device=device)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        from tspo.cache import FeatureCache
+
+        train, val = self._manifests()
+        self.encoder = self._shared_encoder()
+        cache = FeatureCache(self.feature_cache)
+        kw = {"fps": self.fps, "max_candidates": self.max_candidates, "cache": cache, "progress": self.progress}
+        self.train_set = FeatureDataset(load_manifest(train), self.encoder, source=self.features_from, **kw)
+        if val is not None:
+            self.val_set = FeatureDataset(load_manifest(val), self.encoder, **kw)
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        model = trainer.lightning_module if trainer is not None else None
+        # Step-based (max_steps): one "epoch" covers the whole run, so a resume never restarts a
+        # data pass. Epoch-based: an epoch is one pass; positions continue across epochs.
+        if trainer is not None and trainer.max_steps > 0:
+            length = trainer.max_steps * trainer.accumulate_grad_batches * self.batch_size
+        else:
+            length = (math.ceil(len(self.train_set) / world) // self.batch_size) * self.batch_size
+        if length < 1:
+            raise DataConfigError(f"{len(self.train_set)} training samples cannot fill one batch of {self.batch_size} "
+                                  f"on each of {world} processes; add samples or lower data.batch_size")
+        epoch = trainer.current_epoch if trainer is not None else 0
+        start = max(0, getattr(model, "batches_seen", 0) * self.batch_size - epoch * length)
+        sampler = StepSampler(len(self.train_set), length, self.seed, self.shuffle, rank, world, start=start)
+        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, collate_fn=collate,
+                          num_workers=self.num_workers, drop_last=True, persistent_workers=self.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None:
+            return []
+        return DataLoader(self.val_set, batch_size=self.val_batch_size, shuffle=False, collate_fn=collate,
+                          num_workers=self.num_workers)

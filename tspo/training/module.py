@@ -1,0 +1,316 @@
+"""``TSPOModule``: GRPO training of the temporal agent against a frozen oracle (DESIGN section 5).
+
+A training step, top to bottom (paper Fig. 2 / Eq. 4-11):
+
+    S = agent(F_f, F_t)                    [B, T]   (cached features in, no video decode)
+    idx, logp ~ GumbelTopK(k)(S / tau, G)  [B, G, k]
+    answers = oracle(B * G queries)        one batched call, memoised by OracleCache
+    r = R_A + R_T (needle) | R_A + 1       [B, G]
+    A = group_advantages(r)                [B, G]
+    L = tspo_loss(logp, logp_old, A)       scalar -> agent only
+
+Only the agent is trainable state. The encoder and the oracle are references kept outside the
+``nn.Module`` tree: never in the optimizer, never in ``state_dict`` or checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from typing import Any, Literal
+
+import lightning as L
+import torch
+
+from tspo.agents import GumbelTopK, TemporalAgent
+from tspo.grpo import (
+    decoupled_advantages,
+    group_advantages,
+    plackett_luce_logp,
+    policy_entropy,
+    policy_stats,
+    temperature_at,
+    tspo_loss,
+)
+from tspo.training.oracles import build_oracle
+from tspo.training.rollout import build_queries, fetch_frames, gather_times, score_answers
+
+
+class TrainingConfigError(ValueError):
+    """A TSPOModule / TSPODataModule option has a value that cannot work."""
+
+
+def step_seed(seed: int, rank: int, batch: int) -> int:
+    """A 63-bit seed for the Gumbel noise of one training batch on one rank.
+
+    The noise depends only on (seed, rank, batches seen), not on a generator's history, so a run
+    resumed from a checkpoint draws exactly the noise the uninterrupted run would have.
+    """
+    digest = hashlib.sha256(f"tspo|{seed}|{rank}|{batch}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+class TSPOModule(L.LightningModule):
+    """Temporal agent + GRPO objective. Options mirror DESIGN section 5; all are off by default.
+
+    Args:
+        encoder: frozen CLIP spec (``"tiny-random"``, ``"ViT-L-14:openai"``) or a loaded ClipEncoder;
+            fixes the agent's feature dim. The CLI links it to ``data.encoder``.
+        num_frames: k, frames per selection (paper: 16 for needle data, 8 for general).
+        group_size: G, selections per question.
+        tau_start, tau_end, tau_steps: linear temperature schedule over ``tau_steps`` optimizer
+            steps (default ``trainer.max_steps``).
+        oracle, oracle_args: the frozen answerer (``tspo.training.oracles.build_oracle``).
+        oracle_cache_path: SQLite file memoising answers across runs (in memory when None).
+        w_accuracy, w_temporal: reward weights of R_A and R_T.
+        advantage: ``"grouped"`` (paper) or ``"decoupled"`` (R_A and R_T normalised separately).
+        logprob: ``"per_frame"`` (paper: log_softmax(S/tau) at the picks) or ``"plackett_luce"``.
+        clip_eps, num_iterations: PPO clipped ratio and updates per rollout (1 = paper, on-policy).
+        kl_beta: weight of KL to a frozen copy of the initial agent (0 = off, paper's Eq. 9).
+        init_from: published TSPO checkpoint file or a TSPOSelector directory to start from.
+        frame_size: pixel size of frames fetched for oracles that need them.
+    """
+
+    def __init__(
+        self,
+        encoder: Any = "tiny-random",
+        num_frames: int = 16,
+        group_size: int = 8,
+        lr: float = 5e-4,
+        weight_decay: float = 0.0,
+        tau_start: float = 0.025,
+        tau_end: float = 0.01,
+        tau_steps: int | None = None,
+        window: int = 12,
+        heads: int = 8,
+        oracle: str = "simulated",
+        oracle_args: dict[str, Any] | None = None,
+        oracle_cache_path: str | None = None,
+        w_accuracy: float = 1.0,
+        w_temporal: float = 1.0,
+        advantage: Literal["grouped", "decoupled"] = "grouped",
+        logprob: Literal["per_frame", "plackett_luce"] = "per_frame",
+        clip_eps: float | None = None,
+        num_iterations: int = 1,
+        kl_beta: float = 0.0,
+        init_from: str | None = None,
+        frame_size: int = 224,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=[] if isinstance(encoder, str) else ["encoder"])
+        _check_options(num_frames, group_size, advantage, logprob, clip_eps, num_iterations, kl_beta, tau_steps)
+        from tspo.encoders import load_encoder
+
+        enc = load_encoder(encoder) if isinstance(encoder, str) else encoder
+        # Plain dict: an nn.Module assigned as an attribute would join state_dict and the optimizer.
+        self._frozen: dict[str, Any] = {"encoder": enc, "oracle": None}
+        self.agent = TemporalAgent(dim=enc.dim, window=window, heads=heads)
+        if init_from:
+            self.agent.load_state_dict(_load_agent_weights(init_from, self.agent).state_dict())
+        self.ref_agent = copy.deepcopy(self.agent).requires_grad_(False) if kl_beta > 0 else None
+        self.policy = GumbelTopK(num_frames)
+        # Manual optimisation only for several PPO updates per rollout; the paper's one update
+        # per rollout keeps Lightning's automatic loop (grad accumulation, clipping, precision).
+        self.automatic_optimization = num_iterations == 1
+        self.batches_seen = 0
+        self._last_step_time: float | None = None
+        self._steps_per_s = 0.0
+
+    # -- frozen references -----------------------------------------------------------------------
+    @property
+    def encoder(self):
+        return self._frozen["encoder"]
+
+    @property
+    def oracle(self):
+        """The oracle behind an :class:`OracleCache`, built on first use in each process."""
+        if self._frozen["oracle"] is None:
+            from tspo.rewards import OracleCache
+
+            path = self.hparams.oracle_cache_path
+            if path and self.trainer_attached() and self.trainer.world_size > 1:
+                path = f"{path}.rank{self.global_rank}"     # one SQLite writer per process
+            base = build_oracle(self.hparams.oracle, self.hparams.oracle_args, self.encoder)
+            self._frozen["oracle"] = OracleCache(base, path)
+        return self._frozen["oracle"]
+
+    def trainer_attached(self) -> bool:
+        return self._trainer is not None
+
+    # -- pieces of the step ----------------------------------------------------------------------
+    def current_tau(self) -> float:
+        h = self.hparams
+        steps = h.tau_steps or (self.trainer.max_steps if self.trainer_attached() else -1)
+        if steps is None or steps <= 0:
+            raise TrainingConfigError("the temperature schedule needs model.tau_steps or trainer.max_steps > 0")
+        return temperature_at(self.global_step, steps, h.tau_start, h.tau_end)
+
+    def scores(self, features: torch.Tensor, text: torch.Tensor, agent: TemporalAgent | None = None) -> torch.Tensor:
+        """Agent scores S float32[B, T], always computed in float32.
+
+        Under bf16 autocast S in [-2, 2] would be rounded to ~2^-7, which S / tau at tau = 0.01
+        magnifies to ~0.8 logits of noise; the agent is tiny, so full precision costs nothing.
+        """
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            return (agent or self.agent)(features.float(), text.float()).float()
+
+    def _generator(self) -> torch.Generator:
+        rank = self.global_rank if self.trainer_attached() else 0
+        return torch.Generator().manual_seed(step_seed(self.hparams.seed, rank, self.batches_seen))
+
+    def _logp(self, logits: torch.Tensor, idx: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+        if self.hparams.logprob == "plackett_luce":
+            return plackett_luce_logp(logits, idx, order)
+        return torch.log_softmax(logits, -1).unsqueeze(-2).expand(*idx.shape[:-1], logits.shape[-1]).gather(-1, idx)
+
+    def rollout(self, batch: dict[str, Any], logits: torch.Tensor):
+        """Sample G selections per question and score them with the oracle: -> (idx, order, Rewards)."""
+        idx, _, order = self.policy.sample(logits.detach(), self.hparams.group_size, self._generator(), return_order=True)
+        samples = list(batch["samples"])
+        times = gather_times(batch["timestamps"], idx)
+        oracle = self.oracle
+        frames = fetch_frames(samples, times, self.hparams.frame_size) if oracle.needs_frames else None
+        answers = oracle.answer(build_queries(samples, idx, times, frames))
+        rewards = score_answers(samples, answers, times, self.hparams.w_accuracy, self.hparams.w_temporal)
+        return idx, order, rewards
+
+    def advantages(self, rewards) -> torch.Tensor:
+        if self.hparams.advantage == "decoupled":
+            return decoupled_advantages(rewards.accuracy, rewards.temporal, rewards.valid)
+        return group_advantages(rewards.total, rewards.valid)
+
+    # -- Lightning hooks -------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        h = self.hparams
+        tau = self.current_tau()
+        features, text = batch["features"], batch["text"]
+        logits = self.scores(features, text) / tau                              # [B, T]
+        idx, order, rewards = self.rollout(batch, logits)
+        valid = rewards.valid.to(self.device)
+        adv = self.advantages(rewards).to(self.device)
+        logp_old = self._logp(logits, idx, order).detach()
+        logp_ref = None
+        if self.ref_agent is not None:
+            with torch.no_grad():
+                logp_ref = self._logp(self.scores(features, text, self.ref_agent) / tau, idx, order)
+        loss_kw = {"valid": valid, "clip_eps": h.clip_eps, "logp_ref": logp_ref, "kl_beta": h.kl_beta}
+        if self.automatic_optimization:
+            logp_new = self._logp(logits, idx, order)
+            loss = tspo_loss(logp_new, logp_old, adv, **loss_kw)
+            stats = policy_stats(logp_new, logp_old, h.clip_eps)
+        else:
+            opt = self.optimizers()
+            for it in range(h.num_iterations):
+                if it:
+                    logits = self.scores(features, text) / tau
+                logp_new = self._logp(logits, idx, order)
+                stats = policy_stats(logp_new, logp_old, h.clip_eps)            # before this update, as CleanRL
+                loss = tspo_loss(logp_new, logp_old, adv, **loss_kw)
+                opt.zero_grad()
+                self.manual_backward(loss)
+                if self.trainer.gradient_clip_val:
+                    self.clip_gradients(opt, self.trainer.gradient_clip_val, self.trainer.gradient_clip_algorithm)
+                opt.step()
+        self._log_step(batch, logits, idx, rewards, adv, tau, loss, stats)
+        self.batches_seen += 1
+        return loss
+
+    def _log_step(self, batch, logits, idx, rewards, adv, tau, loss, stats) -> None:
+        valid = rewards.valid
+        needle = torch.tensor([s.kind == "needle" for s in batch["samples"]])
+        metrics = {
+            "train/loss": loss.detach(),
+            "train/reward": _masked_mean(rewards.total, valid),
+            "train/R_A": _masked_mean(rewards.accuracy, valid),
+            "train/adv_std": adv[valid.to(adv.device)].std() if int(valid.sum()) > 1 else 0.0,
+            "train/tau": tau,
+            "train/entropy": policy_entropy(logits).mean(),
+            "train/oracle_failures": float(rewards.failures),
+            "train/cache_hit_rate": self.oracle.hit_rate,
+            "train/approx_kl": stats["approx_kl"],
+            "train/clipfrac": stats["clipfrac"],
+            "perf/steps_per_s": self._steps_per_s,
+        }
+        if bool(needle.any()):
+            inside = batch["target_mask"].gather(-1, idx.flatten(1)).float().mean(-1)   # [B]
+            metrics["train/R_T"] = _masked_mean(rewards.temporal[needle], valid[needle])
+            metrics["train/in_target"] = inside[needle.to(inside.device)].mean()
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(needle), prog_bar=False)
+        self.log("reward", metrics["train/reward"], on_step=True, prog_bar=True, logger=False, batch_size=len(needle))
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        now = time.perf_counter()
+        if self._last_step_time is not None:
+            rate = 1.0 / max(now - self._last_step_time, 1e-9)
+            self._steps_per_s = rate if not self._steps_per_s else 0.9 * self._steps_per_s + 0.1 * rate
+        self._last_step_time = now
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Held-out check: greedy top-k (no noise, as at inference), one oracle query per question."""
+        scores = self.scores(batch["features"], batch["text"])
+        idx = self.policy.greedy(scores).unsqueeze(1)                                 # [B, 1, k]
+        samples = list(batch["samples"])
+        times = gather_times(batch["timestamps"], idx)
+        answers = self.oracle.answer(build_queries(samples, idx, times,
+                                                   fetch_frames(samples, times, self.hparams.frame_size)
+                                                   if self.oracle.needs_frames else None))
+        rewards = score_answers(samples, answers, times, self.hparams.w_accuracy, self.hparams.w_temporal)
+        bsz = len(samples)
+        self.log("val/accuracy", _masked_mean(rewards.accuracy, rewards.valid), batch_size=bsz, sync_dist=True)
+        needle = torch.tensor([s.kind == "needle" for s in samples])
+        if bool(needle.any()):
+            inside = batch["target_mask"].gather(-1, idx.flatten(1)).float().mean(-1)
+            self.log("val/in_target", inside[needle.to(inside.device)].mean(), batch_size=int(needle.sum()),
+                     sync_dist=True)
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.agent.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["tspo"] = {"batches_seen": self.batches_seen, "agent_config": self.agent.config}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.batches_seen = int(checkpoint.get("tspo", {}).get("batches_seen", 0))
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.to(x.device)
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def _check_options(num_frames, group_size, advantage, logprob, clip_eps, num_iterations, kl_beta, tau_steps) -> None:
+    if not isinstance(num_frames, int) or num_frames < 1:
+        raise TrainingConfigError(f"model.num_frames must be a positive int, got {num_frames!r}")
+    if not isinstance(group_size, int) or group_size < 2:
+        raise TrainingConfigError(f"model.group_size must be an int >= 2 (GRPO compares members), got {group_size!r}")
+    if advantage not in ("grouped", "decoupled"):
+        raise TrainingConfigError(f"model.advantage must be 'grouped' or 'decoupled', got {advantage!r}")
+    if logprob not in ("per_frame", "plackett_luce"):
+        raise TrainingConfigError(f"model.logprob must be 'per_frame' or 'plackett_luce', got {logprob!r}")
+    if clip_eps is not None and not clip_eps > 0:
+        raise TrainingConfigError(f"model.clip_eps must be > 0 or null, got {clip_eps!r}")
+    if not isinstance(num_iterations, int) or num_iterations < 1:
+        raise TrainingConfigError(f"model.num_iterations must be an int >= 1, got {num_iterations!r}")
+    if num_iterations > 1 and clip_eps is None:
+        raise TrainingConfigError("model.num_iterations > 1 reuses a rollout; set model.clip_eps (e.g. 0.2) to bound the update")
+    if kl_beta < 0:
+        raise TrainingConfigError(f"model.kl_beta must be >= 0, got {kl_beta!r}")
+    if tau_steps is not None and tau_steps < 1:
+        raise TrainingConfigError(f"model.tau_steps must be >= 1 or null (= trainer.max_steps), got {tau_steps!r}")
+
+
+def _load_agent_weights(source: str, like: TemporalAgent) -> TemporalAgent:
+    """Agent weights from a TSPOSelector directory or a published TSPO checkpoint file."""
+    from pathlib import Path
+
+    if Path(source).is_dir():
+        from tspo.selector import TSPOSelector
+
+        agent = TSPOSelector.from_pretrained(source, cache=False).agent
+    else:
+        agent = TemporalAgent.load_published(source)
+    if agent.config != like.config:
+        raise TrainingConfigError(f"model.init_from {source!r} holds an agent {agent.config}, the config asks {like.config}")
+    return agent

@@ -1,0 +1,93 @@
+"""One GRPO rollout's glue between tensors and the oracle: queries out, rewards back.
+
+The agent and the sampler work on tensors ``[B, G, k]``; the oracle works on a flat list of
+:class:`~tspo.rewards.OracleQuery` (``B * G`` of them, sample-major, one call per batch). These
+helpers convert between the two and turn answers into the reward tensors of DESIGN section 5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tspo.data_synth import Sample
+from tspo.rewards import OracleAnswer, OracleQuery, accuracy_reward, compose_reward, temporal_reward
+
+
+@dataclass
+class Rewards:
+    """Rewards of a batch of groups, float32 ``[B, G]`` each; ``valid`` bool ``[B, G]`` (oracle answered)."""
+
+    total: torch.Tensor
+    accuracy: torch.Tensor
+    temporal: torch.Tensor
+    valid: torch.Tensor
+
+    @property
+    def failures(self) -> int:
+        return int((~self.valid).sum())
+
+
+def gather_times(timestamps: torch.Tensor, idx: torch.Tensor) -> np.ndarray:
+    """Seconds of the selected candidates: timestamps float64[B, T], idx int64[B, G, k] -> float64[B, G, k]."""
+    bsz, groups, k = idx.shape
+    picked = timestamps.to(idx.device).gather(-1, idx.reshape(bsz, groups * k))
+    return picked.reshape(bsz, groups, k).cpu().numpy().astype(np.float64)
+
+
+def fetch_frames(samples: Sequence[Sample], times: np.ndarray, size: int) -> list[np.ndarray]:
+    """Pixels of the selected frames only, one decode per sample: -> per sample uint8[G, k, H, W, 3].
+
+    Every distinct selected time of a sample is read once (``tspo.video.read_frames_at``) and the
+    group's selections index into that; nothing else of the video is decoded.
+    """
+    from tspo.video import read_frames_at
+
+    out = []
+    for sample, t in zip(samples, times):
+        uniq, inverse = np.unique(t, return_inverse=True)
+        frames = read_frames_at(sample.video, uniq, size=size)                   # [U, H, W, 3]
+        out.append(frames[inverse.reshape(t.shape)])
+    return out
+
+
+def build_queries(samples: Sequence[Sample], idx: torch.Tensor, times: np.ndarray,
+                  frames: Sequence[np.ndarray] | None = None) -> list[OracleQuery]:
+    """Flat list of ``B * G`` queries, sample-major (query ``b * G + g`` is selection ``idx[b, g]``)."""
+    positions = idx.cpu().numpy()
+    queries = []
+    for b, sample in enumerate(samples):
+        meta = sample.oracle_meta()
+        options = tuple(sample.options)
+        for g in range(positions.shape[1]):
+            queries.append(OracleQuery(
+                sample_id=sample.id, question=sample.question, options=options, timestamps_s=times[b, g],
+                frames=None if frames is None else frames[b][g], positions=positions[b, g], meta=meta))
+    return queries
+
+
+def score_answers(samples: Sequence[Sample], answers: Sequence[OracleAnswer], times: np.ndarray,
+                  w_a: float = 1.0, w_t: float = 1.0) -> Rewards:
+    """R_A (Eq. 10), R_T (Eq. 11) and their sum per selection; failed answers are marked invalid.
+
+    ``times`` float64[B, G, k]; ``answers`` flat, sample-major as :func:`build_queries` made them.
+    Needle samples score ``w_a R_A + w_t R_T``, general ones ``w_a R_A + w_t``.
+    """
+    bsz, groups, _ = times.shape
+    if len(answers) != bsz * groups:
+        raise ValueError(f"score_answers: got {len(answers)} answers for {bsz} x {groups} selections")
+    valid = np.array([a.ok for a in answers], dtype=bool).reshape(bsz, groups)
+    r_a = np.zeros((bsz, groups))
+    r_t = np.ones((bsz, groups))
+    total = np.zeros((bsz, groups))
+    for b, sample in enumerate(samples):
+        group = answers[b * groups:(b + 1) * groups]
+        r_a[b] = [accuracy_reward(a.letter, sample.answer) if a.ok else 0.0 for a in group]
+        temporal = temporal_reward(times[b], sample.target_spans_s) if sample.kind == "needle" else None
+        parts = compose_reward(sample.kind, r_a[b], temporal, w_a=w_a, w_t=w_t)
+        r_t[b], total[b] = parts.temporal, parts.total
+    as_t = lambda x: torch.as_tensor(x, dtype=torch.float32)  # noqa: E731
+    return Rewards(as_t(total), as_t(r_a), as_t(r_t), torch.as_tensor(valid))
