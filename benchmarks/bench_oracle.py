@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+
 from tspo.rewards import HFVideoLLMOracle, OracleCache, OracleQuery, SimulatedOracle
 
 COMMAND = "OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python -m benchmarks oracle"

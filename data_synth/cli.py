@@ -128,9 +128,8 @@ def _filter(a) -> int:
 
         oracle = SimulatedOracle(seed=a.seed)
     else:
-        from tspo.rewards import ClipZeroShotOracle
-
         from tspo.encoders import load_encoder
+        from tspo.rewards import ClipZeroShotOracle
 
         oracle = ClipZeroShotOracle(load_encoder(a.encoder))
     kept, report = filter_samples(samples, oracle, a.easy_frames, a.hard_frames, a.fps, a.max_candidates)

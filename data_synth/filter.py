@@ -42,7 +42,6 @@ def uniform_timestamps(sample: Sample, k: int, fps: float = 1.0, max_candidates:
     """(positions int64[k'], seconds float64[k']) of ``k`` uniform picks on the sample's candidate
     grid; ``k' = min(k, T)``."""
     from tspo.agents.baselines import select_uniform
-
     from tspo.video import candidate_times
 
     times = candidate_times(sample.duration_s, fps, max_candidates)
@@ -52,7 +51,6 @@ def uniform_timestamps(sample: Sample, k: int, fps: float = 1.0, max_candidates:
 
 def _query(sample: Sample, k: int, fps: float, max_candidates: int | None, frame_size: int | None, needs_frames: bool):
     from tspo.rewards import OracleQuery
-
     from tspo.video import read_frames_at
 
     pos, ts = uniform_timestamps(sample, k, fps, max_candidates)

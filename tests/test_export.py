@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from tspo.agents import TemporalAgent
 
+from tspo.agents import TemporalAgent
 from tspo.cli import main as cli_main
 from tspo.export import ExportableAgent, ExportError, check_round_trip, export_agent, main, run_exported
 from tspo.selector import TSPOSelector

@@ -10,8 +10,8 @@ import huggingface_hub
 import pytest
 import torch
 from huggingface_hub import constants
-from tspo.agents import TemporalAgent
 
+from tspo.agents import TemporalAgent
 from tspo.hub import HubError, model_card, push_to_hub, resolve_pretrained
 from tspo.selector import TSPOSelector
 

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from tspo.data_synth import ManifestError, Sample, iter_manifest, load_manifest, write_manifest
 from tspo.data_synth.cli import main as synth_main
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from tspo.rewards import OracleAnswer, OracleCache, OracleConfigError, OracleQuery, SimulatedOracle
 
 OPTS = ("a", "b", "c")

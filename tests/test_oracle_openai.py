@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 from PIL import Image
+
 from tspo.rewards import OpenAICompatibleOracle, OracleCache, OracleConfigError, OracleQuery
 
 KEY = "sk-test-SECRET-1234"

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+
 from tspo.rewards import RewardInputError, accuracy_reward, compose_reward, in_spans, temporal_reward
 
 

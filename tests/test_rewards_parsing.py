@@ -5,6 +5,7 @@ import string
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tspo.rewards import RewardInputError, parse_option
 
 OPTIONS = ["red ball", "blue cup", "green", "dog"]

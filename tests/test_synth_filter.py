@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+
 from tspo.data_synth import Sample, filter_samples, uniform_timestamps, write_manifest
 from tspo.data_synth.cli import main as synth_main
 from tspo.rewards import OracleAnswer, SimulatedOracle

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+
 from tspo.data_synth import (
     NeedleConfig,
     SynthError,

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from tspo.data_synth import EventDescription, Sample, augment_sample, make_mcq, render_dataset, write_manifest
 from tspo.data_synth.captioners import AnnotationCaptioner, HFCaptioner
 from tspo.data_synth.cli import main as synth_main

@@ -5,6 +5,7 @@ import time
 import av
 import numpy as np
 import pytest
+
 from tspo.data_synth import (
     QUESTION_KINDS,
     RenderError,

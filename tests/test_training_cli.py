@@ -45,7 +45,8 @@ def test_config_trains_offline_checkpoints_and_exports_a_selector(tmp_path_facto
 def test_cli_reports_a_missing_manifest(tmp_path):
     with pytest.raises(ValueError, match="train_manifest"):
         main(["fit", "--config", str(CONFIG), "--data.synth", "null",
-              "--data.train_manifest", str(tmp_path / "missing.jsonl"), "--trainer.max_steps", "1"])
+              "--data.train_manifest", str(tmp_path / "missing.jsonl"), "--trainer.max_steps", "1",
+              "--trainer.default_root_dir", str(tmp_path / "run"), "--export.dirpath", str(tmp_path / "sel")])
 
 
 @pytest.mark.parametrize("name", ["synthetic_needle.yaml", "llava_video_7b.yaml", "qwen25vl_7b.yaml"])

@@ -61,8 +61,11 @@ class FeatureCache:
     def __repr__(self) -> str:
         return f"FeatureCache(root={str(self.root)!r}, hits={self.hits}, misses={self.misses})"
 
-    def key(self, video: VideoLike, encoder_spec: str, fps: float, max_candidates: int | None, size: int) -> str:
-        """Hex key of a (video content, encoder, sampling) combination."""
+    def key(
+        self, video: VideoLike, encoder_spec: str, fps: float, max_candidates: int | None, size: int,
+        dtype: str = "torch.float32",
+    ) -> str:
+        """Hex key of a (video content, encoder and its precision, sampling) combination."""
         if isinstance(video, str | os.PathLike):
             ident: object = file_identity(video)
         elif isinstance(video, Sequence):
@@ -71,7 +74,7 @@ class FeatureCache:
             raise TypeError(f"video must be a path or a list of segments, got {type(video).__name__}")
         payload = json.dumps(
             {"v": _FORMAT_VERSION, "video": ident, "encoder": encoder_spec, "fps": float(fps),
-             "max_candidates": max_candidates, "size": size},
+             "max_candidates": max_candidates, "size": size, "dtype": dtype},
             sort_keys=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:40]
@@ -157,7 +160,8 @@ def video_features(
         raise TypeError("video must be a path or a list of segments, not a single mapping")
     if cache is None:
         return encode_candidates(video, encoder, fps, max_candidates)
-    key = cache.key(video, encoder.spec, fps, max_candidates, encoder.image_size)
+    # fp16 features (GPU) and fp32 features (CPU) differ slightly: never mix them.
+    key = cache.key(video, encoder.spec, fps, max_candidates, encoder.image_size, str(getattr(encoder, "dtype", "")))
     hit = cache.load(key)
     if hit is not None:
         cache.hits += 1
