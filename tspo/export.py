@@ -77,28 +77,12 @@ class ExportableAgent(nn.Module):
 
 def load_agent(selector: str | Path) -> tuple[TemporalAgent, dict]:
     """The agent (and config) of a selector directory or hub id, without loading its encoder."""
-    from safetensors.torch import load_file
+    from tspo.selector import SelectorConfigError, load_selector_agent
 
-    from tspo.selector import WEIGHTS_NAME, read_selector_config
-
-    directory = Path(selector)
-    if not directory.is_dir():
-        if directory.exists() or str(selector).count("/") != 1:
-            raise ExportError(
-                f"selector {str(selector)!r} is not a directory; pass a folder written by "
-                "TSPOSelector.save_pretrained / `tspo train`, or a hub id 'org/name'"
-            )
-        from tspo.hub import resolve_pretrained
-
-        directory = resolve_pretrained(str(selector))
-    config = read_selector_config(directory)
-    weights = directory / WEIGHTS_NAME
-    if not weights.is_file():
-        raise ExportError(f"selector directory {str(directory)!r} has no {WEIGHTS_NAME}")
-    cfg = config["agent"]
-    agent = TemporalAgent(dim=int(cfg["dim"]), window=int(cfg["window"]), heads=int(cfg["heads"]))
-    agent.load_state_dict(load_file(str(weights)))
-    return agent.eval(), config
+    try:
+        return load_selector_agent(selector)
+    except SelectorConfigError as err:
+        raise ExportError(str(err)) from err
 
 
 def export_agent(

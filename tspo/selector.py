@@ -233,32 +233,7 @@ class TSPOSelector:
         ``encoder`` overrides the spec stored in the config (e.g. a local weights path for the
         same architecture); its dimension must match the agent's.
         """
-        directory = Path(name_or_path)
-        if not directory.is_dir():
-            if directory.exists() or str(name_or_path).count("/") != 1:
-                raise SelectorConfigError(
-                    f"selector {str(name_or_path)!r} is not a directory; pass a folder written by "
-                    "save_pretrained / `tspo train`, or a hub id 'org/name'"
-                )
-            from tspo.hub import resolve_pretrained
-
-            directory = Path(resolve_pretrained(str(name_or_path)))
-        config = read_selector_config(directory)
-        weights = directory / WEIGHTS_NAME
-        if not weights.is_file():
-            raise SelectorConfigError(f"selector directory {str(directory)!r} has no {WEIGHTS_NAME}")
-        from safetensors.torch import load_file
-
-        state = load_file(str(weights))
-        agent_cfg = config["agent"]
-        agent = TemporalAgent(dim=int(agent_cfg["dim"]), window=int(agent_cfg["window"]), heads=int(agent_cfg["heads"]))
-        expected = {k: tuple(v.shape) for k, v in agent.state_dict().items()}
-        got = {k: tuple(v.shape) for k, v in state.items()}
-        if expected != got:
-            raise SelectorConfigError(
-                f"weights in {str(weights)!r} do not match config agent {agent_cfg}: expected {expected}, got {got}"
-            )
-        agent.load_state_dict(state)
+        agent, config = load_selector_agent(name_or_path)
         known = {"format", "version", "encoder", "agent", "num_frames", "fps", "max_candidates"}
         return cls(
             encoder=encoder if encoder is not None else config["encoder"],
@@ -299,6 +274,44 @@ def read_selector_config(directory: str | os.PathLike) -> dict[str, Any]:
         if not isinstance(agent.get(field), int) or agent[field] <= 0:
             raise SelectorConfigError(f"{str(path)!r}: agent.{field} must be a positive int, got {agent.get(field)!r}")
     return config
+
+
+def resolve_selector_dir(name_or_path: str | os.PathLike) -> Path:
+    """A selector directory on disk: a local folder as is, a hub id ``org/name`` via the HF cache."""
+    directory = Path(name_or_path)
+    if directory.is_dir():
+        return directory
+    if directory.exists() or str(name_or_path).count("/") != 1:
+        raise SelectorConfigError(
+            f"selector {str(name_or_path)!r} is not a directory; pass a folder written by "
+            "save_pretrained / `tspo train`, or a hub id 'org/name'"
+        )
+    from tspo.hub import resolve_pretrained
+
+    return Path(resolve_pretrained(str(name_or_path)))
+
+
+def load_selector_agent(name_or_path: str | os.PathLike) -> tuple[TemporalAgent, dict[str, Any]]:
+    """The trained agent and the validated config of a selector directory (or hub id), without
+    loading its encoder (export and training warm starts need only the agent)."""
+    from safetensors.torch import load_file
+
+    directory = resolve_selector_dir(name_or_path)
+    config = read_selector_config(directory)
+    weights = directory / WEIGHTS_NAME
+    if not weights.is_file():
+        raise SelectorConfigError(f"selector directory {str(directory)!r} has no {WEIGHTS_NAME}")
+    state = load_file(str(weights))
+    agent_cfg = config["agent"]
+    agent = TemporalAgent(dim=int(agent_cfg["dim"]), window=int(agent_cfg["window"]), heads=int(agent_cfg["heads"]))
+    expected = {k: tuple(v.shape) for k, v in agent.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != got:
+        raise SelectorConfigError(
+            f"weights in {str(weights)!r} do not match config agent {agent_cfg}: expected {expected}, got {got}"
+        )
+    agent.load_state_dict(state)
+    return agent.eval(), config
 
 
 _DEFAULT_SELECTORS: dict[str, TSPOSelector] = {}

@@ -306,9 +306,9 @@ def _load_agent_weights(source: str, like: TemporalAgent) -> TemporalAgent:
     from pathlib import Path
 
     if Path(source).is_dir():
-        from tspo.selector import TSPOSelector
+        from tspo.selector import load_selector_agent
 
-        agent = TSPOSelector.from_pretrained(source, cache=False).agent
+        agent, _ = load_selector_agent(source)
     else:
         agent = TemporalAgent.load_published(source)
     if agent.config != like.config:
