@@ -117,6 +117,19 @@ def test_virtual_video_errors(tmp_path, short_video):
         sample_candidates([])
 
 
+@pytest.mark.parametrize("codec,ext", [("libx264", "mkv"), ("mpeg4", "avi")])
+def test_truncated_file_that_still_opens_is_refused(tmp_path, codec, ext):
+    """Cut in half, these containers still open and decode their first part: without a check
+    the video would silently pass for a shorter one."""
+    full = write_video(tmp_path / f"full.{ext}", seconds=20, fps=4, codec=codec)
+    assert probe_video(full).duration_s == pytest.approx(20.0)
+    half = tmp_path / f"half.{ext}"
+    data = full.read_bytes()
+    half.write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoError, match=r"declares .* but only .* can be decoded; the file is truncated"):
+        sample_candidates(half, size=16)
+
+
 def _zero_frame_video(path):
     out = av.open(str(path), "w")
     s = out.add_stream("mpeg4", rate=4)
@@ -162,3 +175,12 @@ def test_bad_videos(tmp_path, short_video):
         sample_candidates(_audio_only(tmp_path / "audio.mp2"))
     with pytest.raises(VideoError, match="directory"):
         sample_candidates(tmp_path)
+
+
+def test_whole_frames_without_crop(tmp_path, short_video):
+    frames = read_frames_at(short_video, np.array([0.0, 5.0]), size=24, crop=False)
+    assert frames.shape == (2, 24, 32, 3)  # 48x64 source: short side 24, aspect kept
+    tall = write_video(tmp_path / "tall.mp4", 4, fps=4, size=(64, 32))
+    mixed = [{"source": str(short_video), "start_s": 0, "end_s": 2}, {"source": str(tall), "start_s": 0, "end_s": 2}]
+    out = read_frames_at(mixed, np.array([0.5, 2.5]), size=24, crop=False)
+    assert out.shape == (2, 24, 32, 3)  # the tall source is resized to the first frame's shape

@@ -69,8 +69,12 @@ def _check_path(path: str | os.PathLike) -> str:
     return path
 
 
-def _probe_streams(path: str) -> None:
-    """Tell apart 'not a media file', 'audio only' and 'no frames' before decord sees the file."""
+def _probe_streams(path: str) -> float | None:
+    """Tell apart 'not a media file', 'audio only' and 'no frames' before decord sees the file.
+
+    Returns the duration (s) the file *declares* for its video, when it declares one, so the
+    caller can catch a truncated file that still opens (the decodable part is shorter).
+    """
     import av
 
     try:
@@ -80,8 +84,16 @@ def _probe_streams(path: str) -> None:
                 raise VideoError(
                     f"{path!r} has no video stream (streams: {', '.join(kinds)}); an audio-only file cannot be sampled"
                 )
+            stream = container.streams.video[0]
+            declared = None
+            if stream.duration is not None and stream.time_base is not None:
+                declared = float(stream.duration * stream.time_base)
+            elif container.duration is not None and len(container.streams) == 1:
+                # Only trusted without other streams: an audio track may outlast the video.
+                declared = container.duration / 1_000_000
             if next(container.decode(video=0), None) is None:
                 raise VideoError(f"{path!r} has a video stream but zero decodable frames")
+            return declared
     except VideoError:
         raise
     except Exception as err:  # av raises many InvalidDataError flavours
@@ -103,7 +115,7 @@ def _reader(path: str, width: int, height: int, mtime_ns: int):
 def _probe_cached(path: str, mtime_ns: int) -> tuple[VideoInfo, np.ndarray]:
     import decord
 
-    _probe_streams(path)
+    declared = _probe_streams(path)
     # A throw-away native-size reader: kept open, its index and buffers cost hundreds of MB on
     # long videos while the small decoding reader works.
     try:
@@ -118,6 +130,11 @@ def _probe_cached(path: str, mtime_ns: int) -> tuple[VideoInfo, np.ndarray]:
     height, width = reader[0].shape[:2]
     del reader
     end = float(pts[-1, 1]) if pts[-1, 1] > pts[-1, 0] else float(pts[-1, 0]) + 1.0 / max(fps, 1e-6)
+    if declared is not None and declared - end > max(1.0, 0.05 * declared):
+        raise VideoError(
+            f"{path!r} declares {declared:.1f} s of video but only {end:.1f} s can be decoded; the file is "
+            "truncated or corrupt (re-download or re-encode it)"
+        )
     return VideoInfo(path, num, fps, end, int(width), int(height)), pts[:, 0].copy()
 
 
@@ -192,8 +209,11 @@ def _locate(video: VideoLike, timestamps_s: np.ndarray) -> tuple[list[_Segment],
     return segments, seg_ids.astype(np.int64), frame_idx, duration
 
 
-def _decode_size(info: VideoInfo, size: int | tuple[int, int] | None) -> tuple[int, int, tuple[int, int] | None]:
-    """decord (width, height) keeping aspect with the short side at ``size``, and the crop (h, w)."""
+def _decode_size(
+    info: VideoInfo, size: int | tuple[int, int] | None, crop: bool = True
+) -> tuple[int, int, tuple[int, int] | None]:
+    """decord (width, height) keeping aspect with the short side at ``size``, and the crop (h, w)
+    (``None``: no crop — the whole frame, e.g. for a video LLM that reads full frames)."""
     if size is None:
         return -1, -1, None
     if isinstance(size, int):
@@ -202,17 +222,19 @@ def _decode_size(info: VideoInfo, size: int | tuple[int, int] | None) -> tuple[i
         scale = size / min(info.width, info.height)
         width = max(size, round(info.width * scale))
         height = max(size, round(info.height * scale))
-        return width, height, (size, size)
+        return width, height, (size, size) if crop else None
     height, width = (int(v) for v in size)
     if height <= 0 or width <= 0:
         raise ValueError(f"size must be positive, got {size!r}")
     return width, height, None
 
 
-def _decode(source: str, frame_idx: np.ndarray, size, chunk_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _decode(
+    source: str, frame_idx: np.ndarray, size, chunk_size: int, crop: bool = True
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (positions within ``frame_idx``, uint8[n, H, W, 3]) chunks, decoding in frame order."""
     info = probe_video(source)
-    width, height, crop = _decode_size(info, size)
+    width, height, crop = _decode_size(info, size, crop)
     reader = _reader(source, width, height, os.stat(source).st_mtime_ns)
     order = np.argsort(frame_idx, kind="stable")
     for lo in range(0, len(order), chunk_size):
@@ -232,28 +254,53 @@ def _decode(source: str, frame_idx: np.ndarray, size, chunk_size: int) -> Iterat
 
 
 def iter_frames_at(
-    video: VideoLike, timestamps_s: np.ndarray, size: int | tuple[int, int] | None = 224, chunk_size: int = 32
+    video: VideoLike,
+    timestamps_s: np.ndarray,
+    size: int | tuple[int, int] | None = 224,
+    chunk_size: int = 32,
+    crop: bool = True,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Decode the frames shown at ``timestamps_s`` (seconds), chunk by chunk.
 
     Yields ``(positions int64[n], frames uint8[n, H, W, 3])`` where positions index into
-    ``timestamps_s``; chunks come in decode order, so callers scatter by position.
+    ``timestamps_s``; chunks come in decode order, so callers scatter by position. ``size`` as in
+    :func:`sample_candidates`; ``crop=False`` with an int size keeps the whole frame (short side
+    at ``size``, aspect ratio kept), as a video LLM should see it.
     """
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     segments, seg_ids, frame_idx, _ = _locate(video, timestamps_s)
     for sid in np.unique(seg_ids):
         members = np.flatnonzero(seg_ids == sid)
-        for pos, frames in _decode(segments[sid].source, frame_idx[members], size, chunk_size):
+        for pos, frames in _decode(segments[sid].source, frame_idx[members], size, chunk_size, crop):
             yield members[pos], frames
 
 
-def read_frames_at(video: VideoLike, timestamps_s: np.ndarray, size: int | tuple[int, int] | None = 224) -> np.ndarray:
-    """The frames shown at ``timestamps_s`` (seconds, float[k]) as uint8[k, H, W, 3]."""
+def _resize_to(frames: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize uint8[n, h, w, 3] -> uint8[n, H, W, 3] (mixed-aspect virtual videos)."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=shape, mode="bilinear", align_corners=False, antialias=True)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def read_frames_at(
+    video: VideoLike, timestamps_s: np.ndarray, size: int | tuple[int, int] | None = 224, crop: bool = True
+) -> np.ndarray:
+    """The frames shown at ``timestamps_s`` (seconds, float[k]) as uint8[k, H, W, 3].
+
+    ``crop=False`` keeps whole frames (short side at ``size``); when the sources of a virtual
+    video differ in aspect ratio, later frames are resized to the first one's shape so the
+    result is one array.
+    """
     out = None
-    for pos, frames in iter_frames_at(video, np.asarray(timestamps_s, dtype=np.float64), size):
+    for pos, frames in iter_frames_at(video, np.asarray(timestamps_s, dtype=np.float64), size, crop=crop):
         if out is None:
             out = np.empty((len(timestamps_s), *frames.shape[1:]), dtype=np.uint8)
+        if frames.shape[1:] != out.shape[1:]:
+            frames = _resize_to(frames, out.shape[1:3])
         out[pos] = frames
     if out is None:
         raise ValueError("timestamps_s is empty; nothing to read")
