@@ -235,22 +235,38 @@ def _decode(
     """Yield (positions within ``frame_idx``, uint8[n, H, W, 3]) chunks, decoding in frame order."""
     info = probe_video(source)
     width, height, crop = _decode_size(info, size, crop)
-    reader = _reader(source, width, height, os.stat(source).st_mtime_ns)
+    mtime = os.stat(source).st_mtime_ns
+    reader = _reader(source, width, height, mtime)
+    rescale = False
     order = np.argsort(frame_idx, kind="stable")
     for lo in range(0, len(order), chunk_size):
         pos = order[lo : lo + chunk_size]
-        try:
-            batch = reader.get_batch(frame_idx[pos].tolist()).asnumpy()
-        except Exception as err:
-            raise VideoError(
-                f"decoding frames {int(frame_idx[pos].min())}..{int(frame_idx[pos].max())} of {source!r} failed; "
-                f"the file is probably truncated or corrupt ({err})"
-            ) from err
+        indices = frame_idx[pos].tolist()
+        if not rescale:
+            try:
+                batch = _get_batch(reader, indices, source)
+            except VideoError as err:
+                if width <= 0 or "must exactly match" not in str(err.__cause__):
+                    raise
+                # decord's scaler rejects some output sizes: decode natively, resize in torch.
+                rescale, reader = True, _reader(source, -1, -1, mtime)
+        if rescale:
+            batch = _resize_to(_get_batch(reader, indices, source), (height, width))
         if crop is not None:
             top = (batch.shape[1] - crop[0]) // 2
             left = (batch.shape[2] - crop[1]) // 2
             batch = batch[:, top : top + crop[0], left : left + crop[1]]
         yield pos, batch
+
+
+def _get_batch(reader, indices: list[int], source: str) -> np.ndarray:
+    try:
+        return reader.get_batch(indices).asnumpy()
+    except Exception as err:
+        raise VideoError(
+            f"decoding frames {min(indices)}..{max(indices)} of {source!r} failed; "
+            f"the file is probably truncated or corrupt ({err})"
+        ) from err
 
 
 def iter_frames_at(
