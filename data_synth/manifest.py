@@ -102,16 +102,21 @@ def _relative(path: str, base_dir: str | Path | None) -> str:
 
 
 def _resolve(path: str, root: Path, contain: bool) -> str:
-    """Absolute path of ``path`` against ``root``; refuse an escape when ``contain``."""
-    resolved = Path(os.path.normpath(root / path))
+    """Absolute path of ``path`` against ``root``; refuse an escape when ``contain``.
+
+    Containment is checked on the real paths (symlinks followed, on both sides), so a link inside
+    the root that points outside it is refused; the returned path keeps the manifest's spelling.
+    """
+    joined = Path(os.path.normpath(root / path))
     if contain:
+        real, real_root = joined.resolve(), root.resolve()
         try:
-            resolved.relative_to(root)
+            real.relative_to(real_root)
         except ValueError:
             raise ManifestError(
-                f"path {path!r} resolves to {resolved}, outside the root {root}; "
+                f"path {path!r} resolves to {real}, outside the root {real_root}; "
                 "move the file under the root or pass a root that contains it") from None
-    return str(resolved)
+    return str(joined)
 
 
 def _bad(field_: str, msg: str) -> ManifestError:

@@ -122,3 +122,27 @@ def test_validate_cli(tmp_path, capsys):
     cap = capsys.readouterr()
     assert "line 3: field 'kind'" in cap.err and "missing video: t:" in cap.err
     assert "2 valid sample(s), 1 bad line(s), 1 missing video(s)" in cap.out
+
+
+def test_root_containment_follows_symlinks(tmp_path):
+    """A link inside the root that points outside it escapes the root: refused. Links that stay
+    inside, and a root that is itself reached through a link, are fine."""
+    root, outside = tmp_path / "data", tmp_path / "outside"
+    (root / "clips").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.mp4").write_bytes(b"x")
+    (root / "clips" / "real.mp4").write_bytes(b"x")
+    (root / "leak.mp4").symlink_to(outside / "secret.mp4")          # file link out of the root
+    (root / "leakdir").symlink_to(outside, target_is_directory=True)  # directory link out of the root
+    (root / "ok.mp4").symlink_to(root / "clips" / "real.mp4")       # link that stays inside
+    for bad in ("leak.mp4", "leakdir/secret.mp4"):
+        with pytest.raises(ManifestError, match="outside the root"):
+            load_manifest(_write(tmp_path / "m.jsonl", _line(video=bad)), root=root)
+    seg = [{"source": "leakdir/secret.mp4", "start_s": 0, "end_s": 30}]
+    with pytest.raises(ManifestError, match="outside the root"):
+        load_manifest(_write(tmp_path / "m.jsonl", _line(video=seg)), root=root)
+    assert load_manifest(_write(tmp_path / "m.jsonl", _line(video="ok.mp4")), root=root)[0].video == str(root / "ok.mp4")
+    alias = tmp_path / "alias"
+    alias.symlink_to(root, target_is_directory=True)
+    got = load_manifest(_write(tmp_path / "m.jsonl", _line(video="clips/real.mp4")), root=alias)[0].video
+    assert got == str(alias / "clips" / "real.mp4")

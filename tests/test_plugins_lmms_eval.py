@@ -199,8 +199,11 @@ def test_wrapped_model_gets_a_clip_of_exactly_the_selected_frames(lmms_eval, fak
     request = _request(lmms_eval)
     assert model.generate_until([request]) == ["A"]
     ((context, visuals),) = model.base.seen
-    assert context == QUESTION and len(visuals) == 1 and visuals[0].endswith(".mp4")
+    assert len(visuals) == 1 and visuals[0].endswith(".mp4")
     sel = model.last_selections[0]
+    # the clip spaces its frames evenly, so by default the real times go into the prompt
+    times = ", ".join(f"{t:g}s" for t in sel.timestamps)
+    assert context == f"The 4 video frames were taken at {times}.\n{QUESTION}"
     direct = TSPOSelector.from_pretrained(selector_dir, cache=False).select(
         str(video), QUESTION, num_frames=4
     )
@@ -228,6 +231,21 @@ def test_frames_mode_timestamps_and_loglikelihood(lmms_eval, fake_vid, assets):
     np.testing.assert_allclose(
         [np.asarray(im).mean() for im in visuals], [frame_value(int(t)) for t in sel.timestamps], atol=3
     )
+
+
+def test_clip_mode_timestamps_can_be_turned_off(lmms_eval, fake_vid, assets):
+    video, selector_dir = assets
+    model = _load_cls().create_from_arg_string(
+        f"base_model=fake_vid,selector={selector_dir},num_frames=4,timestamps_in_prompt=false"
+    )
+    model.task_dict = {"videoqa": {"test": {0: {"video": str(video)}}}}
+    model.generate_until([_request(lmms_eval)])
+    ((context, visuals),) = model.base.seen
+    assert context == QUESTION and visuals[0].endswith(".mp4")
+    frames = _load_cls()(base_model="fake_vid", selector=str(selector_dir), visual_mode="frames")
+    assert frames.timestamps_in_prompt is False  # image lists keep the context as is unless asked
+    with pytest.raises(ValueError, match="timestamps_in_prompt"):
+        _load_cls()(base_model="fake_vid", selector=str(selector_dir), timestamps_in_prompt="yes")
 
 
 def test_frame_budget_warning_and_config_errors(lmms_eval, fake_vid, assets, caplog):

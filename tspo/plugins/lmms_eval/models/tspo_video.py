@@ -8,6 +8,11 @@ replaced, before the wrapped model sees the request, by
   their mean frame rate, for models that read video files (llava_vid, qwen2_vl, ...);
 - ``visual_mode="frames"``: the k frames as PIL images, for image-list models.
 
+A clip plays its frames evenly spaced, so a wrapped model that reads times from the file (Qwen2-VL's
+temporal positions, llava_vid's "frames are located at ...") would see uniform times that are not
+where the frames were taken. In clip mode the real times are therefore prefixed to the context by
+default (``timestamps_in_prompt=None`` -> True for "clip", False for "frames"; pass True/False to force).
+
 The wrapped model's generation, batching and answer post-processing are untouched.
 """
 
@@ -65,7 +70,8 @@ class TSPOVideo(lmms):
 
     ``selector``: a selector directory, hub id or loaded ``TSPOSelector``; ``num_frames``: k;
     ``fps`` / ``max_candidates``: candidate grid; ``frame_size``: side of the frames handed on
-    (None = native); ``timestamps_in_prompt``: prefix the context with the frames' times;
+    (None = native); ``timestamps_in_prompt``: prefix the context with the frames' real times
+    (default None: on in clip mode, whose file spaces the frames evenly, off in frames mode);
     ``clip_dir``: where clips are written (default: a temporary folder). Other keyword arguments
     build the wrapped model.
     """
@@ -79,7 +85,7 @@ class TSPOVideo(lmms):
         max_candidates: int | None = 128,
         visual_mode: str = "clip",
         frame_size: int | None = None,
-        timestamps_in_prompt: bool = False,
+        timestamps_in_prompt: bool | None = None,
         device: str = "cpu",
         clip_dir: str | None = None,
         **base_kwargs: Any,
@@ -95,6 +101,12 @@ class TSPOVideo(lmms):
             raise TSPOVideoConfigError(f"visual_mode must be one of {VISUAL_MODES}, got {visual_mode!r}")
         if not isinstance(num_frames, int) or num_frames <= 0:
             raise TSPOVideoConfigError(f"num_frames must be a positive int, got {num_frames!r}")
+        if timestamps_in_prompt is None:
+            timestamps_in_prompt = visual_mode == "clip"
+        if not isinstance(timestamps_in_prompt, bool):
+            raise TSPOVideoConfigError(
+                f"timestamps_in_prompt must be true or false (or left out), got {timestamps_in_prompt!r}"
+            )
         if isinstance(selector, (str, Path)):
             from tspo.selector import TSPOSelector
 
