@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from .events import QUESTION_KINDS
+from .needle import TARGET_ORDERS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="share of the timeline the target material should cover")
     n.add_argument("--any-fraction", action="store_true", help="ignore --target-fraction (uniform duration)")
     n.add_argument("--segment-seconds", type=float, nargs=2, default=(10.0, 60.0), metavar=("MIN", "MAX"))
+    n.add_argument("--target-segment-seconds", type=float, nargs=2, default=(10.0, 30.0), metavar=("MIN", "MAX"),
+                   help="each repetition of the target is cut into segments of this length")
+    n.add_argument("--target-order", choices=TARGET_ORDERS, default="shuffle",
+                   help="shuffle: every target segment placed on its own (paper); ordered: scattered but each "
+                        "repetition's segments in order; contiguous: each repetition in one piece")
     n.add_argument("--fps", type=float, default=1.0, help="candidate grid: cuts are multiples of 1/fps s")
     n.add_argument("--materialize", action="store_true", help="also write each sample as a lossless mp4")
     n.add_argument("--root", default=None, help="root that the manifests' paths must stay inside")
@@ -97,7 +103,8 @@ def _needle(a) -> int:
     from .needle import NeedleConfig, compose_needles, find_videos
 
     cfg = NeedleConfig(a.min_minutes, a.max_minutes, tuple(a.repeats),
-                       None if a.any_fraction else tuple(a.target_fraction), tuple(a.segment_seconds), a.fps)
+                       None if a.any_fraction else tuple(a.target_fraction), tuple(a.segment_seconds), a.fps,
+                       target_segment_seconds=tuple(a.target_segment_seconds), target_order=a.target_order)
     targets = load_manifest(a.targets, a.root)
     samples, report = compose_needles(targets, find_videos(a.distractors, a.root), a.num, a.seed, cfg)
     out = Path(a.out)

@@ -23,7 +23,8 @@ class FilterReport:
     kept: list[str] = field(default_factory=list)
     too_easy: list[str] = field(default_factory=list)
     too_hard: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)        # oracle error or unreadable video
+    failed: list[str] = field(default_factory=list)        # failed oracle query or unreadable video
+    unparsed: list[str] = field(default_factory=list)      # an answer had no readable option (scored wrong)
     reasons: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -34,6 +35,8 @@ class FilterReport:
         total = len(self.kept) + self.num_dropped
         lines = [f"filter: kept {len(self.kept)} of {total}; dropped {len(self.too_easy)} too easy, "
                  f"{len(self.too_hard)} too hard, {len(self.failed)} failed"]
+        if self.unparsed:
+            lines.append(f"  {len(self.unparsed)} samples had an answer with no readable option (scored as wrong)")
         lines += [f"  {sid}: {self.reasons[sid]}" for sid in self.failed[:20]]
         return "\n".join(lines)
 
@@ -54,7 +57,8 @@ def _query(sample: Sample, k: int, fps: float, max_candidates: int | None, frame
     from tspo.video import read_frames_at
 
     pos, ts = uniform_timestamps(sample, k, fps, max_candidates)
-    frames = read_frames_at(sample.video, ts, size=frame_size) if needs_frames else None
+    # whole frames (no centre crop): the oracle must see the full width of the picture
+    frames = read_frames_at(sample.video, ts, size=frame_size, crop=False) if needs_frames else None
     return OracleQuery(sample_id=sample.id, question=sample.question, options=tuple(sample.options),
                        timestamps_s=ts, frames=frames, positions=pos, meta=sample.oracle_meta())
 
@@ -64,8 +68,10 @@ def filter_samples(samples: Sequence[Sample], oracle, easy_frames: int = 4, hard
                    batch_size: int = 16, progress: bool = True) -> tuple[list[Sample], FilterReport]:
     """Keep the samples the oracle gets wrong with ``easy_frames`` and right with ``hard_frames``.
 
-    ``oracle``: any ``tspo.rewards.Oracle``. Failed oracle calls and unreadable videos drop the
-    sample with its reason (listed in the report); the run never stops half-way.
+    ``oracle``: any ``tspo.rewards.Oracle``. Failed oracle queries (``OracleAnswer.is_failed``)
+    and unreadable videos drop the sample with its reason (listed in the report); the run never
+    stops half-way. An answer with no readable option is a wrong answer (listed in
+    ``report.unparsed``). Oracle frames are whole (short side ``frame_size``, aspect kept).
     """
     from tqdm.auto import tqdm
 
@@ -89,9 +95,11 @@ def filter_samples(samples: Sequence[Sample], oracle, easy_frames: int = 4, hard
         answers = oracle.answer(queries) if queries else []
         for i, s in enumerate(ok):
             easy, hard = answers[2 * i], answers[2 * i + 1]
-            if not (easy.ok and hard.ok):
+            if easy.unparsed or hard.unparsed:
+                report.unparsed.append(s.id)
+            if easy.is_failed or hard.is_failed:
                 report.failed.append(s.id)
-                report.reasons[s.id] = f"oracle error: {easy.error or hard.error or 'no option parsed'}"
+                report.reasons[s.id] = f"oracle error: {easy.error or hard.error}"
             elif easy.letter == s.answer:
                 report.too_easy.append(s.id)
                 report.reasons[s.id] = f"answered from {easy_frames} uniform frames"

@@ -1,9 +1,13 @@
 """Needle-in-a-haystack composer: long *virtual* training videos from target clips + haystack.
 
-As in the TSPO paper (§ training data): each target clip (with its QA) is repeated 1–4 times and
-shuffled with segments cut from irrelevant videos into a 10–60 minute timeline. The output is a
-segment list plus pseudo-labels (``target_spans_s``: where target material sits on the composed
-timeline; ``evidence_spans_s``: the seconds that answer the question, for every repetition).
+As in the TSPO paper (§ training data): each target clip (with its QA) is repeated 1–4 times,
+every repetition is cut into segments (``target_segment_seconds``), and the target segments are
+shuffled at segment level with segments cut from irrelevant videos into a 10–60 minute timeline
+(``target_order``: ``"shuffle"`` scatters every segment, ``"ordered"`` scatters them but keeps each
+repetition's segments in their order, ``"contiguous"`` keeps each repetition in one piece). The
+output is a segment list plus pseudo-labels (``target_spans_s``: where target material sits on the
+composed timeline; ``evidence_spans_s``: the seconds that answer the question, followed into
+whichever target segments carry them; touching spans are merged).
 
 Every cut lies on the ``1/fps`` candidate grid (integer seconds at ``fps=1``), so the composed
 candidate ``t_i = i / fps`` reads exactly source candidate ``j = (start_s + t_i - offset) * fps``
@@ -22,6 +26,7 @@ from .manifest import Sample, load_manifest
 from .media import grid_steps
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v")
+TARGET_ORDERS = ("shuffle", "ordered", "contiguous")
 
 
 class SynthError(ValueError):
@@ -39,6 +44,8 @@ class NeedleConfig:
     segment_seconds: tuple[float, float] = (10.0, 60.0)         # haystack segment length range
     fps: float = 1.0                               # candidate grid: every cut is a multiple of 1/fps
     id_prefix: str = "needle"
+    target_segment_seconds: tuple[float, float] = (10.0, 30.0)  # length range of a repetition's cuts
+    target_order: str = "shuffle"                  # one of TARGET_ORDERS (paper: shuffle at segment level)
 
     def validate(self) -> None:
         if not 0 < self.min_minutes <= self.max_minutes:
@@ -51,6 +58,10 @@ class NeedleConfig:
             raise SynthError(f"segment_seconds must be 0 < lo <= hi, got {self.segment_seconds}")
         if self.fps <= 0:
             raise SynthError(f"fps must be > 0, got {self.fps}")
+        if not 0 < self.target_segment_seconds[0] <= self.target_segment_seconds[1]:
+            raise SynthError(f"target_segment_seconds must be 0 < lo <= hi, got {self.target_segment_seconds}")
+        if self.target_order not in TARGET_ORDERS:
+            raise SynthError(f"target_order must be one of {TARGET_ORDERS}, got {self.target_order!r}")
 
 
 @dataclass
@@ -162,6 +173,66 @@ def _choose_length(rng: np.random.Generator, clip: int, lo: int, hi: int, cfg: N
     return r, total_for(r)
 
 
+def _cut(rng: np.random.Generator, steps: int, lo: int, hi: int) -> list[int]:
+    """Segment lengths in grid steps, each drawn from [lo, hi] (the last one takes what is left)."""
+    out = []
+    while steps > 0:
+        n = min(int(rng.integers(lo, hi + 1)), steps)
+        out.append(n)
+        steps -= n
+    return out
+
+
+def _step_range(seconds: tuple[float, float], fps: float) -> tuple[int, int]:
+    lo = max(1, grid_steps(seconds[0], fps))
+    return lo, max(lo, grid_steps(seconds[1], fps))
+
+
+def merge_spans(spans: Sequence[Sequence[float]], tol: float = 1e-9) -> list[list[float]]:
+    """Sorted spans with touching/overlapping ones joined: ``[[0, 2], [2, 5], [7, 8]] -> [[0, 5], [7, 8]]``."""
+    out: list[list[float]] = []
+    for a, b in sorted([float(a), float(b)] for a, b in spans):
+        if out and a <= out[-1][1] + tol:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return out
+
+
+# A placed piece: (source path, start step in the source, length in steps, repetition index or -1).
+Piece = tuple[str, int, int, int]
+
+
+def _arrange(target: PoolVideo, reps: int, haystack_steps: int, haystack: Sequence[PoolVideo],
+             rng: np.random.Generator, cfg: NeedleConfig) -> list[Piece]:
+    """The timeline's pieces in order: target repetitions cut into segments, shuffled with haystack cuts."""
+    t_lo, t_hi = _step_range(cfg.target_segment_seconds, cfg.fps)
+    repeats: list[list[Piece]] = []
+    for r in range(reps):  # each repetition gets its own cut points
+        lengths = _cut(rng, target.steps, t_lo, t_hi)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        repeats.append([(target.path, int(a), int(n), r) for a, n in zip(starts, lengths)])
+    if cfg.target_order == "contiguous":
+        units = list(repeats)                                  # a repetition moves as one block
+    else:
+        units = [[piece] for rep in repeats for piece in rep]  # every target segment moves alone
+    seg_lo, seg_hi = _step_range(cfg.segment_seconds, cfg.fps)
+    left = haystack_steps
+    while left > 0:
+        src = haystack[int(rng.integers(len(haystack)))]
+        n = min(int(rng.integers(seg_lo, seg_hi + 1)), left, src.steps)
+        start = int(rng.integers(0, src.steps - n + 1))
+        units.append([(src.path, start, n, -1)])
+        left -= n
+    placed = [piece for k in rng.permutation(len(units)) for piece in units[k]]
+    if cfg.target_order == "ordered":  # same slots, but each repetition's segments in their order
+        for r, rep in enumerate(repeats):
+            slots = [i for i, piece in enumerate(placed) if piece[3] == r]
+            for i, piece in zip(slots, rep):
+                placed[i] = piece
+    return placed
+
+
 def compose_needle(target: PoolVideo, haystack: Sequence[PoolVideo], rng: np.random.Generator,
                    cfg: NeedleConfig, sample_id: str) -> Sample:
     """One virtual needle sample around ``target`` (its QA carried over, spans on the new timeline)."""
@@ -171,40 +242,33 @@ def compose_needle(target: PoolVideo, haystack: Sequence[PoolVideo], rng: np.ran
         raise SynthError(f"target {target.sample.id} ({target.steps / fps:.0f} s) is longer than the "
                          f"longest timeline ({cfg.max_minutes} min); raise max_minutes or drop the clip")
     reps, total = _choose_length(rng, target.steps, lo, hi, cfg)
-    seg_lo = max(1, grid_steps(cfg.segment_seconds[0], fps))
-    seg_hi = max(seg_lo, grid_steps(cfg.segment_seconds[1], fps))
-    # Haystack segments (source, start step, length in steps) filling total - reps * clip steps.
-    units: list[tuple[str, int, int, bool]] = [(target.path, 0, target.steps, True)] * reps
-    left = total - reps * target.steps
-    while left > 0:
-        src = haystack[int(rng.integers(len(haystack)))]
-        n = min(int(rng.integers(seg_lo, seg_hi + 1)), left, src.steps)
-        start = int(rng.integers(0, src.steps - n + 1))
-        units.append((src.path, start, n, False))
-        left -= n
-    order = rng.permutation(len(units))
-    segments, roles, target_spans, evidence = [], [], [], []
+    placed = _arrange(target, reps, total - reps * target.steps, haystack, rng, cfg)
+    source_evidence = target.sample.evidence_spans_s or []
+    segments, roles, rep_of, target_spans, evidence = [], [], [], [], []
     offset = 0
-    for k in order:
-        path, start, n, is_target = units[k]
+    for path, start, n, rep in placed:
         segments.append({"source": path, "start_s": start / fps, "end_s": (start + n) / fps})
-        roles.append("target" if is_target else "distractor")
-        if is_target:
+        roles.append("target" if rep >= 0 else "distractor")
+        rep_of.append(rep)
+        if rep >= 0:
             target_spans.append([offset / fps, (offset + n) / fps])
-            clip_end = n / fps
-            for a, b in target.sample.evidence_spans_s or []:
-                if a < clip_end:  # evidence cut off by the grid floor is dropped, the rest kept
-                    evidence.append([offset / fps + a, offset / fps + min(b, clip_end)])
+            # Evidence inside this segment's source window [start, start + n) moves with it; a span
+            # cut by a segment boundary continues in whichever segment holds its other part.
+            for a, b in source_evidence:
+                a0, b0 = max(a, start / fps), min(b, (start + n) / fps)
+                if a0 < b0:
+                    evidence.append([(offset - start) / fps + a0, (offset - start) / fps + b0])
         offset += n
     src = target.sample
     duration = total / fps
     return Sample(
         id=sample_id, video=segments, question=src.question, options=list(src.options), answer=src.answer,
-        kind="needle", target_spans_s=target_spans,
-        evidence_spans_s=sorted(evidence) if src.evidence_spans_s is not None else None,
+        kind="needle", target_spans_s=merge_spans(target_spans),
+        evidence_spans_s=merge_spans(evidence) if src.evidence_spans_s is not None else None,
         duration_s=duration,
         extra={"target_id": src.id, "repeats": reps,
-               "target_fraction": reps * target.steps / total, "segment_roles": roles, "fps": fps,
+               "target_fraction": reps * target.steps / total, "segment_roles": roles,
+               "segment_repeat": rep_of, "target_order": cfg.target_order, "fps": fps,
                **({"qa_kind": src.extra["qa_kind"]} if "qa_kind" in src.extra else {})})
 
 

@@ -1,9 +1,14 @@
-"""Memoise oracle answers by (sample id, selection, oracle id).
+"""Memoise oracle answers by (sample id, selected timestamps, frame size, oracle id).
 
 A GRPO run at low temperature draws the same selection again and again (within a group and across
-steps); the frozen oracle's answer to it cannot change, so it is asked once. Answers with
-``error`` set are never cached (the next ask retries them). With ``path`` the cache lives in
-SQLite, so a resumed run does not re-ask.
+steps); the frozen oracle's answer to it cannot change, so it is asked once. Failed answers
+(``error`` set) are never cached (the next ask retries them); unparsed answers are (the model did
+answer). With ``path`` the cache lives in SQLite, so a resumed run does not re-ask.
+
+The selection is keyed by its timestamps, not its candidate positions: a position's meaning
+depends on the candidate grid (fps, max_candidates), so a persisted cache reused with another
+grid would hand back answers about other frames. The frames' pixel size (H x W) is part of the
+key too, since the caller's resize changes what the oracle sees.
 """
 
 from __future__ import annotations
@@ -20,18 +25,15 @@ from .oracle import Oracle, OracleAnswer, OracleQuery, check_queries
 
 
 def cache_key(query: OracleQuery, oracle_id: str) -> str:
-    """JSON key: sample id, sorted candidate positions (or timestamps, rounded to µs), oracle id."""
-    if query.positions is not None:
-        picks: list = sorted(int(p) for p in query.positions)
-        unit = "pos"
-    else:
-        picks = sorted(float(t) for t in np.round(query.timestamps_s, 6))
-        unit = "sec"
-    return json.dumps([query.sample_id, unit, picks, oracle_id], separators=(",", ":"))
+    """JSON key: sample id, sorted timestamps in integer milliseconds, frame ``"HxW"`` (None without
+    frames), oracle id. Positions are ignored (their meaning depends on the candidate grid)."""
+    millis = sorted(int(m) for m in np.rint(query.timestamps_s * 1000.0))
+    pixels = None if query.frames is None else f"{query.frames.shape[1]}x{query.frames.shape[2]}"
+    return json.dumps([query.sample_id, "ms", millis, pixels, oracle_id], separators=(",", ":"))
 
 
 class OracleCache:
-    """An :class:`Oracle` that wraps another and memoises its successful answers.
+    """An :class:`Oracle` that wraps another and memoises its answers (failed ones excepted).
 
     ``hits``/``misses`` count queries (a duplicate selection inside one batch is a hit: it is
     asked once); ``hit_rate`` = hits / (hits + misses).
@@ -111,7 +113,7 @@ class OracleCache:
                 raise RuntimeError(f"{self.oracle_id} returned {len(answers)} answers for {len(to_ask)} queries")
             fresh = dict(zip(to_ask, answers))
             with self._lock:
-                self._store([(k, a) for k, a in fresh.items() if a.error is None])
+                self._store([(k, a) for k, a in fresh.items() if not a.is_failed])
         return [OracleAnswer(**vars(found.get(k) or fresh[k])) for k in keys]
 
     def close(self) -> None:

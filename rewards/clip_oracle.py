@@ -41,7 +41,11 @@ class ClipZeroShotOracle:
         self.encoder = encoder
         self.template = template
         self.logit_scale = float(logit_scale)
-        self.oracle_id = oracle_id or f"clip-zeroshot({getattr(encoder, 'spec', type(encoder).__name__)})"
+        # the encoder resizes every frame to its input resolution: part of what it sees
+        pixels = getattr(encoder, "image_size", None)
+        self.oracle_id = oracle_id or (
+            f"clip-zeroshot({getattr(encoder, 'spec', type(encoder).__name__)},px={pixels or 'input'})"
+        )
 
     def __repr__(self) -> str:
         return f"ClipZeroShotOracle({self.oracle_id})"
@@ -60,7 +64,8 @@ class ClipZeroShotOracle:
         texts = [self.template.format(question=q.question, option=o) for q in queries for o in q.options]
         unique = list(dict.fromkeys(texts))  # a GRPO group repeats one question G times
         text_emb = F.normalize(torch.as_tensor(self.encoder.encode_texts(unique)).float(), dim=-1)
-        text_emb = text_emb[torch.tensor([unique.index(t) for t in texts])]  # [sum N, D]
+        row = {t: i for i, t in enumerate(unique)}
+        text_emb = text_emb[torch.tensor([row[t] for t in texts])]  # [sum N, D]
         frame_emb = F.normalize(self._encode_frames(queries).float(), dim=-1)  # [sum k, D]
 
         n_q = len(queries)

@@ -3,7 +3,7 @@
 Keyed by ``model.config.model_type``. An adapter says how the video goes into the chat text
 (when the processor carries no chat template) and which extra processor arguments a family needs
 (Qwen2.5-VL aligns its temporal rotary positions to seconds, so it gets the selection's mean
-frame rate). The frame timestamps themselves always go into the prompt text, because a learned
+frame rate; every family gets ``do_sample_frames=False`` so the processor never resamples). The frame timestamps themselves always go into the prompt text, because a learned
 selection is not evenly spaced.
 """
 
@@ -51,10 +51,14 @@ class VideoLLMAdapter:
         return self.fallback_template.format(text=text)
 
     def processor_kwargs(self, queries: list[OracleQuery]) -> dict[str, Any]:
-        if not self.pass_video_metadata:
-            return {}
-        return {
-            "video_metadata": [
+        """Extra processor arguments for a batch of queries.
+
+        ``do_sample_frames=False`` always: the k frames *are* the selection, so a processor
+        config with frame sampling on (``num_frames`` / ``fps``) must never resample them.
+        """
+        kwargs: dict[str, Any] = {"do_sample_frames": False}
+        if self.pass_video_metadata:
+            kwargs["video_metadata"] = [
                 {
                     "total_num_frames": q.num_frames,
                     "fps": mean_fps(q.timestamps_s),
@@ -63,7 +67,7 @@ class VideoLLMAdapter:
                 }
                 for q in queries
             ]
-        }
+        return kwargs
 
 
 ADAPTERS: dict[str, VideoLLMAdapter] = {

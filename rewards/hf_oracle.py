@@ -24,6 +24,18 @@ from .parsing import LETTERS, parse_option
 MODES = ("score", "generate")
 
 
+def frame_size_spec(processor: Any) -> str:
+    """The video processor's resize target as a short string (e.g. ``height=384,width=384``), or
+    ``input`` when it has none: part of ``oracle_id`` because it changes what the model sees."""
+    import dataclasses
+
+    size = getattr(getattr(processor, "video_processor", None), "size", None)
+    if size is None:
+        return "input"
+    items = dataclasses.asdict(size) if dataclasses.is_dataclass(size) else dict(size)
+    return ",".join(f"{k}={v}" for k, v in sorted(items.items()) if v is not None) or "input"
+
+
 def _import_transformers() -> Any:
     try:
         import transformers
@@ -67,8 +79,13 @@ class HFVideoLLMOracle:
         self.with_timestamps = with_timestamps
         self.generate_kwargs = {"do_sample": False, **(generate_kwargs or {})}
         name = getattr(model.config, "_name_or_path", "") or model_type
-        self.oracle_id = oracle_id or f"hf({name},{mode}{'' if mode == 'score' else f',{max_new_tokens}'})"
-        self._letter_ids = self._letter_token_ids() if mode == "score" else None
+        # The processor's resize target is part of what the model sees; the caller's frame size
+        # is keyed by OracleCache from the query frames themselves.
+        self.oracle_id = oracle_id or (
+            f"hf({name},{mode}{'' if mode == 'score' else f',{max_new_tokens}'},px[{frame_size_spec(processor)}])"
+        )
+        if mode == "score":
+            self._letter_index, self._letter_mask = self._letter_token_index()
 
     def __repr__(self) -> str:
         return f"HFVideoLLMOracle({self.oracle_id})"
@@ -101,20 +118,23 @@ class HFVideoLLMOracle:
             ) from exc
         return cls(model.to(device), processor, **kwargs)
 
-    def _letter_token_ids(self) -> list[list[int]]:
-        """For each letter A..Z, the single-token encodings of ``"A"`` and ``" A"`` (deduplicated)."""
+    def _letter_token_index(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids of each letter A..Z as ``"A"`` / ``" A"`` (single tokens, deduplicated), padded:
+        -> (index int64[26, V], valid bool[26, V]); V = most variants of any letter (1 or 2)."""
         ids: list[list[int]] = []
         for letter in LETTERS:
             variants = {tuple(self.tokenizer.encode(v, add_special_tokens=False)) for v in (letter, " " + letter)}
-            singles = sorted({v[0] for v in variants if len(v) == 1})
-            ids.append(singles)
+            ids.append(sorted({v[0] for v in variants if len(v) == 1}))
         missing = [c for c, s in zip(LETTERS, ids) if not s]
         if missing:
             raise OracleConfigError(
                 f"HFVideoLLMOracle: the tokenizer splits option letters {missing} into several tokens, so "
                 "letter scoring cannot work; use mode='generate'"
             )
-        return ids
+        width = max(len(s) for s in ids)
+        index = torch.tensor([s + [s[0]] * (width - len(s)) for s in ids], dtype=torch.long)
+        valid = torch.tensor([[j < len(s) for j in range(width)] for s in ids])
+        return index, valid
 
     def _inputs(self, queries: list[OracleQuery]) -> dict[str, Any]:
         texts = [self.adapter.chat_text(self.processor, format_question(q, self.with_timestamps)) for q in queries]
@@ -134,10 +154,10 @@ class HFVideoLLMOracle:
         inputs = self._inputs(queries)
         logits = self.model(**inputs, logits_to_keep=1).logits[:, -1].float()  # [B, V]
         n_max = max(len(q.options) for q in queries)
-        # per letter: logsumexp over its token variants ("A", " A") -> [B, n_max]
-        letter_logits = torch.stack(
-            [torch.logsumexp(logits[:, ids], dim=-1) for ids in self._letter_ids[:n_max]], dim=-1
-        )
+        index = self._letter_index[:n_max].to(logits.device)                     # [n_max, V]
+        valid = self._letter_mask[:n_max].to(logits.device)
+        # one gather of every letter's token variants ("A", " A"), then logsumexp over them -> [B, n_max]
+        letter_logits = logits[:, index].masked_fill(~valid, -torch.inf).logsumexp(dim=-1)
         n_opts = torch.tensor([len(q.options) for q in queries], device=logits.device)
         letter_logits = letter_logits.masked_fill(torch.arange(n_max, device=logits.device) >= n_opts[:, None], -torch.inf)
         probs = torch.softmax(letter_logits, dim=-1).cpu()

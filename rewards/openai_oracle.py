@@ -111,7 +111,8 @@ class OpenAICompatibleOracle:
         self.use_logprobs = use_logprobs
         self.jpeg_quality = jpeg_quality
         self.seed = int(seed)
-        self.oracle_id = oracle_id or f"openai({self.url},{model})"
+        # frames go out at the caller's size (OracleCache keys on it) as JPEG of this quality
+        self.oracle_id = oracle_id or f"openai({self.url},{model},jpeg={jpeg_quality})"
         self.num_requests = 0  # HTTP attempts made, retries included (diagnostics)
         self._count_lock = threading.Lock()
 

@@ -1,8 +1,14 @@
 """The oracle protocol: a frozen "video LLM" that answers multiple-choice questions from k frames.
 
-``Oracle.answer(queries)`` answers a whole GRPO group in one call. A query that fails (server
-error, model crash) comes back as an :class:`OracleAnswer` with ``error`` set: training skips and
-counts it, it never becomes a wrong answer. Malformed queries raise :class:`OracleInputError`.
+``Oracle.answer(queries)`` answers a whole GRPO group in one call. Every answer is one of:
+
+- **answered** (``letter`` set): scored, R_A = 1[letter == answer];
+- **unparsed** (``letter`` None, ``error`` None): the model answered but no option letter could
+  be read from its text. A real wrong answer: R_A = 0, counted separately as "unparsed";
+- **failed** (``error`` set: an exception, an HTTP failure, malformed server JSON): there is no
+  answer at all. Training and evaluation drop and count it; it never becomes a wrong answer.
+
+Malformed queries raise :class:`OracleInputError`.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ class OracleQuery:
     """One question about one selection of k frames.
 
     ``options``: option texts without letters (2..26; letters A.. are implied by order).
-    ``timestamps_s``: float64[k] seconds of the picks, ascending. ``frames``: uint8[k, H, W, 3] or
-    None (a list of equally shaped frames is stacked). ``positions``: int64[k] candidate positions
-    (the cache key when given). ``meta``: ``answer``, ``kind``, ``evidence_spans_s``,
+    ``timestamps_s``: float64[k] seconds of the picks, ascending (with the frame size, the cache
+    key). ``frames``: uint8[k, H, W, 3] or None (a list of equally shaped frames is stacked).
+    ``positions``: int64[k] candidate positions on the caller's grid (informational: their meaning
+    depends on fps / max_candidates, so they never key the cache). ``meta``: ``answer``, ``kind``, ``evidence_spans_s``,
     ``target_spans_s``, ``duration_s`` — read by the simulated oracle, ignored by real ones.
     """
 
@@ -101,11 +108,12 @@ def _stack_frames(frames: Any, k: int, where: str) -> np.ndarray:
 
 @dataclass
 class OracleAnswer:
-    """The oracle's answer to one query.
+    """The oracle's answer to one query (see the module docstring for the three outcomes).
 
-    ``letter``: chosen option letter, or None when the model answered but no option could be read
-    (or the query failed). ``option_probs``: {letter: probability} when the model exposes them.
+    ``letter``: chosen option letter, or None when no option could be read (``unparsed``) or the
+    query failed. ``option_probs``: {letter: probability} when the model exposes them.
     ``error``: why the query failed (None when it did not). ``raw``: the model's raw text, if any.
+    Build a failed answer with :meth:`failed`; test for one with :attr:`is_failed`.
     """
 
     letter: str | None
@@ -114,11 +122,25 @@ class OracleAnswer:
     raw: str | None = None
 
     @property
+    def is_failed(self) -> bool:
+        """The query failed (``error`` set): no answer exists; drop and count it, never score it."""
+        return self.error is not None
+
+    @property
+    def unparsed(self) -> bool:
+        """The model answered but no option letter could be read: a wrong answer (R_A = 0)."""
+        return self.error is None and self.letter is None
+
+    @property
     def ok(self) -> bool:
-        return self.error is None and self.letter is not None
+        """The query was answered (not failed), so it is scored; an unparsed answer is ok and wrong."""
+        return self.error is None
 
     @classmethod
     def failed(cls, error: str, raw: str | None = None) -> OracleAnswer:
+        """A failed query: ``error`` says why (exception, HTTP failure, malformed server response)."""
+        if not isinstance(error, str) or not error:
+            raise OracleInputError(f"OracleAnswer.failed needs a non-empty error message, got {error!r}")
         return cls(letter=None, option_probs=None, error=error, raw=raw)
 
     def to_dict(self) -> dict[str, Any]:

@@ -39,8 +39,9 @@ def _check_letter(value: Any, name: str) -> str:
 def accuracy_reward(letter: str | None, answer: str) -> float:
     """R_A: 1.0 when ``letter`` equals the ground-truth ``answer`` letter (case-insensitive), else 0.0.
 
-    ``letter=None`` (the model answered but no option could be read) scores 0.0; a *failed*
-    oracle query must be skipped by the caller (``OracleAnswer.ok``), not scored.
+    ``letter=None`` (the model answered but no option could be read: ``OracleAnswer.unparsed``)
+    scores 0.0; a *failed* oracle query (``OracleAnswer.is_failed``) must be skipped by the
+    caller, not scored.
     """
     answer = _check_letter(answer, "answer")
     if letter is None:

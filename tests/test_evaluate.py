@@ -96,6 +96,48 @@ def test_failed_answers_are_counted_not_scored() -> None:
     assert len(result["samples"]) == 9 and result["samples"][1]["correct"] is None
 
 
+class MumblingOracle(FlakyOracle):
+    """Answers every 'clip' query with text that names no option (the model did answer)."""
+
+    def answer(self, queries):
+        answers = self.inner.answer(queries)
+        return [OracleAnswer(None, raw="it is unclear") if i == 1 else a for i, a in enumerate(answers)]
+
+
+def test_unparsed_answers_are_wrong_not_failed() -> None:
+    samples = [_needle(f"s{i}", 100, (40, 50)) for i in range(3)]
+    result = evaluate_samples(samples, ["tspo", "clip"], MumblingOracle(), 4, FeatureSelector(),
+                              feature_fn=_feature_fn, progress=False, per_sample=True)
+    clip = result["methods"]["clip"]
+    assert clip["n"] == 3 and clip["accuracy"] == 0.0                 # scored, as wrong answers
+    assert result["failed"] == {"tspo": 0, "clip": 0} and result["unparsed"] == {"tspo": 0, "clip": 3}
+    assert result["unparsed_examples"][0] == {"sample_id": "s0", "method": "clip", "raw": "it is unclear"}
+    assert result["samples"][1]["correct"] is False and result["samples"][1]["unparsed"] is True
+    assert "unparsed answers (scored as wrong): {'clip': 3}" in format_table(result)
+    json.dumps(result)
+
+
+class WidthOracle:
+    oracle_id, needs_frames = "width", True
+    shapes: list = []
+
+    def answer(self, queries):
+        WidthOracle.shapes += [q.frames.shape for q in queries]
+        return [OracleAnswer("B") for _ in queries]
+
+
+def test_oracle_sees_whole_frames_not_a_centre_crop(tmp_path) -> None:
+    from conftest import write_video
+
+    video = write_video(tmp_path / "wide.mp4", seconds=8, fps=2, size=(32, 64))   # 1:2
+    sample = Sample(id="w", video=str(video), question="What happens?", options=["a", "b"], answer="B",
+                    kind="general", target_spans_s=[], evidence_spans_s=[[0.0, 8.0]], duration_s=8.0)
+    WidthOracle.shapes = []
+    evaluate_samples([sample], "uniform", WidthOracle(), 3, FeatureSelector(), feature_fn=_feature_fn,
+                     frame_size=16, progress=False)
+    assert WidthOracle.shapes == [(3, 16, 32, 3)]
+
+
 def test_bad_arguments_raise_clear_errors() -> None:
     with pytest.raises(EvalConfigError, match="unknown or no methods"):
         check_methods("tspo,random")

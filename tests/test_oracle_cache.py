@@ -53,6 +53,48 @@ def test_key_is_sorted_selection_and_oracle_id():
     assert other.answer([q("s", [2, 5])])[0].letter == "A" and other.misses == 1
 
 
+def test_key_is_the_selected_timestamps_not_the_grid_positions(tmp_path):
+    """Positions mean different frames on another candidate grid (fps / max_candidates): a persisted
+    cache reused with another grid must not hand back answers about other frames."""
+    path = tmp_path / "oracle.sqlite"
+    with OracleCache(CountingOracle(), path=path) as cache:        # run 1: 1 fps grid
+        cache.answer([q("s", [3, 4], ts=[3.0, 4.0])])
+    inner = CountingOracle()
+    with OracleCache(inner, path=path) as rerun:                    # run 2: 2 fps grid
+        rerun.answer([q("s", [3, 4], ts=[1.5, 2.0])])               # same positions, other frames: asked
+        assert (rerun.hits, rerun.misses) == (0, 1) and len(inner.calls) == 1
+        rerun.answer([q("s", [6, 8], ts=[3.0, 4.0])])               # other positions, the same frames: cached
+        rerun.answer([q("s", [6, 8], ts=[3.0004, 4.0])])            # equal to the millisecond
+        assert (rerun.hits, rerun.misses) == (2, 1) and len(inner.calls) == 1
+
+
+def test_key_includes_the_frame_pixel_size():
+    class PixelCounter(CountingOracle):
+        needs_frames = True
+
+    inner = PixelCounter()
+    cache = OracleCache(inner)
+
+    def pq(h, w):
+        return OracleQuery("s", "q", OPTS, [1.0, 2.0], frames=np.zeros((2, h, w, 3), np.uint8))
+
+    cache.answer([pq(16, 16), pq(16, 16), pq(16, 28), pq(32, 56)])  # one caller resize differs from another
+    assert inner.calls == [["s", "s", "s"]] and (cache.hits, cache.misses) == (1, 3)
+
+
+def test_unparsed_answers_are_cached_failed_ones_are_not():
+    class Unreadable(CountingOracle):
+        def answer(self, queries):
+            self.calls.append([qq.sample_id for qq in queries])
+            return [OracleAnswer(None, raw="no idea") for _ in queries]
+
+    inner = Unreadable()
+    cache = OracleCache(inner)
+    cache.answer([q("s", [1])])
+    out = cache.answer([q("s", [1])])                               # the model did answer: not re-asked
+    assert len(inner.calls) == 1 and out[0].unparsed and out[0].raw == "no idea"
+
+
 def test_timestamps_key_when_no_positions():
     cache = OracleCache(CountingOracle())
     cache.answer([OracleQuery("s", "q", OPTS, [1.0, 2.0])])

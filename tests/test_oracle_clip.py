@@ -82,3 +82,23 @@ def test_with_tiny_random_encoder_when_available():
     out = ClipZeroShotOracle(enc).answer(qs)
     assert all(a.ok and a.letter in "ABCD" for a in out)
     assert all(sum(a.option_probs.values()) == pytest.approx(1.0, abs=1e-5) for a in out)
+
+
+def test_repeated_questions_map_to_their_own_text_rows():
+    """A GRPO group repeats one question G times: texts are embedded once and each query still
+    reads its own options (the text -> row lookup is a dict, not a list search)."""
+    enc = ColourEncoder()
+    seen = []
+    real = enc.encode_texts
+    enc.encode_texts = lambda texts: seen.append(list(texts)) or real(texts)
+    group = [query([250, 5, 5]) for _ in range(8)] + [query([5, 250, 5], options=("blue", "green"))]
+    out = ClipZeroShotOracle(enc).answer(group)
+    assert [a.letter for a in out] == ["A"] * 8 + ["B"]
+    assert len(seen) == 1 and len(seen[0]) == 5                       # 3 + 2 distinct texts
+
+
+def test_oracle_id_names_the_encoder_input_size():
+    enc = ColourEncoder()
+    assert ClipZeroShotOracle(enc).oracle_id == "clip-zeroshot(fake-colour,px=input)"
+    enc.image_size = 224                                               # the encoder resizes every frame
+    assert ClipZeroShotOracle(enc).oracle_id == "clip-zeroshot(fake-colour,px=224)"

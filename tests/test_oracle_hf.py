@@ -167,3 +167,53 @@ def test_bad_settings(qwen2):
 def test_llava_onevision_fallback_prompt_has_video_token():
     text = ADAPTERS["llava_onevision"].chat_text(types.SimpleNamespace(chat_template=None), "Q?")
     assert "<video>" in text and text.endswith("assistant\n")
+
+
+def test_processor_frame_sampling_never_resamples_the_selection(qwen2, monkeypatch):
+    """A processor config with frame sampling on (num_frames=2) must still see all k picked frames."""
+    model, processor = qwen2
+    monkeypatch.setattr(processor.video_processor, "do_sample_frames", True)
+    monkeypatch.setattr(processor.video_processor, "num_frames", 2)
+    oracle = HFVideoLLMOracle(model, processor)
+    queries = make_queries(2, k=8)
+    grid = oracle._inputs(queries)["video_grid_thw"]
+    assert grid[:, 0].tolist() == [4, 4]                        # 8 frames / temporal patch 2, not 2 / 2
+    assert all(a.ok for a in oracle.answer(queries))
+    model, processor = tiny_llava_onevision()
+    monkeypatch.setattr(processor.video_processor, "do_sample_frames", True)
+    monkeypatch.setattr(processor.video_processor, "num_frames", 2)
+    assert HFVideoLLMOracle(model, processor)._inputs(queries)["pixel_values_videos"].shape[1] == 8
+
+
+def test_letter_scores_gather_every_token_variant(qwen2):
+    """Letter logit = logsumexp over its token variants ("A", " A"); checked against a per-letter loop
+    with two variants for some letters (the tiny tokenizer has one) and padding for the others."""
+    model, processor = qwen2
+    oracle = HFVideoLLMOracle(model, processor)
+    extra = processor.tokenizer.convert_tokens_to_ids(["a", "c"])
+    variants = [[int(i)] for i in oracle._letter_index[:, 0]]
+    variants[0].append(extra[0])
+    variants[2].append(extra[1])
+    oracle._letter_index = torch.tensor([v + [v[0]] * (2 - len(v)) for v in variants])
+    oracle._letter_mask = torch.tensor([[True, len(v) == 2] for v in variants])
+    seen = []
+    handle = model.lm_head.register_forward_hook(lambda mod, inp, out: seen.append(out[:, -1].float()))
+    try:
+        queries = make_queries(3)
+        out = oracle.answer(queries)
+    finally:
+        handle.remove()
+    logits = seen[0]
+    for i, (query, ans) in enumerate(zip(queries, out)):
+        per_letter = torch.stack([torch.logsumexp(logits[i, variants[j]], 0) for j in range(len(query.options))])
+        expected = torch.softmax(per_letter, 0)
+        got = torch.tensor([ans.option_probs[c] for c in query.letters])
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_oracle_id_names_the_processor_frame_size(qwen2, monkeypatch):
+    model, processor = qwen2
+    default = HFVideoLLMOracle(model, processor).oracle_id
+    assert "longest_edge=3136" in default and "shortest_edge=784" in default
+    monkeypatch.setattr(processor.video_processor, "size", {"height": 64, "width": 64})
+    assert HFVideoLLMOracle(model, processor).oracle_id.endswith("px[height=64,width=64])")

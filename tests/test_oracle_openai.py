@@ -21,7 +21,8 @@ class ChatServer:
     """Answers with the letter named in the question ("... pick X ..."), with logprobs.
 
     ``mode``: "ok" | "flaky" (every other request -> HTTP 500) | "malformed" (invalid JSON) |
-    "slow" (sleeps past the client timeout) | "400" (a non-retryable client error).
+    "slow" (sleeps past the client timeout) | "400" (a non-retryable client error) |
+    "unreadable" (valid JSON, but the text names no option).
     """
 
     def __init__(self, mode="ok"):
@@ -57,6 +58,9 @@ class ChatServer:
                         return self._send(400, b'{"error": "bad model name"}')
                     if server.mode == "slow":
                         time.sleep(0.3)
+                    if server.mode == "unreadable":
+                        reply = {"choices": [{"message": {"role": "assistant", "content": "Hmm, hard to say."}}]}
+                        return self._send(200, json.dumps(reply).encode())
                     text = body["messages"][0]["content"][-1]["text"]
                     letter = re.search(r"pick ([A-Z])", text).group(1)
                     reply = {"choices": [{"message": {"role": "assistant", "content": f"The answer is ({letter})."},
@@ -147,6 +151,21 @@ def test_malformed_json_is_a_counted_failed_answer():
     assert [a.ok for a in out] == [False] * 3
     assert all("malformed chat-completions response" in a.error for a in out)
     assert server.count == 3  # not retried: the server answered, wrongly
+
+
+def test_answer_naming_no_option_is_unparsed_not_failed():
+    """The server answered: no letter readable is a wrong answer (scored), not a failed query (dropped)."""
+    with ChatServer("unreadable") as server:
+        cache = OracleCache(oracle(server.url))
+        out = cache.answer(queries(2))
+        again = cache.answer(queries(2))
+    assert all(a.unparsed and not a.is_failed and a.ok and a.raw == "Hmm, hard to say." for a in out)
+    assert server.count == 2 and [a.raw for a in again] == [a.raw for a in out]   # cached, not re-asked
+
+
+def test_oracle_id_names_the_jpeg_quality():
+    assert oracle("http://127.0.0.1:9/v1").oracle_id == "openai(http://127.0.0.1:9/v1/chat/completions,tiny-model,jpeg=85)"
+    assert oracle("http://127.0.0.1:9/v1", jpeg_quality=50).oracle_id.endswith(",jpeg=50)")
 
 
 def test_timeouts_retry_then_fail_with_error():

@@ -58,11 +58,15 @@ def test_query_bad_input(kwargs, match):
         OracleQuery(**base)
 
 
-def test_answer_ok_and_roundtrip():
-    assert OracleAnswer("A").ok
-    assert not OracleAnswer(None).ok
-    bad = OracleAnswer.failed("boom")
-    assert not bad.ok and bad.error == "boom"
+def test_answer_outcomes_and_roundtrip():
+    answered, unparsed, failed = OracleAnswer("A"), OracleAnswer(None, raw="I think the cat"), OracleAnswer.failed("boom")
+    assert answered.ok and not answered.unparsed and not answered.is_failed
+    # the model answered but no letter could be read: scored (as wrong), not dropped
+    assert unparsed.ok and unparsed.unparsed and not unparsed.is_failed
+    # a failed query has no answer at all: dropped, never scored
+    assert not failed.ok and failed.is_failed and not failed.unparsed and failed.error == "boom"
+    with pytest.raises(OracleInputError, match="non-empty error"):
+        OracleAnswer.failed("")
     ans = OracleAnswer("B", {"A": 0.2, "B": 0.8}, None, "B")
     assert OracleAnswer.from_dict(ans.to_dict()) == ans
 

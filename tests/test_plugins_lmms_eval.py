@@ -202,7 +202,7 @@ def test_wrapped_model_gets_a_clip_of_exactly_the_selected_frames(lmms_eval, fak
     assert len(visuals) == 1 and visuals[0].endswith(".mp4")
     sel = model.last_selections[0]
     # the clip spaces its frames evenly, so by default the real times go into the prompt
-    times = ", ".join(f"{t:g}s" for t in sel.timestamps)
+    times = ", ".join(f"{t:.1f}s" for t in sel.timestamps)  # 1 fps candidates: distinct at one decimal
     assert context == f"The 4 video frames were taken at {times}.\n{QUESTION}"
     direct = TSPOSelector.from_pretrained(selector_dir, cache=False).select(
         str(video), QUESTION, num_frames=4

@@ -1,29 +1,57 @@
-"""Done-when: a selector written by TSPOSelector.save_pretrained loads, selects on a real video and
-goes through every adapter; the model inputs hold the selection's frames (count, order) and times."""
+"""Done-when: a selector trained by `tspo train` (ExportSelector after real GRPO steps) loads, selects
+on a real video and goes through every adapter; the model inputs hold the selection's frames (count,
+order) and times."""
 
 from __future__ import annotations
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 from plugins_helpers import frame_value, llava_fed_values, qwen_fed_values, render_time_coded_video
+from training_helpers import small_datamodule, trainer
 
 from tspo.plugins.generic import image_list_prompt, openai_messages
 from tspo.plugins.llava import llava_inputs
 from tspo.plugins.qwen import qwen_inputs
 from tspo.plugins.tiny import tiny_llava_onevision, tiny_qwen_vl
 from tspo.selector import TSPOSelector
+from tspo.training import ExportSelector, TSPOModule
 
 QUESTION = "what is in the video ?"
 K = 5
 
 
+TRAIN_STEPS = 4
+
+
 @pytest.fixture(scope="module")
-def selection(tmp_path_factory):
+def trained_selector(tmp_path_factory):
+    """A selector exported by ExportSelector (what `tspo train` writes) after a few GRPO steps on the
+    training tests' small synthetic needles (rendered once per session, reused by them)."""
+    data = small_datamodule(tmp_path_factory.getbasetemp() / "training_data")
+    L.seed_everything(0)
+    model = TSPOModule(num_frames=16, group_size=8, seed=0)
+    initial = {k: v.clone() for k, v in model.agent.state_dict().items()}
+    export = ExportSelector(dirpath=str(tmp_path_factory.mktemp("trained") / "selector"))
+    trainer(TRAIN_STEPS, callbacks=[export]).fit(model, data)
+    assert any(not torch.equal(v, initial[k]) for k, v in model.agent.state_dict().items()), "no training happened"
+    return export.exported
+
+
+def test_trained_selector_records_its_training(trained_selector):
+    sel = TSPOSelector.from_pretrained(trained_selector, cache=False)
+    assert sel.config["trained_with"]["steps"] == TRAIN_STEPS
+    assert sel.config["metrics"]["training steps"] == TRAIN_STEPS
+    assert sel.config["metrics"]["held-out check"].startswith("not run")  # this run skipped validation
+    assert any(line.startswith("train: ") for line in sel.config["training_data"])
+
+
+@pytest.fixture(scope="module")
+def selection(tmp_path_factory, trained_selector):
     root = tmp_path_factory.mktemp("e2e")
     video = render_time_coded_video(root / "v.mp4", seconds=12)
-    directory = TSPOSelector(encoder="tiny-random", cache=False).save_pretrained(root / "selector")
-    selector = TSPOSelector.from_pretrained(directory, cache=False)
+    selector = TSPOSelector.from_pretrained(trained_selector, cache=False)
     sel = selector.select(str(video), QUESTION, num_frames=K, return_frames=True)
     assert len(sel.timestamps) == K and np.all(np.diff(sel.timestamps) > 0)
     return sel

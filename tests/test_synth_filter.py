@@ -70,6 +70,39 @@ def test_failures_are_counted_not_fatal(tmp_path):
         filter_samples(SAMPLES, _FlakyOracle(), easy_frames=8, hard_frames=8)
 
 
+class _MumblingOracle:
+    """Answers from 4 frames with text naming no option; from 64 frames correctly, except for 'kept2'."""
+
+    oracle_id, needs_frames = "mumbling", False
+
+    def answer(self, queries):
+        return [OracleAnswer(None, raw="hmm") if len(q.timestamps_s) == 4 or q.sample_id == "kept2"
+                else OracleAnswer("C") for q in queries]
+
+
+def test_unparsed_answers_are_wrong_not_failed():
+    kept, report = filter_samples(SAMPLES, _MumblingOracle(), progress=False)
+    assert report.failed == [] and report.unparsed == ["easy", "kept", "hard", "kept2"]
+    # unreadable from 4 frames = not answered from them; unreadable from 64 = too hard
+    assert [s.id for s in kept] == ["easy", "kept", "hard"] and report.too_hard == ["kept2"]
+    assert "4 samples had an answer with no readable option" in report.summary()
+
+
+def test_pixel_oracles_get_whole_frames(tmp_path):
+    from conftest import write_video
+
+    class WidthOracle(_PixelOracle):
+        def answer(self, queries):
+            shapes.update(q.frames.shape[1:] for q in queries)
+            return super().answer(queries)
+
+    shapes = set()
+    video = write_video(tmp_path / "wide.mp4", seconds=12, fps=2, size=(32, 64))
+    s = Sample("w", str(video), "Q?", ["a", "b"], "B", duration_s=12.0, evidence_spans_s=[[0.0, 3.0]])
+    filter_samples([s], WidthOracle(), frame_size=16, progress=False)
+    assert shapes == {(16, 32, 3)}                                  # 1:2 kept, no centre crop
+
+
 def test_pixel_oracles_get_decoded_frames(tmp_path):
     from tspo.data_synth import render_target_clip
 

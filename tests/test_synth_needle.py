@@ -14,6 +14,7 @@ from tspo.data_synth import (
     events_from_extra,
     load_manifest,
     locate,
+    merge_spans,
     render_dataset,
     sample_features,
     write_manifest,
@@ -44,7 +45,7 @@ def needles(pools):
     def args(out):
         return ["needle", "--targets", str(root / "t" / "manifest.jsonl"), "--distractors", str(root / "d"),
                 "--out", str(out), "--num", "4", "--min-minutes", "1", "--max-minutes", "2", "--seed", "3",
-                "--segment-seconds", "5", "15"]
+                "--segment-seconds", "5", "15", "--target-segment-seconds", "3", "6"]
 
     out = root / "n"
     assert synth_main(args(out)) == 0
@@ -52,32 +53,86 @@ def needles(pools):
     return load_manifest(out / "manifest.jsonl"), load_manifest(root / "n2" / "manifest.jsonl")
 
 
+def _check_ground_truth(s, targets) -> None:
+    """Per second of the composed timeline: inside a target span == target material on screen, and
+    inside an evidence span == one of the target's key events on screen (exact, from the render)."""
+    roles = s.extra["segment_roles"]
+    target = targets[next(seg["source"] for seg, r in zip(s.video, roles) if r == "target")]
+    assert (s.question, s.options, s.answer) == (target.question, target.options, target.answer)
+    events = events_from_extra(target.extra)
+    key = set(target.extra["key_events"])
+    mids = np.arange(int(s.duration_s)) + 0.5                        # every second of the timeline
+    seg, src_t = locate(s.video, mids)
+    in_target = np.array([any(a <= t < b for a, b in s.target_spans_s) for t in mids])
+    in_evidence = np.array([any(a <= t < b for a, b in s.evidence_spans_s) for t in mids])
+    is_target = np.array([roles[i] == "target" for i in seg])
+    assert (in_target == is_target).all()
+    truth_evidence = np.array([
+        is_target[n] and next(i for i, e in enumerate(events) if e.start_s <= src_t[n] < e.end_s) in key
+        for n in range(len(mids))])
+    assert (in_evidence == truth_evidence).all()
+    per_rep = sum(b - a for a, b in target.evidence_spans_s)
+    assert in_evidence.sum() == per_rep * s.extra["repeats"]       # every repetition carries its evidence
+    # spans are merged: sorted, none touching another
+    for spans in (s.target_spans_s, s.evidence_spans_s):
+        assert all(b1 < a2 for (_, b1), (a2, _) in zip(spans, spans[1:]))
+    # every repetition's segments together cover the whole clip exactly once
+    clip_steps = round(target.duration_s)                           # rendered clips are whole seconds
+    for r in range(s.extra["repeats"]):
+        cover = sorted((g["start_s"], g["end_s"]) for g, rep in zip(s.video, s.extra["segment_repeat"]) if rep == r)
+        assert cover[0][0] == 0 and cover[-1][1] == clip_steps
+        assert all(b == a for (_, b), (a, _) in zip(cover, cover[1:]))
+    cuts = np.array([[g["start_s"], g["end_s"]] for g in s.video])
+    assert np.allclose(cuts, np.round(cuts))                         # cuts on the 1/fps grid
+
+
 def test_pseudo_labels_match_rendered_ground_truth(pools, needles):
     _, targets, _ = pools
     samples, again = needles
     assert [s.video for s in samples] == [s.video for s in again]  # seeded: same run, same manifest
     for s in samples:
-        assert s.kind == "needle" and 60 <= s.duration_s <= 120
-        roles = s.extra["segment_roles"]
-        target = targets[next(seg["source"] for seg, r in zip(s.video, roles) if r == "target")]
-        assert (s.question, s.options, s.answer) == (target.question, target.options, target.answer)
-        assert roles.count("target") == s.extra["repeats"] == len(s.target_spans_s)
-        events = events_from_extra(target.extra)
-        key = {i for i in target.extra["key_events"]}
-        mids = np.arange(int(s.duration_s)) + 0.5                        # every second of the timeline
-        seg, src_t = locate(s.video, mids)
-        in_target = np.array([any(a <= t < b for a, b in s.target_spans_s) for t in mids])
-        in_evidence = np.array([any(a <= t < b for a, b in s.evidence_spans_s) for t in mids])
-        is_target = np.array([roles[i] == "target" for i in seg])
-        assert (in_target == is_target).all()
-        truth_evidence = np.array([
-            is_target[n] and next(i for i, e in enumerate(events) if e.start_s <= src_t[n] < e.end_s) in key
-            for n in range(len(mids))])
-        assert (in_evidence == truth_evidence).all()
-        per_rep = sum(b - a for a, b in target.evidence_spans_s)
-        assert in_evidence.sum() == per_rep * s.extra["repeats"]       # every repetition carries its evidence
-        cuts = np.array([[g["start_s"], g["end_s"]] for g in s.video])
-        assert np.allclose(cuts, np.round(cuts))                         # cuts on the 1/fps grid
+        assert s.kind == "needle" and 60 <= s.duration_s <= 120 and s.extra["target_order"] == "shuffle"
+        _check_ground_truth(s, targets)
+
+
+@pytest.mark.parametrize("order", ["shuffle", "ordered", "contiguous"])
+def test_target_is_cut_into_segments_and_shuffled(pools, order):
+    """Each repetition is cut into grid-aligned segments of the asked length; "shuffle" scatters them
+    (some land apart and out of order), "ordered" keeps each repetition's order, "contiguous" keeps
+    each repetition in one stretch; the labels stay exact in every mode."""
+    root, targets, _ = pools
+    cfg = NeedleConfig(1, 2, repeats=(2, 3), target_fraction=None, segment_seconds=(5, 15),
+                       target_segment_seconds=(2, 4), target_order=order)
+    hay = [s.video for s in load_manifest(root / "d" / "manifest.jsonl")]
+    samples, _ = compose_needles(load_manifest(root / "t" / "manifest.jsonl"), hay, 6, seed=7, config=cfg,
+                                 progress=False)
+    out_of_order = apart = 0
+    for s in samples:
+        _check_ground_truth(s, targets)
+        reps = np.array(s.extra["segment_repeat"])
+        target_segs = [g for g, r in zip(s.video, reps) if r >= 0]
+        lengths = [g["end_s"] - g["start_s"] for g in target_segs]
+        assert max(lengths) <= 4 and len(target_segs) >= 3 * s.extra["repeats"]  # 12-16 s clips in 2-4 s cuts
+        for r in range(s.extra["repeats"]):
+            where = np.flatnonzero(reps == r)
+            starts = [s.video[i]["start_s"] for i in where]
+            out_of_order += starts != sorted(starts)
+            apart += bool(np.any(np.diff(where) > 1))
+            if order == "contiguous":
+                assert (np.diff(where) == 1).all() and starts == sorted(starts)
+            if order == "ordered":
+                assert starts == sorted(starts)
+        if order == "contiguous":
+            assert len(s.target_spans_s) <= s.extra["repeats"]
+    if order == "shuffle":
+        assert out_of_order > 0 and apart > 0
+    if order == "ordered":
+        assert apart > 0
+
+
+def test_merge_spans():
+    assert merge_spans([[7, 8], [2, 5], [0, 2], [4, 6]]) == [[0.0, 6.0], [7.0, 8.0]]
+    assert merge_spans([]) == []
 
 
 def _expected_frame(seg, src_t, targets, hay):
@@ -161,7 +216,9 @@ def test_paper_shaped_defaults():
                 times = candidate_times(s.duration_s, 1.0, 128)
                 inside = sum(any(a <= x < b for a, b in s.target_spans_s) for x in times)
                 assert 12 <= inside <= 36
-            assert len(s.evidence_spans_s) == s.extra["repeats"]
+            assert sum(b - a for a, b in s.evidence_spans_s) == 4 * s.extra["repeats"]
+            pieces = [g["end_s"] - g["start_s"] for g, r in zip(s.video, s.extra["segment_roles"]) if r == "target"]
+            assert max(pieces) <= 30 and len(pieces) >= s.extra["repeats"] * -(-clip // 30)  # default 10-30 s cuts
 
 
 def test_bad_input_is_skipped_or_refused(pools, tmp_path, capsys):
@@ -179,6 +236,10 @@ def test_bad_input_is_skipped_or_refused(pools, tmp_path, capsys):
     assert "skipped 2 unusable source(s)" in report.summary() and "broken.mp4" in report.summary()
     with pytest.raises(SynthError, match=r"longer than --max-minutes 0.1: clip-1-"):
         compose_needles(good, hay, 1, config=NeedleConfig(0.05, 0.1), progress=False)
+    for bad, match in (({"target_segment_seconds": (0, 5)}, "target_segment_seconds"),
+                       ({"target_order": "random"}, "target_order must be one of")):
+        with pytest.raises(SynthError, match=match):
+            compose_needles(good, hay, 1, config=NeedleConfig(1, 2, **bad), progress=False)
     with pytest.raises(SynthError, match="target pool is empty"):
         compose_needles([], hay, 1, progress=False)
     with pytest.raises(SynthError, match="haystack pool is empty"):

@@ -11,6 +11,7 @@ import yaml
 from training_helpers import small_synth
 
 from tspo import TSPOSelector
+from tspo.hub import model_card
 from tspo.training.cli import main
 
 CONFIG = Path(__file__).resolve().parents[1] / "examples" / "configs" / "synthetic_needle.yaml"
@@ -34,6 +35,19 @@ def test_config_trains_offline_checkpoints_and_exports_a_selector(tmp_path_facto
     sel = TSPOSelector.from_pretrained(tmp_path / "selector", cache=False)
     assert sel.encoder.spec == "tiny-random" and sel.num_frames == 16 and sel.max_candidates == 128
     assert sel.config["trained_with"]["steps"] == 12
+    # what the run trained and was checked on, and the final held-out check, go into the model card
+    train_m, val_m = (str(p.resolve()) for p in small_synth(root).paths())
+    assert sel.config["trained_with"]["data"]["train_manifest"] == train_m
+    assert sel.config["trained_with"]["data"]["synth"]["num_train"] == 64
+    metrics = sel.config["metrics"]
+    assert metrics["training steps"] == 12 and metrics["held-out checked at step"] == 12
+    assert metrics["held-out samples"] == 48
+    assert 0.0 <= metrics["held-out picks in target"] <= 1.0 and 0.0 <= metrics["held-out accuracy (oracle)"] <= 1.0
+    card = model_card(sel.config, "org/needle-selector")
+    assert f"train: {train_m}" in card and f"held-out: {val_m}" in card and "synthetic needles" in card
+    assert f"| held-out picks in target | {metrics['held-out picks in target']:.4g} |" in card
+    assert f"| held-out accuracy (oracle) | {metrics['held-out accuracy (oracle)']:.4g} |" in card
+    assert "| training steps | 12 |" in card and "not recorded" not in card and "No metrics" not in card
     last = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 12
     for k, v in sel.agent.state_dict().items():

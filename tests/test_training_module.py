@@ -9,13 +9,15 @@ import pytest
 import torch
 from training_helpers import MetricRecorder, small_datamodule, trainer
 
+from tspo.grpo import group_advantages
 from tspo.rewards import OracleAnswer, SimulatedOracle
 from tspo.training import TrainingConfigError, TSPOModule
 from tspo.training.module import step_seed
+from tspo.training.rollout import Rewards, fetch_frames, score_answers
 
 LOGGED = ("train/reward", "train/R_A", "train/R_T", "train/adv_std", "train/tau", "train/entropy",
-          "train/in_target", "train/oracle_failures", "train/cache_hit_rate", "train/approx_kl",
-          "train/clipfrac", "perf/steps_per_s")
+          "train/in_target", "train/oracle_failures", "train/oracle_unparsed", "train/cache_hit_rate",
+          "train/approx_kl", "train/clipfrac", "perf/steps_per_s")
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +41,20 @@ class FailingOracle:
             out[i] = OracleAnswer.failed("timeout")
             self.failed += 1
         return out
+
+
+class UnreadableOracle:
+    """The model answers, but half the time (odd group members) its text names no option."""
+
+    needs_frames = False
+    oracle_id = "unreadable"
+
+    def __init__(self) -> None:
+        self.inner = SimulatedOracle()
+
+    def answer(self, queries):
+        out = self.inner.answer(queries)
+        return [OracleAnswer(None, raw="hmm") if i % 2 else a for i, a in enumerate(out)]
 
 
 class PixelOracle:
@@ -130,15 +146,108 @@ def test_failed_oracle_answers_are_dropped_and_counted(root):
     assert m.oracle.stats()["size"] == m.oracle.misses - failing.failed    # failures are never cached
 
 
+def test_unparsed_answers_are_wrong_answers_not_failures(root):
+    """Issue 3: only a failed query is dropped; an answer with no readable option scores R_A = 0."""
+    dm = small_datamodule(root)
+    rec = MetricRecorder()
+    m = TSPOModule(group_size=8)
+    m.oracle.oracle = UnreadableOracle()                 # in front of a fresh cache: nothing cached yet
+    trainer(1, callbacks=[rec]).fit(m, dm)
+    assert rec.rows[0]["train/oracle_unparsed"] == 4.0 and rec.rows[0]["train/oracle_failures"] == 0.0
+
+
+def test_score_answers_drops_failed_and_scores_unparsed_as_wrong():
+    from types import SimpleNamespace
+
+    sample = SimpleNamespace(answer="A", kind="general", target_spans_s=[])
+    answers = [OracleAnswer("A"), OracleAnswer(None, raw="??"), OracleAnswer.failed("HTTP 503"), OracleAnswer("B")]
+    r = score_answers([sample], answers, np.zeros((1, 4, 2)))
+    assert r.valid.tolist() == [[True, True, False, True]]
+    assert r.unparsed.tolist() == [[False, True, False, False]]
+    assert r.accuracy.tolist() == [[1.0, 0.0, 0.0, 0.0]] and r.failures == 1 and r.num_unparsed == 1
+    adv = group_advantages(r.total, r.valid)[0]
+    assert adv[1] < 0 and adv[2] == 0 and adv[1] == adv[3]          # unparsed ranks with the wrong answer
+
+
+def _rewards(acc, temp):
+    acc, temp = torch.tensor([acc]), torch.tensor([temp])
+    valid = torch.ones_like(acc, dtype=torch.bool)
+    return Rewards(acc + temp, acc, temp, valid, torch.zeros_like(valid))
+
+
+def test_decoupled_advantages_follow_the_reward_weights():
+    r = _rewards([1.0, 0.0, 1.0, 0.0], [0.9, 0.1, 0.2, 0.6])
+    a_acc, a_temp = group_advantages(r.accuracy), group_advantages(r.temporal)
+    base = TSPOModule(advantage="decoupled").advantages(r)
+    torch.testing.assert_close(base, a_acc + a_temp)               # weights 1: tspo.grpo.decoupled_advantages
+    only_acc = TSPOModule(advantage="decoupled", w_temporal=0.0).advantages(r)
+    torch.testing.assert_close(only_acc, a_acc)
+    skewed = TSPOModule(advantage="decoupled", w_accuracy=2.0, w_temporal=0.5).advantages(r)
+    torch.testing.assert_close(skewed, 2.0 * a_acc + 0.5 * a_temp)
+    assert not torch.allclose(skewed, base)
+
+
+def test_oracle_frames_are_whole_not_centre_cropped(tmp_path):
+    """A 32x64 (1:2) source reaches the oracle as 1:2 frames; a centre crop would cut half its width."""
+    from types import SimpleNamespace
+
+    from conftest import write_video
+
+    video = write_video(tmp_path / "wide.mp4", seconds=4, fps=4, size=(32, 64))
+    times = np.array([[[0.1, 1.1, 2.1], [0.1, 2.6, 3.1]]])                       # [B=1, G=2, k=3]
+    frames = fetch_frames([SimpleNamespace(video=str(video))], times, size=16)
+    assert frames[0].shape == (2, 3, 16, 32, 3)
+
+
+def test_heldout_topk_is_batched(root, monkeypatch):
+    """tspo/clip take one batched top-k per batch (no loop over rows), equal to the per-row rule."""
+    import tspo.agents.baselines as baselines
+    from tspo.agents import select_by_method
+    from tspo.training import heldout
+    from tspo.training.heldout import heldout_metrics
+
+    dm = small_datamodule(root)
+    dm.setup("fit")
+    agent = TSPOModule().agent
+    calls, per_row = [], []
+    real = heldout.batched_topk
+    monkeypatch.setattr(heldout, "batched_topk", lambda scores, k: calls.append(scores.shape) or real(scores, k))
+    real_row = baselines.select_topk
+    monkeypatch.setattr(baselines, "select_topk", lambda *a: per_row.append(1) or real_row(*a))
+
+    class Recorder(SimulatedOracle):
+        def answer(self, queries):
+            asked.extend(q.timestamps_s for q in queries)
+            return super().answer(queries)
+
+    asked = []
+    got = heldout_metrics(dm.val_set, Recorder(), 8, agent, batch_size=64)
+    n = len(dm.val_set)
+    assert calls == [(n, 128), (n, 128)] and per_row == []                       # tspo, clip: one call each
+    batch = [dm.val_set[i] for i in range(n)]
+    feats = torch.stack([b["features"] for b in batch])
+    text = torch.stack([b["text"] for b in batch])
+    with torch.no_grad():
+        scores = {"tspo": agent(feats, text), "clip": torch.nn.functional.cosine_similarity(feats, text[:, None], dim=-1),
+                  "uniform": torch.zeros(feats.shape[:2])}
+    for j, m in enumerate(("tspo", "uniform", "clip")):
+        for i in range(n):
+            expected = batch[i]["timestamps"][select_by_method(m, scores[m][i], 128, 8)].numpy()
+            np.testing.assert_allclose(asked[j * n + i], expected)
+    assert per_row == [1] * 2 * n                                                # (the reference's own calls)
+    assert set(got) == {"tspo", "uniform", "clip"} and got["uniform"]["unparsed"] == 0
+
+
 def test_pixels_are_fetched_only_for_the_selected_frames(root, monkeypatch):
     import tspo.video
 
-    calls = []
+    calls, crops = [], []
     real = tspo.video.read_frames_at
 
-    def spy(video, timestamps_s, size=224):
+    def spy(video, timestamps_s, size=224, crop=True):
         calls.append(np.asarray(timestamps_s))
-        return real(video, timestamps_s, size=size)
+        crops.append(crop)
+        return real(video, timestamps_s, size=size, crop=crop)
 
     monkeypatch.setattr(tspo.video, "read_frames_at", spy)
     PixelOracle.seen = []
@@ -146,6 +255,7 @@ def test_pixels_are_fetched_only_for_the_selected_frames(root, monkeypatch):
     m = TSPOModule(oracle="test_training_module.PixelOracle", group_size=4, num_frames=8, frame_size=32)
     trainer(2).fit(m, dm)
     assert len(calls) == 2                                          # one decode per sample per step
+    assert crops == [False, False]                                  # whole frames for the oracle
     assert len(PixelOracle.seen) == 2 * 4
     shapes = {s for s, _, _ in PixelOracle.seen}
     assert shapes == {(8, 32, 32, 3)} and {d for _, d, _ in PixelOracle.seen} == {np.dtype(np.uint8)}
@@ -187,3 +297,16 @@ def test_scores_stay_float32_under_bf16_autocast():
     assert (rounded.float() - ref).abs().max() * 100 > 0.05           # > 0.05 logits at tau = 0.01
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, ref)
+
+
+def test_bench_oracle_reports_the_hit_rate_a_training_run_logs(root):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_oracle.py"
+    spec = importlib.util.spec_from_file_location("bench_oracle", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    row = bench.bench_training_cache_hit_rate(steps=4, workdir=str(root))   # reuses the rendered set
+    asked, total = (int(x) for x in row["result"].split(" queries")[0].split(" of "))
+    assert total == 4 * 8 and row["value"] == pytest.approx(1 - asked / total, abs=1e-3)

@@ -3,15 +3,19 @@
 For every sample: candidate features once (cached), then for each method the k picks, then one
 batched oracle call that answers all methods' selections of that sample. Reported per method:
 
-- ``accuracy``: share of *answered* queries whose letter is the answer. A query the oracle failed
-  on (``OracleAnswer.ok`` is false: an error, or no option could be read) is counted under
-  ``failed`` and left out of the accuracy, never scored as wrong;
+- ``accuracy``: share of *answered* queries whose letter is the answer. A *failed* query
+  (``OracleAnswer.is_failed``: an exception, an HTTP failure, malformed server JSON) is counted
+  under ``failed`` and left out of the accuracy, never scored as wrong. An *unparsed* answer (the
+  model answered but no option letter could be read) is a wrong answer: it enters the accuracy
+  as 0 and is also counted under ``unparsed``;
 - ``target_fraction``: mean fraction of picks inside the target spans (R_T), over the samples that
   have target spans; ``null`` when none has;
 - ``seconds_per_sample``: mean wall time of scoring + the selection rule on the candidate features
   (feature extraction is shared by all scored methods and reported once, as
   ``feature_seconds_per_sample``);
-- ``n``: samples with an answered query.
+- ``n``: samples with an answered query (unparsed ones included).
+
+Oracle frames are decoded whole (short side ``frame_size``, aspect ratio kept, no centre crop).
 
 The same numbers are broken down by duration bucket (``by_duration``) and sample kind
 (``by_kind``). ``evaluate_samples`` is the Python entry point (the demo calls it).
@@ -48,7 +52,9 @@ def duration_bucket(duration_s: float) -> str:
 
 @dataclass
 class Outcome:
-    """One (sample, method) result. ``correct`` is None when the oracle failed on it."""
+    """One (sample, method) result. ``correct`` is None when the oracle query failed (``error``
+    says why); ``unparsed`` marks an answer with no readable option (``correct`` False, ``raw``
+    holds the model's text)."""
 
     sample_id: str
     method: str
@@ -59,6 +65,8 @@ class Outcome:
     seconds: float
     timestamps_s: list[float]
     error: str | None = None
+    unparsed: bool = False
+    raw: str | None = None
 
 
 def check_methods(methods: Sequence[str] | str) -> list[str]:
@@ -82,19 +90,23 @@ def _stats(items: list[Outcome]) -> dict[str, Any]:
 
 
 def summarise(outcomes: list[Outcome], methods: Sequence[str]) -> dict[str, Any]:
-    """Outcomes -> the eval.json dict: ``methods``, ``by_duration``, ``by_kind``, ``failed``."""
+    """Outcomes -> the eval.json dict: ``methods``, ``by_duration``, ``by_kind``, ``failed``,
+    ``unparsed`` (counts per method) and a few examples of each."""
     def table(subset: list[Outcome]) -> dict[str, Any]:
         return {m: _stats([o for o in subset if o.method == m]) for m in methods}
 
     buckets = [label for _, label in DURATION_BUCKETS if any(o.bucket == label for o in outcomes)]
     kinds = sorted({o.kind for o in outcomes})
     failures = [o for o in outcomes if o.correct is None]
+    unparsed = [o for o in outcomes if o.unparsed]
     return {
         "methods": table(outcomes),
         "by_duration": {b: table([o for o in outcomes if o.bucket == b]) for b in buckets},
         "by_kind": {k: table([o for o in outcomes if o.kind == k]) for k in kinds},
         "failed": {m: sum(o.method == m for o in failures) for m in methods},
         "failure_examples": [{"sample_id": o.sample_id, "method": o.method, "error": o.error} for o in failures[:5]],
+        "unparsed": {m: sum(o.method == m for o in unparsed) for m in methods},
+        "unparsed_examples": [{"sample_id": o.sample_id, "method": o.method, "raw": o.raw} for o in unparsed[:5]],
     }
 
 
@@ -117,7 +129,8 @@ def evaluate_samples(
     :class:`~tspo.TSPOSelector` (its agent scores ``tspo``; its encoder scores the CLIP-based
     baselines). ``feature_fn(sample) -> VideoFeatures`` overrides how candidate features are
     obtained (default: :func:`tspo.data_synth.sample_features` through the selector's cache).
-    ``frame_size``: short side of the frames decoded for oracles that need pixels.
+    ``frame_size``: short side of the frames decoded for oracles that need pixels (whole frames,
+    aspect ratio kept).
     ``per_sample``: also return every (sample, method) outcome under ``"samples"``.
     """
     from tqdm import tqdm
@@ -155,11 +168,12 @@ def evaluate_samples(
         answers = oracle.answer(queries)
         for method, query, ans in zip(methods, queries, answers):
             tf = temporal_reward(query.timestamps_s, sample.target_spans_s) if sample.target_spans_s else None
-            error = None if ans.ok else (ans.error or f"no option could be read from {ans.raw!r}")
             outcomes.append(Outcome(
                 sample_id=sample.id, method=method, kind=sample.kind, bucket=duration_bucket(sample.duration_s),
-                correct=(ans.letter == sample.answer) if ans.ok else None, target_fraction=tf,
-                seconds=seconds[method], timestamps_s=[round(float(t), 3) for t in query.timestamps_s], error=error))
+                # failed -> not scored; unparsed (letter None) -> wrong
+                correct=None if ans.is_failed else ans.letter == sample.answer, target_fraction=tf,
+                seconds=seconds[method], timestamps_s=[round(float(t), 3) for t in query.timestamps_s],
+                error=ans.error, unparsed=ans.unparsed, raw=ans.raw))
     result = summarise(outcomes, methods)
     result["feature_seconds_per_sample"] = float(np.mean(feature_seconds))
     result["num_samples"] = len(samples)
@@ -170,11 +184,13 @@ def evaluate_samples(
 
 def _decode_picks(sample: Any, cand_times: np.ndarray, picks: dict[str, np.ndarray],
                   frame_size: int | None) -> Callable[[np.ndarray], np.ndarray]:
-    """Decode the union of all methods' picks once; returns positions int64[k] -> uint8[k,H,W,3]."""
+    """Decode the union of all methods' picks once; returns positions int64[k] -> uint8[k,H,W,3].
+
+    Whole frames (``crop=False``): the oracle must see the full width, not a centre square."""
     from tspo.video import read_frames_at
 
     union = np.unique(np.concatenate(list(picks.values())))
-    frames = read_frames_at(sample.video, cand_times[union], frame_size)
+    frames = read_frames_at(sample.video, cand_times[union], frame_size, crop=False)
     return lambda positions: frames[np.searchsorted(union, positions)]
 
 
@@ -242,6 +258,9 @@ def format_table(result: dict[str, Any]) -> str:
     failed = {m: n for m, n in result.get("failed", {}).items() if n}
     if failed:
         lines.append(f"oracle failures (not scored): {failed}")
+    unparsed = {m: n for m, n in result.get("unparsed", {}).items() if n}
+    if unparsed:
+        lines.append(f"unparsed answers (scored as wrong): {unparsed}")
     return "\n".join(lines)
 
 

@@ -10,24 +10,44 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tspo.agents import select_by_method
+from tspo.agents import select_uniform
 from tspo.training.datamodule import FeatureDataset, collate
 from tspo.training.rollout import build_queries, gather_times, score_answers
 
 METHODS = ("tspo", "uniform", "clip")
 
 
+def batched_topk(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Top-k of every row, ascending in time: float[B, T] -> int64[B, k].
+
+    Row-for-row equal to :func:`tspo.agents.select_topk` (ties: the earlier candidate first, via a
+    stable sort; ``torch.topk`` breaks ties arbitrarily, and repeated frames of a still shot do
+    tie), in one call for the whole batch.
+    """
+    if not 1 <= k <= scores.shape[-1]:
+        raise ValueError(f"heldout_metrics: k={k} frames must be between 1 and the {scores.shape[-1]} candidates")
+    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices[..., :k]
+    return order.sort(dim=-1).values
+
+
 @torch.no_grad()
 def heldout_metrics(dataset: FeatureDataset, oracle, k: int, agent=None, methods=METHODS,
                     batch_size: int = 64) -> dict[str, dict[str, float]]:
-    """``{method: {"target_fraction", "accuracy", "failures", "n"}}`` over every sample of ``dataset``.
+    """``{method: {"target_fraction", "accuracy", "failures", "unparsed", "n"}}`` over every sample.
 
     ``target_fraction`` = mean over needle samples of ``#picks in target / k`` (None without needle
-    samples); ``accuracy`` = mean R_A over answered queries. ``agent`` is needed for ``"tspo"``.
+    samples); ``accuracy`` = mean R_A over answered queries (an unparsed answer is answered and
+    wrong; a failed query is left out and counted in ``failures``). ``agent`` is needed for
+    ``"tspo"``. ``tspo`` and ``clip`` take the top-k of their scores (as at inference, no noise)
+    for the whole batch at once, ``uniform`` the same evenly spaced positions for every row.
     """
     if "tspo" in methods and agent is None:
         raise ValueError("heldout_metrics: method 'tspo' needs the agent")
-    sums = {m: {"inside": 0.0, "needles": 0, "correct": 0.0, "answered": 0, "failures": 0} for m in methods}
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"heldout_metrics: unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    sums = {m: {"inside": 0.0, "needles": 0, "correct": 0.0, "answered": 0, "failures": 0, "unparsed": 0}
+            for m in methods}
     device = next(agent.parameters()).device if agent is not None else torch.device("cpu")
     for start in range(0, len(dataset), batch_size):
         batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
@@ -36,12 +56,12 @@ def heldout_metrics(dataset: FeatureDataset, oracle, k: int, agent=None, methods
         num_t = feats.shape[1]
         for m in methods:
             if m == "tspo":
-                scores = agent(feats.to(device), text.to(device)).float().cpu()
+                idx = batched_topk(agent(feats.to(device), text.to(device)).float().cpu(), k)    # [B, k]
             elif m == "clip":
-                scores = F.cosine_similarity(feats, text[:, None, :], dim=-1)
+                idx = batched_topk(F.cosine_similarity(feats, text[:, None, :], dim=-1), k)
             else:
-                scores = torch.zeros(feats.shape[:2])
-            idx = torch.stack([select_by_method(m, s, num_t, k) for s in scores])[:, None, :]    # [B, 1, k]
+                idx = select_uniform(num_t, k).expand(len(samples), k)
+            idx = idx[:, None, :]                                                               # [B, 1, k]
             times = gather_times(batch["timestamps"], idx)
             answers = oracle.answer(build_queries(samples, idx, times))
             rewards = score_answers(samples, answers, times)
@@ -53,6 +73,8 @@ def heldout_metrics(dataset: FeatureDataset, oracle, k: int, agent=None, methods
             acc["correct"] += float(rewards.accuracy[rewards.valid].sum())
             acc["answered"] += int(rewards.valid.sum())
             acc["failures"] += rewards.failures
+            acc["unparsed"] += rewards.num_unparsed
     return {m: {"target_fraction": s["inside"] / s["needles"] if s["needles"] else None,
-                "accuracy": s["correct"] / max(s["answered"], 1), "failures": s["failures"], "n": len(dataset)}
+                "accuracy": s["correct"] / max(s["answered"], 1), "failures": s["failures"],
+                "unparsed": s["unparsed"], "n": len(dataset)}
             for m, s in sums.items()}

@@ -5,7 +5,7 @@ A training step, top to bottom (paper Fig. 2 / Eq. 4-11):
     S = agent(F_f, F_t)                    [B, T]   (cached features in, no video decode)
     idx, logp ~ GumbelTopK(k)(S / tau, G)  [B, G, k]
     answers = oracle(B * G queries)        one batched call, memoised by OracleCache
-    r = R_A + R_T (needle) | R_A + 1       [B, G]
+    r = R_A + R_T (needle) | R_A + 1       [B, G]   (failed queries masked; unparsed -> R_A = 0)
     A = group_advantages(r)                [B, G]
     L = tspo_loss(logp, logp_old, A)       scalar -> agent only
 
@@ -25,7 +25,6 @@ import torch
 
 from tspo.agents import GumbelTopK, TemporalAgent
 from tspo.grpo import (
-    decoupled_advantages,
     group_advantages,
     plackett_luce_logp,
     policy_entropy,
@@ -63,13 +62,16 @@ class TSPOModule(L.LightningModule):
             steps (default ``trainer.max_steps``).
         oracle, oracle_args: the frozen answerer (``tspo.training.oracles.build_oracle``).
         oracle_cache_path: SQLite file memoising answers across runs (in memory when None).
-        w_accuracy, w_temporal: reward weights of R_A and R_T.
-        advantage: ``"grouped"`` (paper) or ``"decoupled"`` (R_A and R_T normalised separately).
+        w_accuracy, w_temporal: reward weights of R_A and R_T (with ``"decoupled"``: the weights
+            of their separately normalised advantages).
+        advantage: ``"grouped"`` (paper) or ``"decoupled"`` (R_A and R_T normalised separately,
+            then ``w_accuracy A(R_A) + w_temporal A(R_T)``).
         logprob: ``"per_frame"`` (paper: log_softmax(S/tau) at the picks) or ``"plackett_luce"``.
         clip_eps, num_iterations: PPO clipped ratio and updates per rollout (1 = paper, on-policy).
         kl_beta: weight of KL to a frozen copy of the initial agent (0 = off, paper's Eq. 9).
         init_from: published TSPO checkpoint file or a TSPOSelector directory to start from.
-        frame_size: pixel size of frames fetched for oracles that need them.
+        frame_size: short side (px) of the frames fetched for oracles that need them; whole
+            frames, aspect ratio kept (never centre-cropped).
     """
 
     def __init__(
@@ -177,8 +179,18 @@ class TSPOModule(L.LightningModule):
         return idx, order, rewards
 
     def advantages(self, rewards) -> torch.Tensor:
-        if self.hparams.advantage == "decoupled":
-            return decoupled_advantages(rewards.accuracy, rewards.temporal, rewards.valid)
+        """Advantages float32[B, G]; failed queries (``rewards.valid`` False) get 0.
+
+        ``grouped``: GRPO over ``total = w_a R_A + w_t R_T``. ``decoupled``: each component is
+        normalised within its group, then weighted. The weights multiply the *normalised*
+        advantages: group normalisation is scale-invariant, so weighting R_A or R_T before it
+        would change nothing but the sign.
+        """
+        h = self.hparams
+        if h.advantage == "decoupled":
+            # = tspo.grpo.decoupled_advantages(R_A, R_T) when both weights are 1
+            return (h.w_accuracy * group_advantages(rewards.accuracy, rewards.valid)
+                    + h.w_temporal * group_advantages(rewards.temporal, rewards.valid))
         return group_advantages(rewards.total, rewards.valid)
 
     # -- Lightning hooks -------------------------------------------------------------------------
@@ -228,6 +240,7 @@ class TSPOModule(L.LightningModule):
             "train/tau": tau,
             "train/entropy": policy_entropy(logits).mean(),
             "train/oracle_failures": float(rewards.failures),
+            "train/oracle_unparsed": float(rewards.num_unparsed),
             "train/cache_hit_rate": self.oracle.hit_rate,
             "train/approx_kl": stats["approx_kl"],
             "train/clipfrac": stats["clipfrac"],

@@ -19,16 +19,27 @@ from tspo.rewards import OracleAnswer, OracleQuery, accuracy_reward, compose_rew
 
 @dataclass
 class Rewards:
-    """Rewards of a batch of groups, float32 ``[B, G]`` each; ``valid`` bool ``[B, G]`` (oracle answered)."""
+    """Rewards of a batch of groups, float32 ``[B, G]`` each.
+
+    ``valid`` bool ``[B, G]``: the oracle answered (its query did not fail). ``unparsed`` bool
+    ``[B, G]``: answered, but no option letter could be read (valid, scored R_A = 0).
+    """
 
     total: torch.Tensor
     accuracy: torch.Tensor
     temporal: torch.Tensor
     valid: torch.Tensor
+    unparsed: torch.Tensor
 
     @property
     def failures(self) -> int:
+        """Failed oracle queries (dropped from the advantages)."""
         return int((~self.valid).sum())
+
+    @property
+    def num_unparsed(self) -> int:
+        """Answers with no readable option (scored as wrong)."""
+        return int(self.unparsed.sum())
 
 
 def gather_times(timestamps: torch.Tensor, idx: torch.Tensor) -> np.ndarray:
@@ -42,14 +53,16 @@ def fetch_frames(samples: Sequence[Sample], times: np.ndarray, size: int) -> lis
     """Pixels of the selected frames only, one decode per sample: -> per sample uint8[G, k, H, W, 3].
 
     Every distinct selected time of a sample is read once (``tspo.video.read_frames_at``) and the
-    group's selections index into that; nothing else of the video is decoded.
+    group's selections index into that; nothing else of the video is decoded. Frames are whole
+    (short side ``size`` px, aspect ratio kept, no centre crop): a video LLM must see the full
+    width of a 16:9 frame, not its middle square.
     """
     from tspo.video import read_frames_at
 
     out = []
     for sample, t in zip(samples, times):
         uniq, inverse = np.unique(t, return_inverse=True)
-        frames = read_frames_at(sample.video, uniq, size=size)                   # [U, H, W, 3]
+        frames = read_frames_at(sample.video, uniq, size=size, crop=False)       # [U, H, W, 3]
         out.append(frames[inverse.reshape(t.shape)])
     return out
 
@@ -71,23 +84,27 @@ def build_queries(samples: Sequence[Sample], idx: torch.Tensor, times: np.ndarra
 
 def score_answers(samples: Sequence[Sample], answers: Sequence[OracleAnswer], times: np.ndarray,
                   w_a: float = 1.0, w_t: float = 1.0) -> Rewards:
-    """R_A (Eq. 10), R_T (Eq. 11) and their sum per selection; failed answers are marked invalid.
+    """R_A (Eq. 10), R_T (Eq. 11) and their sum per selection.
 
     ``times`` float64[B, G, k]; ``answers`` flat, sample-major as :func:`build_queries` made them.
-    Needle samples score ``w_a R_A + w_t R_T``, general ones ``w_a R_A + w_t``.
+    Needle samples score ``w_a R_A + w_t R_T``, general ones ``w_a R_A + w_t``. A *failed* query
+    (``OracleAnswer.is_failed``) is marked invalid (dropped, counted); an *unparsed* answer (no
+    option readable) is a wrong answer, R_A = 0, and is flagged in ``unparsed``.
     """
     bsz, groups, _ = times.shape
     if len(answers) != bsz * groups:
         raise ValueError(f"score_answers: got {len(answers)} answers for {bsz} x {groups} selections")
-    valid = np.array([a.ok for a in answers], dtype=bool).reshape(bsz, groups)
+    valid = np.array([not a.is_failed for a in answers], dtype=bool).reshape(bsz, groups)
+    unparsed = np.array([a.unparsed for a in answers], dtype=bool).reshape(bsz, groups)
     r_a = np.zeros((bsz, groups))
     r_t = np.ones((bsz, groups))
     total = np.zeros((bsz, groups))
     for b, sample in enumerate(samples):
         group = answers[b * groups:(b + 1) * groups]
-        r_a[b] = [accuracy_reward(a.letter, sample.answer) if a.ok else 0.0 for a in group]
+        # letter None (unparsed) scores 0 inside accuracy_reward; failed ones are masked by ``valid``
+        r_a[b] = [0.0 if a.is_failed else accuracy_reward(a.letter, sample.answer) for a in group]
         temporal = temporal_reward(times[b], sample.target_spans_s) if sample.kind == "needle" else None
         parts = compose_reward(sample.kind, r_a[b], temporal, w_a=w_a, w_t=w_t)
         r_t[b], total[b] = parts.temporal, parts.total
     as_t = lambda x: torch.as_tensor(x, dtype=torch.float32)  # noqa: E731
-    return Rewards(as_t(total), as_t(r_a), as_t(r_t), torch.as_tensor(valid))
+    return Rewards(as_t(total), as_t(r_a), as_t(r_t), torch.as_tensor(valid), torch.as_tensor(unparsed))

@@ -30,6 +30,8 @@ class SynthConfig:
     max_minutes: float = 5.0
     target_fraction: tuple[float, float] = (0.12, 0.25)
     repeats: tuple[int, int] = (1, 2)
+    target_segment_seconds: tuple[float, float] = (10.0, 30.0)
+    target_order: str = "shuffle"  # shuffle | ordered | contiguous (tspo.data_synth.TARGET_ORDERS)
     render_fps: int = 4
     size: int = 64
     seed: int = 0
@@ -58,7 +60,8 @@ def ensure_synthetic(cfg: SynthConfig, progress: bool = True) -> tuple[Path, Pat
     haystack = render_dataset(root / "haystack", cfg.distractors, seed=cfg.seed * 10 + 1, family="distractor",
                               min_seconds=cfg.distractor_seconds[0], max_seconds=cfg.distractor_seconds[1], **common)
     needle_cfg = NeedleConfig(min_minutes=cfg.min_minutes, max_minutes=cfg.max_minutes, repeats=tuple(cfg.repeats),
-                              target_fraction=tuple(cfg.target_fraction), segment_seconds=(10.0, 60.0), fps=1.0)
+                              target_fraction=tuple(cfg.target_fraction), segment_seconds=(10.0, 60.0), fps=1.0,
+                              target_segment_seconds=tuple(cfg.target_segment_seconds), target_order=cfg.target_order)
     paths = {}
     for split, num_targets, num, seed, manifest in (
         ("train", cfg.train_targets, cfg.num_train, cfg.seed * 10 + 2, train_path),

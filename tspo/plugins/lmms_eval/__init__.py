@@ -12,5 +12,7 @@ lmms-eval loads external models through its ``LMMS_EVAL_PLUGINS`` hook, so nothi
 resolution, in time order) as a short clip, and hands that clip to the wrapped model in place of
 the original video. Set the wrapped model's own frame count (``max_frames_num`` for llava_vid /
 llava_onevision, ``max_num_frames`` for qwen2_vl, ...) to ``num_frames`` so its uniform sampler
-takes every frame of the clip exactly once. Every other ``model_args`` key goes to the wrapped model.
+takes every frame of the clip exactly once. The clip spaces the frames evenly, so their real times
+are prefixed to the question by default (``timestamps_in_prompt=false`` turns that off). Every other
+``model_args`` key goes to the wrapped model.
 """
