@@ -88,20 +88,30 @@ def window_attention(
     frames against the ``block + w − 1`` keys the block can see; all blocks in one fused
     attention call, so memory is O(T·(block + w)), never O(T²).
     """
-    bsz, num_frames, dim = q.shape
-    if dim % heads:
+    return window_attention_qkv(torch.cat([q, k, v], dim=-1), window, heads, block)
+
+
+def window_attention_qkv(qkv: torch.Tensor, window: int, heads: int, block: int = 64) -> torch.Tensor:
+    """:func:`window_attention` on fused projections ``[B, T, 3D]`` (q | k | v): -> [B, T, D].
+
+    One padded copy serves queries, keys and values (the agent's hot path): the key windows are
+    strided views of it, so the only other copies are the ones the attention kernel needs.
+    """
+    bsz, num_frames, dim3 = qkv.shape
+    dim = dim3 // 3
+    if dim3 % 3 or dim % heads:
         raise ValueError(f"feature dim {dim} is not divisible by heads={heads}")
     left = window // 2
     block = max(1, min(block, num_frames))
     num_blocks = -(-num_frames // block)
     span = block + window - 1
     padded = num_blocks * block
-    # Keys/values padded so that block n sees absolute positions [n·block − left, n·block − left + span).
-    pad = (0, 0, left, padded - num_frames + window - 1 - left)
-    k_win = rearrange(F.pad(k, pad).unfold(1, span, block), "b n (h d) l -> (b n) h l d", h=heads)
-    v_win = rearrange(F.pad(v, pad).unfold(1, span, block), "b n (h d) l -> (b n) h l d", h=heads)
-    q_blk = rearrange(F.pad(q, (0, 0, 0, padded - num_frames)), "b (n s) (h d) -> (b n) h s d", s=block, h=heads)
-    bias = _band_bias(num_frames, block, window).to(device=q.device, dtype=q.dtype)
+    # Padded so that block n's keys are rows [n·block, n·block + span) = positions n·block − left + l.
+    qkv_p = F.pad(qkv, (0, 0, left, padded - num_frames + window - 1 - left))
+    q_blk = rearrange(qkv_p[:, left : left + padded, :dim], "b (n s) (h d) -> (b n) h s d", s=block, h=heads)
+    k_win = rearrange(qkv_p[..., dim : 2 * dim].unfold(1, span, block), "b n (h d) l -> (b n) h l d", h=heads)
+    v_win = rearrange(qkv_p[..., 2 * dim :].unfold(1, span, block), "b n (h d) l -> (b n) h l d", h=heads)
+    bias = _band_bias(num_frames, block, window).to(device=qkv.device, dtype=qkv.dtype)
     bias = bias.repeat(bsz, 1, 1, 1) if bsz > 1 else bias
     out = F.scaled_dot_product_attention(q_blk, k_win, v_win, attn_mask=bias)  # scale 1/sqrt(D/H)
     out = rearrange(out, "(b n) h s d -> b (n s) (h d)", b=bsz)
@@ -133,6 +143,22 @@ class TemporalAgent(nn.Module):
         nn.init.zeros_(self.mlp[2].weight)
         nn.init.zeros_(self.mlp[2].bias)
 
+    def _fused_qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """q, k, v as one [3D, D] projection: one matmul and one padded copy instead of three.
+
+        At inference the concatenation is cached until a weight changes (tensor versions and
+        storage), because at small T copying 3·D² weights costs as much as the attention.
+        """
+        params = (self.q.weight, self.k.weight, self.v.weight, self.q.bias, self.k.bias, self.v.bias)
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+            return torch.cat(params[:3]), torch.cat(params[3:])
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        if getattr(self, "_fused_key", None) != key:
+            with torch.no_grad():
+                self._fused = (torch.cat(params[:3]), torch.cat(params[3:]))
+            self._fused_key = key
+        return self._fused
+
     @property
     def config(self) -> dict:
         return {"dim": self.dim, "window": self.window, "heads": self.heads}
@@ -140,11 +166,8 @@ class TemporalAgent(nn.Module):
     def event_features(self, features: torch.Tensor) -> torch.Tensor:
         """``F_e = MLP(WindowAttn(F_f + PE)) + F_f``: [B, T, D] -> [B, T, D]."""
         x = features + sinusoidal_positions(features.shape[1], self.dim, features.device, features.dtype)
-        # One [D, 3D] matmul instead of three: same maths, one pass over x.
-        weight = torch.cat([self.q.weight, self.k.weight, self.v.weight])
-        bias = torch.cat([self.q.bias, self.k.bias, self.v.bias])
-        q, k, v = F.linear(x, weight, bias).chunk(3, dim=-1)
-        attn = window_attention(q, k, v, self.window, self.heads, self.block)
+        weight, bias = self._fused_qkv()
+        attn = window_attention_qkv(F.linear(x, weight, bias), self.window, self.heads, self.block)
         return self.mlp(attn) + features
 
     def forward(self, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:

@@ -182,3 +182,17 @@ def test_window_attention_rejects_bad_heads():
     x = torch.randn(1, 5, 30)
     with pytest.raises(ValueError, match="divisible"):
         window_attention(x, x, x, window=4, heads=8)
+
+
+def test_inference_cache_of_fused_projection_follows_weight_updates():
+    agent = randomise(TemporalAgent(dim=32))
+    feats, text = torch.randn(20, 32), torch.randn(32)
+    with torch.no_grad():
+        before = agent(feats, text)
+        agent.k.weight.add_(0.5)  # in-place update: the cached fused weight must not be reused
+        after = agent(feats, text)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, dense_reference(agent, feats, text).detach(), atol=1e-5, rtol=1e-5)
+    agent.load_state_dict(randomise(TemporalAgent(dim=32), seed=9).state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(agent(feats, text), dense_reference(agent, feats, text), atol=1e-5, rtol=1e-5)
