@@ -40,12 +40,21 @@ def select_uniform(num_candidates: int, k: int) -> torch.Tensor:
 
 
 def select_topk(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """The k highest scores (ties: earlier position first), sorted by time: [T] -> int64[k]."""
-    scores = _as_scores(scores)
-    _check_k(scores.numel(), k)
-    # A stable descending sort makes ties deterministic across platforms (topk is not stable).
-    order = torch.sort(scores, descending=True, stable=True).indices[:k]
-    return order.sort().values
+    """The k highest scores of each row (ties: earlier position first), sorted by time:
+    [..., T] -> int64[..., k], on the scores' device.
+
+    One rule for inference, held-out checks and the training policy's greedy pick: a stable
+    descending sort makes ties (repeated frames of a still shot) deterministic, which
+    ``torch.topk`` is not.
+    """
+    scores = torch.as_tensor(scores)
+    if scores.dim() < 1:
+        raise ValueError(f"scores must be [T] or [..., T], got shape {tuple(scores.shape)}")
+    if not torch.isfinite(scores).all():
+        raise ValueError("scores contain NaN or inf; check the encoder features and the agent weights")
+    _check_k(scores.shape[-1], k)
+    order = torch.sort(scores.detach(), dim=-1, descending=True, stable=True).indices[..., :k]
+    return order.sort(dim=-1).values
 
 
 def select_bin_max(scores: torch.Tensor, k: int) -> torch.Tensor:

@@ -89,4 +89,6 @@ class GumbelTopK:
     def greedy(self, scores: torch.Tensor) -> torch.Tensor:
         """Inference rule: top-k of the scores without noise, ascending. [T] | [B, T] -> int64[..., k]."""
         self._check(scores, 1)
-        return scores.topk(self.k, dim=-1).indices.sort(dim=-1).values
+        from tspo.agents.baselines import select_topk  # the one top-k rule (stable ties) of inference
+
+        return select_topk(scores, self.k)

@@ -186,3 +186,14 @@ def test_aks_rule():
     assert len(np.unique(picks.numpy() // 8)) == 8  # one per leaf of depth 3 (8 leaves of 8)
     assert len(select_aks(flat, 8)) <= 8
     np.testing.assert_array_equal(select_aks(torch.rand(5), 8), np.arange(5))  # T <= k: everything
+
+
+def test_topk_rule_is_batched_and_breaks_ties_by_time():
+    from tspo.agents import GumbelTopK
+
+    s = torch.tensor([[0.5, 0.9, 0.9, 0.9, 0.1], [1.0, 1.0, 1.0, 1.0, 1.0]])
+    expected = torch.tensor([[1, 2], [0, 1]])  # ties: the earlier candidate first
+    torch.testing.assert_close(select_topk(s, 2), expected)
+    for row in range(2):
+        torch.testing.assert_close(select_topk(s[row], 2), expected[row])
+    torch.testing.assert_close(GumbelTopK(2).greedy(s), expected)  # training's greedy pick = inference's

@@ -210,8 +210,8 @@ def test_heldout_topk_is_batched(root, monkeypatch):
     dm.setup("fit")
     agent = TSPOModule().agent
     calls, per_row = [], []
-    real = heldout.batched_topk
-    monkeypatch.setattr(heldout, "batched_topk", lambda scores, k: calls.append(scores.shape) or real(scores, k))
+    real = heldout.select_topk
+    monkeypatch.setattr(heldout, "select_topk", lambda scores, k: calls.append(scores.shape) or real(scores, k))
     real_row = baselines.select_topk
     monkeypatch.setattr(baselines, "select_topk", lambda *a: per_row.append(1) or real_row(*a))
 

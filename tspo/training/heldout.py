@@ -10,24 +10,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tspo.agents import select_uniform
+from tspo.agents import select_topk, select_uniform
 from tspo.training.datamodule import FeatureDataset, collate
 from tspo.training.rollout import build_queries, gather_times, score_answers
 
 METHODS = ("tspo", "uniform", "clip")
-
-
-def batched_topk(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Top-k of every row, ascending in time: float[B, T] -> int64[B, k].
-
-    Row-for-row equal to :func:`tspo.agents.select_topk` (ties: the earlier candidate first, via a
-    stable sort; ``torch.topk`` breaks ties arbitrarily, and repeated frames of a still shot do
-    tie), in one call for the whole batch.
-    """
-    if not 1 <= k <= scores.shape[-1]:
-        raise ValueError(f"heldout_metrics: k={k} frames must be between 1 and the {scores.shape[-1]} candidates")
-    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices[..., :k]
-    return order.sort(dim=-1).values
 
 
 @torch.no_grad()
@@ -56,9 +43,9 @@ def heldout_metrics(dataset: FeatureDataset, oracle, k: int, agent=None, methods
         num_t = feats.shape[1]
         for m in methods:
             if m == "tspo":
-                idx = batched_topk(agent(feats.to(device), text.to(device)).float().cpu(), k)    # [B, k]
+                idx = select_topk(agent(feats.to(device), text.to(device)).float().cpu(), k)     # [B, k]
             elif m == "clip":
-                idx = batched_topk(F.cosine_similarity(feats, text[:, None, :], dim=-1), k)
+                idx = select_topk(F.cosine_similarity(feats, text[:, None, :], dim=-1), k)
             else:
                 idx = select_uniform(num_t, k).expand(len(samples), k)
             idx = idx[:, None, :]                                                               # [B, 1, k]
