@@ -331,3 +331,40 @@ def locate(segments: Sequence[dict], t: np.ndarray | float) -> tuple[np.ndarray,
     seg = np.clip(np.searchsorted(offsets, t + 1e-9, side="right") - 1, 0, len(segments) - 1)
     starts = np.array([s["start_s"] for s in segments], dtype=np.float64)
     return seg.astype(np.int64), starts[seg] + (t - offsets[seg])
+
+
+def evidence_only(sample: Sample) -> Sample:
+    """The same needle with each target segment cut down to the evidence it carries.
+
+    The rest of the target clip is dropped, so the question's evidence (a few seconds) sits alone
+    in the haystack with no longer target material around it to hint where it is. Target and
+    evidence spans of the result are the evidence spans on the new (shorter) timeline.
+    """
+    roles = sample.extra.get("segment_roles")
+    if not isinstance(sample.video, list) or roles is None or not sample.evidence_spans_s:
+        raise SynthError(f"evidence_only needs a composed needle with evidence spans; {sample.id!r} is not one")
+    offsets = segment_offsets(sample.video)
+    segments, new_roles, spans = [], [], []
+    t = 0.0
+    for seg, role, off in zip(sample.video, roles, offsets[:-1]):  # one pass over segments
+        length = float(seg["end_s"]) - float(seg["start_s"])
+        if role != "target":
+            segments.append(dict(seg))
+            new_roles.append(role)
+            t += length
+            continue
+        for a, b in sample.evidence_spans_s:
+            a0, b0 = max(float(a), off), min(float(b), off + length)
+            if a0 < b0:
+                start = float(seg["start_s"]) + a0 - off
+                segments.append({"source": seg["source"], "start_s": start, "end_s": start + b0 - a0})
+                new_roles.append("target")
+                spans.append([t, t + b0 - a0])
+                t += b0 - a0
+    spans = merge_spans(spans)
+    extra = {k: v for k, v in sample.extra.items() if k != "segment_repeat"}
+    extra.update(segment_roles=new_roles, evidence_only=True,
+                 target_fraction=sum(b - a for a, b in spans) / t)
+    return Sample(id=f"{sample.id}-evidence", video=segments, question=sample.question, options=list(sample.options),
+                  answer=sample.answer, kind=sample.kind, target_spans_s=spans, evidence_spans_s=spans,
+                  duration_s=t, extra=extra)

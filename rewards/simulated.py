@@ -15,8 +15,12 @@ exactly when the selection shows it:
 
 Picks are inside a span when ``start <= t < end``. The guess is seeded by SHA-256 of
 (``seed``, sample id, the selection's positions — or its timestamps when positions are absent),
-so the same (sample, selection) always gets the same answer in every process. Answers carry no
-``option_probs`` (a simulated model has no calibrated distribution to report).
+so the same (sample, selection) always gets the same answer in every process.
+
+Confidence model (``option_probs``, what reflection reads): when the selection covers the
+evidence the model is sure, ``confidence`` on the right letter and the rest shared evenly; when it
+guesses it is flat, ``1 / N`` on every option (a calibrated model that saw nothing useful).
+``confidence=None`` reports no ``option_probs``.
 """
 
 from __future__ import annotations
@@ -38,18 +42,25 @@ class SimulatedOracle:
 
     needs_frames = False
 
-    def __init__(self, min_needle_picks: int = 1, min_event_picks: int = 1, guess: str = "random", seed: int = 0):
+    def __init__(self, min_needle_picks: int = 1, min_event_picks: int = 1, guess: str = "random", seed: int = 0,
+                 confidence: float | None = 0.9):
         for name, v in (("min_needle_picks", min_needle_picks), ("min_event_picks", min_event_picks)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise OracleConfigError(f"SimulatedOracle: {name} must be an int >= 1, got {v!r}")
         if guess not in GUESS_RULES:
             raise OracleConfigError(f"SimulatedOracle: guess must be one of {GUESS_RULES}, got {guess!r}")
+        if confidence is not None and (isinstance(confidence, bool) or not 0.5 < float(confidence) <= 1.0):
+            raise OracleConfigError(
+                f"SimulatedOracle: confidence (probability of the answer when the evidence is covered) must be in "
+                f"(0.5, 1] or None, got {confidence!r}")
         self.min_needle_picks = min_needle_picks
         self.min_event_picks = min_event_picks
         self.guess = guess
         self.seed = int(seed)
+        self.confidence = None if confidence is None else float(confidence)
         self.oracle_id = (
-            f"simulated(needle>={min_needle_picks},event>={min_event_picks},guess={guess},seed={self.seed})"
+            f"simulated(needle>={min_needle_picks},event>={min_event_picks},guess={guess},seed={self.seed},"
+            f"confidence={self.confidence})"
         )
 
     def __repr__(self) -> str:
@@ -89,15 +100,24 @@ class SimulatedOracle:
                 f"SimulatedOracle: query {query.sample_id!r} has no meta['answer']; build queries from manifest samples"
             )
         answer = answer.upper()
-        if self.covers_evidence(query):
-            return OracleAnswer(letter=answer, raw=answer)
         letters = query.letters
+        if self.covers_evidence(query):
+            return OracleAnswer(letter=answer, raw=answer, option_probs=self._probs(letters, answer))
         if self.guess == "first":
             letter = letters[0]
         else:
             pool = letters if self.guess == "random" else [c for c in letters if c != answer]
             letter = pool[int(self._rng(query).integers(len(pool)))]
-        return OracleAnswer(letter=letter, raw=letter)
+        return OracleAnswer(letter=letter, raw=letter, option_probs=self._probs(letters, None))
+
+    def _probs(self, letters: str, sure_of: str | None) -> dict[str, float] | None:
+        """Option probabilities: ``confidence`` on ``sure_of`` (rest even), or flat when guessing."""
+        if self.confidence is None:
+            return None
+        if sure_of is None:
+            return {c: 1.0 / len(letters) for c in letters}
+        rest = (1.0 - self.confidence) / (len(letters) - 1)
+        return {c: self.confidence if c == sure_of else rest for c in letters}
 
     def answer(self, queries: list[OracleQuery]) -> list[OracleAnswer]:
         """One answer per query, in order; deterministic per (sample_id, selection)."""

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from tspo.agents import METHODS, TemporalAgent, select_by_method
 from tspo.cache import FeatureCache, VideoFeatures, video_features
 from tspo.encoders import ClipEncoder, load_encoder
-from tspo.video import VideoLike, plan_candidates, read_frames_at
+from tspo.video import VideoLike, plan_candidates, read_frames_at, source_frame_indices
+from tspo.zoom import STRATEGIES, FeatureSource, VideoFeatureSource, ZoomConfig, ZoomResult, zoom_select
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +49,23 @@ class Selection:
     frames: np.ndarray | None  # uint8[k, H, W, 3] when asked for
     method: str
     num_candidates: int
+    # strategy="zoom" (tspo.zoom): candidates are every frame encoded (coarse + fine), T of them
+    strategy: str = "single"
+    spans_s: np.ndarray | None = None  # float64[S, 2] spans visited [start, end) seconds, best first
+    frames_encoded: int | None = None  # frames this selection had to encode (cache hits excluded)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (what ``tspo select --json`` prints)."""
-        return {
+        out = {
             "indices": [int(i) for i in self.indices],
             "timestamps": [round(float(t), 3) for t in self.timestamps],
             "method": self.method,
             "num_candidates": int(self.num_candidates),
         }
+        if self.strategy != "single":
+            out.update(strategy=self.strategy, frames_encoded=self.frames_encoded,
+                       spans_s=[[round(float(a), 3), round(float(b), 3)] for a, b in self.spans_s])
+        return out
 
 
 def _check_question(question: str) -> str:
@@ -176,12 +185,18 @@ class TSPOSelector:
         max_candidates: int | None = None,
         return_frames: bool = False,
         frame_size: int | tuple[int, int] | None = None,
+        strategy: str = "single",
+        zoom: ZoomConfig | None = None,
     ) -> Selection:
         """Pick ``num_frames`` frames of ``video`` for ``question`` (see :func:`select_frames`)."""
         question = _check_question(question)
         k = _check_num_frames(self.num_frames if num_frames is None else num_frames)
         if method not in METHODS:
             raise ValueError(f"unknown selection method {method!r}; choose one of {', '.join(METHODS)}")
+        if strategy == "zoom":
+            return self._select_zoom(video, question, k, method, zoom, return_frames, frame_size)
+        if strategy != "single":
+            raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
         fps = self.fps if fps is None else fps
         max_candidates = self.max_candidates if max_candidates is None else max_candidates
         if method == "uniform":  # needs no pixels at all: plan the grid, decode only the picks
@@ -205,6 +220,35 @@ class TSPOSelector:
             frames=frames,
             method=method,
             num_candidates=len(times),
+        )
+
+    def zoom_source(self, video: VideoLike) -> VideoFeatureSource:
+        """Features of ``video`` at any seconds, encoded on demand through this selector's cache."""
+        return VideoFeatureSource(video, self.encoder, self.cache)
+
+    def select_zoom_from_source(self, source: FeatureSource, question: str, num_frames: int, method: str = "tspo",
+                                zoom: ZoomConfig | None = None, suppress_s: np.ndarray | None = None) -> ZoomResult:
+        """Coarse-to-fine selection over a feature source (:func:`tspo.zoom.zoom_select`)."""
+        question = _check_question(question)
+        return zoom_select(source, lambda f: self.score(f, question, method), _check_num_frames(num_frames),
+                           zoom, method, suppress_s)
+
+    def _select_zoom(self, video: VideoLike, question: str, k: int, method: str, zoom: ZoomConfig | None,
+                     return_frames: bool, frame_size: int | tuple[int, int] | None) -> Selection:
+        result = self.select_zoom_from_source(self.zoom_source(video), question, k, method, zoom)
+        timestamps = result.timestamps
+        return Selection(
+            indices=source_frame_indices(video, timestamps),
+            positions=result.positions,
+            timestamps=timestamps,
+            scores=result.pool_scores,
+            candidate_timestamps=result.pool_times,
+            frames=read_frames_at(video, timestamps, frame_size) if return_frames else None,
+            method=method,
+            num_candidates=len(result.pool_times),
+            strategy="zoom",
+            spans_s=result.spans_s,
+            frames_encoded=result.frames_encoded,
         )
 
     # -- persistence -----------------------------------------------------------------------------
@@ -327,6 +371,8 @@ def select_frames(
     max_candidates: int | None = None,
     return_frames: bool = False,
     encoder: str = "ViT-L-14:openai",
+    strategy: str = "single",
+    zoom: ZoomConfig | None = None,
 ) -> Selection:
     """Pick the ``num_frames`` frames of ``video`` that matter for ``question``.
 
@@ -335,6 +381,10 @@ def select_frames(
     ``encoder`` (CLIP-similarity ranking). Candidates are taken at ``fps`` per second (at most
     ``max_candidates``). Deterministic: top-k of the scores, no sampling noise. Returns a
     :class:`Selection` with frame indices (ascending) and timestamps in seconds.
+
+    ``strategy="zoom"``: coarse-to-fine selection for long videos (:mod:`tspo.zoom`; budget knobs
+    in ``zoom``, a :class:`~tspo.zoom.ZoomConfig`; ``fps``/``max_candidates`` are not used): the
+    :class:`Selection` then also reports ``spans_s`` visited and ``frames_encoded``.
     """
     if selector is None:
         selector = _DEFAULT_SELECTORS.get(encoder)
@@ -343,5 +393,6 @@ def select_frames(
     elif not isinstance(selector, TSPOSelector):
         selector = TSPOSelector.from_pretrained(selector)
     return selector.select(
-        video, question, num_frames, method=method, fps=fps, max_candidates=max_candidates, return_frames=return_frames
+        video, question, num_frames, method=method, fps=fps, max_candidates=max_candidates, return_frames=return_frames,
+        strategy=strategy, zoom=zoom,
     )

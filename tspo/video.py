@@ -323,6 +323,11 @@ def read_frames_at(
     return out
 
 
+def source_frame_indices(video: VideoLike, timestamps_s: np.ndarray) -> np.ndarray:
+    """int64[k]: the source frame shown at each of ``timestamps_s`` (seconds on the timeline)."""
+    return _locate(video, np.asarray(timestamps_s, dtype=np.float64))[2]
+
+
 def video_duration(video: VideoLike) -> float:
     """Length in seconds of a file or of a virtual video (sum of its segments)."""
     return float(sum(s.end_s - s.start_s for s in _segments(video)))
