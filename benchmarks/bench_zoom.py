@@ -76,46 +76,47 @@ def _covers(times: np.ndarray, spans) -> bool:
 
 def evaluate(selector, oracle, samples, variant: str, zoom_cfg, reflect_rounds: int, threshold: float) -> list[dict]:
     """Per (sample, method): coverage, correctness, frames encoded, oracle calls, selection ms."""
+    return [r for s in samples for r in evaluate_sample(selector, oracle, s, variant, zoom_cfg, reflect_rounds, threshold)]
+
+
+def evaluate_sample(selector, oracle, s, variant: str, zoom_cfg, reflect_rounds: int, threshold: float) -> list[dict]:
     from tspo.data_synth import sample_features
     from tspo.reflect import select_and_answer
     from tspo.rewards import OracleQuery
     from tspo.zoom import GridFeatureSource
 
     enc, cache = selector.encoder, selector.cache
+    full = sample_features(s, enc, fps=1.0, max_candidates=None, cache=cache)          # [T, D] at 1 fps
+    c128 = sample_features(s, enc, fps=1.0, max_candidates=128, cache=cache)           # [128, D]
     out = []
-    for s in samples:
-        full = sample_features(s, enc, fps=1.0, max_candidates=None, cache=cache)          # [T, D] at 1 fps
-        c128 = sample_features(s, enc, fps=1.0, max_candidates=128, cache=cache)           # [128, D]
 
-        def ask(times: np.ndarray):
-            return oracle.answer([OracleQuery(sample_id=s.id, question=s.question, options=tuple(s.options),
-                                              timestamps_s=times, meta=s.oracle_meta())])[0]
+    def record(method: str, times: np.ndarray, seconds: float, frames: int, calls: int = 1, answer=None):
+        if answer is None:
+            answer = oracle.answer([OracleQuery(sample_id=s.id, question=s.question, options=tuple(s.options),
+                                                timestamps_s=times, meta=s.oracle_meta())])[0]
+        out.append({"variant": variant, "method": method, "covered": _covers(times, s.evidence_spans_s),
+                    "correct": answer.letter == s.answer, "frames": frames, "calls": calls,
+                    "ms": 1000 * seconds, "duration_s": s.duration_s})
 
-        def record(method: str, times: np.ndarray, seconds: float, frames: int, calls: int = 1, answer=None):
-            answer = answer or ask(times)
-            out.append({"variant": variant, "method": method, "covered": _covers(times, s.evidence_spans_s),
-                        "correct": answer.letter == s.answer, "frames": frames, "calls": calls,
-                        "ms": 1000 * seconds, "duration_s": s.duration_s})
-
-        for name, feats, method in (("tspo single-stage (128)", c128, "tspo"), ("uniform (128)", c128, "uniform"),
-                                    ("clip (128)", c128, "clip"), ("aks (128)", c128, "aks"),
-                                    ("tspo exhaustive (1 fps)", full, "tspo")):
-            t0 = time.perf_counter()
-            pos, _ = selector.select_from_features(feats.features, s.question, K, method)
-            record(name, feats.timestamps_s[pos.numpy()], time.perf_counter() - t0, len(feats))
+    for name, feats, method in (("tspo single-stage (128)", c128, "tspo"), ("uniform (128)", c128, "uniform"),
+                                ("clip (128)", c128, "clip"), ("aks (128)", c128, "aks"),
+                                ("tspo exhaustive (1 fps)", full, "tspo")):
         t0 = time.perf_counter()
-        res = selector.select_zoom_from_source(GridFeatureSource.from_video_features(full), s.question, K, "tspo",
-                                               zoom_cfg)
-        record("tspo zoom", res.timestamps, time.perf_counter() - t0, res.frames_encoded)
-        for strategy, feats in (("zoom", None), ("single", c128)):
-            t0 = time.perf_counter()
-            ref = select_and_answer(selector, s.video, s.question, s.options, oracle, K, rounds=reflect_rounds,
-                                    threshold=threshold, strategy=strategy, zoom=zoom_cfg, features=feats,
-                                    source=GridFeatureSource.from_video_features(full), sample_id=s.id,
-                                    meta=s.oracle_meta())
-            frames = ref.frames_encoded if strategy == "zoom" else len(c128)
-            label = f"tspo {'zoom' if strategy == 'zoom' else 'single-stage (128)'} + reflection (R={reflect_rounds})"
-            record(label, ref.timestamps_s, time.perf_counter() - t0, frames, ref.oracle_calls, ref.answer)
+        pos, _ = selector.select_from_features(feats.features, s.question, K, method)
+        record(name, feats.timestamps_s[pos.numpy()], time.perf_counter() - t0, len(feats))
+    t0 = time.perf_counter()
+    res = selector.select_zoom_from_source(GridFeatureSource.from_video_features(full), s.question, K, "tspo",
+                                           zoom_cfg)
+    record("tspo zoom", res.timestamps, time.perf_counter() - t0, res.frames_encoded)
+    for strategy, feats in (("zoom", None), ("single", c128)):
+        t0 = time.perf_counter()
+        ref = select_and_answer(selector, s.video, s.question, s.options, oracle, K, rounds=reflect_rounds,
+                                threshold=threshold, strategy=strategy, zoom=zoom_cfg, features=feats,
+                                source=GridFeatureSource.from_video_features(full), sample_id=s.id,
+                                meta=s.oracle_meta())
+        frames = ref.frames_encoded if strategy == "zoom" else len(c128)
+        label = f"tspo {'zoom' if strategy == 'zoom' else 'single-stage (128)'} + reflection (R={reflect_rounds})"
+        record(label, ref.timestamps_s, time.perf_counter() - t0, frames, ref.oracle_calls, ref.answer)
     return out
 
 

@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the selection as JSON")
     p.add_argument("--save-frames", metavar="DIR", help="write the selected frames as JPEG files into DIR")
     p.add_argument("--plot", metavar="FILE", help="write a PNG of the scores over time with the picks marked")
+    from tspo.zoom_config import add_zoom_arguments
+
+    add_zoom_arguments(p)
     return p
 
 
@@ -56,9 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             selector = TSPOSelector(encoder=args.encoder or "ViT-L-14:openai", device=args.device)
         need_frames = bool(args.save_frames or args.plot)
+        from tspo.zoom_config import zoom_config_from_args
+
         selection = selector.select(
             args.video, args.question, args.num_frames, method=args.method, fps=args.fps,
             max_candidates=args.max_candidates, return_frames=need_frames,
+            strategy=args.strategy, zoom=zoom_config_from_args(args),
         )
     except (VideoError, SelectorConfigError, EncoderWeightsError, ValueError, FileNotFoundError) as err:
         print(f"tspo select: error: {err}", file=sys.stderr)
@@ -73,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(selection.to_dict()))
     else:
         print(f"{selection.method}: {len(selection.indices)} of {selection.num_candidates} candidates")
+        if selection.strategy == "zoom":
+            spans = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in selection.spans_s)
+            print(f"  zoom: {selection.frames_encoded} frames encoded; spans visited: {spans}")
         for idx, t in zip(selection.indices, selection.timestamps):
             print(f"  frame {int(idx):>7d}  at {t:9.2f} s")
     return 0

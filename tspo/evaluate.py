@@ -28,7 +28,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,8 @@ class Outcome:
     error: str | None = None
     unparsed: bool = False
     raw: str | None = None
+    frames_encoded: int | None = None  # zoom / reflection: distinct frames the selection scored
+    oracle_calls: int = 1
 
 
 def check_methods(methods: Sequence[str] | str) -> list[str]:
@@ -86,6 +88,10 @@ def _stats(items: list[Outcome]) -> dict[str, Any]:
         "target_fraction": float(np.mean(with_target)) if with_target else None,
         "seconds_per_sample": float(np.mean([o.seconds for o in items])) if items else None,
         "n": len(answered),
+        # zoom / reflection runs only (an eval without them keeps its eval.json shape)
+        **({"frames_encoded": float(np.mean([o.frames_encoded for o in items])),
+            "oracle_calls": float(np.mean([o.oracle_calls for o in items]))}
+           if items and all(o.frames_encoded is not None for o in items) else {}),
     }
 
 
@@ -122,6 +128,10 @@ def evaluate_samples(
     frame_size: int | None = 448,
     progress: bool = True,
     per_sample: bool = False,
+    strategy: str = "single",
+    zoom: Any = None,
+    reflect: int = 0,
+    reflect_threshold: float = 0.5,
 ) -> dict[str, Any]:
     """Run every method on every sample and ask ``oracle``; returns the eval.json dict.
 
@@ -132,6 +142,10 @@ def evaluate_samples(
     ``frame_size``: short side of the frames decoded for oracles that need pixels (whole frames,
     aspect ratio kept).
     ``per_sample``: also return every (sample, method) outcome under ``"samples"``.
+    ``strategy="zoom"`` (a :class:`~tspo.zoom.ZoomConfig` in ``zoom``) selects coarse-to-fine with the
+    scored methods (``uniform`` stays single-stage); ``reflect`` > 0 re-selects up to that many times
+    while the oracle's confidence is below ``reflect_threshold`` (:mod:`tspo.reflect`). Either adds
+    ``frames_encoded`` and ``oracle_calls`` per method.
     """
     from tqdm import tqdm
 
@@ -146,6 +160,10 @@ def evaluate_samples(
     outcomes: list[Outcome] = []
     feature_seconds = []
     for sample in tqdm(samples, desc="eval", unit="sample", disable=not progress):
+        if strategy != "single" or reflect:
+            outcomes += _adaptive_outcomes(sample, methods, oracle, num_frames, selector, feature_fn, strategy, zoom,
+                                           reflect, reflect_threshold, frame_size)
+            continue
         start = time.perf_counter()
         feats = feature_fn(sample)
         feature_seconds.append(time.perf_counter() - start)
@@ -175,11 +193,40 @@ def evaluate_samples(
                 seconds=seconds[method], timestamps_s=[round(float(t), 3) for t in query.timestamps_s],
                 error=ans.error, unparsed=ans.unparsed, raw=ans.raw))
     result = summarise(outcomes, methods)
-    result["feature_seconds_per_sample"] = float(np.mean(feature_seconds))
+    result["feature_seconds_per_sample"] = float(np.mean(feature_seconds)) if feature_seconds else None
     result["num_samples"] = len(samples)
     if per_sample:
         result["samples"] = [dict(o.__dict__) for o in outcomes]
     return result
+
+
+def _adaptive_outcomes(sample: Any, methods: Sequence[str], oracle: Any, num_frames: int, selector: Any,
+                       feature_fn: Callable[[Any], Any], strategy: str, zoom: Any, reflect: int, threshold: float,
+                       frame_size: int | None) -> list[Outcome]:
+    """Zoom and/or reflection for one sample: one select-and-answer loop per method."""
+    from tspo.reflect import select_and_answer
+    from tspo.rewards import temporal_reward
+    from tspo.zoom import sample_zoom_source
+
+    out = []
+    feats = feature_fn(sample) if strategy == "single" or "uniform" in methods else None
+    for method in methods:
+        zoomed = strategy == "zoom" and method != "uniform"  # zoom needs scores to choose spans
+        start = time.perf_counter()
+        res = select_and_answer(selector, sample.video, sample.question, sample.options, oracle, num_frames,
+                                rounds=reflect, threshold=threshold, strategy="zoom" if zoomed else "single",
+                                method=method, zoom=zoom, features=feats,
+                                source=sample_zoom_source(sample, selector, zoom) if zoomed else None,
+                                sample_id=sample.id, meta=sample.oracle_meta(), frame_size=frame_size)
+        ans = res.answer
+        out.append(Outcome(
+            sample_id=sample.id, method=method, kind=sample.kind, bucket=duration_bucket(sample.duration_s),
+            correct=None if ans.is_failed else ans.letter == sample.answer,
+            target_fraction=temporal_reward(res.timestamps_s, sample.target_spans_s) if sample.target_spans_s else None,
+            seconds=time.perf_counter() - start, timestamps_s=[round(float(t), 3) for t in res.timestamps_s],
+            error=ans.error, unparsed=ans.unparsed, raw=ans.raw, frames_encoded=res.frames_encoded,
+            oracle_calls=res.oracle_calls))
+    return out
 
 
 def _decode_picks(sample: Any, cand_times: np.ndarray, picks: dict[str, np.ndarray],
@@ -246,7 +293,9 @@ def format_table(result: dict[str, Any]) -> str:
         out = [title, f"  {'method':<9} {'accuracy':>9} {'in target':>10} {'s/sample':>10} {'n':>5}"]
         for m, s in table.items():
             out.append(f"  {m:<9} {_fmt(s['accuracy'], True):>9} {_fmt(s['target_fraction'], True):>10} "
-                       f"{_fmt(s['seconds_per_sample']):>10} {s['n']:>5}")
+                       f"{_fmt(s['seconds_per_sample']):>10} {s['n']:>5}"
+                       + (f"  frames {s['frames_encoded']:.0f}, oracle calls {s['oracle_calls']:.2f}"
+                          if "frames_encoded" in s else ""))
         return out
 
     lines = rows(f"all samples ({result.get('num_samples', '?')})", result["methods"])
@@ -286,6 +335,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the oracle's guesses")
     p.add_argument("--out", help="write the result as JSON here")
     p.add_argument("--per-sample", action="store_true", help="keep per-sample picks and answers in --out")
+    p.add_argument("--reflect", type=int, default=0, metavar="R",
+                   help="reflection: while the oracle's confidence is below --reflect-threshold, re-select with the "
+                        "inspected spans suppressed, up to R more times (needs option probabilities; default 0)")
+    p.add_argument("--reflect-threshold", type=float, default=0.5,
+                   help="confidence (largest option probability) that ends reflection (default 0.5)")
+    from tspo.zoom_config import add_zoom_arguments
+
+    add_zoom_arguments(p)
     return p
 
 
@@ -328,15 +385,25 @@ def main(argv: list[str] | None = None) -> int:
         check_oracle_fits(args.oracle, samples)
         fps = selector.fps if args.fps is None else args.fps
         max_candidates = selector.max_candidates if args.max_candidates is None else args.max_candidates
+        from tspo.reflect import check_reflection
+        from tspo.zoom_config import zoom_config_from_args
+
+        check_reflection(args.reflect, args.reflect_threshold)
+        zoom_cfg = zoom_config_from_args(args)
         result = evaluate_samples(samples, methods, oracle, args.num_frames, selector, fps=fps,
-                                  max_candidates=max_candidates, per_sample=args.per_sample)
+                                  max_candidates=max_candidates, per_sample=args.per_sample, strategy=args.strategy,
+                                  zoom=zoom_cfg, reflect=args.reflect,
+                                  reflect_threshold=args.reflect_threshold)
     except (ValueError, EncoderWeightsError) as exc:  # our input errors: ValueError subclasses naming the fix
         print(f"tspo eval: error: {exc}")
         return 2
     result["config"] = {"manifest": args.manifest, "benchmark": args.benchmark, "methods": methods,
                         "selector": args.selector, "encoder": selector.encoder.spec, "oracle": args.oracle,
                         "num_frames": args.num_frames, "fps": fps, "max_candidates": max_candidates,
-                        "seed": args.seed}
+                        "seed": args.seed,
+                        **({"strategy": args.strategy, "zoom": asdict(zoom_cfg),
+                            "reflect": args.reflect, "reflect_threshold": args.reflect_threshold}
+                           if args.strategy != "single" or args.reflect else {})}
     print(format_table(result))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

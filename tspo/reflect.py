@@ -41,7 +41,7 @@ class ReflectionResult:
     answer: Any  # OracleAnswer
     timestamps_s: np.ndarray
     rounds: list[Round] = field(default_factory=list)
-    frames_encoded: int = 0
+    frames_encoded: int = 0  # distinct frames the rounds scored: the encoder's work without a cache
 
     @property
     def oracle_calls(self) -> int:
@@ -75,7 +75,8 @@ def reflection_loop(select_fn: Callable[[np.ndarray], tuple[np.ndarray, np.ndarr
 
     ``select_fn(suppress float64[M, 2]) -> (timestamps float64[k], spans inspected float64[S, 2])``;
     ``ask_fn(timestamps) -> OracleAnswer``. At most ``1 + rounds`` oracle calls; a failed query
-    ends the loop (it is returned as is, never retried as a new question).
+    ends the loop (it is returned as is, never retried as a new question). ``rounds=0`` is plain
+    select-then-answer and needs no confidence from the oracle.
     """
     check_reflection(rounds, threshold)
     suppress = np.zeros((0, 2), dtype=np.float64)
@@ -83,13 +84,14 @@ def reflection_loop(select_fn: Callable[[np.ndarray], tuple[np.ndarray, np.ndarr
     for _ in range(1 + rounds):
         times, spans = select_fn(suppress)
         answer = ask_fn(times)
-        conf = answer_confidence(answer)
+        # without reflection rounds the confidence is never needed: any oracle will do
+        conf = answer_confidence(answer) if rounds else None
         history.append(Round(np.asarray(times, np.float64), np.asarray(spans, np.float64).reshape(-1, 2), answer, conf))
         if conf is None or conf >= threshold:
             break
         suppress = np.concatenate([suppress, history[-1].spans_s])
-    answered = [r for r in history if r.confidence is not None]
-    best = max(answered, key=lambda r: r.confidence) if answered else history[-1]  # max keeps the first on ties
+    answered = [h for h in history if h.confidence is not None]
+    best = max(answered, key=lambda h: h.confidence) if answered else history[-1]  # max keeps the first on ties
     return ReflectionResult(answer=best.answer, timestamps_s=best.timestamps_s, rounds=history)
 
 
@@ -121,17 +123,18 @@ def select_and_answer(selector: Any, video: Any, question: str, options: list[st
     from tspo.zoom import demote_scores, inside_spans
 
     k = selector.num_frames if num_frames is None else num_frames
-    encoded = {"n": 0}
+    seen: list[np.ndarray] = []
     if strategy == "zoom":
         source = source if source is not None else selector.zoom_source(video)
 
         def select_fn(suppress: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             res = selector.select_zoom_from_source(source, question, k, method, zoom, suppress)
-            encoded["n"] += res.frames_encoded
+            seen.append(res.pool_times)
             return res.timestamps, res.spans_s
     elif strategy == "single":
         feats = features if features is not None else selector.features(video)
         times = np.asarray(feats.timestamps_s, dtype=np.float64)
+        seen.append(times)
         scores = None if method == "uniform" else selector.score(feats.features, question, method)
 
         def select_fn(suppress: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,5 +159,5 @@ def select_and_answer(selector: Any, video: Any, question: str, options: list[st
         return oracle.answer([query])[0]
 
     result = reflection_loop(select_fn, ask_fn, rounds, threshold)
-    result.frames_encoded = encoded["n"]
+    result.frames_encoded = len(np.unique(np.round(np.concatenate(seen) * 1000)))
     return result

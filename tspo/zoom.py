@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -36,55 +35,17 @@ import torch
 
 from tspo.agents import select_by_method
 from tspo.video import VideoLike, candidate_times
+from tspo.zoom_config import STRATEGIES, ZoomConfig, ZoomConfigError
+
+__all__ = ["STRATEGIES", "FeatureSource", "GridFeatureSource", "VideoFeatureSource", "ZoomConfig", "ZoomConfigError",
+           "ZoomResult", "choose_spans", "demote_scores", "fine_times", "inside_spans", "sample_zoom_source",
+           "zoom_select"]
 
 logger = logging.getLogger(__name__)
 
-STRATEGIES = ("single", "zoom")
 # Grid points are matched by milliseconds: candidate times are multiples of 1/fps, exact to far
 # better than 1 ms, and a float key would split one frame into two.
 _MS = 1000.0
-
-
-class ZoomConfigError(ValueError):
-    """A zoom budget knob with a value that cannot work."""
-
-
-@dataclass(frozen=True)
-class ZoomConfig:
-    """Budget of one zoom selection (seconds unless named otherwise).
-
-    ``coarse_candidates``: uniform candidates of stage 1. ``num_spans``: spans opened around the
-    best coarse candidates. ``span_s``: width of each span; ``None`` = two coarse steps (the pick
-    and its neighbours' half-way points on both sides). ``fine_fps``: grid inside the spans (and
-    the grid the coarse candidates sit on). ``max_frames``: hard cap on frames encoded per video,
-    coarse ones included.
-    """
-
-    coarse_candidates: int = 128
-    num_spans: int = 4
-    span_s: float | None = None
-    fine_fps: float = 1.0
-    max_frames: int = 384
-
-    def __post_init__(self) -> None:
-        for name in ("coarse_candidates", "num_spans", "max_frames"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ZoomConfigError(f"zoom {name} must be a positive int, got {v!r}")
-        if not (isinstance(self.fine_fps, int | float) and math.isfinite(self.fine_fps) and self.fine_fps > 0):
-            raise ZoomConfigError(f"zoom fine_fps must be a positive number of frames per second, got {self.fine_fps!r}")
-        if self.span_s is not None and not (math.isfinite(self.span_s) and self.span_s > 0):
-            raise ZoomConfigError(f"zoom span_s must be a positive number of seconds or None, got {self.span_s!r}")
-        if self.max_frames < self.coarse_candidates:
-            raise ZoomConfigError(
-                f"zoom max_frames ({self.max_frames}) must be >= coarse_candidates ({self.coarse_candidates}): "
-                "the coarse stage alone would break the cap; raise max_frames or lower coarse_candidates")
-
-    def span_width(self, duration_s: float) -> float:
-        """Span width in seconds for a video of ``duration_s`` (default: two coarse steps)."""
-        if self.span_s is not None:
-            return float(self.span_s)
-        return 2.0 * max(duration_s / self.coarse_candidates, 1.0 / self.fine_fps)
 
 
 class FeatureSource(Protocol):
@@ -313,3 +274,17 @@ def zoom_select(source: FeatureSource, score_fn: ScoreFn, num_frames: int, confi
                       positions=positions.numpy().astype(np.int64), spans_s=spans, coarse_times=coarse,
                       coarse_scores=coarse_scores.numpy().astype(np.float32),
                       frames_encoded=source.frames_encoded - before)
+
+
+
+def sample_zoom_source(sample, selector, config: ZoomConfig | None = None) -> FeatureSource:
+    """The feature source of a manifest sample: a virtual (needle) video as rows of its composed
+    ``fine_fps`` grid (each source encoded once, through the selector's cache), a file encoded on
+    demand (:class:`VideoFeatureSource`)."""
+    from tspo.data_synth import sample_features
+
+    cfg = config or ZoomConfig()
+    if isinstance(sample.video, str):
+        return VideoFeatureSource(sample.video, selector.encoder, selector.cache)
+    vf = sample_features(sample, selector.encoder, fps=cfg.fine_fps, max_candidates=None, cache=selector.cache)
+    return GridFeatureSource.from_video_features(vf)
