@@ -53,6 +53,7 @@ class Selection:
     strategy: str = "single"
     spans_s: np.ndarray | None = None  # float64[S, 2] spans visited [start, end) seconds, best first
     frames_encoded: int | None = None  # frames this selection had to encode (cache hits excluded)
+    duration_s: float | None = None  # zoom: the video's length (its candidates do not tell it)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (what ``tspo select --json`` prints)."""
@@ -235,7 +236,8 @@ class TSPOSelector:
 
     def _select_zoom(self, video: VideoLike, question: str, k: int, method: str, zoom: ZoomConfig | None,
                      return_frames: bool, frame_size: int | tuple[int, int] | None) -> Selection:
-        result = self.select_zoom_from_source(self.zoom_source(video), question, k, method, zoom)
+        source = self.zoom_source(video)
+        result = self.select_zoom_from_source(source, question, k, method, zoom)
         timestamps = result.timestamps
         return Selection(
             indices=source_frame_indices(video, timestamps),
@@ -249,6 +251,7 @@ class TSPOSelector:
             strategy="zoom",
             spans_s=result.spans_s,
             frames_encoded=result.frames_encoded,
+            duration_s=float(source.duration_s),
         )
 
     # -- persistence -----------------------------------------------------------------------------

@@ -72,8 +72,16 @@ def add_zoom_arguments(parser) -> None:
                    help=f"zoom: hard cap on frames encoded per video, coarse included (default {d.max_frames})")
 
 
-def zoom_config_from_args(args) -> ZoomConfig:
-    """A :class:`ZoomConfig` from :func:`add_zoom_arguments` flags; unset flags keep its defaults."""
-    given = {"coarse_candidates": args.coarse_candidates, "num_spans": args.zoom_spans, "span_s": args.span_seconds,
-             "fine_fps": args.fine_fps, "max_frames": args.max_frames_encoded}
+def zoom_config(coarse_candidates: int | None = None, zoom_spans: int | None = None, span_seconds: float | None = None,
+                fine_fps: float | None = None, max_frames_encoded: int | None = None) -> ZoomConfig:
+    """A :class:`ZoomConfig` from the flag names of :func:`add_zoom_arguments` (also the lmms-eval
+    plug-in's model arguments); ``None`` keeps a knob's default."""
+    given = {"coarse_candidates": coarse_candidates, "num_spans": zoom_spans, "span_s": span_seconds,
+             "fine_fps": fine_fps, "max_frames": max_frames_encoded}
     return ZoomConfig(**{k: v for k, v in given.items() if v is not None})
+
+
+def zoom_config_from_args(args) -> ZoomConfig:
+    """A :class:`ZoomConfig` from parsed :func:`add_zoom_arguments` flags; unset flags keep its defaults."""
+    return zoom_config(args.coarse_candidates, args.zoom_spans, args.span_seconds, args.fine_fps,
+                       args.max_frames_encoded)

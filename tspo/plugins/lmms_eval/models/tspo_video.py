@@ -72,8 +72,9 @@ class TSPOVideo(lmms):
     ``fps`` / ``max_candidates``: candidate grid; ``frame_size``: side of the frames handed on
     (None = native); ``timestamps_in_prompt``: prefix the context with the frames' real times
     (default None: on in clip mode, whose file spaces the frames evenly, off in frames mode);
-    ``clip_dir``: where clips are written (default: a temporary folder). Other keyword arguments
-    build the wrapped model.
+    ``clip_dir``: where clips are written (default: a temporary folder); ``strategy=zoom`` selects
+    coarse-to-fine (``coarse_candidates``, ``zoom_spans``, ``fine_fps``, ``max_frames_encoded``: its
+    budget, as in ``tspo select``). Other keyword arguments build the wrapped model.
     """
 
     def __init__(
@@ -88,9 +89,21 @@ class TSPOVideo(lmms):
         timestamps_in_prompt: bool | None = None,
         device: str = "cpu",
         clip_dir: str | None = None,
+        strategy: str = "single",
+        coarse_candidates: int | None = None,
+        zoom_spans: int | None = None,
+        fine_fps: float | None = None,
+        max_frames_encoded: int | None = None,
         **base_kwargs: Any,
     ) -> None:
         super().__init__()
+        from tspo.zoom_config import STRATEGIES, zoom_config
+
+        if strategy not in STRATEGIES:
+            raise TSPOVideoConfigError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        # coarse-to-fine zoom for long videos (tspo.zoom); its budget knobs keep their defaults when left out
+        self.strategy = strategy
+        self.zoom = zoom_config(coarse_candidates, zoom_spans, None, fine_fps, max_frames_encoded)
         if not base_model:
             raise TSPOVideoConfigError(
                 "tspo_video needs base_model=<lmms-eval model name>, e.g. base_model=llava_vid"
@@ -163,6 +176,7 @@ class TSPOVideo(lmms):
         return self.selector.select(
             str(video), question, num_frames=self.num_frames, fps=self.fps,
             max_candidates=self.max_candidates, return_frames=True, frame_size=self.frame_size,
+            strategy=self.strategy, zoom=self.zoom,
         )  # fmt: skip
 
     def _replacement(self, video: str, question: str, tag: str) -> tuple[Any, str]:
