@@ -34,6 +34,7 @@ from tspo.grpo import (
 )
 from tspo.training.oracles import build_oracle
 from tspo.training.rollout import build_queries, fetch_frames, gather_times, score_answers
+from tspo.training.zoom_step import check_zoom_options, zoom_training_step
 
 
 class TrainingConfigError(ValueError):
@@ -72,6 +73,10 @@ class TSPOModule(L.LightningModule):
         init_from: published TSPO checkpoint file or a TSPOSelector directory to start from.
         frame_size: short side (px) of the frames fetched for oracles that need them; whole
             frames, aspect ratio kept (never centre-cropped).
+        zoom: ``ZoomConfig`` fields (``coarse_candidates``, ``num_spans``, ``span_s``, ``fine_fps``)
+            to train the coarse-to-fine policy with GRPO over both stages (needs the full candidate
+            grid: ``data.max_candidates: null``, ``data.batch_size: 1``); None = single-stage.
+        w_zoom: weight of the zoom reward's advantage, which alone credits the span choice.
     """
 
     def __init__(
@@ -99,6 +104,8 @@ class TSPOModule(L.LightningModule):
         init_from: str | None = None,
         frame_size: int = 224,
         seed: int = 0,
+        zoom: dict[str, Any] | None = None,
+        w_zoom: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=[] if isinstance(encoder, str) else ["encoder"])
@@ -113,6 +120,8 @@ class TSPOModule(L.LightningModule):
             self.agent.load_state_dict(_load_agent_weights(init_from, self.agent).state_dict())
         self.ref_agent = copy.deepcopy(self.agent).requires_grad_(False) if kl_beta > 0 else None
         self.policy = GumbelTopK(num_frames)
+        # zoom: train coarse span choice + fine frame choice (tspo.training.zoom_step); None = single-stage
+        self.zoom_config = check_zoom_options(zoom, num_iterations, kl_beta)
         # Manual optimisation only for several PPO updates per rollout; the paper's one update
         # per rollout keeps Lightning's automatic loop (grad accumulation, clipping, precision).
         self.automatic_optimization = num_iterations == 1
@@ -195,6 +204,8 @@ class TSPOModule(L.LightningModule):
 
     # -- Lightning hooks -------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        if self.zoom_config is not None:
+            return zoom_training_step(self, batch)
         h = self.hparams
         tau = self.current_tau()
         features, text = batch["features"], batch["text"]
