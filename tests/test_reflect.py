@@ -82,7 +82,9 @@ def test_pick_cells():
 class _Selector:
     """The two selector methods select_and_answer calls, scoring by feature dim 1."""
 
-    num_frames = 2
+    from tspo.settings import SelectionSettings
+
+    settings = SelectionSettings(num_frames=2)
 
     def select_zoom_from_source(self, source, question, k, method, zoom, suppress):
         from tspo.zoom import zoom_select

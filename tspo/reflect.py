@@ -115,14 +115,16 @@ def select_and_answer(selector: Any, video: Any, question: str, options: list[st
     :class:`~tspo.zoom.VideoFeatureSource`); ``"single"``: top-k over ``features`` (a
     :class:`~tspo.cache.VideoFeatures`; default: the selector's candidates of ``video``).
     ``meta``: what a simulated oracle reads (answer, kind, evidence spans). Frames are decoded only
-    for oracles that need pixels (whole frames, short side ``frame_size``).
+    for oracles that need pixels (whole frames, short side ``frame_size``). ``num_frames`` and
+    ``frame_size`` left None are the selector's settings.
     """
     from tspo.agents import select_by_method
     from tspo.rewards import OracleQuery
-    from tspo.video import read_frames_at
+    from tspo.video import read_whole_frames
     from tspo.zoom import demote_scores, inside_spans
 
-    k = selector.num_frames if num_frames is None else num_frames
+    settings = selector.settings.override(num_frames=num_frames, frame_size=frame_size)
+    k, frame_size = settings.num_frames, settings.frame_size
     seen: list[np.ndarray] = []
     if strategy == "zoom":
         source = source if source is not None else selector.zoom_source(video)
@@ -152,8 +154,7 @@ def select_and_answer(selector: Any, video: Any, question: str, options: list[st
         raise ReflectionError(f"unknown strategy {strategy!r}; choose 'single' or 'zoom'")
 
     def ask_fn(timestamps: np.ndarray) -> Any:
-        frames = read_frames_at(video, timestamps, frame_size, crop=False) if getattr(oracle, "needs_frames", False) \
-            else None
+        frames = read_whole_frames(video, timestamps, frame_size) if getattr(oracle, "needs_frames", False) else None
         query = OracleQuery(sample_id=sample_id, question=question, options=tuple(options), timestamps_s=timestamps,
                             frames=frames, meta=dict(meta or {}))
         return oracle.answer([query])[0]

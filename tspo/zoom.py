@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from tspo.agents import select_by_method
+from tspo.settings import check_num_frames
 from tspo.video import VideoLike, candidate_times
 from tspo.zoom_config import STRATEGIES, ZoomConfig, ZoomConfigError
 
@@ -257,8 +258,7 @@ def zoom_select(source: FeatureSource, score_fn: ScoreFn, num_frames: int, confi
     cfg = config or ZoomConfig()
     if method == "uniform":
         raise ZoomConfigError("zoom needs scores to choose spans; use a scored method (tspo, clip, bin-max, aks)")
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int | np.integer) or num_frames <= 0:
-        raise ValueError(f"num_frames (k) must be a positive int, got {num_frames!r}")
+    num_frames = check_num_frames(num_frames)
     before = source.frames_encoded
     duration = source.duration_s
     coarse = candidate_times(duration, cfg.fine_fps, cfg.coarse_candidates)
