@@ -8,7 +8,8 @@ zoom-in and ReCrossVLLM's coarse-to-fine grounding) spends the encoder where the
 1. **coarse**: ``coarse_candidates`` uniform grid points (on the fine grid, so none is encoded
    twice) are encoded and scored;
 2. **spans**: the ``num_spans`` best coarse candidates each open a span of ``span_s`` seconds
-   (default: one coarse step on each side), overlapping spans merge;
+   (default: one coarse step on each side); a candidate within half a span of a better one opens
+   none, and a frame inside two spans is encoded once;
 3. **fine**: the spans' points of the ``fine_fps`` grid are encoded (coarse points are reused),
    at most ``max_frames`` frames in all per video, the best-ranked span first;
 4. **final**: the agent scores every encoded frame as one time-ordered sequence and the method's
@@ -26,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -34,7 +36,7 @@ import numpy as np
 import torch
 
 from tspo.agents import select_by_method
-from tspo.settings import check_num_frames
+from tspo.settings import check_num_frames, clip_num_frames
 from tspo.video import VideoLike, candidate_times
 from tspo.zoom_config import STRATEGIES, ZoomConfig, ZoomConfigError
 
@@ -268,7 +270,9 @@ def zoom_select(source: FeatureSource, score_fn: ScoreFn, num_frames: int, confi
     pool = np.union1d(coarse, fine)
     pool_scores = torch.as_tensor(score_fn(source.features_at(pool)), dtype=torch.float32)
     blocked = inside_spans(pool, suppress_s) if suppress_s is not None else np.zeros(len(pool), bool)
-    k = min(int(num_frames), len(pool))
+    k, warning = clip_num_frames(num_frames, len(pool))
+    if warning:
+        warnings.warn(warning, stacklevel=2)
     positions = select_by_method(method, demote_scores(pool_scores, blocked), len(pool), k)
     return ZoomResult(pool_times=pool, pool_scores=pool_scores.numpy().astype(np.float32),
                       positions=positions.numpy().astype(np.int64), spans_s=spans, coarse_times=coarse,
