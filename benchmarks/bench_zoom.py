@@ -156,6 +156,10 @@ def summarise(records: list[dict]) -> list[dict]:
             rows.append({"evidence": variant, "method": method, "n": len(rs),
                          "evidence_coverage": round(float(np.mean([r["covered"] for r in rs])), 3),
                          "accuracy": round(float(np.mean([r["correct"] for r in rs])), 3),
+                         # what the accuracy would be if the oracle's guesses were right exactly 1 in 4
+                         # times: the same ranking without the luck of 40 random guesses
+                         "accuracy_expected": round(float(np.mean([r["covered"] + (1 - r["covered"]) / 4
+                                                                   for r in rs])), 3),
                          "frames_encoded": round(float(np.mean([r["frames"] for r in rs])), 1),
                          "frames_pct_of_1fps": round(float(np.mean([100 * r["frames"] / r["duration_s"]
                                                                     for r in rs])), 1),
@@ -180,14 +184,35 @@ def verdicts(rows: list[dict]) -> list[str]:
             frac = z["frames_encoded"] / ex["frames_encoded"]
             gain = z["accuracy"] - one["accuracy"]
             refl = zr["accuracy"] - z["accuracy"]
+            gain_e = z["accuracy_expected"] - one["accuracy_expected"]
+            refl_e = zr["accuracy_expected"] - z["accuracy_expected"]
             lines.append(
                 f"{variant}, {name}: accuracy {z['accuracy']:.3f} = {ratio:.2f}x exhaustive's {ex['accuracy']:.3f} "
                 f"(goal >= 0.9x: {'met' if ratio >= 0.9 else 'NOT met'}) at {100 * frac:.1f} % of its frames "
-                f"(goal <= 10 %: {'met' if frac <= 0.10 else 'NOT met'}); vs single-stage-128 {gain:+.3f} (goal >= +0.3: "
-                f"{'met' if gain >= 0.3 else 'NOT met'}); reflection {100 * refl:+.1f} points at "
+                f"(goal <= 10 %: {'met' if frac <= 0.10 else 'NOT met'}); vs single-stage-128 {gain:+.3f} (expected "
+                f"{gain_e:+.3f}; goal >= +0.3: {'met' if gain >= 0.3 else 'NOT met'}); reflection {100 * refl:+.1f} "
+                f"points (expected {100 * refl_e:+.1f}) at "
                 f"{zr['oracle_calls']:.2f} oracle calls per question (goal >= +5 at <= 1.5: "
                 f"{'met' if refl >= 0.05 and zr['oracle_calls'] <= 1.5 else 'NOT met'}).")
     return lines
+
+
+EXPLANATION = (
+    "Why goals are missed (measured with the same agent on these needles, tiny-random features): (1) the agent "
+    "separates target clips from haystack on average (mean score ~0.6-0.8 inside vs ~0.0 +- 0.2 outside) but "
+    "among hundreds of haystack frames some reach target level, so the best coarse candidate opens a span on the "
+    "target in only ~50 % of the in-target needles, and the 1 fps exhaustive top-16 is likewise pulled out of "
+    "the target; (2) with random-weight text and image features the agent cannot tell the questioned 3-7 s "
+    "event from the clip's other events (mean score inside the evidence = the rest of the clip), and its 16 picks "
+    "cluster on two or three whole events of a 20-40 s clip, so even a span on the target covers the evidence "
+    "only about half the time; (3) with the evidence alone, a 128-candidate grid (one every ~21 s) lands on a "
+    "3-7 s event with p ~ 0.25 whatever the strategy, and zoom cannot refine around what the coarse stage never "
+    "saw; its final top-k over the pool also fills with span frames, pushing out a lone coarse hit that "
+    "single-stage would keep. Reflection costs 1 + (share of unconfident answers) oracle calls, so <= 1.5 "
+    "calls needs >= 50 % coverage at the first try, which these agents reach only on the in-target needles. "
+    "accuracy has the luck of the oracle's random guesses (n = 40: +-0.08); accuracy_expected = coverage + "
+    "(1 - coverage) / 4 is the same comparison without it. A question-aware encoder (issue 12's synthetic-world "
+    "encoder) is what should move (1) and (2).")
 
 
 def run(steps: int = STEPS, num: int = NUM_HELDOUT, seed: int = SEED, reflect_rounds: int = 1,
@@ -233,6 +258,7 @@ def run(steps: int = STEPS, num: int = NUM_HELDOUT, seed: int = SEED, reflect_ro
         "(single-stage: its candidates; exhaustive: every second). select_ms: selection time per video with the "
         "features already computed (scoring, spans, rule; the encoder's cost is the frames_encoded column).",
         *verdicts(rows),
+        EXPLANATION,
     ]
     return {"title": "Zoom: coarse-to-fine selection and reflection on 30-60 min needles with 3-7 s evidence",
             "command": COMMAND, "rows": rows, "notes": "\n\n".join(notes)}
