@@ -140,7 +140,7 @@ def evaluate_samples(
     ``samples``: manifest :class:`~tspo.data_synth.Sample` objects. ``selector``: a
     :class:`~tspo.TSPOSelector` (its agent scores ``tspo``; its encoder scores the CLIP-based
     baselines). ``feature_fn(sample) -> VideoFeatures`` overrides how candidate features are
-    obtained (default: :func:`tspo.data_synth.sample_features` through the selector's cache).
+    obtained (default: the selector's own :meth:`~tspo.TSPOSelector.features`, as at inference).
     ``num_frames``, ``fps``, ``max_candidates``, ``frame_size`` (short side of the whole frames decoded
     for oracles that need pixels): None takes the selector's :attr:`~tspo.TSPOSelector.settings`.
     ``per_sample``: also return every (sample, method) outcome under ``"samples"``.
@@ -198,10 +198,8 @@ def _decode_picks(sample: Any, cand_times: np.ndarray, picks: dict[str, np.ndarr
 
 
 def _default_feature_fn(selector: Any, fps: float, max_candidates: int | None) -> Callable[[Any], Any]:
-    from tspo.data_synth import sample_features
-
     def features(sample: Any) -> Any:
-        return sample_features(sample, selector.encoder, fps=fps, max_candidates=max_candidates, cache=selector.cache)
+        return selector.features(sample.video, fps=fps, max_candidates=max_candidates)
 
     return features
 
@@ -278,7 +276,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def load_samples(args: argparse.Namespace) -> list[Any]:
     if args.manifest:
-        from tspo.data_synth import load_manifest
+        from tspo.data_synth.manifest import load_manifest
 
         samples = load_manifest(args.manifest)
     else:
