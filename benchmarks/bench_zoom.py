@@ -107,14 +107,14 @@ def evaluate(selector, oracle, samples, variant: str, zoom_cfg, reflect_rounds: 
 
 def evaluate_sample(selector, oracle, s, variant: str, zoom_cfg, reflect_rounds: int, threshold: float,
                     zoom_selector=None) -> list[dict]:
-    from tspo.data_synth import sample_features
+    from tspo.cache import video_features
     from tspo.reflect import select_and_answer
     from tspo.rewards import OracleQuery
     from tspo.zoom import GridFeatureSource
 
     enc, cache = selector.encoder, selector.cache
-    full = sample_features(s, enc, fps=1.0, max_candidates=None, cache=cache)          # [T, D] at 1 fps
-    c128 = sample_features(s, enc, fps=1.0, max_candidates=128, cache=cache)           # [128, D]
+    full = video_features(s.video, enc, fps=1.0, max_candidates=None, cache=cache)     # [T, D] at 1 fps
+    c128 = video_features(s.video, enc, fps=1.0, max_candidates=128, cache=cache)      # [128, D]
     out = []
 
     def record(method: str, times: np.ndarray, seconds: float, frames: int, calls: int = 1, answer=None):

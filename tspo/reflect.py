@@ -118,7 +118,7 @@ def select_and_answer(selector: Any, video: Any, question: str, options: list[st
     for oracles that need pixels (whole frames, short side ``frame_size``). ``num_frames`` and
     ``frame_size`` left None are the selector's settings.
     """
-    from tspo.agents import select_by_method
+    from tspo.agents import get_method
     from tspo.rewards import OracleQuery
     from tspo.video import read_whole_frames
     from tspo.zoom import demote_scores, inside_spans
@@ -137,18 +137,19 @@ def select_and_answer(selector: Any, video: Any, question: str, options: list[st
         feats = features if features is not None else selector.features(video)
         times = np.asarray(feats.timestamps_s, dtype=np.float64)
         seen.append(times)
-        scores = None if method == "uniform" else selector.score(feats.features, question, method)
+        rule = get_method(method)
+        scores = selector.score(feats.features, question, method) if rule.needs_scores else None
 
         def select_fn(suppress: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             blocked = inside_spans(times, suppress)
             if blocked.all():  # everything inspected already: start over
                 blocked[:] = False
             kk = min(k, int((~blocked).sum()))
-            if method == "uniform":  # uniform over what is left
+            if not rule.needs_scores:  # uniform over what is left
                 free = np.flatnonzero(~blocked)
-                pos = free[select_by_method("uniform", None, len(free), kk).numpy()]
+                pos = free[rule.pick(None, len(free), kk).numpy()]
             else:
-                pos = select_by_method(method, demote_scores(scores, blocked), len(times), kk).numpy()
+                pos = rule.pick(demote_scores(scores, blocked), len(times), kk).numpy()
             return times[pos], pick_cells(times[pos], times)
     else:
         raise ReflectionError(f"unknown strategy {strategy!r}; choose 'single' or 'zoom'")

@@ -35,7 +35,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from tspo.agents import select_by_method
+from tspo.agents import get_method
 from tspo.settings import check_num_frames, clip_num_frames
 from tspo.video import VideoLike, candidate_times
 from tspo.zoom_config import STRATEGIES, ZoomConfig, ZoomConfigError
@@ -258,8 +258,10 @@ def zoom_select(source: FeatureSource, score_fn: ScoreFn, num_frames: int, confi
     inspected (reflection): they open no span and their frames are not picked again.
     """
     cfg = config or ZoomConfig()
-    if method == "uniform":
-        raise ZoomConfigError("zoom needs scores to choose spans; use a scored method (tspo, clip, bin-max, aks)")
+    rule = get_method(method)
+    if not rule.needs_scores:
+        raise ZoomConfigError(f"zoom needs scores to choose spans; {method!r} has none: use a scored method "
+                              "(tspo, clip, bin-max, aks, tspo+aks)")
     num_frames = check_num_frames(num_frames)
     before = source.frames_encoded
     duration = source.duration_s
@@ -273,7 +275,7 @@ def zoom_select(source: FeatureSource, score_fn: ScoreFn, num_frames: int, confi
     k, warning = clip_num_frames(num_frames, len(pool))
     if warning:
         warnings.warn(warning, stacklevel=2)
-    positions = select_by_method(method, demote_scores(pool_scores, blocked), len(pool), k)
+    positions = rule.pick(demote_scores(pool_scores, blocked), len(pool), k)
     return ZoomResult(pool_times=pool, pool_scores=pool_scores.numpy().astype(np.float32),
                       positions=positions.numpy().astype(np.int64), spans_s=spans, coarse_times=coarse,
                       coarse_scores=coarse_scores.numpy().astype(np.float32),
@@ -285,10 +287,10 @@ def sample_zoom_source(sample, selector, config: ZoomConfig | None = None) -> Fe
     """The feature source of a manifest sample: a virtual (needle) video as rows of its composed
     ``fine_fps`` grid (each source encoded once, through the selector's cache), a file encoded on
     demand (:class:`VideoFeatureSource`)."""
-    from tspo.data_synth import sample_features
+    from tspo.cache import video_features
 
     cfg = config or ZoomConfig()
     if isinstance(sample.video, str):
         return VideoFeatureSource(sample.video, selector.encoder, selector.cache)
-    vf = sample_features(sample, selector.encoder, fps=cfg.fine_fps, max_candidates=None, cache=selector.cache)
+    vf = video_features(sample.video, selector.encoder, fps=cfg.fine_fps, max_candidates=None, cache=selector.cache)
     return GridFeatureSource.from_video_features(vf)

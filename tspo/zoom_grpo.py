@@ -54,8 +54,11 @@ def member_pool_mask(pool_times_s: torch.Tensor, is_coarse: torch.Tensor, spans_
 
     ``pool_times_s`` float[P], ``is_coarse`` bool[P], ``spans_s`` float[G, S, 2].
     """
-    t = pool_times_s.to(torch.float64)[None, :, None]                                  # [1, P, 1]
-    inside = ((t >= spans_s[:, None, :, 0]) & (t < spans_s[:, None, :, 1])).any(-1)   # [G, P]
+    from tspo.rewards import span_hits
+
+    groups, num_spans = spans_s.shape[:2]
+    hits = span_hits(pool_times_s.double().numpy(), spans_s.reshape(-1, 2).double().numpy())   # [P, G * S]
+    inside = torch.from_numpy(hits.reshape(-1, groups, num_spans).any(-1).T.copy())         # [G, P]
     return inside | is_coarse[None, :]
 
 
@@ -72,7 +75,7 @@ def zoom_reward(spans_s: torch.Tensor | np.ndarray, evidence_s) -> np.ndarray:
     ``spans_s`` float[G, S, 2]; ``evidence_s`` [[start, end], ...] (the evidence spans, or the
     target spans when a sample has none). Measured on a 50 ms grid over the evidence.
     """
-    from tspo.rewards import in_spans
+    from tspo.rewards import in_spans, span_hits
 
     spans = np.asarray(spans_s, dtype=np.float64)
     ev = np.asarray(evidence_s, dtype=np.float64).reshape(-1, 2)
@@ -81,9 +84,9 @@ def zoom_reward(spans_s: torch.Tensor | np.ndarray, evidence_s) -> np.ndarray:
     # midpoints of 50 ms steps over every evidence span
     points = np.concatenate([np.arange(a, b, _EVIDENCE_STEP_S) + _EVIDENCE_STEP_S / 2 for a, b in ev])
     points = points[in_spans(points, ev)]
-    t = points[None, :, None]                                                          # [1, N, 1]
-    inside = ((t >= spans[:, None, :, 0]) & (t < spans[:, None, :, 1])).any(-1)       # [G, N]
-    return inside.mean(-1)
+    groups, num_spans = spans.shape[:2]
+    inside = span_hits(points, spans.reshape(-1, 2)).reshape(-1, groups, num_spans).any(-1)   # [N, G]
+    return inside.mean(0)
 
 
 def zoom_advantages(r_zoom: torch.Tensor, r_a: torch.Tensor, r_t: torch.Tensor, valid: torch.Tensor | None = None,

@@ -15,7 +15,7 @@ import torch
 
 from tspo.agents import GumbelTopK
 from tspo.rewards import temporal_reward
-from tspo.training.rollout import build_queries, fetch_frames, score_answers
+from tspo.training.rollout import ask_oracle
 from tspo.zoom import ZoomConfig
 from tspo.zoom_grpo import (
     coarse_positions,
@@ -81,11 +81,9 @@ def zoom_training_step(module, batch: dict[str, Any]) -> torch.Tensor:
     picks_f, logp_frames = picks_f[:, 0], logp_frames[:, 0]                          # [G, k]
 
     # rewards: answer (oracle on the final frames), temporal (picks in target), zoom (evidence in spans)
-    pick_times = t64[pool][picks_f.cpu()].numpy()[None]                              # [1, G, k]
-    oracle = module.oracle
-    frames = fetch_frames(samples, pick_times, h.frame_size) if oracle.needs_frames else None
-    answers = oracle.answer(build_queries(samples, (pool.to(picks_f.device)[picks_f])[None], pick_times, frames))
-    rewards = score_answers(samples, answers, pick_times, h.w_accuracy, h.w_temporal)
+    grid_idx = pool.to(picks_f.device)[picks_f][None]                               # [1, G, k] positions on the grid
+    pick_times, rewards = ask_oracle(module.oracle, samples, grid_idx, batch["timestamps"], h.frame_size,
+                                     h.w_accuracy, h.w_temporal)
     evidence = sample.evidence_spans_s or sample.target_spans_s
     r_zoom = torch.as_tensor(zoom_reward(spans, evidence), dtype=torch.float32)[None]  # [1, G]
     valid = rewards.valid
