@@ -35,10 +35,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from tspo.agents import METHODS, get_method
-from tspo.rewards import SPEC_HELP, build_oracle
-from tspo.settings import DEFAULT_FPS, DEFAULT_FRAME_SIZE, DEFAULT_MAX_CANDIDATES, DEFAULT_NUM_FRAMES
+from tspo.data_synth.manifest import load_manifest
+from tspo.encoders import EncoderWeightsError
+from tspo.readers import read_benchmark
+from tspo.reflect import check_reflection
+from tspo.rewards import SPEC_HELP, OracleQuery, build_oracle, temporal_reward
+from tspo.selector import TSPOSelector
+from tspo.settings import add_settings_arguments
+from tspo.video import read_whole_frames
+from tspo.zoom_config import add_zoom_arguments, zoom_config_from_args
 
 # (upper bound in seconds, label); a sample falls in the first bucket whose bound exceeds its duration
 DURATION_BUCKETS: tuple[tuple[float, str], ...] = (
@@ -159,10 +167,6 @@ def evaluate_samples(
     while the oracle's confidence is below ``reflect_threshold`` (:mod:`tspo.reflect`). Either adds
     ``frames_encoded`` and ``oracle_calls`` per method.
     """
-    from tqdm import tqdm
-
-    from tspo.rewards import OracleQuery, temporal_reward
-
     methods = check_methods(methods)
     settings = selector.settings.override(num_frames, fps, max_candidates, frame_size)
     if not samples:
@@ -237,8 +241,6 @@ def _adaptive_outcomes(sample: Any, methods: Sequence[str], oracle: Any, num_fra
 def _decode_picks(sample: Any, cand_times: np.ndarray, picks: dict[str, np.ndarray],
                   frame_size: int) -> dict[str, np.ndarray]:
     """Whole frames of every method's picks, the union decoded once: -> {method: uint8[k, H, W, 3]}."""
-    from tspo.video import read_whole_frames
-
     frames = read_whole_frames(sample.video, cand_times[np.concatenate(list(picks.values()))], frame_size)
     ends = np.cumsum([len(p) for p in picks.values()])
     return dict(zip(picks, np.split(frames, ends[:-1])))
@@ -308,14 +310,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", help="encoder spec for the other methods when no --selector is given "
                                      "(default ViT-L-14:openai); with --selector it overrides the stored one")
     p.add_argument("--oracle", default="simulated", help=SPEC_HELP)
-    p.add_argument("-k", "--num-frames", type=int, default=None,
-                   help=f"frames selected per sample (default: the selector's, else {DEFAULT_NUM_FRAMES})")
-    p.add_argument("--fps", type=float, default=None,
-                   help=f"candidate frames per second (default: the selector's, else {DEFAULT_FPS:g})")
-    p.add_argument("--max-candidates", type=int, default=None,
-                   help=f"cap on candidates per video (default: the selector's, else {DEFAULT_MAX_CANDIDATES})")
-    p.add_argument("--frame-size", type=int, default=None,
-                   help=f"short side in px of the oracle's frames (default: the selector's, else {DEFAULT_FRAME_SIZE})")
+    add_settings_arguments(p, "the oracle's frames")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
     p.add_argument("--seed", type=int, default=0, help="seed of the oracle's guesses")
     p.add_argument("--out", help="write the result as JSON here")
@@ -325,29 +320,21 @@ def _parser() -> argparse.ArgumentParser:
                         "inspected spans suppressed, up to R more times (needs option probabilities; default 0)")
     p.add_argument("--reflect-threshold", type=float, default=0.5,
                    help="confidence (largest option probability) that ends reflection (default 0.5)")
-    from tspo.zoom_config import add_zoom_arguments
-
     add_zoom_arguments(p)
     return p
 
 
 def load_samples(args: argparse.Namespace) -> list[Any]:
     if args.manifest:
-        from tspo.data_synth.manifest import load_manifest
-
         samples = load_manifest(args.manifest)
     else:
         if not args.annotations:
             raise EvalConfigError("--benchmark needs --annotations FILE (the benchmark's annotation file)")
-        from tspo.readers import read_benchmark
-
         samples = read_benchmark(args.benchmark, args.annotations, args.video_root)
     return samples[: args.limit] if args.limit is not None else samples
 
 
 def make_selector(selector_dir: str | None, encoder: str | None, methods: Iterable[str]) -> Any:
-    from tspo.selector import TSPOSelector
-
     if selector_dir:
         return TSPOSelector.from_pretrained(selector_dir, encoder=encoder)
     agent_methods = [m for m in methods if get_method(m).needs_agent]
@@ -358,8 +345,6 @@ def make_selector(selector_dir: str | None, encoder: str | None, methods: Iterab
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tspo.encoders import EncoderWeightsError
-
     args = _parser().parse_args(argv)
     try:
         methods = check_methods(args.methods)
@@ -370,9 +355,6 @@ def main(argv: list[str] | None = None) -> int:
         settings = selector.settings.override(args.num_frames, args.fps, args.max_candidates, args.frame_size)
         oracle = build_oracle(args.oracle, encoder=selector.encoder, seed=args.seed)
         check_oracle_fits(args.oracle, samples)
-        from tspo.reflect import check_reflection
-        from tspo.zoom_config import zoom_config_from_args
-
         check_reflection(args.reflect, args.reflect_threshold)
         zoom_cfg = zoom_config_from_args(args)
         result = evaluate_samples(samples, methods, oracle, settings.num_frames, selector, fps=settings.fps,
