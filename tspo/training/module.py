@@ -146,6 +146,7 @@ class TSPOModule(L.LightningModule):
         self.batches_seen = 0
         self.oracle_calls = 0                        # real (uncached) oracle calls made by training steps
         self._replay: PreferencePairs | None = None  # pairs DPO draws from (objective dpo / replay_ratio > 0)
+        self._ref_cache: dict[int, torch.Tensor] = {}  # dataset row -> reference scores [T]
         self._last_step_time: float | None = None
         self._steps_per_s = 0.0
 
@@ -371,6 +372,17 @@ class TSPOModule(L.LightningModule):
         pairs = pairs_from_groups(batch["index"], idx, rewards.total, rewards.valid, self.hparams.min_margin)
         self._replay = self._replay.extend(pairs)
 
+    @torch.no_grad()
+    def reference_scores(self, rows: torch.Tensor, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """The frozen reference agent's scores float32[U, T] of dataset ``rows`` int64[U], each row
+        computed once per run (the reference never changes, and a pair is replayed many times)."""
+        cache = self._ref_cache
+        missing = [i for i, r in enumerate(rows.tolist()) if r not in cache]
+        if missing:
+            fresh = self.scores(features[missing], text[missing], self.ref_agent)
+            cache.update(zip(rows[missing].tolist(), fresh))
+        return torch.stack([cache[r] for r in rows.tolist()])
+
     def replay_step(self) -> torch.Tensor:
         """One DPO update on ``pairs_per_step`` stored pairs (drawn with the step's seed)."""
         h = self.hparams
@@ -386,13 +398,12 @@ class TSPOModule(L.LightningModule):
         chosen, rejected = pairs.chosen[pick].to(self.device), pairs.rejected[pick].to(self.device)
         inverse = inverse.to(self.device)
 
-        def sel_logp(agent) -> tuple[torch.Tensor, torch.Tensor]:
-            logp = torch.log_softmax(self.scores(features, text, agent) / tau, -1)[inverse]      # [P, T]
+        def sel_logp(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            logp = torch.log_softmax(scores / tau, -1)[inverse]                                 # [P, T]
             return selection_logp(logp.gather(-1, chosen)), selection_logp(logp.gather(-1, rejected))
 
-        lc, lr = sel_logp(self.agent)
-        with torch.no_grad():
-            rc, rr = sel_logp(self.ref_agent)
+        lc, lr = sel_logp(self.scores(features, text))
+        rc, rr = sel_logp(self.reference_scores(rows, features, text))
         loss = dpo_loss(lc, lr, rc, rr, h.dpo_beta)
         with torch.no_grad():
             won = ((lc - rc) > (lr - rr)).float().mean()
