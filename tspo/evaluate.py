@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 METHODS = ("tspo", "uniform", "clip", "bin-max", "aks")
+DRAWABLE = ("tspo", "uniform", "clip")     # methods with a random version for --log-draws (Gumbel-top-k of their scores)
 # (upper bound in seconds, label); a sample falls in the first bucket whose bound exceeds its duration
 DURATION_BUCKETS: tuple[tuple[float, str], ...] = (
     (120.0, "<2min"), (900.0, "2-15min"), (3600.0, "15-60min"), (math.inf, ">60min"),
@@ -122,6 +123,9 @@ def evaluate_samples(
     frame_size: int | None = 448,
     progress: bool = True,
     per_sample: bool = False,
+    log_draws: int = 0,
+    log_temperature: float = 0.05,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Run every method on every sample and ask ``oracle``; returns the eval.json dict.
 
@@ -132,9 +136,15 @@ def evaluate_samples(
     ``frame_size``: short side of the frames decoded for oracles that need pixels (whole frames,
     aspect ratio kept).
     ``per_sample``: also return every (sample, method) outcome under ``"samples"``.
+    ``log_draws``: besides each method's own picks, ask the oracle about this many random
+    selections per sample and method (Gumbel-top-k over the method's scores / ``log_temperature``;
+    uniform: every k-subset equally likely), so a log of the answers (``--log-answers``) holds
+    groups to build preference pairs from. Their answers do not enter the reported figures.
     """
+    import torch
     from tqdm import tqdm
 
+    from tspo.preference import draw_selections
     from tspo.rewards import OracleQuery, temporal_reward
 
     methods = check_methods(methods)
@@ -143,21 +153,29 @@ def evaluate_samples(
     if not samples:
         raise EvalConfigError("no samples to evaluate; check the manifest")
     feature_fn = feature_fn or _default_feature_fn(selector, fps, max_candidates)
+    drawn_methods = [m for m in methods if m in DRAWABLE] if log_draws else []
+    if log_draws and not drawn_methods:
+        raise EvalConfigError(f"log_draws needs one of the methods {', '.join(DRAWABLE)} (random draws from its scores)")
+    generator = torch.Generator().manual_seed(seed)
     outcomes: list[Outcome] = []
     feature_seconds = []
     for sample in tqdm(samples, desc="eval", unit="sample", disable=not progress):
         start = time.perf_counter()
         feats = feature_fn(sample)
         feature_seconds.append(time.perf_counter() - start)
-        picks, seconds = {}, {}
+        picks, seconds, scores = {}, {}, {}
         for method in methods:
             start = time.perf_counter()
-            positions, _ = selector.select_from_features(feats.features, sample.question, num_frames, method)
+            positions, scores[method] = selector.select_from_features(feats.features, sample.question, num_frames,
+                                                                      method)
             seconds[method] = time.perf_counter() - start
             picks[method] = np.asarray(positions, dtype=np.int64)
+        num_t = int(feats.features.shape[0])
+        drawn = {m: draw_selections(scores[m], (num_t,), int(picks[m].size), log_draws, log_temperature,
+                                    generator).numpy() for m in drawn_methods}                     # [G, k] each
         cand_times = np.asarray(feats.timestamps_s, dtype=np.float64)
-        frames_at = _decode_picks(sample, cand_times, picks, frame_size) if getattr(oracle, "needs_frames", False) \
-            else None
+        frames_at = _decode_picks(sample, cand_times, {**picks, **{f"{m}/draws": d for m, d in drawn.items()}},
+                                  frame_size) if getattr(oracle, "needs_frames", False) else None
         queries = []
         for method in methods:
             times = cand_times[picks[method]]
@@ -165,7 +183,11 @@ def evaluate_samples(
             queries.append(OracleQuery(sample_id=sample.id, question=sample.question, options=tuple(sample.options),
                                        timestamps_s=times, frames=frames, positions=picks[method],
                                        meta=sample.oracle_meta()))
-        answers = oracle.answer(queries)
+        extra = [(sample, d, None if frames_at is None else frames_at(d)) for d in drawn.values()]
+        queries += [OracleQuery(sample_id=s.id, question=s.question, options=tuple(s.options), timestamps_s=cand_times[p],
+                                frames=None if f is None else f[g], positions=p, meta=s.oracle_meta())
+                    for s, d, f in extra for g, p in enumerate(d)]
+        answers = oracle.answer(queries)        # the random draws' answers come after the methods' and are only logged
         for method, query, ans in zip(methods, queries, answers):
             tf = temporal_reward(query.timestamps_s, sample.target_spans_s) if sample.target_spans_s else None
             outcomes.append(Outcome(
@@ -184,12 +206,12 @@ def evaluate_samples(
 
 def _decode_picks(sample: Any, cand_times: np.ndarray, picks: dict[str, np.ndarray],
                   frame_size: int | None) -> Callable[[np.ndarray], np.ndarray]:
-    """Decode the union of all methods' picks once; returns positions int64[k] -> uint8[k,H,W,3].
+    """Decode the union of all methods' picks once; returns positions int64[...] -> uint8[..., H,W,3].
 
     Whole frames (``crop=False``): the oracle must see the full width, not a centre square."""
     from tspo.video import read_frames_at
 
-    union = np.unique(np.concatenate(list(picks.values())))
+    union = np.unique(np.concatenate([np.ravel(p) for p in picks.values()]))
     frames = read_frames_at(sample.video, cand_times[union], frame_size, crop=False)
     return lambda positions: frames[np.searchsorted(union, positions)]
 
@@ -286,6 +308,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the oracle's guesses")
     p.add_argument("--out", help="write the result as JSON here")
     p.add_argument("--per-sample", action="store_true", help="keep per-sample picks and answers in --out")
+    p.add_argument("--log-answers", metavar="FILE",
+                   help="append every oracle answer to this JSON Lines answer log (preference pairs for "
+                        "`tspo train` with model.objective dpo / model.replay_ratio; format in docs/PREFERENCE.md)")
+    p.add_argument("--log-draws", type=int, default=0, metavar="N",
+                   help="with --log-answers: also ask about N random selections per sample and method "
+                        f"({', '.join(DRAWABLE)}), so the log holds groups to compare (not in the reported figures)")
+    p.add_argument("--log-temperature", type=float, default=0.05,
+                   help="temperature of the --log-draws Gumbel-top-k over a method's scores (default 0.05)")
     return p
 
 
@@ -326,10 +356,17 @@ def main(argv: list[str] | None = None) -> int:
         selector = make_selector(args.selector, args.encoder, methods)
         oracle = build_oracle(args.oracle, selector.encoder, seed=args.seed)
         check_oracle_fits(args.oracle, samples)
+        if args.log_draws < 0 or (args.log_draws and not args.log_answers) or not args.log_temperature > 0:
+            raise EvalConfigError("--log-draws must be >= 0 and needs --log-answers FILE; --log-temperature must be > 0")
+        if args.log_answers:
+            from tspo.preference import AnswerLogger
+
+            oracle = AnswerLogger(oracle, args.log_answers, policy="eval:" + ",".join(methods))
         fps = selector.fps if args.fps is None else args.fps
         max_candidates = selector.max_candidates if args.max_candidates is None else args.max_candidates
         result = evaluate_samples(samples, methods, oracle, args.num_frames, selector, fps=fps,
-                                  max_candidates=max_candidates, per_sample=args.per_sample)
+                                  max_candidates=max_candidates, per_sample=args.per_sample,
+                                  log_draws=args.log_draws, log_temperature=args.log_temperature, seed=args.seed)
     except (ValueError, EncoderWeightsError) as exc:  # our input errors: ValueError subclasses naming the fix
         print(f"tspo eval: error: {exc}")
         return 2

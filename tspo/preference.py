@@ -332,6 +332,20 @@ def _first_occurrence(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 COLLECT_POLICIES = ("uniform", "clip")
 
 
+def draw_selections(scores: torch.Tensor | None, shape: tuple[int, ...], num_frames: int, draws: int, tau: float,
+                    generator: torch.Generator) -> torch.Tensor:
+    """``draws`` random selections of ``num_frames`` candidates: Gumbel-top-k over ``scores / tau``.
+
+    ``scores`` float[..., T] (CLIP similarity, agent scores) or None for uniform draws (every
+    k-subset equally likely); ``shape`` is ``(..., T)``, used when ``scores`` is None.
+    Returns int64[..., draws, k], ascending positions.
+    """
+    from tspo.agents import GumbelTopK
+
+    logits = torch.zeros(tuple(shape)) if scores is None else scores.float() / tau
+    return GumbelTopK(num_frames).sample(logits, draws, generator)[0]
+
+
 @torch.no_grad()
 def collect_answers(dataset: Any, oracle: Any, num_frames: int, draws: int, policy: str = "uniform",
                     tau: float = 0.05, rows: Sequence[int] | None = None, seed: int = 0,
@@ -343,7 +357,6 @@ def collect_answers(dataset: Any, oracle: Any, num_frames: int, draws: int, poli
     :class:`AnswerLogger` (inside an ``OracleCache``) to keep the answers. ``rows``: dataset rows
     to ask about (default all). Returns the number of queries sent (cache hits included).
     """
-    from tspo.agents import GumbelTopK
     from tspo.training.datamodule import collate
     from tspo.training.rollout import build_queries, gather_times
 
@@ -352,15 +365,12 @@ def collect_answers(dataset: Any, oracle: Any, num_frames: int, draws: int, poli
     if not tau > 0:
         raise AnswerLogError(f"collect_answers: tau must be > 0, got {tau}")
     rows = list(range(len(dataset))) if rows is None else list(rows)
-    sampler, gen, sent = GumbelTopK(num_frames), torch.Generator().manual_seed(seed), 0
+    gen, sent = torch.Generator().manual_seed(seed), 0
     for start in range(0, len(rows), batch_size):
         batch = collate([dataset[i] for i in rows[start:start + batch_size]])
         feats, text = batch["features"], batch["text"]
-        if policy == "uniform":
-            logits = torch.zeros(feats.shape[:2])
-        else:
-            logits = torch.nn.functional.cosine_similarity(feats, text[:, None, :], dim=-1) / tau
-        idx, _ = sampler.sample(logits, draws, gen)                                       # [B, G, k]
+        scores = None if policy == "uniform" else torch.nn.functional.cosine_similarity(feats, text[:, None, :], dim=-1)
+        idx = draw_selections(scores, feats.shape[:2], num_frames, draws, tau, gen)        # [B, G, k]
         samples = list(batch["samples"])
         queries = build_queries(samples, idx, gather_times(batch["timestamps"], idx))
         oracle.answer(queries)
