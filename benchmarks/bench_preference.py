@@ -129,7 +129,6 @@ def _plot(curves: dict[str, list[dict]], grpo_calls: int | None) -> None:
     for ax, title in zip(axes, ("held-out picks in target", "held-out simulated accuracy")):
         ax.set_xlabel("oracle calls (training + log collection)")
         ax.set_title(title)
-        ax.set_xscale("symlog", linthresh=32)
         ax.grid(alpha=0.3)
     axes[0].axhline(TARGET, color="grey", lw=0.8, ls=":")
     if grpo_calls:
