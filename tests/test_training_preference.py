@@ -43,9 +43,9 @@ class NoOracle:
 
 
 def test_offline_dpo_never_calls_the_oracle_and_moves_only_the_agent(dm, uniform_log, monkeypatch):
-    import tspo.training.module as module
+    import tspo.rewards
 
-    monkeypatch.setattr(module, "build_oracle", lambda *a, **k: NoOracle())
+    monkeypatch.setattr(tspo.rewards, "build_oracle", lambda *a, **k: NoOracle())
     rec = MetricRecorder()
     L.seed_everything(0)
     m = TSPOModule(num_frames=K, objective="dpo", preference_log=str(uniform_log), dpo_beta=0.02, pairs_per_step=8)

@@ -15,7 +15,9 @@ batched oracle call that answers all methods' selections of that sample. Reporte
   ``feature_seconds_per_sample``);
 - ``n``: samples with an answered query (unparsed ones included).
 
-Oracle frames are decoded whole (short side ``frame_size``, aspect ratio kept, no centre crop).
+Every setting left unset (k, fps, max_candidates, frame size) is the selector's
+(:class:`~tspo.settings.SelectionSettings`). Oracle frames are decoded whole (short side
+``frame_size``, aspect ratio kept, no centre crop).
 
 The same numbers are broken down by duration bucket (``by_duration``) and sample kind
 (``by_kind``). ``evaluate_samples`` is the Python entry point (the demo calls it).
@@ -33,6 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tspo.rewards import SPEC_HELP, build_oracle
+from tspo.settings import DEFAULT_FPS, DEFAULT_FRAME_SIZE, DEFAULT_MAX_CANDIDATES, DEFAULT_NUM_FRAMES
 
 METHODS = ("tspo", "uniform", "clip", "bin-max", "aks")
 DRAWABLE = ("tspo", "uniform", "clip")     # methods with a random version for --log-draws (Gumbel-top-k of their scores)
@@ -115,12 +120,12 @@ def evaluate_samples(
     samples: Sequence[Any],
     methods: Sequence[str] | str,
     oracle: Any,
-    num_frames: int,
+    num_frames: int | None,
     selector: Any,
-    fps: float = 1.0,
+    fps: float | None = None,
     max_candidates: int | None = None,
     feature_fn: Callable[[Any], Any] | None = None,
-    frame_size: int | None = 448,
+    frame_size: int | None = None,
     progress: bool = True,
     per_sample: bool = False,
     log_draws: int = 0,
@@ -133,8 +138,8 @@ def evaluate_samples(
     :class:`~tspo.TSPOSelector` (its agent scores ``tspo``; its encoder scores the CLIP-based
     baselines). ``feature_fn(sample) -> VideoFeatures`` overrides how candidate features are
     obtained (default: :func:`tspo.data_synth.sample_features` through the selector's cache).
-    ``frame_size``: short side of the frames decoded for oracles that need pixels (whole frames,
-    aspect ratio kept).
+    ``num_frames``, ``fps``, ``max_candidates``, ``frame_size`` (short side of the whole frames decoded
+    for oracles that need pixels): None takes the selector's :attr:`~tspo.TSPOSelector.settings`.
     ``per_sample``: also return every (sample, method) outcome under ``"samples"``.
     ``log_draws``: besides each method's own picks, ask the oracle about this many random
     selections per sample and method (Gumbel-top-k over the method's scores / ``log_temperature``;
@@ -148,11 +153,10 @@ def evaluate_samples(
     from tspo.rewards import OracleQuery, temporal_reward
 
     methods = check_methods(methods)
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames <= 0:
-        raise EvalConfigError(f"num_frames (-k) must be a positive int, got {num_frames!r}")
+    settings = selector.settings.override(num_frames, fps, max_candidates, frame_size)
     if not samples:
         raise EvalConfigError("no samples to evaluate; check the manifest")
-    feature_fn = feature_fn or _default_feature_fn(selector, fps, max_candidates)
+    feature_fn = feature_fn or _default_feature_fn(selector, settings.fps, settings.max_candidates)
     drawn_methods = [m for m in methods if m in DRAWABLE] if log_draws else []
     if log_draws and not drawn_methods:
         raise EvalConfigError(f"log_draws needs one of the methods {', '.join(DRAWABLE)} (random draws from its scores)")
@@ -166,27 +170,26 @@ def evaluate_samples(
         picks, seconds, scores = {}, {}, {}
         for method in methods:
             start = time.perf_counter()
-            positions, scores[method] = selector.select_from_features(feats.features, sample.question, num_frames,
-                                                                      method)
+            positions, scores[method] = selector.select_from_features(feats.features, sample.question,
+                                                                      settings.num_frames, method)
             seconds[method] = time.perf_counter() - start
             picks[method] = np.asarray(positions, dtype=np.int64)
         num_t = int(feats.features.shape[0])
         drawn = {m: draw_selections(scores[m], (num_t,), int(picks[m].size), log_draws, log_temperature,
                                     generator).numpy() for m in drawn_methods}                     # [G, k] each
         cand_times = np.asarray(feats.timestamps_s, dtype=np.float64)
-        frames_at = _decode_picks(sample, cand_times, {**picks, **{f"{m}/draws": d for m, d in drawn.items()}},
-                                  frame_size) if getattr(oracle, "needs_frames", False) else None
+        # Random draws per method, only for the answer log: one entry per draw, keyed "method#g".
+        draw_picks = {f"{m}#{g}": p for m, d in drawn.items() for g, p in enumerate(d)}
+        frames = _decode_picks(sample, cand_times, {**picks, **draw_picks}, settings.frame_size) \
+            if getattr(oracle, "needs_frames", False) else {}
         queries = []
         for method in methods:
-            times = cand_times[picks[method]]
-            frames = None if frames_at is None else frames_at(picks[method])
             queries.append(OracleQuery(sample_id=sample.id, question=sample.question, options=tuple(sample.options),
-                                       timestamps_s=times, frames=frames, positions=picks[method],
-                                       meta=sample.oracle_meta()))
-        extra = [(sample, d, None if frames_at is None else frames_at(d)) for d in drawn.values()]
-        queries += [OracleQuery(sample_id=s.id, question=s.question, options=tuple(s.options), timestamps_s=cand_times[p],
-                                frames=None if f is None else f[g], positions=p, meta=s.oracle_meta())
-                    for s, d, f in extra for g, p in enumerate(d)]
+                                       timestamps_s=cand_times[picks[method]], frames=frames.get(method),
+                                       positions=picks[method], meta=sample.oracle_meta()))
+        queries += [OracleQuery(sample_id=sample.id, question=sample.question, options=tuple(sample.options),
+                                timestamps_s=cand_times[p], frames=frames.get(key), positions=p,
+                                meta=sample.oracle_meta()) for key, p in draw_picks.items()]
         answers = oracle.answer(queries)        # the random draws' answers come after the methods' and are only logged
         for method, query, ans in zip(methods, queries, answers):
             tf = temporal_reward(query.timestamps_s, sample.target_spans_s) if sample.target_spans_s else None
@@ -205,15 +208,13 @@ def evaluate_samples(
 
 
 def _decode_picks(sample: Any, cand_times: np.ndarray, picks: dict[str, np.ndarray],
-                  frame_size: int | None) -> Callable[[np.ndarray], np.ndarray]:
-    """Decode the union of all methods' picks once; returns positions int64[...] -> uint8[..., H,W,3].
+                  frame_size: int) -> dict[str, np.ndarray]:
+    """Whole frames of every method's picks, the union decoded once: -> {method: uint8[k, H, W, 3]}."""
+    from tspo.video import read_whole_frames
 
-    Whole frames (``crop=False``): the oracle must see the full width, not a centre square."""
-    from tspo.video import read_frames_at
-
-    union = np.unique(np.concatenate([np.ravel(p) for p in picks.values()]))
-    frames = read_frames_at(sample.video, cand_times[union], frame_size, crop=False)
-    return lambda positions: frames[np.searchsorted(union, positions)]
+    frames = read_whole_frames(sample.video, cand_times[np.concatenate(list(picks.values()))], frame_size)
+    ends = np.cumsum([len(p) for p in picks.values()])
+    return dict(zip(picks, np.split(frames, ends[:-1])))
 
 
 def _default_feature_fn(selector: Any, fps: float, max_candidates: int | None) -> Callable[[Any], Any]:
@@ -223,26 +224,6 @@ def _default_feature_fn(selector: Any, fps: float, max_candidates: int | None) -
         return sample_features(sample, selector.encoder, fps=fps, max_candidates=max_candidates, cache=selector.cache)
 
     return features
-
-
-def build_oracle(spec: str, encoder: Any = None, seed: int = 0) -> Any:
-    """Oracle from a CLI spec: ``simulated`` (or ``simulated:wrong`` / ``simulated:first`` guess rule),
-    ``clip`` (zero-shot with the selector's encoder), ``hf:MODEL_ID_OR_DIR``,
-    ``openai:BASE_URL#MODEL`` (key from ``$OPENAI_API_KEY``)."""
-    from tspo.rewards import ClipZeroShotOracle, HFVideoLLMOracle, OpenAICompatibleOracle, SimulatedOracle
-
-    name, _, arg = spec.partition(":")
-    if name == "simulated":
-        return SimulatedOracle(guess=arg or "random", seed=seed)
-    if name == "clip" and not arg:
-        return ClipZeroShotOracle(encoder)
-    if name == "hf" and arg:
-        return HFVideoLLMOracle.from_pretrained(arg)
-    if name == "openai" and "#" in arg:
-        url, _, model = arg.rpartition("#")
-        return OpenAICompatibleOracle(url, model, seed=seed)
-    raise EvalConfigError(
-        f"unknown oracle spec {spec!r}; use simulated[:random|wrong|first], clip, hf:MODEL, openai:URL#MODEL")
 
 
 def check_oracle_fits(spec: str, samples: Sequence[Any]) -> None:
@@ -298,12 +279,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--selector", help="trained selector directory (needed for the tspo method)")
     p.add_argument("--encoder", help="encoder spec for the other methods when no --selector is given "
                                      "(default ViT-L-14:openai); with --selector it overrides the stored one")
-    p.add_argument("--oracle", default="simulated", help="simulated | clip | hf:MODEL | openai:URL#MODEL")
-    p.add_argument("-k", "--num-frames", type=int, default=16, help="frames selected per sample")
+    p.add_argument("--oracle", default="simulated", help=SPEC_HELP)
+    p.add_argument("-k", "--num-frames", type=int, default=None,
+                   help=f"frames selected per sample (default: the selector's, else {DEFAULT_NUM_FRAMES})")
     p.add_argument("--fps", type=float, default=None,
-                   help="candidate frames per second (default: the selector's, else 1.0)")
+                   help=f"candidate frames per second (default: the selector's, else {DEFAULT_FPS:g})")
     p.add_argument("--max-candidates", type=int, default=None,
-                   help="cap on candidates per video (default: the selector's, else none)")
+                   help=f"cap on candidates per video (default: the selector's, else {DEFAULT_MAX_CANDIDATES})")
+    p.add_argument("--frame-size", type=int, default=None,
+                   help=f"short side in px of the oracle's frames (default: the selector's, else {DEFAULT_FRAME_SIZE})")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
     p.add_argument("--seed", type=int, default=0, help="seed of the oracle's guesses")
     p.add_argument("--out", help="write the result as JSON here")
@@ -354,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             raise EvalConfigError(f"--limit must be positive, got {args.limit}")
         samples = load_samples(args)
         selector = make_selector(args.selector, args.encoder, methods)
-        oracle = build_oracle(args.oracle, selector.encoder, seed=args.seed)
+        settings = selector.settings.override(args.num_frames, args.fps, args.max_candidates, args.frame_size)
+        oracle = build_oracle(args.oracle, encoder=selector.encoder, seed=args.seed)
         check_oracle_fits(args.oracle, samples)
         if args.log_draws < 0 or (args.log_draws and not args.log_answers) or not args.log_temperature > 0:
             raise EvalConfigError("--log-draws must be >= 0 and needs --log-answers FILE; --log-temperature must be > 0")
@@ -362,18 +347,16 @@ def main(argv: list[str] | None = None) -> int:
             from tspo.preference import AnswerLogger
 
             oracle = AnswerLogger(oracle, args.log_answers, policy="eval:" + ",".join(methods))
-        fps = selector.fps if args.fps is None else args.fps
-        max_candidates = selector.max_candidates if args.max_candidates is None else args.max_candidates
-        result = evaluate_samples(samples, methods, oracle, args.num_frames, selector, fps=fps,
-                                  max_candidates=max_candidates, per_sample=args.per_sample,
-                                  log_draws=args.log_draws, log_temperature=args.log_temperature, seed=args.seed)
+        result = evaluate_samples(samples, methods, oracle, settings.num_frames, selector, fps=settings.fps,
+                                  max_candidates=settings.max_candidates, frame_size=settings.frame_size,
+                                  per_sample=args.per_sample, log_draws=args.log_draws,
+                                  log_temperature=args.log_temperature, seed=args.seed)
     except (ValueError, EncoderWeightsError) as exc:  # our input errors: ValueError subclasses naming the fix
         print(f"tspo eval: error: {exc}")
         return 2
     result["config"] = {"manifest": args.manifest, "benchmark": args.benchmark, "methods": methods,
                         "selector": args.selector, "encoder": selector.encoder.spec, "oracle": args.oracle,
-                        "num_frames": args.num_frames, "fps": fps, "max_candidates": max_candidates,
-                        "seed": args.seed}
+                        **settings.to_config(), "seed": args.seed}
     print(format_table(result))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
