@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
-from training_helpers import MetricRecorder, small_datamodule, trainer
+import yaml
+from training_helpers import MetricRecorder, small_datamodule, small_synth, trainer
 
+from tspo import TSPOSelector
 from tspo.preference import AnswerLogger, collect_answers, read_answer_log
 from tspo.rewards import OracleCache, SimulatedOracle
 from tspo.training import TrainingConfigError, TSPOModule
@@ -124,3 +128,49 @@ def test_a_log_without_pairs_is_refused(dm, tmp_path):
 def test_bad_preference_options_raise_naming_the_option(kw, match):
     with pytest.raises(TrainingConfigError, match=match):
         TSPOModule(**kw)
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "examples" / "configs"
+
+
+def _small_override(tmp_path, root, **model) -> Path:
+    synth = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(small_synth(root)).items()}
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump({
+        "trainer": {"max_steps": 8, "val_check_interval": 8, "default_root_dir": str(tmp_path / "run"),
+                    "enable_progress_bar": False, "callbacks": []},
+        "model": model,
+        "data": {"synth": synth, "feature_cache": str(root / "features"), "progress": False},
+        "export": {"dirpath": str(tmp_path / "selector")},
+    }))
+    return path
+
+
+def test_yaml_offline_dpo_trains_from_a_tspo_eval_log(dm, tmp_path_factory, tmp_path):
+    from tspo.evaluate import main as eval_main
+    from tspo.training.cli import main as train_main
+
+    root = tmp_path_factory.getbasetemp() / "training_data"
+    log = tmp_path / "uniform.jsonl"
+    train_manifest, _ = small_synth(root).paths()
+    assert eval_main(["--manifest", str(train_manifest), "--encoder", "tiny-random", "--methods", "uniform",
+                      "-k", "16", "--fps", "1", "--max-candidates", "128", "--limit", "8",
+                      "--log-answers", str(log), "--log-draws", "3"]) == 0
+    records = read_answer_log(log)
+    assert len(records) == 8 * (1 + 3) and {r["policy"] for r in records} == {"eval:uniform"}
+    override = _small_override(tmp_path, root, preference_log=str(log))
+    assert train_main(["fit", "--config", str(CONFIGS / "synthetic_needle_dpo.yaml"), "--config", str(override)]) == 0
+    sel = TSPOSelector.from_pretrained(tmp_path / "selector", cache=False)
+    assert sel.config["trained_with"]["steps"] == 8
+
+
+def test_yaml_mixed_runs_and_logs_its_answers(dm, tmp_path_factory, tmp_path):
+    from tspo.training.cli import main as train_main
+
+    root = tmp_path_factory.getbasetemp() / "training_data"
+    log = tmp_path / "mixed.jsonl"
+    override = _small_override(tmp_path, root, answer_log=str(log))
+    assert train_main(["fit", "--config", str(CONFIGS / "synthetic_needle_mixed.yaml"), "--config", str(override)]) == 0
+    # online steps 0 and 4 of 8 (replay_ratio 3), G = 8 each; the held-out check's answers are logged too
+    train_records = [r for r in read_answer_log(log) if r["sample_id"].startswith("needle-train")]
+    assert 0 < len(train_records) <= 2 * 8
