@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tspo.agents import METHODS
 from tspo.settings import DEFAULT_MAX_CANDIDATES, DEFAULT_NUM_FRAMES
 
 NO_WEIGHTS_NOTE = """\
@@ -52,7 +53,7 @@ class DemoConfig:
     train_targets: int = 32
     val_targets: int = 12
     distractors: int = 6
-    methods: tuple[str, ...] = ("tspo", "uniform", "clip", "bin-max", "aks")
+    methods: tuple[str, ...] = METHODS
     seed: int = 0
     num_plots: int = 2
     progress: bool = True

@@ -36,11 +36,12 @@ from typing import Any
 
 import numpy as np
 
+from tspo.agents import METHODS, get_method
 from tspo.rewards import SPEC_HELP, build_oracle
 from tspo.settings import DEFAULT_FPS, DEFAULT_FRAME_SIZE, DEFAULT_MAX_CANDIDATES, DEFAULT_NUM_FRAMES
 
-METHODS = ("tspo", "uniform", "clip", "bin-max", "aks")
-DRAWABLE = ("tspo", "uniform", "clip")     # methods with a random version for --log-draws (Gumbel-top-k of their scores)
+# Rules with a random version for --log-draws: Gumbel-top-k over the method's scores (uniform: over none).
+DRAW_RULES = ("top-k", "uniform")
 # (upper bound in seconds, label); a sample falls in the first bucket whose bound exceeds its duration
 DURATION_BUCKETS: tuple[tuple[float, str], ...] = (
     (120.0, "<2min"), (900.0, "2-15min"), (3600.0, "15-60min"), (math.inf, ">60min"),
@@ -76,11 +77,18 @@ class Outcome:
 
 
 def check_methods(methods: Sequence[str] | str) -> list[str]:
-    """A list or comma-separated string of method names -> validated, de-duplicated list."""
+    """A list or comma-separated string of method names (``tspo.agents.METHODS`` or ``SCORER+RULE``)
+    -> validated, de-duplicated list."""
     names = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods) if m.strip()]
-    bad = [m for m in names if m not in METHODS]
+    bad = []
+    for name in names:
+        try:
+            get_method(name)
+        except ValueError:
+            bad.append(name)
     if bad or not names:
-        raise EvalConfigError(f"unknown or no methods {bad or names!r}; choose from {', '.join(METHODS)}")
+        raise EvalConfigError(f"unknown or no methods {bad or names!r}; choose from {', '.join(METHODS)} "
+                              "or SCORER+RULE (e.g. tspo+bin-max)")
     return list(dict.fromkeys(names))
 
 
@@ -157,9 +165,10 @@ def evaluate_samples(
     if not samples:
         raise EvalConfigError("no samples to evaluate; check the manifest")
     feature_fn = feature_fn or _default_feature_fn(selector, settings.fps, settings.max_candidates)
-    drawn_methods = [m for m in methods if m in DRAWABLE] if log_draws else []
+    drawn_methods = [m for m in methods if get_method(m).rule in DRAW_RULES] if log_draws else []
     if log_draws and not drawn_methods:
-        raise EvalConfigError(f"log_draws needs one of the methods {', '.join(DRAWABLE)} (random draws from its scores)")
+        raise EvalConfigError(f"log_draws needs a method whose rule is one of {', '.join(DRAW_RULES)} (random draws "
+                              "from its scores), e.g. uniform, clip or tspo")
     generator = torch.Generator().manual_seed(seed)
     outcomes: list[Outcome] = []
     feature_seconds = []
@@ -182,14 +191,8 @@ def evaluate_samples(
         draw_picks = {f"{m}#{g}": p for m, d in drawn.items() for g, p in enumerate(d)}
         frames = _decode_picks(sample, cand_times, {**picks, **draw_picks}, settings.frame_size) \
             if getattr(oracle, "needs_frames", False) else {}
-        queries = []
-        for method in methods:
-            queries.append(OracleQuery(sample_id=sample.id, question=sample.question, options=tuple(sample.options),
-                                       timestamps_s=cand_times[picks[method]], frames=frames.get(method),
-                                       positions=picks[method], meta=sample.oracle_meta()))
-        queries += [OracleQuery(sample_id=sample.id, question=sample.question, options=tuple(sample.options),
-                                timestamps_s=cand_times[p], frames=frames.get(key), positions=p,
-                                meta=sample.oracle_meta()) for key, p in draw_picks.items()]
+        queries = [OracleQuery.for_sample(sample, cand_times[picks[m]], picks[m], frames.get(m)) for m in methods]
+        queries += [OracleQuery.for_sample(sample, cand_times[p], p, frames.get(key)) for key, p in draw_picks.items()]
         answers = oracle.answer(queries)        # the random draws' answers come after the methods' and are only logged
         for method, query, ans in zip(methods, queries, answers):
             tf = temporal_reward(query.timestamps_s, sample.target_spans_s) if sample.target_spans_s else None
@@ -275,7 +278,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="read a public benchmark's annotations instead (needs --annotations)")
     p.add_argument("--annotations", help="benchmark annotation file (MLVU: the json/ folder)")
     p.add_argument("--video-root", help="folder of the benchmark's videos (default: its published layout)")
-    p.add_argument("--methods", default="tspo,uniform,clip,bin-max,aks", help="comma-separated: " + ",".join(METHODS))
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help="comma-separated: " + ",".join(METHODS) + " or SCORER+RULE (default: all of them)")
     p.add_argument("--selector", help="trained selector directory (needed for the tspo method)")
     p.add_argument("--encoder", help="encoder spec for the other methods when no --selector is given "
                                      "(default ViT-L-14:openai); with --selector it overrides the stored one")
@@ -297,7 +301,7 @@ def _parser() -> argparse.ArgumentParser:
                         "`tspo train` with model.objective dpo / model.replay_ratio; format in docs/PREFERENCE.md)")
     p.add_argument("--log-draws", type=int, default=0, metavar="N",
                    help="with --log-answers: also ask about N random selections per sample and method "
-                        f"({', '.join(DRAWABLE)}), so the log holds groups to compare (not in the reported figures)")
+                        "whose rule is top-k or uniform, so the log holds groups to compare (not in the figures)")
     p.add_argument("--log-temperature", type=float, default=0.05,
                    help="temperature of the --log-draws Gumbel-top-k over a method's scores (default 0.05)")
     return p
@@ -322,9 +326,10 @@ def make_selector(selector_dir: str | None, encoder: str | None, methods: Iterab
 
     if selector_dir:
         return TSPOSelector.from_pretrained(selector_dir, encoder=encoder)
-    if "tspo" in methods:
-        raise EvalConfigError("method 'tspo' needs --selector DIR (a trained selector); drop it from --methods "
-                              "to compare only the baselines")
+    agent_methods = [m for m in methods if get_method(m).needs_agent]
+    if agent_methods:
+        raise EvalConfigError(f"methods {agent_methods} score with the trained agent: each needs --selector DIR "
+                              "(a trained selector); drop them from --methods to compare only the baselines")
     return TSPOSelector(encoder=encoder or "ViT-L-14:openai")
 
 

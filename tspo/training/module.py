@@ -36,7 +36,7 @@ from tspo.grpo import (
 )
 from tspo.preference import PreferencePairs, pairs_from_groups, pairs_from_log, read_answer_log
 from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, check_frame_size, check_num_frames
-from tspo.training.rollout import build_queries, fetch_frames, gather_times, score_answers
+from tspo.training.rollout import ask_oracle, picks_in_target
 
 
 class TrainingConfigError(ValueError):
@@ -208,12 +208,9 @@ class TSPOModule(L.LightningModule):
     def rollout(self, batch: dict[str, Any], logits: torch.Tensor):
         """Sample G selections per question and score them with the oracle: -> (idx, order, Rewards)."""
         idx, _, order = self.policy.sample(logits.detach(), self.hparams.group_size, self._generator(), return_order=True)
-        samples = list(batch["samples"])
-        times = gather_times(batch["timestamps"], idx)
-        oracle = self.oracle
-        frames = fetch_frames(samples, times, self.hparams.frame_size) if oracle.needs_frames else None
-        answers = oracle.answer(build_queries(samples, idx, times, frames))
-        rewards = score_answers(samples, answers, times, self.hparams.w_accuracy, self.hparams.w_temporal)
+        h = self.hparams
+        _, rewards = ask_oracle(self.oracle, list(batch["samples"]), idx, batch["timestamps"], h.frame_size,
+                                h.w_accuracy, h.w_temporal)
         return idx, order, rewards
 
     def advantages(self, rewards) -> torch.Tensor:
@@ -291,7 +288,7 @@ class TSPOModule(L.LightningModule):
             "perf/steps_per_s": self._steps_per_s,
         }
         if bool(needle.any()):
-            inside = batch["target_mask"].gather(-1, idx.flatten(1)).float().mean(-1)   # [B]
+            inside = picks_in_target(batch["target_mask"], idx)                        # [B]
             metrics["train/R_T"] = _masked_mean(rewards.temporal[needle], valid[needle])
             metrics["train/in_target"] = inside[needle.to(inside.device)].mean()
         self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(needle), prog_bar=False)
@@ -309,16 +306,14 @@ class TSPOModule(L.LightningModule):
         scores = self.scores(batch["features"], batch["text"])
         idx = self.policy.greedy(scores).unsqueeze(1)                                 # [B, 1, k]
         samples = list(batch["samples"])
-        times = gather_times(batch["timestamps"], idx)
-        answers = self.oracle.answer(build_queries(samples, idx, times,
-                                                   fetch_frames(samples, times, self.hparams.frame_size)
-                                                   if self.oracle.needs_frames else None))
-        rewards = score_answers(samples, answers, times, self.hparams.w_accuracy, self.hparams.w_temporal)
+        h = self.hparams
+        _, rewards = ask_oracle(self.oracle, samples, idx, batch["timestamps"], h.frame_size,
+                                h.w_accuracy, h.w_temporal)
         bsz = len(samples)
         self.log("val/accuracy", _masked_mean(rewards.accuracy, rewards.valid), batch_size=bsz, sync_dist=True)
         needle = torch.tensor([s.kind == "needle" for s in samples])
         if bool(needle.any()):
-            inside = batch["target_mask"].gather(-1, idx.flatten(1)).float().mean(-1)
+            inside = picks_in_target(batch["target_mask"], idx)
             self.log("val/in_target", inside[needle.to(inside.device)].mean(), batch_size=int(needle.sum()),
                      sync_dist=True)
 
