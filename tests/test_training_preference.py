@@ -70,7 +70,8 @@ def test_offline_dpo_never_calls_the_oracle_and_moves_only_the_agent(dm, uniform
 @pytest.mark.slow
 def test_offline_dpo_from_a_uniform_log_learns_to_pick_the_target(dm, uniform_log):
     L.seed_everything(0)
-    m = TSPOModule(num_frames=K, objective="dpo", preference_log=str(uniform_log), dpo_beta=0.02, tau_steps=3000)
+    m = TSPOModule(num_frames=K, objective="dpo", preference_log=str(uniform_log), dpo_beta=0.02, tau_steps=3000,
+                   pairs_per_step=8)
     oracle = SimulatedOracle()
     before = heldout_metrics(dm.val_set, oracle, K, m.agent, methods=("tspo", "uniform"))
     trainer(60).fit(m, dm)

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 LOG_VERSION = 1
@@ -250,6 +249,9 @@ def pairs_from_log(records: Sequence[dict[str, Any]], dataset: Any, num_frames: 
     selection is scored like a training rollout (an unparsed answer is wrong, R_A = 0) and every
     two selections of one question whose rewards differ by more than ``min_margin`` form a pair.
     """
+    from tspo.rewards import accuracy_reward
+    from tspo.training.rollout import picks_in_target
+
     rows = {s.id: i for i, s in enumerate(dataset.samples)}
     stats = {"records": len(records), "failed": 0, "unknown_sample": 0, "other_k": 0, "off_grid": 0,
              "duplicates": 0}
@@ -297,11 +299,10 @@ def pairs_from_log(records: Sequence[dict[str, Any]], dataset: Any, num_frames: 
                              "fps / max_candidates as training")
     pos, row_of, sample_row = pos[ids], row_of[ids], sample_row[ids]
     # Rewards as in training: R_A from the letter, R_T from the target mask; general samples get R_T = 1.
-    answers = np.array([dataset.samples[int(i)].answer for i in sample_row])
-    letters = np.array([kept[int(i)]["letter"] or "" for i in ids])
-    r_a = torch.from_numpy((letters == answers).astype(np.float32))
+    r_a = torch.tensor([accuracy_reward(kept[int(i)]["letter"], dataset.samples[int(s)].answer)
+                        for i, s in zip(ids, sample_row)], dtype=torch.float32)
     needle = torch.tensor([dataset.samples[int(i)].kind == "needle" for i in sample_row])
-    r_t = torch.where(needle, mask[row_of.unsqueeze(-1), pos].float().mean(-1), torch.ones(len(ids)))
+    r_t = torch.where(needle, picks_in_target(mask[row_of], pos.unsqueeze(1)), torch.ones(len(ids)))
     total = w_accuracy * r_a + w_temporal * r_t
     # Group by question into a padded [Q, M] block, then compare members within each block.
     order = torch.argsort(sample_row, stable=True)

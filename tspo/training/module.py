@@ -244,7 +244,7 @@ class TSPOModule(L.LightningModule):
         adv = self.advantages(rewards).to(self.device)
         logp_old = self._logp(logits, idx, order).detach()
         logp_ref = None
-        if self.ref_agent is not None:
+        if self.ref_agent is not None and h.kl_beta:     # the reference also serves DPO replay steps
             with torch.no_grad():
                 logp_ref = self._logp(self.scores(features, text, self.ref_agent) / tau, idx, order)
         loss_kw = {"valid": valid, "clip_eps": h.clip_eps, "logp_ref": logp_ref, "kl_beta": h.kl_beta}
