@@ -155,7 +155,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """Run all five steps; returns the eval result dict (written to ``out_dir/eval.json``) plus
     ``stage_seconds`` (wall time of synth, train, eval, plots)."""
     from tspo.cache import FeatureCache
-    from tspo.data_synth import load_manifest
+    from tspo.data_synth.manifest import load_manifest
     from tspo.evaluate import evaluate_samples, format_table
     from tspo.plots import plot_eval_summary, plot_training_curves
     from tspo.rewards import build_oracle

@@ -38,7 +38,7 @@ import numpy as np
 
 from tspo.agents import METHODS, get_method
 from tspo.rewards import SPEC_HELP, build_oracle
-from tspo.settings import DEFAULT_FPS, DEFAULT_FRAME_SIZE, DEFAULT_MAX_CANDIDATES, DEFAULT_NUM_FRAMES
+from tspo.settings import add_settings_arguments
 
 # Rules with a random version for --log-draws: Gumbel-top-k over the method's scores (uniform: over none).
 DRAW_RULES = ("top-k", "uniform")
@@ -145,7 +145,7 @@ def evaluate_samples(
     ``samples``: manifest :class:`~tspo.data_synth.Sample` objects. ``selector``: a
     :class:`~tspo.TSPOSelector` (its agent scores ``tspo``; its encoder scores the CLIP-based
     baselines). ``feature_fn(sample) -> VideoFeatures`` overrides how candidate features are
-    obtained (default: :func:`tspo.data_synth.sample_features` through the selector's cache).
+    obtained (default: the selector's own :meth:`~tspo.TSPOSelector.features`, as at inference).
     ``num_frames``, ``fps``, ``max_candidates``, ``frame_size`` (short side of the whole frames decoded
     for oracles that need pixels): None takes the selector's :attr:`~tspo.TSPOSelector.settings`.
     ``per_sample``: also return every (sample, method) outcome under ``"samples"``.
@@ -221,10 +221,8 @@ def _decode_picks(sample: Any, cand_times: np.ndarray, picks: dict[str, np.ndarr
 
 
 def _default_feature_fn(selector: Any, fps: float, max_candidates: int | None) -> Callable[[Any], Any]:
-    from tspo.data_synth import sample_features
-
     def features(sample: Any) -> Any:
-        return sample_features(sample, selector.encoder, fps=fps, max_candidates=max_candidates, cache=selector.cache)
+        return selector.features(sample.video, fps=fps, max_candidates=max_candidates)
 
     return features
 
@@ -284,14 +282,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", help="encoder spec for the other methods when no --selector is given "
                                      "(default ViT-L-14:openai); with --selector it overrides the stored one")
     p.add_argument("--oracle", default="simulated", help=SPEC_HELP)
-    p.add_argument("-k", "--num-frames", type=int, default=None,
-                   help=f"frames selected per sample (default: the selector's, else {DEFAULT_NUM_FRAMES})")
-    p.add_argument("--fps", type=float, default=None,
-                   help=f"candidate frames per second (default: the selector's, else {DEFAULT_FPS:g})")
-    p.add_argument("--max-candidates", type=int, default=None,
-                   help=f"cap on candidates per video (default: the selector's, else {DEFAULT_MAX_CANDIDATES})")
-    p.add_argument("--frame-size", type=int, default=None,
-                   help=f"short side in px of the oracle's frames (default: the selector's, else {DEFAULT_FRAME_SIZE})")
+    add_settings_arguments(p, "the oracle's frames")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
     p.add_argument("--seed", type=int, default=0, help="seed of the oracle's guesses")
     p.add_argument("--out", help="write the result as JSON here")
@@ -309,7 +300,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def load_samples(args: argparse.Namespace) -> list[Any]:
     if args.manifest:
-        from tspo.data_synth import load_manifest
+        from tspo.data_synth.manifest import load_manifest
 
         samples = load_manifest(args.manifest)
     else:

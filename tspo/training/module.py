@@ -25,6 +25,7 @@ import torch
 
 from tspo.agents import GumbelTopK, TemporalAgent
 from tspo.grpo import (
+    decoupled_advantages,
     dpo_loss,
     group_advantages,
     plackett_luce_logp,
@@ -216,16 +217,13 @@ class TSPOModule(L.LightningModule):
     def advantages(self, rewards) -> torch.Tensor:
         """Advantages float32[B, G]; failed queries (``rewards.valid`` False) get 0.
 
-        ``grouped``: GRPO over ``total = w_a R_A + w_t R_T``. ``decoupled``: each component is
-        normalised within its group, then weighted. The weights multiply the *normalised*
-        advantages: group normalisation is scale-invariant, so weighting R_A or R_T before it
-        would change nothing but the sign.
+        ``grouped``: GRPO over ``total = w_a R_A + w_t R_T``. ``decoupled``:
+        :func:`tspo.grpo.decoupled_advantages` with the same weights.
         """
         h = self.hparams
         if h.advantage == "decoupled":
-            # = tspo.grpo.decoupled_advantages(R_A, R_T) when both weights are 1
-            return (h.w_accuracy * group_advantages(rewards.accuracy, rewards.valid)
-                    + h.w_temporal * group_advantages(rewards.temporal, rewards.valid))
+            return decoupled_advantages(rewards.accuracy, rewards.temporal, rewards.valid,
+                                        w_a=h.w_accuracy, w_t=h.w_temporal)
         return group_advantages(rewards.total, rewards.valid)
 
     # -- Lightning hooks -------------------------------------------------------------------------
@@ -242,22 +240,22 @@ class TSPOModule(L.LightningModule):
         self.remember_pairs(batch, idx, rewards)
         valid = rewards.valid.to(self.device)
         adv = self.advantages(rewards).to(self.device)
-        logp_old = self._logp(logits, idx, order).detach()
+        logp_new = self._logp(logits, idx, order)                               # once per step
+        logp_old = logp_new.detach()
         logp_ref = None
         if self.ref_agent is not None and h.kl_beta:     # the reference also serves DPO replay steps
             with torch.no_grad():
                 logp_ref = self._logp(self.scores(features, text, self.ref_agent) / tau, idx, order)
         loss_kw = {"valid": valid, "clip_eps": h.clip_eps, "logp_ref": logp_ref, "kl_beta": h.kl_beta}
         if self.automatic_optimization:
-            logp_new = self._logp(logits, idx, order)
             loss = tspo_loss(logp_new, logp_old, adv, **loss_kw)
             stats = policy_stats(logp_new, logp_old, h.clip_eps)
         else:
             opt = self.optimizers()
             for it in range(h.num_iterations):
-                if it:
+                if it:  # the first update reuses the rollout's log-probs; later ones see the moved agent
                     logits = self.scores(features, text) / tau
-                logp_new = self._logp(logits, idx, order)
+                    logp_new = self._logp(logits, idx, order)
                 stats = policy_stats(logp_new, logp_old, h.clip_eps)            # before this update, as CleanRL
                 loss = tspo_loss(logp_new, logp_old, adv, **loss_kw)
                 opt.zero_grad()

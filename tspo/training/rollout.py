@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tspo.data_synth import Sample
+from tspo.data_synth.manifest import Sample
 from tspo.rewards import OracleAnswer, OracleQuery, accuracy_reward, compose_reward, temporal_reward
 from tspo.video import read_whole_frames
 
