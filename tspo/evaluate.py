@@ -35,10 +35,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
 from tspo.agents import METHODS, get_method
-from tspo.rewards import SPEC_HELP, build_oracle
+from tspo.data_synth.manifest import load_manifest
+from tspo.encoders import EncoderWeightsError
+from tspo.preference import AnswerLogger, draw_selections
+from tspo.readers import read_benchmark
+from tspo.rewards import SPEC_HELP, OracleQuery, build_oracle, temporal_reward
+from tspo.selector import TSPOSelector
 from tspo.settings import add_settings_arguments
+from tspo.video import read_whole_frames
 
 # Rules with a random version for --log-draws: Gumbel-top-k over the method's scores (uniform: over none).
 DRAW_RULES = ("top-k", "uniform")
@@ -154,12 +162,6 @@ def evaluate_samples(
     uniform: every k-subset equally likely), so a log of the answers (``--log-answers``) holds
     groups to build preference pairs from. Their answers do not enter the reported figures.
     """
-    import torch
-    from tqdm import tqdm
-
-    from tspo.preference import draw_selections
-    from tspo.rewards import OracleQuery, temporal_reward
-
     methods = check_methods(methods)
     settings = selector.settings.override(num_frames, fps, max_candidates, frame_size)
     if not samples:
@@ -213,8 +215,6 @@ def evaluate_samples(
 def _decode_picks(sample: Any, cand_times: np.ndarray, picks: dict[str, np.ndarray],
                   frame_size: int) -> dict[str, np.ndarray]:
     """Whole frames of every method's picks, the union decoded once: -> {method: uint8[k, H, W, 3]}."""
-    from tspo.video import read_whole_frames
-
     frames = read_whole_frames(sample.video, cand_times[np.concatenate(list(picks.values()))], frame_size)
     ends = np.cumsum([len(p) for p in picks.values()])
     return dict(zip(picks, np.split(frames, ends[:-1])))
@@ -300,21 +300,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def load_samples(args: argparse.Namespace) -> list[Any]:
     if args.manifest:
-        from tspo.data_synth.manifest import load_manifest
-
         samples = load_manifest(args.manifest)
     else:
         if not args.annotations:
             raise EvalConfigError("--benchmark needs --annotations FILE (the benchmark's annotation file)")
-        from tspo.readers import read_benchmark
-
         samples = read_benchmark(args.benchmark, args.annotations, args.video_root)
     return samples[: args.limit] if args.limit is not None else samples
 
 
 def make_selector(selector_dir: str | None, encoder: str | None, methods: Iterable[str]) -> Any:
-    from tspo.selector import TSPOSelector
-
     if selector_dir:
         return TSPOSelector.from_pretrained(selector_dir, encoder=encoder)
     agent_methods = [m for m in methods if get_method(m).needs_agent]
@@ -325,8 +319,6 @@ def make_selector(selector_dir: str | None, encoder: str | None, methods: Iterab
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tspo.encoders import EncoderWeightsError
-
     args = _parser().parse_args(argv)
     try:
         methods = check_methods(args.methods)
@@ -340,8 +332,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.log_draws < 0 or (args.log_draws and not args.log_answers) or not args.log_temperature > 0:
             raise EvalConfigError("--log-draws must be >= 0 and needs --log-answers FILE; --log-temperature must be > 0")
         if args.log_answers:
-            from tspo.preference import AnswerLogger
-
             oracle = AnswerLogger(oracle, args.log_answers, policy="eval:" + ",".join(methods))
         result = evaluate_samples(samples, methods, oracle, settings.num_frames, selector, fps=settings.fps,
                                   max_candidates=settings.max_candidates, frame_size=settings.frame_size,

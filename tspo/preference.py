@@ -33,6 +33,9 @@ from typing import Any
 
 import torch
 
+from tspo.agents import GumbelTopK
+from tspo.rewards import Oracle, accuracy_reward
+
 LOG_VERSION = 1
 LOG_COLUMNS = ("v", "sample_id", "timestamps_s", "positions", "letter", "error", "oracle_id", "policy")
 # OracleCache keys hold integer milliseconds; a logged pick matches a candidate within half of that.
@@ -61,8 +64,6 @@ class AnswerLogger:
     """
 
     def __init__(self, oracle: Any, path: str | Path, policy: str = "unknown") -> None:
-        from tspo.rewards import Oracle
-
         if not isinstance(oracle, Oracle):
             raise AnswerLogError(f"AnswerLogger wraps an Oracle (oracle_id, needs_frames, answer); got {type(oracle).__name__}")
         self.oracle, self.policy = oracle, policy
@@ -249,8 +250,7 @@ def pairs_from_log(records: Sequence[dict[str, Any]], dataset: Any, num_frames: 
     selection is scored like a training rollout (an unparsed answer is wrong, R_A = 0) and every
     two selections of one question whose rewards differ by more than ``min_margin`` form a pair.
     """
-    from tspo.rewards import accuracy_reward
-    from tspo.training.rollout import picks_in_target
+    from tspo.training.rollout import picks_in_target  # lazy: tspo.training imports this module
 
     rows = {s.id: i for i, s in enumerate(dataset.samples)}
     stats = {"records": len(records), "failed": 0, "unknown_sample": 0, "other_k": 0, "off_grid": 0,
@@ -341,8 +341,6 @@ def draw_selections(scores: torch.Tensor | None, shape: tuple[int, ...], num_fra
     k-subset equally likely); ``shape`` is ``(..., T)``, used when ``scores`` is None.
     Returns int64[..., draws, k], ascending positions.
     """
-    from tspo.agents import GumbelTopK
-
     logits = torch.zeros(tuple(shape)) if scores is None else scores.float() / tau
     return GumbelTopK(num_frames).sample(logits, draws, generator)[0]
 
@@ -358,7 +356,7 @@ def collect_answers(dataset: Any, oracle: Any, num_frames: int, draws: int, poli
     :class:`AnswerLogger` (inside an ``OracleCache``) to keep the answers. ``rows``: dataset rows
     to ask about (default all). Returns the number of queries sent (cache hits included).
     """
-    from tspo.training.datamodule import collate
+    from tspo.training.datamodule import collate  # lazy: tspo.training imports this module
     from tspo.training.rollout import build_queries, gather_times
 
     if policy not in COLLECT_POLICIES:

@@ -24,6 +24,7 @@ import lightning as L
 import torch
 
 from tspo.agents import GumbelTopK, TemporalAgent
+from tspo.encoders import load_encoder
 from tspo.grpo import (
     decoupled_advantages,
     dpo_loss,
@@ -35,8 +36,11 @@ from tspo.grpo import (
     temperature_at,
     tspo_loss,
 )
-from tspo.preference import PreferencePairs, pairs_from_groups, pairs_from_log, read_answer_log
+from tspo.preference import AnswerLogger, PreferencePairs, pairs_from_groups, pairs_from_log, read_answer_log
+from tspo.rewards import OracleCache, build_oracle
+from tspo.selector import load_selector_agent
 from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, check_frame_size, check_num_frames
+from tspo.training.datamodule import collate
 from tspo.training.rollout import ask_oracle, picks_in_target
 
 
@@ -131,8 +135,6 @@ class TSPOModule(L.LightningModule):
         _check_options(num_frames, frame_size, group_size, advantage, logprob, clip_eps, num_iterations, kl_beta, tau_steps)
         _check_preference_options(objective, preference_log, replay_ratio, dpo_beta, pairs_per_step, min_margin,
                                   num_iterations)
-        from tspo.encoders import load_encoder
-
         enc = load_encoder(encoder) if isinstance(encoder, str) else encoder
         # Plain dict: an nn.Module assigned as an attribute would join state_dict and the optimizer.
         self._frozen: dict[str, Any] = {"encoder": enc, "oracle": None}
@@ -161,15 +163,11 @@ class TSPOModule(L.LightningModule):
     def oracle(self):
         """The oracle behind an :class:`OracleCache`, built on first use in each process."""
         if self._frozen["oracle"] is None:
-            from tspo.rewards import OracleCache, build_oracle
-
             path = self.hparams.oracle_cache_path
             if path and self.trainer_attached() and self.trainer.world_size > 1:
                 path = f"{path}.rank{self.global_rank}"     # one SQLite writer per process
             base = build_oracle(self.hparams.oracle, encoder=self.encoder, **(self.hparams.oracle_args or {}))
             if self.hparams.answer_log:
-                from tspo.preference import AnswerLogger
-
                 log = self.hparams.answer_log
                 if self.trainer_attached() and self.trainer.world_size > 1:
                     log = f"{log}.rank{self.global_rank}"
@@ -385,8 +383,6 @@ class TSPOModule(L.LightningModule):
         pick = torch.randint(len(pairs), (h.pairs_per_step,), generator=self._generator())
         rows, inverse = pairs.index[pick].unique(return_inverse=True)
         dataset = self._pair_dataset()
-        from tspo.training.datamodule import collate
-
         batch = collate([dataset[int(r)] for r in rows])
         features, text = batch["features"].to(self.device), batch["text"].to(self.device)
         chosen, rejected = pairs.chosen[pick].to(self.device), pairs.rejected[pick].to(self.device)
@@ -466,8 +462,6 @@ def _load_agent_weights(source: str, like: TemporalAgent) -> TemporalAgent:
     from pathlib import Path
 
     if Path(source).is_dir():
-        from tspo.selector import load_selector_agent
-
         agent, _ = load_selector_agent(source)
     else:
         agent = TemporalAgent.load_published(source)
