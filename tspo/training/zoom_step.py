@@ -28,15 +28,16 @@ from tspo.zoom_grpo import (
 )
 
 
-def check_zoom_options(zoom: dict[str, Any] | None, num_iterations: int = 1, kl_beta: float = 0.0) -> ZoomConfig | None:
+def check_zoom_options(zoom: dict[str, Any] | None, num_iterations: int = 1, kl_beta: float = 0.0,
+                       objective: str = "grpo", replay_ratio: int = 0) -> ZoomConfig | None:
     """``model.zoom`` -> a validated :class:`ZoomConfig` (None: single-stage training)."""
     if zoom is None:
         return None
     from tspo.training.module import TrainingConfigError
 
-    if num_iterations != 1 or kl_beta:
-        raise TrainingConfigError("model.zoom trains on-policy, one update per rollout: leave model.num_iterations 1 "
-                                  "and model.kl_beta 0")
+    if num_iterations != 1 or kl_beta or objective != "grpo" or replay_ratio:
+        raise TrainingConfigError("model.zoom trains on-policy with GRPO, one update per rollout: leave "
+                                  "model.num_iterations 1, model.kl_beta 0, model.objective grpo, model.replay_ratio 0")
     if not isinstance(zoom, dict):
         raise TrainingConfigError(f"model.zoom must be a mapping of ZoomConfig fields or null, got {zoom!r}")
     unknown = set(zoom) - set(ZoomConfig.__dataclass_fields__)
