@@ -24,9 +24,11 @@ from pathlib import Path
 COMMAND = "python -m benchmarks question"
 ENCODER = "tspo-synth"
 K = 8
-STEPS = 2000
-CURVE = (0, 250, 500, 1000, 2000)
+STEPS = 1500
+CURVE = (0, 250, 500, 1000, 1500)
+NUM_TRAIN, NUM_VAL = 384, 210
 BASELINES = ("uniform", "clip", "bin-max", "aks")
+VARIANTS = ("tspo", "tspo+adapter")
 
 
 def evaluate_world(selector, samples, methods, k: int) -> dict:
@@ -40,8 +42,8 @@ def evaluate_world(selector, samples, methods, k: int) -> dict:
     return kind_table(result, samples)
 
 
-def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE, num_train: int = 512, num_val: int = 168,
-        out_dir: str | None = None) -> dict:
+def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE, num_train: int = NUM_TRAIN, num_val: int = NUM_VAL,
+        out_dir: str | None = None, variants: tuple[str, ...] = VARIANTS) -> dict:
     import lightning as L
 
     from tspo.cache import FeatureCache
@@ -53,6 +55,7 @@ def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE, num_train: int = 512
 
     rows: list[dict] = []
     tables: dict[str, dict] = {}
+    train_seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="tspo-bench-question-") as tmp:
         root = Path(out_dir or tmp)
         synth = question_world(str(root / "synth"), num_train=num_train, num_val=num_val)
@@ -63,13 +66,9 @@ def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE, num_train: int = 512
         cache = FeatureCache(root / "features")
         dm = TSPODataModule(train_manifest=str(train_manifest), val_manifest=None, encoder=ENCODER,
                             max_candidates=None, feature_cache=str(root / "features"), progress=False)
-        L.seed_everything(0)
-        model = TSPOModule(encoder=ENCODER, num_frames=K, group_size=8, lr=5e-4, tau_start=0.025, tau_end=0.01,
-                           seed=0)
-        clock = {"train": 0.0}
 
-        def evaluate(agent, methods, label: str, at: int) -> None:
-            selector = TSPOSelector(encoder=model.encoder, agent=copy.deepcopy(agent), cache=cache)
+        def evaluate(encoder, agent, methods, label: str, at: int) -> None:
+            selector = TSPOSelector(encoder=encoder, agent=copy.deepcopy(agent), cache=cache)
             table = evaluate_world(selector, val, methods, K)
             tables[f"{label}@{at}"] = table
             for kind, per_method in table.items():
@@ -77,47 +76,64 @@ def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE, num_train: int = 512
                     rows.append({"method": label if m == "tspo" else m, "steps": at, "kind": kind,
                                  "accuracy": round(v["accuracy"], 4),
                                  "coverage": None if v["coverage"] is None else round(v["coverage"], 4),
-                                 "n": v["n"], "train_s": round(clock["train"], 1) if m == "tspo" else None})
+                                 "n": v["n"], "train_s": round(train_seconds.get(label, 0.0), 1) if m == "tspo"
+                                 else None})
 
-        evaluate(model.agent, ("tspo",) + BASELINES, "tspo", 0)
+        for label in variants:
+            L.seed_everything(0)
+            model = TSPOModule(encoder=ENCODER, num_frames=K, group_size=8, lr=5e-4, tau_start=0.025,
+                               tau_end=0.01, seed=0, query_adapter=label == "tspo+adapter")
+            # step 0: the untrained agent (CLIP's ranking); the baselines once, with the first variant
+            evaluate(model.encoder, model.agent, ("tspo",) + (BASELINES if not tables else ()), label, 0)
+            train_seconds[label] = 0.0
 
-        class Curve(L.Callback):
-            def on_train_batch_start(self, trainer, *a):
-                clock["t0"] = time.perf_counter()
+            class Curve(L.Callback):
+                def on_train_batch_start(self, trainer, *a, _label=label):
+                    train_seconds["_t0"] = time.perf_counter()
 
-            def on_train_batch_end(self, trainer, pl_module, *a):
-                clock["train"] += time.perf_counter() - clock["t0"]
-                if trainer.global_step in curve and trainer.global_step > 0:
-                    evaluate(pl_module.agent, ("tspo",), "tspo", trainer.global_step)
+                def on_train_batch_end(self, trainer, pl_module, *a, _label=label):
+                    train_seconds[_label] += time.perf_counter() - train_seconds["_t0"]
+                    if trainer.global_step in curve and trainer.global_step > 0:
+                        evaluate(pl_module.encoder, pl_module.agent, ("tspo",), _label, trainer.global_step)
 
-        trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                            num_sanity_val_steps=0, callbacks=[Curve()])
-        trainer.fit(model, dm)
+            trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                                enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                                num_sanity_val_steps=0, callbacks=[Curve()])
+            trainer.fit(model, dm)
         n_train = len(dm.train_set)
 
-    final = tables[f"tspo@{steps}"]
-    start = tables["tspo@0"]
-    merged = {kind: {**start[kind], "tspo": final[kind]["tspo"]} for kind in final}
-    markdown = format_kind_table(merged, ("tspo",) + BASELINES)
+    base = tables[f"{variants[0]}@0"]
+    merged = {kind: {**{v: tables[f"{v}@{steps}"][kind]["tspo"] for v in variants},
+                     **{m: base[kind][m] for m in BASELINES}} for kind in base}
+    markdown = format_kind_table(merged, variants + BASELINES)
     verdicts = []
     for kind, per in merged.items():
         if kind == "all":
             continue
-        t, c = per["tspo"]["accuracy"], per["clip"]["accuracy"]
-        best = max(per[m]["accuracy"] for m in BASELINES)
-        verdicts.append(f"{kind}: tspo {t:.2f} vs clip {c:.2f} ({t - c:+.2f}), best baseline {best:.2f} "
-                        f"({t - best:+.2f})")
+        c, best = per["clip"]["accuracy"], max(per[m]["accuracy"] for m in BASELINES)
+        verdicts.append(f"{kind}: " + ", ".join(f"{v} {per[v]['accuracy']:.2f} ({per[v]['accuracy'] - c:+.2f} vs clip, "
+                                                f"{per[v]['accuracy'] - best:+.2f} vs best baseline)" for v in variants))
+    curve_md = ["| variant | kind | " + " | ".join(f"step {c}" for c in curve) + " |",
+                "|---|---|" + "---|" * len(curve)]
+    for v in variants:
+        for kind in merged:
+            cells = [f"{tables[f'{v}@{c}'][kind]['tspo']['accuracy']:.2f}" if f"{v}@{c}" in tables else "-"
+                     for c in curve]
+            curve_md.append(f"| {v} | {kind} | " + " | ".join(cells) + " |")
     return {
         "title": "Question world: per-kind accuracy / evidence coverage on held-out confuser needles",
         "command": COMMAND,
         "rows": rows,
-        "table_markdown": markdown,
         "notes": (f"{n_train} training / {len(val)} held-out needles (2.5-10 min, 100 % confuser haystack, held-out "
-                  f"target and confuser clips unseen in training), k = {K} of every-second candidates, G = 8, "
-                  f"lr 5e-4, tau 0.025 -> 0.01, {steps} GRPO steps, `{ENCODER}` encoder, SimulatedOracle "
-                  f"(random guess when the coverage rule fails). Data made in {synth_s:.0f} s. Final table "
-                  f"(accuracy / coverage per method):\n\n{markdown}\n\nPer kind: " + "; ".join(verdicts) + "."),
+                  f"target and confuser clips unseen in training), k = {K} of every-second candidates (150-600), "
+                  f"G = 8, lr 5e-4, tau 0.025 -> 0.01, {steps} GRPO steps, `{ENCODER}` encoder, SimulatedOracle "
+                  f"(random guess among 4 options when the coverage rule fails). `tspo` is the paper's agent; "
+                  f"`tspo+adapter` adds a learnable query adapter on the text feature (off by default). Data made "
+                  f"in {synth_s:.0f} s; training time inside steps: "
+                  + ", ".join(f"{v} {train_seconds[v]:.0f} s" for v in variants)
+                  + f".\n\nFinal table (accuracy / coverage; baselines and step 0 = CLIP's ranking):\n\n{markdown}"
+                  + "\n\nHeld-out accuracy per kind along training:\n\n" + "\n".join(curve_md)
+                  + "\n\nPer kind: " + "; ".join(verdicts) + "."),
     }
 
 

@@ -44,8 +44,8 @@ class EncoderTrainConfig:
     warmup: int = 50
     pool: int = 4000          # rendered training frames (re-used across steps)
     heldout: int = 1000       # rendered held-out frames, for the retrieval report
-    text_prob: float = 0.35   # share of frames with a written word
-    sizes: tuple[int, ...] = (64, 96)  # render sizes (the encoder resizes to its 48 px input)
+    text_prob: float = 0.4    # share of frames with a written word
+    sizes: tuple[int, ...] = (64, 96)  # render sizes (the encoder resizes to its 64 px input)
     # One thread by default: on a shared 2-core machine, two OpenMP threads of a small model spend
     # most of their time waiting for each other (measured ~10x slower under load).
     threads: int = 1
@@ -105,8 +105,11 @@ def make_caption(a: np.ndarray, rng: np.random.Generator) -> tuple[str, np.ndarr
         lambda: (QUESTION_TEMPLATES["after"].format(colour=colour, shape=shape), only(s, c)),
     ]
     if w >= 0:
-        choices += [lambda: (f"the word {words[w]}", only(ww=w)),
-                    lambda: (QUESTION_TEMPLATES["text"], only(ww=SOME))]
+        wording = [lambda: (f"the word {words[w]}", only(ww=w)), lambda: (f"{words[w]} is written", only(ww=w)),
+                   lambda: (QUESTION_TEMPLATES["text"], only(ww=SOME))]
+        if rng.random() < 0.5:  # words are small in the frame: ask about them often or they are never learnt
+            return wording[int(rng.integers(len(wording)))]()
+        choices += wording
 
     def order():
         s2, c2 = int((s + rng.integers(1, len(shapes))) % len(shapes)), int(rng.integers(len(colours)))

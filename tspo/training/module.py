@@ -72,6 +72,9 @@ class TSPOModule(L.LightningModule):
         init_from: published TSPO checkpoint file or a TSPOSelector directory to start from.
         frame_size: short side (px) of the frames fetched for oracles that need them; whole
             frames, aspect ratio kept (never centre-cropped).
+        query_adapter: beyond the paper, off by default: a learnable residual MLP on the question
+            embedding (``TemporalAgent(query_adapter=True)``), for questions whose answer does not
+            look like their words.
     """
 
     def __init__(
@@ -99,6 +102,7 @@ class TSPOModule(L.LightningModule):
         init_from: str | None = None,
         frame_size: int = 224,
         seed: int = 0,
+        query_adapter: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=[] if isinstance(encoder, str) else ["encoder"])
@@ -108,7 +112,7 @@ class TSPOModule(L.LightningModule):
         enc = load_encoder(encoder) if isinstance(encoder, str) else encoder
         # Plain dict: an nn.Module assigned as an attribute would join state_dict and the optimizer.
         self._frozen: dict[str, Any] = {"encoder": enc, "oracle": None}
-        self.agent = TemporalAgent(dim=enc.dim, window=window, heads=heads)
+        self.agent = TemporalAgent(dim=enc.dim, window=window, heads=heads, query_adapter=query_adapter)
         if init_from:
             self.agent.load_state_dict(_load_agent_weights(init_from, self.agent).state_dict())
         self.ref_agent = copy.deepcopy(self.agent).requires_grad_(False) if kl_beta > 0 else None
