@@ -45,7 +45,7 @@ class EncoderTrainConfig:
     pool: int = 4000          # rendered training frames (re-used across steps)
     heldout: int = 1000       # rendered held-out frames, for the retrieval report
     text_prob: float = 0.4    # share of frames with a written word
-    sizes: tuple[int, ...] = (64, 96)  # render sizes (the encoder resizes to its 64 px input)
+    sizes: tuple[int, ...] = (64, 96)  # render sizes (the encoder resizes to its 48 px input)
     # One thread by default: on a shared 2-core machine, two OpenMP threads of a small model spend
     # most of their time waiting for each other (measured ~10x slower under load).
     threads: int = 1
