@@ -32,13 +32,13 @@ VARIANTS = ("tspo", "tspo+adapter")
 
 
 def evaluate_world(selector, samples, methods, k: int) -> dict:
-    """Per-kind accuracy / coverage (``tspo.kind_report.kind_table``) of ``methods`` on ``samples``."""
+    """Per-kind accuracy / coverage (``tspo.kind_report.kind_table``) of ``methods`` on ``samples``
+    (candidates and k as the selector's settings say)."""
     from tspo.evaluate import evaluate_samples
     from tspo.kind_report import kind_table
     from tspo.rewards import SimulatedOracle
 
-    result = evaluate_samples(samples, methods, SimulatedOracle(), k, selector, fps=1.0, max_candidates=None,
-                              progress=False, per_sample=True)
+    result = evaluate_samples(samples, methods, SimulatedOracle(), k, selector, progress=False, per_sample=True)
     return kind_table(result, samples)
 
 
@@ -50,6 +50,7 @@ def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE, num_train: int = NUM
     from tspo.data_synth import load_manifest
     from tspo.kind_report import format_kind_table
     from tspo.selector import TSPOSelector
+    from tspo.settings import SelectionSettings
     from tspo.training import TSPODataModule, TSPOModule
     from tspo.training.synth import ensure_synthetic, question_world
 
@@ -67,7 +68,8 @@ def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE, num_train: int = NUM
                             max_candidates=None, feature_cache=str(root / "features"), progress=False)
 
         def evaluate(encoder, agent, methods, label: str, at: int) -> None:
-            selector = TSPOSelector(encoder=encoder, agent=copy.deepcopy(agent), cache=cache)
+            selector = TSPOSelector(encoder=encoder, agent=copy.deepcopy(agent), cache=cache,
+                                    settings=SelectionSettings(num_frames=K, max_candidates=None))
             table = evaluate_world(selector, val, methods, K)
             tables[f"{label}@{at}"] = table
 

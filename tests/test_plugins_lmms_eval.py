@@ -227,7 +227,7 @@ def test_frames_mode_timestamps_and_loglikelihood(lmms_eval, fake_vid, assets):
     ((context, visuals),) = model.base.seen
     sel = model.last_selections[0]
     assert context.startswith("The 3 video frames were taken at ") and context.endswith(QUESTION)
-    assert [np.asarray(im).shape for im in visuals] == [(32, 32, 3)] * 3
+    assert [np.asarray(im).shape for im in visuals] == [(32, 43, 3)] * 3  # whole 48x64 frames, short side 32
     np.testing.assert_allclose(
         [np.asarray(im).mean() for im in visuals], [frame_value(int(t)) for t in sel.timestamps], atol=3
     )

@@ -8,19 +8,32 @@ import sys
 from pathlib import Path
 
 from tspo.agents import METHODS
+from tspo.settings import (
+    DEFAULT_FPS,
+    DEFAULT_FRAME_SIZE,
+    DEFAULT_MAX_CANDIDATES,
+    DEFAULT_NUM_FRAMES,
+    check_fps,
+    check_num_frames,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tspo select", description="Pick the k frames of a video that matter for a question.")
     p.add_argument("video", help="video file")
     p.add_argument("question", help="the question the frames should answer")
-    p.add_argument("-k", "--num-frames", type=int, default=16, help="frames to select (default 16)")
+    p.add_argument("-k", "--num-frames", type=int, default=None,
+                   help=f"frames to select (default: the selector's, else {DEFAULT_NUM_FRAMES})")
     p.add_argument("--selector", help="trained selector directory (from `tspo train` or save_pretrained) or hub id")
     p.add_argument("--encoder", help="encoder spec: 'ViT-L-14:openai' (default without --selector), "
                    "'MODEL:/path/weights.bin', or 'tiny-random' (offline, random weights)")
     p.add_argument("--method", default="tspo", choices=METHODS, help="selection method (default tspo)")
-    p.add_argument("--fps", type=float, default=1.0, help="candidate frames per second (default 1)")
-    p.add_argument("--max-candidates", type=int, default=None, help="cap on the number of candidates")
+    p.add_argument("--fps", type=float, default=None,
+                   help=f"candidate frames per second (default: the selector's, else {DEFAULT_FPS:g})")
+    p.add_argument("--max-candidates", type=int, default=None,
+                   help=f"cap on the number of candidates (default: the selector's, else {DEFAULT_MAX_CANDIDATES})")
+    p.add_argument("--frame-size", type=int, default=None,
+                   help=f"short side in px of saved/plotted frames (default: the selector's, else {DEFAULT_FRAME_SIZE})")
     p.add_argument("--device", default="cpu", help="torch device for the encoder and agent (default cpu)")
     p.add_argument("--json", action="store_true", help="print the selection as JSON")
     p.add_argument("--save-frames", metavar="DIR", help="write the selected frames as JPEG files into DIR")
@@ -47,10 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     from tspo.video import VideoError
 
     try:
-        if args.fps <= 0:
-            raise ValueError(f"--fps must be positive, got {args.fps}")
-        if args.num_frames <= 0:
-            raise ValueError(f"-k/--num-frames must be positive, got {args.num_frames}")
+        if args.num_frames is not None:
+            check_num_frames(args.num_frames, "-k/--num-frames")
+        if args.fps is not None:
+            check_fps(args.fps, "--fps")
         if args.selector:
             selector = TSPOSelector.from_pretrained(args.selector, encoder=args.encoder, device=args.device)
         else:
@@ -58,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         need_frames = bool(args.save_frames or args.plot)
         selection = selector.select(
             args.video, args.question, args.num_frames, method=args.method, fps=args.fps,
-            max_candidates=args.max_candidates, return_frames=need_frames,
+            max_candidates=args.max_candidates, return_frames=need_frames, frame_size=args.frame_size,
         )
     except (VideoError, SelectorConfigError, EncoderWeightsError, ValueError, FileNotFoundError) as err:
         print(f"tspo select: error: {err}", file=sys.stderr)

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tspo.settings import DEFAULT_MAX_CANDIDATES, DEFAULT_NUM_FRAMES
+
 WORLDS = ("question", "texture")
 QUESTION_NOTE = """\
 This demo runs offline. The frame/text encoder is `tspo-synth`: a small CLIP (open_clip, 64-d)
@@ -74,7 +76,8 @@ class DemoConfig:
 
 def texture_config(out_dir: str = "demo_out", **kw: Any) -> DemoConfig:
     """The older demo: texture haystack, random-weight encoder (CLIP baselines at chance), 16 of 128 candidates."""
-    base = {"world": "texture", "encoder": "tiny-random", "steps": 3000, "num_frames": 16, "max_candidates": 128,
+    base = {"world": "texture", "encoder": "tiny-random", "steps": 3000, "num_frames": DEFAULT_NUM_FRAMES,
+            "max_candidates": DEFAULT_MAX_CANDIDATES,
             "num_val": 48, "val_targets": 12, "num_plots": 2}
     return DemoConfig(out_dir=out_dir, **{**base, **kw})
 
@@ -205,9 +208,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     ``stage_seconds`` (wall time of synth, train, eval, plots)."""
     from tspo.cache import FeatureCache
     from tspo.data_synth import load_manifest
-    from tspo.evaluate import build_oracle, evaluate_samples, format_table
+    from tspo.evaluate import evaluate_samples, format_table
     from tspo.kind_report import format_kind_table, kind_table
     from tspo.plots import plot_eval_summary, plot_training_curves
+    from tspo.rewards import build_oracle
     from tspo.selector import TSPOSelector
     from tspo.training.synth import ensure_synthetic
 
@@ -227,8 +231,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     selector = TSPOSelector.from_pretrained(selector_dir, cache=FeatureCache(out / "cache"))
     samples = load_manifest(val_manifest)
     oracle = build_oracle("simulated", seed=cfg.seed)
-    result = evaluate_samples(samples, cfg.methods, oracle, cfg.num_frames, selector, fps=selector.fps,
-                              max_candidates=selector.max_candidates, progress=cfg.progress, per_sample=True)
+    result = evaluate_samples(samples, cfg.methods, oracle, cfg.num_frames, selector, progress=cfg.progress,
+                              per_sample=True)
     kinds = kind_table(result, samples) if cfg.world == "question" else {}
     del result["samples"]  # eval.json keeps the `tspo eval` shape (per-kind figures are added below)
     if kinds:
@@ -236,8 +240,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     command = eval_command(cfg, val_manifest)
     result["config"] = {"manifest": str(val_manifest), "benchmark": None, "methods": list(cfg.methods),
                         "selector": str(selector_dir), "encoder": cfg.encoder, "oracle": "simulated", "seed": cfg.seed,
-                        "num_frames": cfg.num_frames, "fps": selector.fps, "max_candidates": selector.max_candidates,
-                        "reproduce": command}
+                        **selector.settings.override(num_frames=cfg.num_frames).to_config(), "reproduce": command}
     seconds["eval"] = time.perf_counter() - t0
     (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
 
