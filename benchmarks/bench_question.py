@@ -72,6 +72,8 @@ def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE, num_train: int = NUM
                                     settings=SelectionSettings(num_frames=K, max_candidates=None))
             table = evaluate_world(selector, val, methods, K)
             tables[f"{label}@{at}"] = table
+            print(f"{label} @ {at} steps: " + ", ".join(f"{k} {v['tspo']['accuracy']:.2f}" for k, v in table.items()),
+                  flush=True)
 
         for label in variants:
             L.seed_everything(0)

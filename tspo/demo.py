@@ -57,7 +57,7 @@ class DemoConfig:
     out_dir: str = "demo_out"
     world: str = "question"
     encoder: str = "tspo-synth"
-    steps: int = 1500
+    steps: int = 600
     num_frames: int = 8
     group_size: int = 8
     lr: float = 5e-4
@@ -71,12 +71,14 @@ class DemoConfig:
     seed: int = 0
     num_plots: int = 7                   # question world: one example per question kind
     progress: bool = True
-    synth_overrides: dict[str, Any] = field(default_factory=dict)
+    # The demo's question world is the benchmark's at half the length (2.5-5 min) and half the
+    # confuser clips, so that `make demo` stays within 5 minutes on 2 cores.
+    synth_overrides: dict[str, Any] = field(default_factory=lambda: {"max_minutes": 5.0, "confusers": 12})
 
 
 def texture_config(out_dir: str = "demo_out", **kw: Any) -> DemoConfig:
     """The older demo: texture haystack, random-weight encoder (CLIP baselines at chance), 16 of 128 candidates."""
-    base = {"world": "texture", "encoder": "tiny-random", "steps": 3000, "num_frames": DEFAULT_NUM_FRAMES,
+    base = {"world": "texture", "encoder": "tiny-random", "steps": 3000, "synth_overrides": {}, "num_frames": DEFAULT_NUM_FRAMES,
             "max_candidates": DEFAULT_MAX_CANDIDATES,
             "num_val": 48, "val_targets": 12, "num_plots": 2}
     return DemoConfig(out_dir=out_dir, **{**base, **kw})
