@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--selector", help="trained selector directory (from `tspo train` or save_pretrained) or hub id")
     p.add_argument("--encoder", help="encoder spec: 'ViT-L-14:openai' (default without --selector), "
                    "'MODEL:/path/weights.bin', or 'tiny-random' (offline, random weights)")
-    p.add_argument("--method", default="tspo", choices=METHODS, help="selection method (default tspo)")
+    p.add_argument("--method", default="tspo",
+                   help=f"selection method: {' | '.join(METHODS)} or SCORER+RULE (default tspo)")
     p.add_argument("--fps", type=float, default=None,
                    help=f"candidate frames per second (default: the selector's, else {DEFAULT_FPS:g})")
     p.add_argument("--max-candidates", type=int, default=None,
