@@ -46,9 +46,7 @@ def group_hits(timestamps_s: np.ndarray, groups: list) -> np.ndarray:
     """int64[G]: how many picks (seconds, ``[k]``) fall inside each evidence group (a list of spans)."""
     spans = [span for g in groups for span in g]
     owner = np.repeat(np.arange(len(groups)), [len(g) for g in groups])            # [S] group of each span
-    arr = _as_spans(spans) if spans else np.zeros((0, 2))
-    ts = np.asarray(timestamps_s, dtype=np.float64)
-    inside = (ts[:, None] >= arr[:, 0]) & (ts[:, None] < arr[:, 1])                 # [k, S]
+    inside = span_hits(timestamps_s, spans if spans else np.zeros((0, 2)))           # [k, S]
     member = np.zeros((len(spans), len(groups)), dtype=np.int64)
     member[np.arange(len(spans)), owner] = 1                                          # [S, G]
     return ((inside.astype(np.int64) @ member) > 0).sum(axis=0)
@@ -66,9 +64,7 @@ def covers_groups(timestamps_s: np.ndarray, groups: list | None, coverage: dict,
     hits = group_hits(timestamps_s, groups)
     if mode == "all":
         return bool((hits >= need).all())
-    ts = np.asarray(timestamps_s, dtype=np.float64)
-    union = _as_spans([span for g in groups for span in g])
-    return int(((ts[:, None] >= union[:, 0]) & (ts[:, None] < union[:, 1])).any(axis=1).sum()) >= need
+    return int(span_hits(timestamps_s, [span for g in groups for span in g]).any(axis=1).sum()) >= need
 
 
 class SimulatedOracle:
