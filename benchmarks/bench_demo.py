@@ -23,7 +23,8 @@ def run() -> dict:
         "title": "Offline demo: TSPO vs baselines on held-out synthetic needles (question world)",
         "command": "tspo demo --out DIR   (make demo; here: python -m benchmarks demo)",
         "rows": rows,
-        "notes": (f"{cfg.num_train} training / {cfg.num_val} held-out needle videos (2.5-10 min, 100 % confuser "
+        "notes": (f"{cfg.num_train} training / {cfg.num_val} held-out needle videos (2.5-"
+                  f"{cfg.synth_overrides.get('max_minutes', 10.0):g} min, 100 % confuser "
                   f"haystack, seven question kinds), k = {cfg.num_frames} of every-second candidates, "
                   f"G = {cfg.group_size}, {cfg.steps} GRPO steps, `{cfg.encoder}` encoder (trained on the synthetic "
                   f"world, so CLIP top-k works), SimulatedOracle. Whole demo {total:.0f} s wall; per stage "
