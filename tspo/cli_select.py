@@ -8,33 +8,19 @@ import sys
 from pathlib import Path
 
 from tspo.agents import METHODS
-from tspo.settings import (
-    DEFAULT_FPS,
-    DEFAULT_FRAME_SIZE,
-    DEFAULT_MAX_CANDIDATES,
-    DEFAULT_NUM_FRAMES,
-    check_fps,
-    check_num_frames,
-)
+from tspo.settings import add_settings_arguments, check_fps, check_num_frames
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tspo select", description="Pick the k frames of a video that matter for a question.")
     p.add_argument("video", help="video file")
     p.add_argument("question", help="the question the frames should answer")
-    p.add_argument("-k", "--num-frames", type=int, default=None,
-                   help=f"frames to select (default: the selector's, else {DEFAULT_NUM_FRAMES})")
     p.add_argument("--selector", help="trained selector directory (from `tspo train` or save_pretrained) or hub id")
     p.add_argument("--encoder", help="encoder spec: 'ViT-L-14:openai' (default without --selector), "
                    "'MODEL:/path/weights.bin', or 'tiny-random' (offline, random weights)")
     p.add_argument("--method", default="tspo",
                    help=f"selection method: {' | '.join(METHODS)} or SCORER+RULE (default tspo)")
-    p.add_argument("--fps", type=float, default=None,
-                   help=f"candidate frames per second (default: the selector's, else {DEFAULT_FPS:g})")
-    p.add_argument("--max-candidates", type=int, default=None,
-                   help=f"cap on the number of candidates (default: the selector's, else {DEFAULT_MAX_CANDIDATES})")
-    p.add_argument("--frame-size", type=int, default=None,
-                   help=f"short side in px of saved/plotted frames (default: the selector's, else {DEFAULT_FRAME_SIZE})")
+    add_settings_arguments(p, "saved / plotted frames")
     p.add_argument("--device", default="cpu", help="torch device for the encoder and agent (default cpu)")
     p.add_argument("--json", action="store_true", help="print the selection as JSON")
     p.add_argument("--save-frames", metavar="DIR", help="write the selected frames as JPEG files into DIR")
