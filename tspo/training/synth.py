@@ -13,6 +13,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tspo.data_synth import NeedleConfig, compose_needles, render_dataset, write_manifest
+
 
 @dataclass
 class SynthConfig:
@@ -52,8 +54,6 @@ def ensure_synthetic(cfg: SynthConfig, progress: bool = True) -> tuple[Path, Pat
 
     Returns ``(train_manifest, val_manifest)``.
     """
-    from tspo.data_synth import NeedleConfig, compose_needles, render_dataset, write_manifest
-
     train_path, val_path = cfg.paths()
     root = Path(cfg.out_dir)
     stamp = root / "synth_config.json"
@@ -68,7 +68,7 @@ def ensure_synthetic(cfg: SynthConfig, progress: bool = True) -> tuple[Path, Pat
                               **common) if cfg.distractors > 0 else []
     needle_cfg = NeedleConfig(min_minutes=cfg.min_minutes, max_minutes=cfg.max_minutes, repeats=tuple(cfg.repeats),
                               target_fraction=None if cfg.target_fraction is None else tuple(cfg.target_fraction),
-                              segment_seconds=(10.0, 60.0), fps=1.0,
+                              segment_seconds=(10.0, 60.0),
                               target_segment_seconds=tuple(cfg.target_segment_seconds), target_order=cfg.target_order,
                               confuser_ratio=cfg.confuser_ratio)
     target_kw = {"event_seconds": tuple(cfg.event_seconds), **({"kinds": tuple(cfg.kinds)} if cfg.kinds else {}),
