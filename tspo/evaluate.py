@@ -35,17 +35,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from tspo.agents import METHODS, get_method
 from tspo.data_synth.manifest import load_manifest
 from tspo.encoders import EncoderWeightsError
+from tspo.preference import AnswerLogger, draw_selections
 from tspo.readers import read_benchmark
 from tspo.rewards import SPEC_HELP, OracleQuery, build_oracle, temporal_reward
 from tspo.selector import TSPOSelector
 from tspo.settings import add_settings_arguments
 from tspo.video import read_whole_frames
 
+# Rules with a random version for --log-draws: Gumbel-top-k over the method's scores (uniform: over none).
+DRAW_RULES = ("top-k", "uniform")
 # (upper bound in seconds, label); a sample falls in the first bucket whose bound exceeds its duration
 DURATION_BUCKETS: tuple[tuple[float, str], ...] = (
     (120.0, "<2min"), (900.0, "2-15min"), (3600.0, "15-60min"), (math.inf, ">60min"),
@@ -140,6 +144,9 @@ def evaluate_samples(
     frame_size: int | None = None,
     progress: bool = True,
     per_sample: bool = False,
+    log_draws: int = 0,
+    log_temperature: float = 0.05,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Run every method on every sample and ask ``oracle``; returns the eval.json dict.
 
@@ -150,29 +157,45 @@ def evaluate_samples(
     ``num_frames``, ``fps``, ``max_candidates``, ``frame_size`` (short side of the whole frames decoded
     for oracles that need pixels): None takes the selector's :attr:`~tspo.TSPOSelector.settings`.
     ``per_sample``: also return every (sample, method) outcome under ``"samples"``.
+    ``log_draws``: besides each method's own picks, ask the oracle about this many random
+    selections per sample and method (Gumbel-top-k over the method's scores / ``log_temperature``;
+    uniform: every k-subset equally likely), so a log of the answers (``--log-answers``) holds
+    groups to build preference pairs from. Their answers do not enter the reported figures.
     """
     methods = check_methods(methods)
     settings = selector.settings.override(num_frames, fps, max_candidates, frame_size)
     if not samples:
         raise EvalConfigError("no samples to evaluate; check the manifest")
     feature_fn = feature_fn or _default_feature_fn(selector, settings.fps, settings.max_candidates)
+    drawn_methods = [m for m in methods if get_method(m).rule in DRAW_RULES] if log_draws else []
+    if log_draws and not drawn_methods:
+        raise EvalConfigError(f"log_draws needs a method whose rule is one of {', '.join(DRAW_RULES)} (random draws "
+                              "from its scores), e.g. uniform, clip or tspo")
+    generator = torch.Generator().manual_seed(seed)
     outcomes: list[Outcome] = []
     feature_seconds = []
     for sample in tqdm(samples, desc="eval", unit="sample", disable=not progress):
         start = time.perf_counter()
         feats = feature_fn(sample)
         feature_seconds.append(time.perf_counter() - start)
-        picks, seconds = {}, {}
+        picks, seconds, scores = {}, {}, {}
         for method in methods:
             start = time.perf_counter()
-            positions, _ = selector.select_from_features(feats.features, sample.question, settings.num_frames, method)
+            positions, scores[method] = selector.select_from_features(feats.features, sample.question,
+                                                                      settings.num_frames, method)
             seconds[method] = time.perf_counter() - start
             picks[method] = np.asarray(positions, dtype=np.int64)
+        num_t = int(feats.features.shape[0])
+        drawn = {m: draw_selections(scores[m], (num_t,), int(picks[m].size), log_draws, log_temperature,
+                                    generator).numpy() for m in drawn_methods}                     # [G, k] each
         cand_times = np.asarray(feats.timestamps_s, dtype=np.float64)
-        frames = _decode_picks(sample, cand_times, picks, settings.frame_size) \
+        # Random draws per method, only for the answer log: one entry per draw, keyed "method#g".
+        draw_picks = {f"{m}#{g}": p for m, d in drawn.items() for g, p in enumerate(d)}
+        frames = _decode_picks(sample, cand_times, {**picks, **draw_picks}, settings.frame_size) \
             if getattr(oracle, "needs_frames", False) else {}
         queries = [OracleQuery.for_sample(sample, cand_times[picks[m]], picks[m], frames.get(m)) for m in methods]
-        answers = oracle.answer(queries)
+        queries += [OracleQuery.for_sample(sample, cand_times[p], p, frames.get(key)) for key, p in draw_picks.items()]
+        answers = oracle.answer(queries)        # the random draws' answers come after the methods' and are only logged
         for method, query, ans in zip(methods, queries, answers):
             tf = temporal_reward(query.timestamps_s, sample.target_spans_s) if sample.target_spans_s else None
             outcomes.append(Outcome(
@@ -264,6 +287,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the oracle's guesses")
     p.add_argument("--out", help="write the result as JSON here")
     p.add_argument("--per-sample", action="store_true", help="keep per-sample picks and answers in --out")
+    p.add_argument("--log-answers", metavar="FILE",
+                   help="append every oracle answer to this JSON Lines answer log (preference pairs for "
+                        "`tspo train` with model.objective dpo / model.replay_ratio; format in docs/PREFERENCE.md)")
+    p.add_argument("--log-draws", type=int, default=0, metavar="N",
+                   help="with --log-answers: also ask about N random selections per sample and method "
+                        "whose rule is top-k or uniform, so the log holds groups to compare (not in the figures)")
+    p.add_argument("--log-temperature", type=float, default=0.05,
+                   help="temperature of the --log-draws Gumbel-top-k over a method's scores (default 0.05)")
     return p
 
 
@@ -298,9 +329,14 @@ def main(argv: list[str] | None = None) -> int:
         settings = selector.settings.override(args.num_frames, args.fps, args.max_candidates, args.frame_size)
         oracle = build_oracle(args.oracle, encoder=selector.encoder, seed=args.seed)
         check_oracle_fits(args.oracle, samples)
+        if args.log_draws < 0 or (args.log_draws and not args.log_answers) or not args.log_temperature > 0:
+            raise EvalConfigError("--log-draws must be >= 0 and needs --log-answers FILE; --log-temperature must be > 0")
+        if args.log_answers:
+            oracle = AnswerLogger(oracle, args.log_answers, policy="eval:" + ",".join(methods))
         result = evaluate_samples(samples, methods, oracle, settings.num_frames, selector, fps=settings.fps,
                                   max_candidates=settings.max_candidates, frame_size=settings.frame_size,
-                                  per_sample=args.per_sample)
+                                  per_sample=args.per_sample, log_draws=args.log_draws,
+                                  log_temperature=args.log_temperature, seed=args.seed)
     except (ValueError, EncoderWeightsError) as exc:  # our input errors: ValueError subclasses naming the fix
         print(f"tspo eval: error: {exc}")
         return 2
