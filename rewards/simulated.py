@@ -9,6 +9,12 @@ exactly when the selection shows it:
 - **general** samples: correct when every evidence span holds at least ``min_event_picks``
   picks (a general sample with no evidence spans is always answered correctly: nothing specific
   is needed to answer it);
+- samples with a per-kind ``meta["coverage"]`` rule (synthetic question kinds, see
+  ``tspo.data_synth.events.COVERAGE_RULES``) and ``meta["evidence_groups_s"]`` (one list of spans
+  per key event): ``{"rule": "any", "min_picks": m}`` — at least ``m`` picks inside the evidence
+  (e.g. colour/text/shape/after: one; motion: two); ``{"rule": "all", "min_picks": m}`` — at least
+  ``m`` picks inside every group (order, count: every key event seen). This rule replaces the two
+  above for such samples;
 - otherwise a *guess*, by ``guess``: ``"random"`` — uniform among all options (right 1/N of the
   time, like a real model guessing); ``"wrong"`` — uniform among the wrong options (the
   reward is then exactly the coverage indicator); ``"first"`` — always ``"A"``.
@@ -35,6 +41,34 @@ from .oracle import OracleAnswer, OracleQuery, check_queries
 from .rewards import _as_spans, span_hits
 
 GUESS_RULES = ("random", "wrong", "first")
+
+
+COVERAGE_MODES = ("any", "all")
+
+
+def group_hits(timestamps_s: np.ndarray, groups: list) -> np.ndarray:
+    """int64[G]: how many picks (seconds, ``[k]``) fall inside each evidence group (a list of spans)."""
+    spans = [span for g in groups for span in g]
+    owner = np.repeat(np.arange(len(groups)), [len(g) for g in groups])            # [S] group of each span
+    inside = span_hits(timestamps_s, spans if spans else np.zeros((0, 2)))           # [k, S]
+    member = np.zeros((len(spans), len(groups)), dtype=np.int64)
+    member[np.arange(len(spans)), owner] = 1                                          # [S, G]
+    return ((inside.astype(np.int64) @ member) > 0).sum(axis=0)
+
+
+def covers_groups(timestamps_s: np.ndarray, groups: list | None, coverage: dict, sample_id: str = "?") -> bool:
+    """Whether picks at ``timestamps_s`` satisfy a per-kind coverage rule (module docstring)."""
+    mode, need = coverage.get("rule"), coverage.get("min_picks", 1)
+    if mode not in COVERAGE_MODES or not isinstance(need, int) or need < 1:
+        raise OracleInputError(f"SimulatedOracle: sample {sample_id!r} has coverage {coverage!r}; expected "
+                               f"{{'rule': one of {COVERAGE_MODES}, 'min_picks': int >= 1}}")
+    if not groups:
+        raise OracleInputError(f"SimulatedOracle: sample {sample_id!r} has a coverage rule but no "
+                               "evidence_groups_s; write one list of spans per key event into the manifest")
+    hits = group_hits(timestamps_s, groups)
+    if mode == "all":
+        return bool((hits >= need).all())
+    return int(span_hits(timestamps_s, [span for g in groups for span in g]).any(axis=1).sum()) >= need
 
 
 class SimulatedOracle:
@@ -68,6 +102,9 @@ class SimulatedOracle:
 
     def covers_evidence(self, query: OracleQuery) -> bool:
         """Whether the selection shows what the question needs (see the module docstring)."""
+        if query.meta.get("coverage") is not None:
+            return covers_groups(query.timestamps_s, query.meta.get("evidence_groups_s"), query.meta["coverage"],
+                                 query.sample_id)
         kind = query.meta.get("kind", "general")
         evidence = _as_spans(query.meta.get("evidence_spans_s") or [])
         ts = query.timestamps_s

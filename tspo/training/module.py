@@ -86,6 +86,9 @@ class TSPOModule(L.LightningModule):
             to train the coarse-to-fine policy with GRPO over both stages (needs the full candidate
             grid: ``data.max_candidates: null``, ``data.batch_size: 1``); None = single-stage.
         w_zoom: weight of the zoom reward's advantage, which alone credits the span choice.
+        query_adapter: beyond the paper, off by default: a learnable residual MLP on the question
+            embedding (``TemporalAgent(query_adapter=True)``), for questions whose answer does not
+            look like their words.
         objective: ``"grpo"`` (paper, online: every step asks the oracle) or ``"dpo"`` (offline:
             every step is a DPO update on preference pairs from ``preference_log``; no oracle call
             during training). See ``docs/PREFERENCE.md``.
@@ -128,6 +131,7 @@ class TSPOModule(L.LightningModule):
         seed: int = 0,
         zoom: dict[str, Any] | None = None,
         w_zoom: float = 1.0,
+        query_adapter: bool = False,
         objective: Literal["grpo", "dpo"] = "grpo",
         preference_log: str | None = None,
         preference_oracle_id: str | None = None,
@@ -145,7 +149,7 @@ class TSPOModule(L.LightningModule):
         enc = load_encoder(encoder) if isinstance(encoder, str) else encoder
         # Plain dict: an nn.Module assigned as an attribute would join state_dict and the optimizer.
         self._frozen: dict[str, Any] = {"encoder": enc, "oracle": None}
-        self.agent = TemporalAgent(dim=enc.dim, window=window, heads=heads)
+        self.agent = TemporalAgent(dim=enc.dim, window=window, heads=heads, query_adapter=query_adapter)
         if init_from:
             self.agent.load_state_dict(_load_agent_weights(init_from, self.agent).state_dict())
         uses_ref = kl_beta > 0 or objective == "dpo" or replay_ratio > 0
