@@ -73,22 +73,30 @@ def train_zoom_agent(root: Path, agent, steps: int, seed: int):
     return model.agent.eval(), time.perf_counter() - t0
 
 
-def heldout_needles(root: Path, num: int, seed: int):
-    """``num`` 30-60 min needles (whole target clip inside) and their evidence-only twins."""
+def heldout_needles(root: Path, num: int, seed: int, confusers: int = 0, confuser_ratio: float = 0.0):
+    """``num`` 30-60 min needles (whole target clip inside) and their evidence-only twins.
+
+    ``confusers`` > 0: that many 60-120 s target-family clips are rendered as haystack material and
+    ``confuser_ratio`` of each haystack is cut from them (the question world's haystack at ratio 1:
+    no texture videos, so none are rendered)."""
     from tspo.data_synth import NeedleConfig, compose_needles, render_dataset
     from tspo.data_synth.needle import evidence_only
 
     common = {"fps": 4, "size": 64, "progress": False}
+    target_kw = {"event_seconds": (3, 7), "kinds": ("colour", "motion", "text"), **common}
     haystack = render_dataset(root / "long_haystack", 12, seed=seed * 100 + 71, family="distractor",
-                              min_seconds=120, max_seconds=240, **common)
+                              min_seconds=120, max_seconds=240, **common) if confuser_ratio < 1 else []
     targets = render_dataset(root / "long_targets", 2 * num, seed=seed * 100 + 72, family="target", min_seconds=20,
-                             max_seconds=40, event_seconds=(3, 7), kinds=("colour", "motion", "text"), **common)
+                             max_seconds=40, **target_kw)
+    confuser_clips = render_dataset(root / "long_confusers", confusers, seed=seed * 100 + 74, family="target",
+                                    min_seconds=60, max_seconds=120, **target_kw) if confusers else []
     lo, hi = EVIDENCE_S
     targets = [t for t in targets if all(lo <= b - a <= hi for a, b in t.evidence_spans_s)][:num]
     cfg = NeedleConfig(min_minutes=30, max_minutes=60, repeats=(1, 1), target_fraction=None,
-                       segment_seconds=(10.0, 60.0), target_order="contiguous", id_prefix="long")
+                       segment_seconds=(10.0, 60.0), target_order="contiguous", id_prefix="long",
+                       confuser_ratio=confuser_ratio)
     needles, _ = compose_needles(targets, [h.video for h in haystack], len(targets), seed=seed * 100 + 73,
-                                 config=cfg, progress=False)
+                                 config=cfg, progress=False, confusers=confuser_clips)
     return needles, [evidence_only(s) for s in needles]
 
 
@@ -261,7 +269,8 @@ def run(steps: int = STEPS, num: int = NUM_HELDOUT, seed: int = SEED, reflect_ro
         *verdicts(rows),
         EXPLANATION,
     ]
-    return {"title": "Zoom: coarse-to-fine selection and reflection on 30-60 min needles with 3-7 s evidence",
+    return {"title": "Zoom: coarse-to-fine selection and reflection on 30-60 min needles with 3-7 s evidence "
+                      "(tiny-random encoder)",
             "command": COMMAND, "rows": rows, "notes": "\n\n".join(notes)}
 
 

@@ -426,7 +426,7 @@ def evidence_only(sample: Sample) -> Sample:
     if not isinstance(sample.video, list) or roles is None or not sample.evidence_spans_s:
         raise SynthError(f"evidence_only needs a composed needle with evidence spans; {sample.id!r} is not one")
     offsets = segment_offsets(sample.video)
-    segments, new_roles, spans = [], [], []
+    segments, new_roles, spans, moves = [], [], [], []
     t = 0.0
     for seg, role, off in zip(sample.video, roles, offsets[:-1]):  # one pass over segments
         length = float(seg["end_s"]) - float(seg["start_s"])
@@ -442,11 +442,18 @@ def evidence_only(sample: Sample) -> Sample:
                 segments.append({"source": seg["source"], "start_s": start, "end_s": start + b0 - a0})
                 new_roles.append("target")
                 spans.append([t, t + b0 - a0])
+                moves.append((a0, b0, t))
                 t += b0 - a0
     spans = merge_spans(spans)
     extra = {k: v for k, v in sample.extra.items() if k != "segment_repeat"}
     extra.update(segment_roles=new_roles, evidence_only=True,
                  target_fraction=sum(b - a for a, b in spans) / t)
+    if extra.get("evidence_groups_s") is not None:
+        # the per-key-event groups the oracle's coverage rule reads move with the evidence they lie in
+        extra["evidence_groups_s"] = [merge_spans([[t0 + max(ga, a0) - a0, t0 + min(gb, b0) - a0]
+                                                   for ga, gb in group for a0, b0, t0 in moves
+                                                   if max(ga, a0) < min(gb, b0)])
+                                      for group in extra["evidence_groups_s"]]
     return Sample(id=f"{sample.id}-evidence", video=segments, question=sample.question, options=list(sample.options),
                   answer=sample.answer, kind=sample.kind, target_spans_s=spans, evidence_spans_s=spans,
                   duration_s=t, extra=extra)

@@ -152,3 +152,20 @@ def test_evidence_only_needle():
     with pytest.raises(SynthError, match="composed needle"):
         evidence_only(Sample(id="x", video="a.mp4", question="q", options=["a", "b"], answer="A", kind="general",
                              target_spans_s=[], evidence_spans_s=None, duration_s=1.0, extra={}))
+
+
+def test_evidence_only_moves_the_evidence_groups_with_the_evidence():
+    from tspo.data_synth import Sample
+    from tspo.data_synth.needle import evidence_only
+
+    video = [{"source": "h.mp4", "start_s": 0.0, "end_s": 100.0},
+             {"source": "t.mp4", "start_s": 0.0, "end_s": 30.0},
+             {"source": "h.mp4", "start_s": 100.0, "end_s": 150.0}]
+    s = Sample(id="n", video=video, question="q?", options=list(OPTS), answer="A", kind="needle",
+               target_spans_s=[[100.0, 130.0]], evidence_spans_s=[[104.0, 106.0], [110.0, 115.0]],
+               duration_s=180.0, extra={"segment_roles": ["distractor", "target", "distractor"],
+                                        "coverage": "each", "evidence_groups_s": [[[104.0, 106.0]], [[110.0, 115.0]]]})
+    e = evidence_only(s)
+    assert e.evidence_spans_s == [[100.0, 107.0]]  # two touching pieces, merged
+    assert e.extra["evidence_groups_s"] == [[[100.0, 102.0]], [[102.0, 107.0]]]
+    assert s.extra["evidence_groups_s"] == [[[104.0, 106.0]], [[110.0, 115.0]]]  # the source is not touched
