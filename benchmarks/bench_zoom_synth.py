@@ -34,6 +34,22 @@ ENCODER = "tspo-synth"
 CONFUSERS = 24          # as many confuser clips as the question world renders per split
 
 
+def coarse_grid_hits(samples) -> dict[str, float]:
+    """Share of ``samples`` whose 128 uniform coarse candidates (the single-stage / zoom grid) include a
+    time inside the evidence, and inside the target clip: the most any 128-candidate method can cover."""
+    from tspo.rewards import in_spans
+    from tspo.video import candidate_times
+    from tspo.zoom import ZoomConfig
+
+    grids = [candidate_times(s.duration_s, 1.0, ZoomConfig().coarse_candidates) for s in samples]
+    return {key: float(np.mean([in_spans(g, getattr(s, f"{key}_spans_s")).any() for g, s in zip(grids, samples)]))
+            for key in ("evidence", "target")}
+
+
+def _row(rows: list[dict], evidence: str, method: str) -> dict:
+    return next(r for r in rows if r["evidence"].startswith(evidence) and r["method"] == method)
+
+
 def run(num: int = NUM_HELDOUT, seed: int = SEED, reflect_rounds: int = 1, threshold: float = 0.5) -> dict:
     import torch
 
@@ -61,6 +77,7 @@ def run(num: int = NUM_HELDOUT, seed: int = SEED, reflect_rounds: int = 1, thres
                    + evaluate(selector, oracle, evidence, "evidence only", zoom_cfg, reflect_rounds, threshold))
         eval_s = time.perf_counter() - t0
     rows = summarise(records)
+    grid_hits = {name: coarse_grid_hits(ss) for name, ss in (("in target", with_target), ("evidence only", evidence))}
     minutes = [s.duration_s / 60 for s in with_target]
     ev = [b - a for s in with_target for a, b in s.evidence_spans_s]
     notes = [
@@ -74,6 +91,29 @@ def run(num: int = NUM_HELDOUT, seed: int = SEED, reflect_rounds: int = 1, thres
         f"evaluation {eval_s:.0f} s.",
         f"Zoom budget: {zoom_cfg}. Columns as in the tiny-random zoom section.",
         *verdicts(rows),
+        "Why (measured here): the encoder finds the event whenever it is offered (exhaustive 1 fps coverage "
+        f"{_row(rows, 'in target', 'tspo exhaustive (1 fps)')['evidence_coverage']:.2f} / "
+        f"{_row(rows, 'evidence only', 'tspo exhaustive (1 fps)')['evidence_coverage']:.2f}), but the 128 "
+        "coarse candidates (one every ~21 s) fall inside the 3-7 s evidence in only "
+        + " / ".join(f"{v['evidence']:.3f}" for v in grid_hits.values())
+        + " of the needles (in target / evidence only; inside the 20-40 s target clip: "
+        + " / ".join(f"{v['target']:.3f}" for v in grid_hits.values())
+        + "). Single-stage-128, CLIP and AKS cover the evidence exactly when the grid offers it. Zoom stays at "
+        "the grid's evidence hit rate although the grid touches the target clip far more often. The confuser "
+        "haystack shows the same shapes, colours, backgrounds and motions as the target clip, so a coarse "
+        "candidate on the clip but outside the evidence has nothing the question names and, as these figures "
+        "imply, scores no higher than confuser frames: spans open on the evidence only when a coarse candidate "
+        "already lies in it (spans then add a needle, or lose one when the final top-k over the pool "
+        "drops a lone coarse hit). Reflection re-selects with the inspected spans suppressed, which seldom "
+        "finds evidence the grid did not offer, and costs 1 + (share of unsure answers) oracle "
+        "calls: <= 1.5 calls needs >= 50 % first-try coverage. What would move it: a denser coarse grid "
+        "(spacing <= the event's 3-7 s, i.e. 14-33 % of the 1 fps frames) or a question-aware "
+        "coarse stage that can infer where the event is from its surroundings, which this world withholds "
+        "by design.",
+        "The tiny-random zoom section's evidence-only accuracy column was measured before `evidence_only` moved "
+        "the oracle's per-event evidence groups with the evidence (the oracle mostly guessed on "
+        "evidence-only twins); its coverage and accuracy_expected columns do not depend on that and stand. "
+        "This section was measured after the fix.",
     ]
     return {"title": "Zoom with the synthetic-world encoder (tspo-synth) on 30-60 min confuser needles with "
                      "3-7 s evidence",
