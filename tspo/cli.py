@@ -23,7 +23,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 def _usage() -> str:
     lines = ["usage: tspo SUBCOMMAND [ARGS...]", "", "subcommands:"]
     lines += [f"  {name:<8} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
-    lines += ["", "`tspo SUBCOMMAND --help` for the arguments of one subcommand."]
+    lines += ["", "`tspo SUBCOMMAND --help` for the arguments and examples of one subcommand; `tspo --version`.",
+              "example: tspo select clip.mp4 \"When does the dog jump?\" -k 8 --encoder tiny-random"]
     return "\n".join(lines)
 
 
@@ -31,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"}:
         print(_usage())
+        return 0
+    if argv[0] in {"-V", "--version"}:
+        from tspo import __version__
+
+        print(f"tspo {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
     if name not in SUBCOMMANDS:

@@ -203,7 +203,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
 def _parser() -> argparse.ArgumentParser:
     d = DemoConfig()
-    p = argparse.ArgumentParser(prog="tspo demo", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="tspo demo", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="example:\n  tspo demo --out demo_out")
     p.add_argument("--out", default=d.out_dir, help="report folder (default %(default)s)")
     p.add_argument("--encoder", default=d.encoder, help="encoder spec (default %(default)s: offline, random weights)")
     p.add_argument("--steps", type=int, default=d.steps, help="GRPO steps (default %(default)s)")

@@ -265,9 +265,11 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tspo eval", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="tspo eval", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="example:\n  tspo eval --manifest data/manifest.jsonl --selector runs/exp1/selector "
+                                       "--methods tspo,uniform,aks -k 8 --oracle simulated --out eval.json")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--manifest", help="JSON Lines manifest (DESIGN.md §8)")
+    src.add_argument("--manifest", help="JSON Lines manifest (schema: docs/INTERFACES.md, Manifest)")
     src.add_argument("--benchmark", choices=("longvideobench", "mlvu", "videomme"),
                      help="read a public benchmark's annotations instead (needs --annotations)")
     p.add_argument("--annotations", help="benchmark annotation file (MLVU: the json/ folder)")

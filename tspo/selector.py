@@ -36,7 +36,11 @@ class SelectorConfigError(ValueError):
     """A selector directory whose config or weights cannot be used."""
 
 
-@dataclass
+class SelectorWeightsError(SelectorConfigError):
+    """A selector's ``model.safetensors`` that cannot be read (truncated or corrupted file)."""
+
+
+@dataclass(repr=False)
 class Selection:
     """The frames picked for one (video, question). ``k`` picks out of ``T`` candidates."""
 
@@ -49,14 +53,25 @@ class Selection:
     method: str
     num_candidates: int
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (what ``tspo select --json`` prints)."""
-        return {
+    def __repr__(self) -> str:
+        times = ", ".join(f"{t:.1f}" for t in self.timestamps[:8]) + (", ..." if len(self.timestamps) > 8 else "")
+        frames = "" if self.frames is None else f", frames={tuple(self.frames.shape)}"
+        return (f"Selection(method={self.method!r}, k={len(self.indices)} of {self.num_candidates}, "
+                f"timestamps_s=[{times}]{frames})")  # fmt: skip
+
+    def to_dict(self, scores: bool = False) -> dict[str, Any]:
+        """JSON-ready summary (what ``tspo select --json`` prints); ``scores=True`` adds every
+        candidate's time (s) and score (``null`` scores for uniform, which has none)."""
+        out: dict[str, Any] = {
             "indices": [int(i) for i in self.indices],
             "timestamps": [round(float(t), 3) for t in self.timestamps],
             "method": self.method,
             "num_candidates": int(self.num_candidates),
         }
+        if scores:
+            out["candidate_timestamps"] = [round(float(t), 3) for t in self.candidate_timestamps]
+            out["scores"] = None if self.scores is None else [round(float(v), 6) for v in self.scores]
+        return out
 
 
 def _check_question(question: str) -> str:
@@ -301,7 +316,13 @@ def load_selector_agent(name_or_path: str | os.PathLike) -> tuple[TemporalAgent,
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
         raise SelectorConfigError(f"selector directory {str(directory)!r} has no {WEIGHTS_NAME}")
-    state = load_file(str(weights))
+    try:
+        state = load_file(str(weights))
+    except Exception as err:  # safetensors raises its own error types for truncated / garbled files
+        raise SelectorWeightsError(
+            f"cannot read {str(weights)!r} ({type(err).__name__}: {err}); the file is damaged: copy or export "
+            "the selector again"
+        ) from err
     agent_cfg = config["agent"]
     agent = TemporalAgent(dim=int(agent_cfg["dim"]), window=int(agent_cfg["window"]), heads=int(agent_cfg["heads"]))
     expected = {k: tuple(v.shape) for k, v in agent.state_dict().items()}

@@ -19,6 +19,8 @@ from tspo.training.callbacks import ExportSelector
 from tspo.training.datamodule import TSPODataModule
 from tspo.training.module import TSPOModule
 
+EXAMPLE = "example: tspo train fit --config examples/configs/synthetic_needle.yaml --trainer.max_steps 500"
+
 
 class TSPOCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         # the whole command line (DDP re-launches need it); Lightning would warn about the pair.
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
         TSPOCLI(TSPOModule, TSPODataModule, args=argv, save_config_kwargs={"overwrite": True},
-                parser_kwargs={"prog": "tspo train"})
+                parser_kwargs={"prog": "tspo train", "epilog": EXAMPLE})
     return 0
 
 
