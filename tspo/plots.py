@@ -233,15 +233,19 @@ def read_metrics_csv(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
-    """Centred mean over about ``window`` points (narrower near the ends; no lag), same length as ``values``."""
+    """Mean over the points within ``window // 2`` of each point, same length as ``values``.
+
+    Centred (no lag) in the interior; at the ends the window is cut off by the series, not shrunk to
+    one point, so the last steps average at least ``window // 2 + 1`` values and one noisy step does
+    not look like a collapse of the curve."""
     values = np.asarray(values, dtype=np.float64)
     if window < 1:
         raise PlotInputError(f"window must be >= 1, got {window}")
     csum = np.concatenate([[0.0], np.cumsum(values)])
     centre = np.arange(len(values))
-    # symmetric half-width, narrowed at both ends so the window never leans to one side
-    half = np.minimum(window // 2, np.minimum(centre, len(values) - 1 - centre))
-    return (csum[centre + half + 1] - csum[centre - half]) / (2 * half + 1)
+    lo = np.maximum(centre - window // 2, 0)
+    hi = np.minimum(centre + window // 2, len(values) - 1)
+    return (csum[hi + 1] - csum[lo]) / (hi - lo + 1)
 
 
 def plot_training_curves(metrics: str | Path, out_path: str | Path, smooth: int = 50) -> Path:
