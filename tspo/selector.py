@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from tspo.agents import METHODS, TemporalAgent, select_by_method
 from tspo.cache import FeatureCache, VideoFeatures, video_features
 from tspo.encoders import ClipEncoder, load_encoder
-from tspo.video import VideoLike, plan_candidates, read_frames_at
+from tspo.video import VideoLike, plan_candidates, read_frames_at, segments_at
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,11 @@ class Selection:
     frames: np.ndarray | None  # uint8[k, H, W, 3] when asked for
     method: str
     num_candidates: int
+    # Virtual videos only (None for a file): the segment each pick came from (int64[k], position in
+    # the segment list) and that segment's source file. ``indices`` are then frame indices *in that
+    # source*, so (segment_ids[i], indices[i]) names a frame even when a clip is listed twice.
+    segment_ids: np.ndarray | None = None
+    sources: list[str] | None = None
 
     def __repr__(self) -> str:
         times = ", ".join(f"{t:.1f}" for t in self.timestamps[:8]) + (", ..." if len(self.timestamps) > 8 else "")
@@ -68,6 +73,9 @@ class Selection:
             "method": self.method,
             "num_candidates": int(self.num_candidates),
         }
+        if self.segment_ids is not None:
+            out["segment_ids"] = [int(i) for i in self.segment_ids]
+            out["sources"] = list(self.sources or [])
         if scores:
             out["candidate_timestamps"] = [round(float(t), 3) for t in self.candidate_timestamps]
             out["scores"] = None if self.scores is None else [round(float(v), 6) for v in self.scores]
@@ -211,6 +219,7 @@ class TSPOSelector:
         positions = positions.numpy().astype(np.int64)
         timestamps = times[positions]
         frames = read_frames_at(video, timestamps, frame_size) if return_frames else None
+        segment_ids, sources = segments_at(video, timestamps)
         return Selection(
             indices=frame_idx[positions].astype(np.int64),
             positions=positions,
@@ -220,6 +229,8 @@ class TSPOSelector:
             frames=frames,
             method=method,
             num_candidates=len(times),
+            segment_ids=segment_ids,
+            sources=sources,
         )
 
     # -- persistence -----------------------------------------------------------------------------

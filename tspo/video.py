@@ -340,6 +340,15 @@ def read_frames_at(
     return out
 
 
+def segments_at(video: VideoLike, timestamps_s: np.ndarray) -> tuple[np.ndarray | None, list[str] | None]:
+    """Which segment of a virtual video each timeline second falls in: (int64[k] segment ids, the
+    source path of each); ``(None, None)`` for a file. No decoding (probes are cached)."""
+    if isinstance(video, str | os.PathLike):
+        return None, None
+    segments, seg_ids, _, _ = _locate(video, np.asarray(timestamps_s, dtype=np.float64))
+    return seg_ids, [segments[i].source for i in seg_ids]
+
+
 def video_duration(video: VideoLike) -> float:
     """Length in seconds of a file or of a virtual video (sum of its segments)."""
     return float(sum(s.end_s - s.start_s for s in _segments(video)))
