@@ -236,15 +236,7 @@ class TSPOSelector:
     # -- persistence -----------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike, extra_config: dict[str, Any] | None = None) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (agent weights only) into ``directory``."""
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        config = {**self.config, **(extra_config or {})}
-        state = {k: v.detach().float().cpu().contiguous() for k, v in self.agent.state_dict().items()}
-        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
-        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        return directory
+        return write_selector_dir(directory, self.agent, {**self.config, **(extra_config or {})})
 
     @classmethod
     def from_pretrained(
@@ -277,6 +269,20 @@ class TSPOSelector:
         from tspo.hub import push_to_hub
 
         return push_to_hub(self, repo_id, **kwargs)
+
+
+def write_selector_dir(directory: str | os.PathLike, agent: TemporalAgent, config: dict[str, Any]) -> Path:
+    """Write a selector directory: ``model.safetensors`` (the agent's weights, float32) and
+    ``config.json`` (``config``, which must name the encoder spec and ``agent.config``)."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {"format": FORMAT, "version": FORMAT_VERSION, **config, "agent": agent.config}
+    state = {k: v.detach().float().cpu().contiguous() for k, v in agent.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return directory
 
 
 def read_selector_config(directory: str | os.PathLike) -> dict[str, Any]:
