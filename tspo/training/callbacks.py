@@ -69,7 +69,8 @@ class ExportSelector(L.Callback):
     def training_data(data: Any) -> tuple[list[str], dict[str, Any]]:
         """(model-card lines, structured record) of the manifests the run trained and checked on."""
         train, val = getattr(data, "train_manifest", None), getattr(data, "val_manifest", None)
-        synth = getattr(data, "synth", None)
+        resolved = getattr(data, "resolved_synth", None)
+        synth = resolved() if callable(resolved) else getattr(data, "synth", None)
         made = is_dataclass(synth) and (train is None or not Path(train).is_file()
                                       or (val is not None and not Path(val).is_file()))
         if made:  # the datamodule rendered its own needles (tspo.training.synth)

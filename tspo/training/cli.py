@@ -2,6 +2,7 @@
 
     tspo train fit --config examples/configs/synthetic_needle.yaml
     tspo train fit --config examples/configs/synthetic_needle.yaml --trainer.max_steps 500
+    tspo train fit --config examples/configs/synthetic_needle.yaml --run_dir runs/exp2   # a second run
     tspo train fit --config run/config.yaml --ckpt_path run/checkpoints/last.ckpt   # exact resume
 
 Lightning does devices, precision, DDP, checkpoints and logging; the YAML holds every knob. The
@@ -27,6 +28,14 @@ class TSPOCLI(LightningCLI):
         # One encoder for features and agent: the agent's dim is the encoder's.
         parser.link_arguments("data.encoder", "model.encoder")
         parser.add_lightning_class_args(ExportSelector, "export")
+        parser.add_argument("--run_dir", type=str | None, default=None,
+                            help="the run folder: sets trainer.default_root_dir; logs, checkpoints, the exported "
+                                 "selector, and (unless given as paths) data/ and feature_cache/ go inside it")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("run_dir"):
+            config.trainer.default_root_dir = config.run_dir
 
 
 def main(argv: list[str] | None = None) -> int:
