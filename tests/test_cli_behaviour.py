@@ -128,3 +128,22 @@ def test_dir_and_repr():
                     frames=np.zeros((16, 224, 224, 3), np.uint8), method="tspo", num_candidates=300)  # fmt: skip
     text = repr(sel)
     assert "\n" not in text and len(text) < 200 and "k=16 of 300" in text and "(16, 224, 224, 3)" in text
+
+
+def test_feature_cache_option_shares_one_layout_between_training_select_and_eval(short_video, tmp_path, capsys):
+    from tspo.cache import FeatureCache, video_features
+    from tspo.encoders import load_encoder
+    from tspo.evaluate import make_selector
+
+    shared = tmp_path / "run" / "feature_cache"
+    # what a training run stores (its DataModule uses FeatureCache(data.feature_cache) the same way)
+    video_features(str(short_video), load_encoder("tiny-random"), 1.0, None, FeatureCache(shared))
+    stored = sorted(p.name for p in shared.rglob("*") if p.is_file())
+    assert stored
+    assert tspo_main(["select", str(short_video), "q?", "-k", "2", "--encoder", "tiny-random",
+                      "--feature-cache", str(shared)]) == 0  # fmt: skip
+    assert sorted(p.name for p in shared.rglob("*") if p.is_file()) == stored  # a hit: nothing new written
+    selector = make_selector(None, "tiny-random", ["uniform"], str(shared))
+    assert selector.cache.root == shared
+    selector.features(str(short_video))
+    assert selector.cache.hits == 1 and selector.cache.misses == 0

@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="tspo", help="selection method: tspo (default), uniform, clip, bin-max, aks")
     p.add_argument("--fps", type=float, default=1.0, help="candidate frames per second (default 1)")
     p.add_argument("--max-candidates", type=int, default=None, help="cap on the number of candidates")
+    p.add_argument("--feature-cache", metavar="DIR", help="candidate feature cache (default $TSPO_CACHE/features; "
+                   "a training run's RUN/feature_cache works too)")
     p.add_argument("--device", default="cpu", help="torch device for the encoder and agent (default cpu)")
     p.add_argument("--json", action="store_true", help="print the selection as JSON")
     p.add_argument("--scores", action="store_true", help="with --json: add every candidate's time and score")
@@ -71,6 +73,8 @@ def check_args(args: argparse.Namespace) -> None:
             check_plot_path(args.plot)
         except PlotInputError as err:
             raise UsageError(f"--plot: {err}") from err
+    if args.feature_cache and Path(args.feature_cache).exists() and not Path(args.feature_cache).is_dir():
+        raise UsageError(f"--feature-cache {args.feature_cache!r} is a file; give a directory")
     if args.save_frames and Path(args.save_frames).exists() and not Path(args.save_frames).is_dir():
         raise UsageError(f"--save-frames {args.save_frames!r} is an existing file; give a directory")
     if args.selector and not Path(args.selector).is_dir() and (
@@ -123,15 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         return _error(err, 2)
 
+    from tspo.cache import FeatureCache
     from tspo.encoders import EncoderWeightsError
     from tspo.selector import SelectorConfigError, SelectorWeightsError, TSPOSelector
     from tspo.video import VideoError
 
+    cache = FeatureCache(args.feature_cache) if args.feature_cache else None
     try:
         if args.selector:
-            selector = TSPOSelector.from_pretrained(args.selector, encoder=args.encoder, device=args.device)
+            selector = TSPOSelector.from_pretrained(args.selector, encoder=args.encoder, device=args.device, cache=cache)
         else:
-            selector = TSPOSelector(encoder=args.encoder or "ViT-L-14:openai", device=args.device)
+            selector = TSPOSelector(encoder=args.encoder or "ViT-L-14:openai", device=args.device, cache=cache)
     except (EncoderWeightsError, SelectorWeightsError) as err:
         return _error(err, 1)
     except (SelectorConfigError, ValueError) as err:  # not a selector folder; an unknown encoder spec / tag

@@ -286,6 +286,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="cap on candidates per video (default: the selector's, else none)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
     p.add_argument("--seed", type=int, default=0, help="seed of the oracle's guesses")
+    p.add_argument("--feature-cache", metavar="DIR", help="candidate feature cache (default $TSPO_CACHE/features; "
+                   "pass a training run's RUN/feature_cache to reuse what it encoded)")
     p.add_argument("--out", help="write the result as JSON here")
     p.add_argument("--per-sample", action="store_true", help="keep per-sample picks and answers in --out")
     return p
@@ -305,15 +307,18 @@ def load_samples(args: argparse.Namespace) -> list[Any]:
     return samples[: args.limit] if args.limit is not None else samples
 
 
-def make_selector(selector_dir: str | None, encoder: str | None, methods: Iterable[str]) -> Any:
+def make_selector(selector_dir: str | None, encoder: str | None, methods: Iterable[str],
+                  feature_cache: str | None = None) -> Any:
+    from tspo.cache import FeatureCache
     from tspo.selector import TSPOSelector
 
+    cache = FeatureCache(feature_cache) if feature_cache else None
     if selector_dir:
-        return TSPOSelector.from_pretrained(selector_dir, encoder=encoder)
+        return TSPOSelector.from_pretrained(selector_dir, encoder=encoder, cache=cache)
     if "tspo" in methods:
         raise EvalConfigError("method 'tspo' needs --selector DIR (a trained selector); drop it from --methods "
                               "to compare only the baselines")
-    return TSPOSelector(encoder=encoder or "ViT-L-14:openai")
+    return TSPOSelector(encoder=encoder or "ViT-L-14:openai", cache=cache)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -325,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.limit is not None and args.limit <= 0:
             raise EvalConfigError(f"--limit must be positive, got {args.limit}")
         samples = load_samples(args)
-        selector = make_selector(args.selector, args.encoder, methods)
+        selector = make_selector(args.selector, args.encoder, methods, args.feature_cache)
         oracle = build_oracle(args.oracle, selector.encoder, seed=args.seed)
         check_oracle_fits(args.oracle, samples)
         fps = selector.fps if args.fps is None else args.fps
