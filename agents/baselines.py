@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import torch
 
+from tspo.settings import check_num_frames
+
 METHODS: tuple[str, ...] = ("tspo", "uniform", "clip", "bin-max", "aks")
 
 
 def _check_k(num_candidates: int, k: int) -> None:
-    if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
-        raise ValueError(f"k (number of frames to select) must be a positive int, got {k!r}")
+    check_num_frames(k, "k")
     if num_candidates <= 0:
         raise ValueError("there are no candidate frames to select from (T = 0)")
     if k > num_candidates:
@@ -93,8 +94,7 @@ def select_aks(
     """
     scores = _as_scores(scores)
     num = scores.numel()
-    if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
-        raise ValueError(f"k (number of frames to select) must be a positive int, got {k!r}")
+    check_num_frames(k, "k")
     if max_depth < 0:
         raise ValueError(f"max_depth must be >= 0, got {max_depth}")
     if num < k:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from tspo.settings import check_num_frames
+
 
 class PolicyInputError(ValueError):
     """Bad input to the sampling policy (shape, k larger than the number of candidates, ...)."""
@@ -38,9 +40,10 @@ class GumbelTopK:
     """
 
     def __init__(self, k: int) -> None:
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise PolicyInputError(f"GumbelTopK: k must be a positive int, got {k!r}")
-        self.k = k
+        try:
+            self.k = check_num_frames(k, "GumbelTopK: k")
+        except ValueError as err:
+            raise PolicyInputError(str(err)) from None
 
     def __repr__(self) -> str:
         return f"GumbelTopK(k={self.k})"

@@ -9,6 +9,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from tspo.rewards.factory import SPEC_HELP
+from tspo.settings import DEFAULT_FPS, DEFAULT_FRAME_SIZE, DEFAULT_MAX_CANDIDATES
+
 from .events import QUESTION_KINDS
 from .needle import TARGET_ORDERS
 
@@ -50,19 +53,21 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--target-order", choices=TARGET_ORDERS, default="shuffle",
                    help="shuffle: every target segment placed on its own (paper); ordered: scattered but each "
                         "repetition's segments in order; contiguous: each repetition in one piece")
-    n.add_argument("--fps", type=float, default=1.0, help="candidate grid: cuts are multiples of 1/fps s")
+    n.add_argument("--fps", type=float, default=DEFAULT_FPS, help="candidate grid: cuts are multiples of 1/fps s")
     n.add_argument("--materialize", action="store_true", help="also write each sample as a lossless mp4")
     n.add_argument("--root", default=None, help="root that the manifests' paths must stay inside")
 
     f = sub.add_parser("filter", help="drop samples too easy (4 frames) or too hard (64 frames) for an oracle")
     f.add_argument("--manifest", required=True)
     f.add_argument("--out", required=True, help="manifest of the kept samples")
-    f.add_argument("--oracle", choices=("simulated", "clip"), default="simulated")
+    f.add_argument("--oracle", default="simulated", help=f"oracle spec: {SPEC_HELP}")
     f.add_argument("--encoder", default="tiny-random", help="encoder spec for --oracle clip")
+    f.add_argument("--frame-size", type=int, default=DEFAULT_FRAME_SIZE,
+                   help="short side in px of the whole frames shown to oracles that need pixels")
     f.add_argument("--easy-frames", type=int, default=4)
     f.add_argument("--hard-frames", type=int, default=64)
-    f.add_argument("--fps", type=float, default=1.0)
-    f.add_argument("--max-candidates", type=int, default=None)
+    f.add_argument("--fps", type=float, default=DEFAULT_FPS)
+    f.add_argument("--max-candidates", type=int, default=DEFAULT_MAX_CANDIDATES)
     f.add_argument("--seed", type=int, default=0, help="seed of the simulated oracle's guesses")
     f.add_argument("--root", default=None)
 
@@ -131,16 +136,13 @@ def _filter(a) -> int:
     from .manifest import load_manifest, write_manifest
 
     samples = load_manifest(a.manifest, a.root)
-    if a.oracle == "simulated":
-        from tspo.rewards import SimulatedOracle
+    from tspo.encoders import load_encoder
+    from tspo.rewards import build_oracle
 
-        oracle = SimulatedOracle(seed=a.seed)
-    else:
-        from tspo.encoders import load_encoder
-        from tspo.rewards import ClipZeroShotOracle
-
-        oracle = ClipZeroShotOracle(load_encoder(a.encoder))
-    kept, report = filter_samples(samples, oracle, a.easy_frames, a.hard_frames, a.fps, a.max_candidates)
+    encoder = load_encoder(a.encoder) if a.oracle == "clip" else None
+    oracle = build_oracle(a.oracle, encoder=encoder, seed=a.seed)
+    kept, report = filter_samples(samples, oracle, a.easy_frames, a.hard_frames, a.fps, a.max_candidates,
+                                  frame_size=a.frame_size)
     out = Path(a.out)
     if kept:
         write_manifest(out, kept)

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from tspo.settings import DEFAULT_FPS
+
 from .manifest import Sample
 
 _GRID_TOL = 1e-6
@@ -35,7 +37,7 @@ def check_grid(segments: Sequence[Mapping], fps: float) -> None:
                     "encode the decoded candidates instead (tspo.cache.video_features(segments, ...))")
 
 
-def compose_features(segments: Sequence[Mapping], source_features: Mapping[str, object], fps: float = 1.0,
+def compose_features(segments: Sequence[Mapping], source_features: Mapping[str, object], fps: float = DEFAULT_FPS,
                      max_candidates: int | None = None):
     """Features of a virtual video from per-source ``VideoFeatures`` (full grid at ``fps``, no cap).
 
@@ -73,7 +75,7 @@ def compose_features(segments: Sequence[Mapping], source_features: Mapping[str, 
     return VideoFeatures(feats, times, frame_idx, duration)
 
 
-def sample_features(sample: Sample | str | Sequence[Mapping], encoder, fps: float = 1.0,
+def sample_features(sample: Sample | str | Sequence[Mapping], encoder, fps: float = DEFAULT_FPS,
                     max_candidates: int | None = None, cache=None):
     """``VideoFeatures`` (float32[T, D]) of a sample's candidates at ``fps``, capped at ``max_candidates``.
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tspo.settings import DEFAULT_FPS, DEFAULT_FRAME_SIZE, DEFAULT_MAX_CANDIDATES
+
 from .manifest import Sample
 
 
@@ -41,7 +43,8 @@ class FilterReport:
         return "\n".join(lines)
 
 
-def uniform_timestamps(sample: Sample, k: int, fps: float = 1.0, max_candidates: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def uniform_timestamps(sample: Sample, k: int, fps: float = DEFAULT_FPS,
+                       max_candidates: int | None = DEFAULT_MAX_CANDIDATES) -> tuple[np.ndarray, np.ndarray]:
     """(positions int64[k'], seconds float64[k']) of ``k`` uniform picks on the sample's candidate
     grid; ``k' = min(k, T)``."""
     from tspo.agents.baselines import select_uniform
@@ -54,17 +57,17 @@ def uniform_timestamps(sample: Sample, k: int, fps: float = 1.0, max_candidates:
 
 def _query(sample: Sample, k: int, fps: float, max_candidates: int | None, frame_size: int | None, needs_frames: bool):
     from tspo.rewards import OracleQuery
-    from tspo.video import read_frames_at
+    from tspo.video import read_whole_frames
 
     pos, ts = uniform_timestamps(sample, k, fps, max_candidates)
-    # whole frames (no centre crop): the oracle must see the full width of the picture
-    frames = read_frames_at(sample.video, ts, size=frame_size, crop=False) if needs_frames else None
+    frames = read_whole_frames(sample.video, ts, frame_size) if needs_frames else None
     return OracleQuery(sample_id=sample.id, question=sample.question, options=tuple(sample.options),
                        timestamps_s=ts, frames=frames, positions=pos, meta=sample.oracle_meta())
 
 
 def filter_samples(samples: Sequence[Sample], oracle, easy_frames: int = 4, hard_frames: int = 64,
-                   fps: float = 1.0, max_candidates: int | None = None, frame_size: int | None = 224,
+                   fps: float = DEFAULT_FPS, max_candidates: int | None = DEFAULT_MAX_CANDIDATES,
+                   frame_size: int = DEFAULT_FRAME_SIZE,
                    batch_size: int = 16, progress: bool = True) -> tuple[list[Sample], FilterReport]:
     """Keep the samples the oracle gets wrong with ``easy_frames`` and right with ``hard_frames``.
 

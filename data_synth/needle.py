@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tspo.settings import DEFAULT_FPS
+
 from .manifest import Sample, load_manifest
 from .media import grid_steps
 
@@ -42,7 +44,7 @@ class NeedleConfig:
     repeats: tuple[int, int] = (1, 4)              # target repetitions, inclusive
     target_fraction: tuple[float, float] | None = (0.12, 0.25)  # share of the timeline; None: any
     segment_seconds: tuple[float, float] = (10.0, 60.0)         # haystack segment length range
-    fps: float = 1.0                               # candidate grid: every cut is a multiple of 1/fps
+    fps: float = DEFAULT_FPS                               # candidate grid: every cut is a multiple of 1/fps
     id_prefix: str = "needle"
     target_segment_seconds: tuple[float, float] = (10.0, 30.0)  # length range of a repetition's cuts
     target_order: str = "shuffle"                  # one of TARGET_ORDERS (paper: shuffle at segment level)

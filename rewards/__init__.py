@@ -4,7 +4,8 @@ Reward math (pure functions): :func:`parse_option`, :func:`accuracy_reward`,
 :func:`temporal_reward`, :func:`compose_reward`. Oracles answer a whole GRPO group per call:
 :class:`SimulatedOracle` (synthetic data with known evidence), :class:`ClipZeroShotOracle`,
 :class:`HFVideoLLMOracle` (transformers, optional ``hf`` extra, imported lazily),
-:class:`OpenAICompatibleOracle` (HTTP), and :class:`OracleCache` around any of them.
+:class:`OpenAICompatibleOracle` (HTTP), and :class:`OracleCache` around any of them;
+:func:`build_oracle` builds any of them from one spec grammar.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from .cache import OracleCache
 from .clip_oracle import ClipZeroShotOracle
 from .errors import OracleConfigError, OracleInputError, RewardInputError
+from .factory import ORACLE_KINDS, SPEC_HELP, build_oracle
 from .hf_oracle import HFVideoLLMOracle
 from .openai_oracle import OpenAICompatibleOracle
 from .oracle import Oracle, OracleAnswer, OracleQuery
@@ -20,6 +22,9 @@ from .rewards import RewardParts, accuracy_reward, compose_reward, in_spans, tem
 from .simulated import SimulatedOracle
 
 __all__ = [
+    "ORACLE_KINDS",
+    "SPEC_HELP",
+    "build_oracle",
     "ClipZeroShotOracle",
     "HFVideoLLMOracle",
     "OpenAICompatibleOracle",

@@ -18,7 +18,7 @@ import torch
 
 from .errors import OracleConfigError
 from .hf_adapters import VideoLLMAdapter, adapter_for
-from .oracle import OracleAnswer, OracleQuery, check_queries, format_question
+from .oracle import OracleAnswer, OracleQuery, check_queries
 from .parsing import LETTERS, parse_option
 
 MODES = ("score", "generate")
@@ -137,12 +137,10 @@ class HFVideoLLMOracle:
         return index, valid
 
     def _inputs(self, queries: list[OracleQuery]) -> dict[str, Any]:
-        texts = [self.adapter.chat_text(self.processor, format_question(q, self.with_timestamps)) for q in queries]
         side = self.tokenizer.padding_side
         self.tokenizer.padding_side = "left"  # the last position of every row is the answer's first token
         try:
-            batch = self.processor(text=texts, videos=[q.frames for q in queries], padding=True,
-                                   return_tensors="pt", **self.adapter.processor_kwargs(queries))
+            batch = self.adapter.inputs(self.processor, queries, self.with_timestamps)
         finally:
             self.tokenizer.padding_side = side
         device = next(self.model.parameters()).device

@@ -15,8 +15,6 @@ Stdlib only (urllib).
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import math
 import os
@@ -28,10 +26,10 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numpy as np
+from tspo.plugins.generic import openai_messages
 
 from .errors import OracleConfigError
-from .oracle import OracleAnswer, OracleQuery, check_queries, format_question
+from .oracle import OracleAnswer, OracleQuery, check_queries, query_clip, question_text
 from .parsing import parse_option
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -41,24 +39,10 @@ class _Retryable(Exception):
     """A transient failure worth another try."""
 
 
-def encode_jpeg(frame: np.ndarray, quality: int = 85) -> str:
-    """uint8[H, W, 3] -> base64 JPEG string."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def build_messages(query: OracleQuery, jpeg_quality: int = 85) -> list[dict[str, Any]]:
-    """Chat messages for one query: timestamped frames, then question, options and instruction."""
-    content: list[dict[str, Any]] = []
-    for t, frame in zip(query.timestamps_s, query.frames):
-        content.append({"type": "text", "text": f"Frame at {t:.1f}s:"})
-        content.append({"type": "image_url",
-                        "image_url": {"url": f"data:image/jpeg;base64,{encode_jpeg(frame, jpeg_quality)}"}})
-    content.append({"type": "text", "text": format_question(query, with_timestamps=False)})
-    return [{"role": "user", "content": content}]
+    """Chat messages for one query: the plug-in's :func:`tspo.plugins.generic.openai_messages`
+    (timestamped JPEG frames, then the text) with the question and :func:`answer_suffix`."""
+    return openai_messages(query_clip(query), question_text(query), image_format="jpeg", quality=jpeg_quality)
 
 
 def option_probs_from_logprobs(choice: dict[str, Any], letters: str) -> dict[str, float] | None:

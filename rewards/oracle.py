@@ -19,6 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from tspo.plugins._clip import SelectedClip, make_clip
+
 from .errors import OracleInputError
 from .parsing import LETTERS
 
@@ -176,17 +178,22 @@ def check_queries(queries: Any, needs_frames: bool, who: str) -> list[OracleQuer
     return list(queries)
 
 
-def format_timestamps(timestamps_s: np.ndarray) -> str:
-    return ", ".join(f"{t:.1f}s" for t in timestamps_s)
+def answer_suffix(query: OracleQuery) -> str:
+    """What an oracle adds after the question: the lettered options and the answer-format
+    instruction. Everything else of the prompt (frame times, video layout) is the model family's
+    builder in :mod:`tspo.plugins`, the same one that serves the trained selector."""
+    options = "\n".join(f"{letter}. {text}" for letter, text in zip(query.letters, query.options))
+    return f"\nOptions:\n{options}\n{ANSWER_INSTRUCTION}"
 
 
-def format_question(query: OracleQuery, with_timestamps: bool = True) -> str:
-    """The text part of a prompt: frame times, question, lettered options, answer instruction."""
-    lines = []
-    if with_timestamps:
-        lines.append(f"The video frames were sampled at {format_timestamps(query.timestamps_s)}.")
-    lines.append(f"Question: {query.question}")
-    lines.append("Options:")
-    lines.extend(f"{letter}. {text}" for letter, text in zip(query.letters, query.options))
-    lines.append(ANSWER_INSTRUCTION)
-    return "\n".join(lines)
+def question_text(query: OracleQuery) -> str:
+    """The text an oracle asks about the frames: the question, then :func:`answer_suffix`."""
+    return query.question + answer_suffix(query)
+
+
+def query_clip(query: OracleQuery) -> SelectedClip:
+    """The query's frames and times as the plug-ins' :class:`~tspo.plugins._clip.SelectedClip`."""
+    if query.frames is None:
+        raise OracleInputError(f"query {query.sample_id!r} has no frames; this oracle needs pixels")
+    positions = query.positions if query.positions is not None else np.arange(query.num_frames)
+    return make_clip(query.frames, query.timestamps_s, positions)

@@ -34,8 +34,8 @@ def test_select_saves_frames_and_text_output(short_video, tmp_path, capsys):
     [
         (["MISSING.mp4", "q?"], "does not exist"),
         (["{video}", "  "], "question must be a non-empty string"),
-        (["{video}", "q?", "-k", "0"], "num-frames must be positive"),
-        (["{video}", "q?", "--fps", "0"], "fps must be positive"),
+        (["{video}", "q?", "-k", "0"], "num-frames must be a positive int"),
+        (["{video}", "q?", "--fps", "0"], "--fps must be a positive number"),
         (["{video}", "q?", "--selector", "{tmp}"], "no config.json"),
     ],
 )

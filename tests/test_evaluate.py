@@ -14,14 +14,14 @@ from tspo.agents import select_by_method
 from tspo.data_synth import Sample, render_dataset, write_manifest
 from tspo.evaluate import (
     EvalConfigError,
-    build_oracle,
     check_methods,
     duration_bucket,
     evaluate_samples,
     format_table,
     main,
 )
-from tspo.rewards import OracleAnswer, SimulatedOracle
+from tspo.rewards import OracleAnswer, OracleConfigError, SimulatedOracle, build_oracle
+from tspo.settings import SelectionSettings
 
 STATS_KEYS = {"accuracy", "target_fraction", "seconds_per_sample", "n"}
 
@@ -31,6 +31,7 @@ class FeatureSelector:
 
     encoder = SimpleNamespace(spec="fake")
     cache = None
+    settings = SelectionSettings()
 
     def select_from_features(self, features, question, k, method):
         scores = None if method == "uniform" else features[:, 0] + 1e-3 * torch.arange(len(features))
@@ -141,12 +142,12 @@ def test_oracle_sees_whole_frames_not_a_centre_crop(tmp_path) -> None:
 def test_bad_arguments_raise_clear_errors() -> None:
     with pytest.raises(EvalConfigError, match="unknown or no methods"):
         check_methods("tspo,random")
-    with pytest.raises(EvalConfigError, match="num_frames"):
+    with pytest.raises(ValueError, match="num_frames"):
         evaluate_samples([_needle("s", 100, (1, 2))], "tspo", SimulatedOracle(), 0, FeatureSelector(),
                          feature_fn=_feature_fn)
     with pytest.raises(EvalConfigError, match="no samples"):
         evaluate_samples([], "tspo", SimulatedOracle(), 4, FeatureSelector(), feature_fn=_feature_fn)
-    with pytest.raises(EvalConfigError, match="unknown oracle spec"):
+    with pytest.raises(OracleConfigError, match="unknown oracle spec"):
         build_oracle("gpt5")
     assert duration_bucket(119.9) == "<2min" and duration_bucket(900) == "15-60min" and duration_bucket(4e4) == ">60min"
 

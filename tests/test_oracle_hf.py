@@ -8,10 +8,13 @@ import torch
 
 pytest.importorskip("transformers")
 
+from tspo.plugins import llava, qwen  # noqa: E402
+from tspo.plugins import tiny as plugin_tiny  # noqa: E402
+from tspo.plugins._clip import render_chat  # noqa: E402
 from tspo.rewards import HFVideoLLMOracle, OracleConfigError, OracleQuery, parse_option  # noqa: E402
-from tspo.rewards.hf_adapters import ADAPTERS, mean_fps  # noqa: E402
+from tspo.rewards.hf_adapters import ADAPTERS  # noqa: E402
 from tspo.rewards.hf_tiny import tiny_llava_onevision, tiny_qwen_vl  # noqa: E402
-from tspo.rewards.oracle import format_question  # noqa: E402
+from tspo.rewards.oracle import answer_suffix, query_clip, question_text  # noqa: E402
 
 pytestmark = pytest.mark.hf
 
@@ -86,11 +89,11 @@ def test_generate_mode_parses_the_generated_text(qwen2):
 def test_prompt_carries_timestamps_and_options(qwen2):
     oracle = HFVideoLLMOracle(*qwen2)
     query = make_queries(1)[0]
-    prompt = oracle.adapter.chat_text(oracle.processor, format_question(query))
-    assert f"sampled at {query.timestamps_s[0]:.1f}s, {query.timestamps_s[1]:.1f}s" in prompt
+    _, _, (prompt,) = oracle.adapter.build(oracle.processor, [query_clip(query)], [question_text(query)])
+    assert f"taken at {query.timestamps_s[0]:.1f}s, {query.timestamps_s[1]:.1f}s" in prompt
     assert "A. red ball\nB. blue cup" in prompt and prompt.endswith("<|im_start|>assistant\n")
     text = oracle.tokenizer.decode(oracle._inputs([query])["input_ids"][0])
-    assert "red ball" in text and "Question" in text and text.count("<|video_pad|>") == 8  # 4 frames of 56x56: 2 time x 4 merged patches
+    assert "red ball" in text and "Options" in text and text.count("<|video_pad|>") == 8  # 4 frames of 56x56: 2 time x 4 merged patches
 
 
 def test_runtime_failure_becomes_counted_failed_answers(qwen2):
@@ -114,7 +117,7 @@ def test_qwen2_5_vl_end_to_end_with_seconds_aligned_video():
     oracle = HFVideoLLMOracle(model, processor)
     queries = make_queries(2)
     inputs = oracle._inputs(queries)
-    expected = torch.tensor([2.0 / mean_fps(q.timestamps_s) for q in queries])  # temporal_patch_size / fps
+    expected = torch.tensor([qwen.seconds_per_grid(q.timestamps_s, 2) for q in queries])  # from the real times
     assert torch.allclose(inputs["second_per_grid_ts"].float(), expected, rtol=1e-4)
     assert all(a.ok for a in oracle.answer(queries))
 
@@ -165,7 +168,8 @@ def test_bad_settings(qwen2):
 
 
 def test_llava_onevision_fallback_prompt_has_video_token():
-    text = ADAPTERS["llava_onevision"].chat_text(types.SimpleNamespace(chat_template=None), "Q?")
+    messages = llava.llava_messages(query_clip(make_queries(1)[0]), "Q?")
+    text = render_chat(types.SimpleNamespace(chat_template=None), messages, llava.VIDEO_TOKEN)
     assert "<video>" in text and text.endswith("assistant\n")
 
 
@@ -217,3 +221,22 @@ def test_oracle_id_names_the_processor_frame_size(qwen2, monkeypatch):
     assert "longest_edge=3136" in default and "shortest_edge=784" in default
     monkeypatch.setattr(processor.video_processor, "size", {"height": 64, "width": 64})
     assert HFVideoLLMOracle(model, processor).oracle_id.endswith("px[height=64,width=64])")
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "llava_onevision"])
+def test_oracle_inputs_equal_the_deployed_adapters_inputs(family):
+    """Train/serve parity: for one selection the oracle feeds the model exactly what the plug-in
+    feeds it for the same question, apart from the options + answer-format suffix."""
+    if family == "llava_onevision":
+        model, processor = plugin_tiny.tiny_llava_onevision()
+        build = llava.llava_inputs
+    else:
+        model, processor = plugin_tiny.tiny_qwen_vl(family)
+        build = qwen.qwen_inputs
+    query = make_queries(1, k=5)[0]
+    got = HFVideoLLMOracle(model, processor)._inputs([query])
+    selection = types.SimpleNamespace(frames=query.frames, timestamps=query.timestamps_s, indices=np.arange(5))
+    want = build(processor, selection, query.question + answer_suffix(query)).inputs
+    assert set(got) == set(want)
+    for key in want:
+        torch.testing.assert_close(torch.as_tensor(got[key]), torch.as_tensor(want[key]), msg=key)

@@ -124,7 +124,7 @@ def test_answers_letters_probs_and_sends_images(monkeypatch):
     assert req["max_tokens"] == 8 and req["logprobs"] is True and req["model"] == "tiny-model"
     parts = req["messages"][0]["content"]
     images = [p for p in parts if p["type"] == "image_url"]
-    assert len(images) == 3 and parts[0]["text"] == "Frame at 0.0s:" and parts[2]["text"] == "Frame at 2.5s:"
+    assert len(images) == 3 and parts[0]["text"] == "Frame at 0.0 s:" and parts[2]["text"] == "Frame at 2.5 s:"  # the plug-in's layout
     jpeg = base64.b64decode(images[0]["image_url"]["url"].split(",", 1)[1])
     assert Image.open(io.BytesIO(jpeg)).size == (16, 16)
     assert "A. w\nB. x" in parts[-1]["text"]

@@ -233,7 +233,7 @@ def test_frames_mode_loglikelihood_and_unconditional_requests(workdir):
     assert passed == ("", "A")
     sel = model.last_selections[0]
     assert context.startswith("The 3 video frames were taken at ") and context.endswith("Q?")
-    assert [np.asarray(im).shape for im in images] == [(32, 32, 3)] * 3
+    assert [np.asarray(im).shape for im in images] == [(32, 43, 3)] * 3  # whole 48x64 frames, short side 32
     np.testing.assert_allclose([np.asarray(im).mean() for im in images],
                                [frame_value(int(t)) for t in sel.timestamps], atol=3)  # fmt: skip
 

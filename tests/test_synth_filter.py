@@ -28,7 +28,7 @@ def test_uniform_picks_follow_the_candidate_grid():
     assert pos.tolist() == [0, 42, 84, 127] and ts.tolist() == [0.0, 42.0, 84.0, 127.0]
     pos, ts = uniform_timestamps(_needle("short", None, duration=10.0), 64)
     assert pos.tolist() == list(range(10))                       # fewer candidates than asked: all of them
-    assert uniform_timestamps(SAMPLES[0], 4, fps=2.0)[1].tolist() == [0.0, 42.5, 85.0, 127.5]
+    assert uniform_timestamps(SAMPLES[0], 4, fps=2.0, max_candidates=None)[1].tolist() == [0.0, 42.5, 85.0, 127.5]
 
 
 def test_filter_keeps_only_questions_that_need_search():

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from tspo.settings import DEFAULT_FPS
 from tspo.video import VideoLike, file_identity, iter_frames_at, plan_candidates
 
 logger = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ class FeatureCache:
 
 
 def encode_candidates(
-    video: VideoLike, encoder, fps: float = 1.0, max_candidates: int | None = None, chunk_size: int = 64
+    video: VideoLike, encoder, fps: float = DEFAULT_FPS, max_candidates: int | None = None, chunk_size: int = 64
 ) -> VideoFeatures:
     """Decode and encode the candidates of ``video`` chunk by chunk (no cache): -> ``[T, D]``.
 
@@ -150,7 +151,7 @@ def encode_candidates(
 def video_features(
     video: VideoLike,
     encoder,
-    fps: float = 1.0,
+    fps: float = DEFAULT_FPS,
     max_candidates: int | None = None,
     cache: FeatureCache | None = None,
 ) -> VideoFeatures:

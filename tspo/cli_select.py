@@ -12,6 +12,17 @@ import json
 import sys
 from pathlib import Path
 
+from tspo.settings import (
+    DEFAULT_FPS,
+    DEFAULT_FRAME_SIZE,
+    DEFAULT_MAX_CANDIDATES,
+    DEFAULT_NUM_FRAMES,
+    check_fps,
+    check_frame_size,
+    check_max_candidates,
+    check_num_frames,
+)
+
 EXAMPLES = """examples:
   tspo select clip.mp4 "When does the dog jump?" -k 8 --encoder tiny-random
   tspo select clip.mp4 "What is on the table?" --selector runs/exp1/selector --json --scores
@@ -31,13 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("video", help="video file")
     p.add_argument("question", help="the question the frames should answer")
-    p.add_argument("-k", "--num-frames", type=int, default=16, help="frames to select (default 16)")
+    p.add_argument("-k", "--num-frames", type=int, default=None,
+                   help=f"frames to select (default: the selector's, else {DEFAULT_NUM_FRAMES})")
     p.add_argument("--selector", help="trained selector directory (from `tspo train` or save_pretrained) or hub id")
     p.add_argument("--encoder", help="encoder spec: 'ViT-L-14:openai' (default without --selector), "
                    "'MODEL:/path/weights.bin', or 'tiny-random' (offline, random weights)")
+    # The method list is checked after the cheap checks: it lives with torch code (tspo.agents).
     p.add_argument("--method", default="tspo", help="selection method: tspo (default), uniform, clip, bin-max, aks")
-    p.add_argument("--fps", type=float, default=1.0, help="candidate frames per second (default 1)")
-    p.add_argument("--max-candidates", type=int, default=None, help="cap on the number of candidates")
+    p.add_argument("--fps", type=float, default=None,
+                   help=f"candidate frames per second (default: the selector's, else {DEFAULT_FPS:g})")
+    p.add_argument("--max-candidates", type=int, default=None,
+                   help=f"cap on the number of candidates (default: the selector's, else {DEFAULT_MAX_CANDIDATES})")
+    p.add_argument("--frame-size", type=int, default=None,
+                   help=f"short side in px of saved/plotted frames (default: the selector's, else {DEFAULT_FRAME_SIZE})")
     p.add_argument("--feature-cache", metavar="DIR", help="candidate feature cache (default $TSPO_CACHE/features; "
                    "a training run's RUN/feature_cache works too)")
     p.add_argument("--device", default="cpu", help="torch device for the encoder and agent (default cpu)")
@@ -58,12 +75,17 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"video {args.video!r} is a directory, not a video file")
     if not args.question.strip():
         raise UsageError("question must be a non-empty string")
-    if args.num_frames <= 0:
-        raise UsageError(f"-k/--num-frames must be positive, got {args.num_frames}")
-    if args.fps <= 0:
-        raise UsageError(f"--fps must be positive, got {args.fps}")
-    if args.max_candidates is not None and args.max_candidates <= 0:
-        raise UsageError(f"--max-candidates must be positive, got {args.max_candidates}")
+    try:  # None = the selector's value
+        if args.num_frames is not None:
+            check_num_frames(args.num_frames, "-k/--num-frames")
+        if args.fps is not None:
+            check_fps(args.fps, "--fps")
+        if args.max_candidates is not None:
+            check_max_candidates(args.max_candidates, "--max-candidates")
+        if args.frame_size is not None:
+            check_frame_size(args.frame_size, "--frame-size")
+    except ValueError as err:
+        raise UsageError(str(err)) from err
     if args.scores and not args.json:
         raise UsageError("--scores adds the scores to the --json output; pass --json too")
     if args.plot:
@@ -146,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         need_frames = bool(args.save_frames or args.plot)
         selection = selector.select(
             args.video, args.question, args.num_frames, method=args.method, fps=args.fps,
-            max_candidates=args.max_candidates, return_frames=need_frames,
+            max_candidates=args.max_candidates, return_frames=need_frames, frame_size=args.frame_size,
         )  # fmt: skip
     except (VideoError, ValueError, OSError) as err:
         return _error(err, 1)

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tspo.settings import DEFAULT_MAX_CANDIDATES, DEFAULT_NUM_FRAMES
+
 NO_WEIGHTS_NOTE = """\
 This demo runs WITHOUT pretrained weights. The frame/text encoder is `tiny-random`: a small
 CLIP-shaped network whose weights are random (fixed seed), so its image and text features carry no
@@ -41,10 +43,10 @@ class DemoConfig:
     out_dir: str = "demo_out"
     encoder: str = "tiny-random"
     steps: int = 3000
-    num_frames: int = 16
+    num_frames: int = DEFAULT_NUM_FRAMES
     group_size: int = 8
     lr: float = 5e-4
-    max_candidates: int = 128
+    max_candidates: int = DEFAULT_MAX_CANDIDATES
     num_train: int = 128
     num_val: int = 48
     train_targets: int = 32
@@ -153,8 +155,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     ``stage_seconds`` (wall time of synth, train, eval, plots)."""
     from tspo.cache import FeatureCache
     from tspo.data_synth import load_manifest
-    from tspo.evaluate import build_oracle, evaluate_samples, format_table
+    from tspo.evaluate import evaluate_samples, format_table
     from tspo.plots import plot_eval_summary, plot_training_curves
+    from tspo.rewards import build_oracle
     from tspo.selector import TSPOSelector
     from tspo.training.synth import ensure_synthetic
 
@@ -174,13 +177,11 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     selector = TSPOSelector.from_pretrained(selector_dir, cache=FeatureCache(out / "cache"))
     samples = load_manifest(val_manifest)
     oracle = build_oracle("simulated", seed=cfg.seed)
-    result = evaluate_samples(samples, cfg.methods, oracle, cfg.num_frames, selector,
-                              fps=selector.fps, max_candidates=selector.max_candidates, progress=cfg.progress)
+    result = evaluate_samples(samples, cfg.methods, oracle, cfg.num_frames, selector, progress=cfg.progress)
     command = eval_command(cfg, val_manifest)
     result["config"] = {"manifest": str(val_manifest), "benchmark": None, "methods": list(cfg.methods),
                         "selector": str(selector_dir), "encoder": cfg.encoder, "oracle": "simulated", "seed": cfg.seed,
-                        "num_frames": cfg.num_frames, "fps": selector.fps, "max_candidates": selector.max_candidates,
-                        "reproduce": command}
+                        **selector.settings.override(num_frames=cfg.num_frames).to_config(), "reproduce": command}
     seconds["eval"] = time.perf_counter() - t0
     (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
 

@@ -15,7 +15,9 @@ batched oracle call that answers all methods' selections of that sample. Reporte
   ``feature_seconds_per_sample``);
 - ``n``: samples with an answered query (unparsed ones included).
 
-Oracle frames are decoded whole (short side ``frame_size``, aspect ratio kept, no centre crop).
+Every setting left unset (k, fps, max_candidates, frame size) is the selector's
+(:class:`~tspo.settings.SelectionSettings`). Oracle frames are decoded whole (short side
+``frame_size``, aspect ratio kept, no centre crop).
 
 The same numbers are broken down by duration bucket (``by_duration``) and sample kind
 (``by_kind``). ``evaluate_samples`` is the Python entry point (the demo calls it).
@@ -33,6 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tspo.rewards import SPEC_HELP, build_oracle
+from tspo.settings import DEFAULT_FPS, DEFAULT_FRAME_SIZE, DEFAULT_MAX_CANDIDATES, DEFAULT_NUM_FRAMES
 
 METHODS = ("tspo", "uniform", "clip", "bin-max", "aks")
 # (upper bound in seconds, label); a sample falls in the first bucket whose bound exceeds its duration
@@ -114,12 +119,12 @@ def evaluate_samples(
     samples: Sequence[Any],
     methods: Sequence[str] | str,
     oracle: Any,
-    num_frames: int,
+    num_frames: int | None,
     selector: Any,
-    fps: float = 1.0,
+    fps: float | None = None,
     max_candidates: int | None = None,
     feature_fn: Callable[[Any], Any] | None = None,
-    frame_size: int | None = 448,
+    frame_size: int | None = None,
     progress: bool = True,
     per_sample: bool = False,
 ) -> dict[str, Any]:
@@ -129,8 +134,8 @@ def evaluate_samples(
     :class:`~tspo.TSPOSelector` (its agent scores ``tspo``; its encoder scores the CLIP-based
     baselines). ``feature_fn(sample) -> VideoFeatures`` overrides how candidate features are
     obtained (default: :func:`tspo.data_synth.sample_features` through the selector's cache).
-    ``frame_size``: short side of the frames decoded for oracles that need pixels (whole frames,
-    aspect ratio kept).
+    ``num_frames``, ``fps``, ``max_candidates``, ``frame_size`` (short side of the whole frames decoded
+    for oracles that need pixels): None takes the selector's :attr:`~tspo.TSPOSelector.settings`.
     ``per_sample``: also return every (sample, method) outcome under ``"samples"``.
     """
     from tqdm import tqdm
@@ -138,11 +143,10 @@ def evaluate_samples(
     from tspo.rewards import OracleQuery, temporal_reward
 
     methods = check_methods(methods)
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames <= 0:
-        raise EvalConfigError(f"num_frames (-k) must be a positive int, got {num_frames!r}")
+    settings = selector.settings.override(num_frames, fps, max_candidates, frame_size)
     if not samples:
         raise EvalConfigError("no samples to evaluate; check the manifest")
-    feature_fn = feature_fn or _default_feature_fn(selector, fps, max_candidates)
+    feature_fn = feature_fn or _default_feature_fn(selector, settings.fps, settings.max_candidates)
     outcomes: list[Outcome] = []
     feature_seconds = []
     for sample in tqdm(samples, desc="eval", unit="sample", disable=not progress):
@@ -152,19 +156,17 @@ def evaluate_samples(
         picks, seconds = {}, {}
         for method in methods:
             start = time.perf_counter()
-            positions, _ = selector.select_from_features(feats.features, sample.question, num_frames, method)
+            positions, _ = selector.select_from_features(feats.features, sample.question, settings.num_frames, method)
             seconds[method] = time.perf_counter() - start
             picks[method] = np.asarray(positions, dtype=np.int64)
         cand_times = np.asarray(feats.timestamps_s, dtype=np.float64)
-        frames_at = _decode_picks(sample, cand_times, picks, frame_size) if getattr(oracle, "needs_frames", False) \
-            else None
+        frames = _decode_picks(sample, cand_times, picks, settings.frame_size) \
+            if getattr(oracle, "needs_frames", False) else {}
         queries = []
         for method in methods:
-            times = cand_times[picks[method]]
-            frames = None if frames_at is None else frames_at(picks[method])
             queries.append(OracleQuery(sample_id=sample.id, question=sample.question, options=tuple(sample.options),
-                                       timestamps_s=times, frames=frames, positions=picks[method],
-                                       meta=sample.oracle_meta()))
+                                       timestamps_s=cand_times[picks[method]], frames=frames.get(method),
+                                       positions=picks[method], meta=sample.oracle_meta()))
         answers = oracle.answer(queries)
         for method, query, ans in zip(methods, queries, answers):
             tf = temporal_reward(query.timestamps_s, sample.target_spans_s) if sample.target_spans_s else None
@@ -183,15 +185,13 @@ def evaluate_samples(
 
 
 def _decode_picks(sample: Any, cand_times: np.ndarray, picks: dict[str, np.ndarray],
-                  frame_size: int | None) -> Callable[[np.ndarray], np.ndarray]:
-    """Decode the union of all methods' picks once; returns positions int64[k] -> uint8[k,H,W,3].
+                  frame_size: int) -> dict[str, np.ndarray]:
+    """Whole frames of every method's picks, the union decoded once: -> {method: uint8[k, H, W, 3]}."""
+    from tspo.video import read_whole_frames
 
-    Whole frames (``crop=False``): the oracle must see the full width, not a centre square."""
-    from tspo.video import read_frames_at
-
-    union = np.unique(np.concatenate(list(picks.values())))
-    frames = read_frames_at(sample.video, cand_times[union], frame_size, crop=False)
-    return lambda positions: frames[np.searchsorted(union, positions)]
+    frames = read_whole_frames(sample.video, cand_times[np.concatenate(list(picks.values()))], frame_size)
+    ends = np.cumsum([len(p) for p in picks.values()])
+    return dict(zip(picks, np.split(frames, ends[:-1])))
 
 
 def _default_feature_fn(selector: Any, fps: float, max_candidates: int | None) -> Callable[[Any], Any]:
@@ -201,26 +201,6 @@ def _default_feature_fn(selector: Any, fps: float, max_candidates: int | None) -
         return sample_features(sample, selector.encoder, fps=fps, max_candidates=max_candidates, cache=selector.cache)
 
     return features
-
-
-def build_oracle(spec: str, encoder: Any = None, seed: int = 0) -> Any:
-    """Oracle from a CLI spec: ``simulated`` (or ``simulated:wrong`` / ``simulated:first`` guess rule),
-    ``clip`` (zero-shot with the selector's encoder), ``hf:MODEL_ID_OR_DIR``,
-    ``openai:BASE_URL#MODEL`` (key from ``$OPENAI_API_KEY``)."""
-    from tspo.rewards import ClipZeroShotOracle, HFVideoLLMOracle, OpenAICompatibleOracle, SimulatedOracle
-
-    name, _, arg = spec.partition(":")
-    if name == "simulated":
-        return SimulatedOracle(guess=arg or "random", seed=seed)
-    if name == "clip" and not arg:
-        return ClipZeroShotOracle(encoder)
-    if name == "hf" and arg:
-        return HFVideoLLMOracle.from_pretrained(arg)
-    if name == "openai" and "#" in arg:
-        url, _, model = arg.rpartition("#")
-        return OpenAICompatibleOracle(url, model, seed=seed)
-    raise EvalConfigError(
-        f"unknown oracle spec {spec!r}; use simulated[:random|wrong|first], clip, hf:MODEL, openai:URL#MODEL")
 
 
 def check_oracle_fits(spec: str, samples: Sequence[Any]) -> None:
@@ -278,12 +258,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--selector", help="trained selector directory (needed for the tspo method)")
     p.add_argument("--encoder", help="encoder spec for the other methods when no --selector is given "
                                      "(default ViT-L-14:openai); with --selector it overrides the stored one")
-    p.add_argument("--oracle", default="simulated", help="simulated | clip | hf:MODEL | openai:URL#MODEL")
-    p.add_argument("-k", "--num-frames", type=int, default=16, help="frames selected per sample")
+    p.add_argument("--oracle", default="simulated", help=SPEC_HELP)
+    p.add_argument("-k", "--num-frames", type=int, default=None,
+                   help=f"frames selected per sample (default: the selector's, else {DEFAULT_NUM_FRAMES})")
     p.add_argument("--fps", type=float, default=None,
-                   help="candidate frames per second (default: the selector's, else 1.0)")
+                   help=f"candidate frames per second (default: the selector's, else {DEFAULT_FPS:g})")
     p.add_argument("--max-candidates", type=int, default=None,
-                   help="cap on candidates per video (default: the selector's, else none)")
+                   help=f"cap on candidates per video (default: the selector's, else {DEFAULT_MAX_CANDIDATES})")
+    p.add_argument("--frame-size", type=int, default=None,
+                   help=f"short side in px of the oracle's frames (default: the selector's, else {DEFAULT_FRAME_SIZE})")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
     p.add_argument("--seed", type=int, default=0, help="seed of the oracle's guesses")
     p.add_argument("--feature-cache", metavar="DIR", help="candidate feature cache (default $TSPO_CACHE/features; "
@@ -331,19 +314,18 @@ def main(argv: list[str] | None = None) -> int:
             raise EvalConfigError(f"--limit must be positive, got {args.limit}")
         samples = load_samples(args)
         selector = make_selector(args.selector, args.encoder, methods, args.feature_cache)
-        oracle = build_oracle(args.oracle, selector.encoder, seed=args.seed)
+        settings = selector.settings.override(args.num_frames, args.fps, args.max_candidates, args.frame_size)
+        oracle = build_oracle(args.oracle, encoder=selector.encoder, seed=args.seed)
         check_oracle_fits(args.oracle, samples)
-        fps = selector.fps if args.fps is None else args.fps
-        max_candidates = selector.max_candidates if args.max_candidates is None else args.max_candidates
-        result = evaluate_samples(samples, methods, oracle, args.num_frames, selector, fps=fps,
-                                  max_candidates=max_candidates, per_sample=args.per_sample)
+        result = evaluate_samples(samples, methods, oracle, settings.num_frames, selector, fps=settings.fps,
+                                  max_candidates=settings.max_candidates, frame_size=settings.frame_size,
+                                  per_sample=args.per_sample)
     except (ValueError, EncoderWeightsError) as exc:  # our input errors: ValueError subclasses naming the fix
         print(f"tspo eval: error: {exc}")
         return 2
     result["config"] = {"manifest": args.manifest, "benchmark": args.benchmark, "methods": methods,
                         "selector": args.selector, "encoder": selector.encoder.spec, "oracle": args.oracle,
-                        "num_frames": args.num_frames, "fps": fps, "max_candidates": max_candidates,
-                        "seed": args.seed}
+                        **settings.to_config(), "seed": args.seed}
     print(format_table(result))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from tspo.agents import METHODS, TemporalAgent, select_by_method
 from tspo.cache import FeatureCache, VideoFeatures, video_features
 from tspo.encoders import ClipEncoder, load_encoder
-from tspo.video import VideoLike, plan_candidates, read_frames_at, segments_at
+from tspo.settings import SelectionSettings, clip_num_frames
+from tspo.video import VideoLike, plan_candidates, read_whole_frames, segments_at
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class Selection:
     timestamps: np.ndarray  # float64[k] seconds
     scores: np.ndarray | None  # float32[T] score of every candidate (None for uniform)
     candidate_timestamps: np.ndarray  # float64[T] seconds
-    frames: np.ndarray | None  # uint8[k, H, W, 3] when asked for
+    frames: np.ndarray | None  # uint8[k, H, W, 3] whole frames (short side = frame_size) when asked for
     method: str
     num_candidates: int
     # Virtual videos only (None for a file): the segment each pick came from (int64[k], position in
@@ -88,12 +89,6 @@ def _check_question(question: str) -> str:
     return question.strip()
 
 
-def _check_num_frames(num_frames: int) -> int:
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int | np.integer) or num_frames <= 0:
-        raise ValueError(f"num_frames (k) must be a positive int, got {num_frames!r}")
-    return int(num_frames)
-
-
 class TSPOSelector:
     """Frozen encoder + temporal agent; picks the k candidate frames that matter for a question.
 
@@ -102,6 +97,9 @@ class TSPOSelector:
     :class:`TemporalAgent`; ``None`` builds an untrained one, whose scores rank frames exactly as
     CLIP similarity does (its MLP output starts at zero). ``cache``: where candidate features are
     kept between calls (default: an on-disk :class:`FeatureCache`; ``False`` disables it).
+    ``settings``: the :class:`~tspo.settings.SelectionSettings` every call falls back to (saved with
+    the selector); ``num_frames`` / ``fps`` / ``max_candidates`` / ``frame_size`` replace single
+    fields of it (None keeps the value).
     """
 
     def __init__(
@@ -112,9 +110,11 @@ class TSPOSelector:
         heads: int = 8,
         device: str | torch.device = "cpu",
         cache: FeatureCache | None | bool = None,
-        num_frames: int = 16,
-        fps: float = 1.0,
+        settings: SelectionSettings | None = None,
+        num_frames: int | None = None,
+        fps: float | None = None,
         max_candidates: int | None = None,
+        frame_size: int | None = None,
         extra_config: dict[str, Any] | None = None,
     ) -> None:
         self.encoder = load_encoder(encoder, device=device) if isinstance(encoder, str) else encoder
@@ -127,13 +127,20 @@ class TSPOSelector:
             )
         self.agent = agent.to(self.encoder.device).eval()
         self.cache = FeatureCache() if cache is None or cache is True else (cache or None)
-        self.num_frames = _check_num_frames(num_frames)
-        self.fps = float(fps)
-        self.max_candidates = max_candidates
+        if settings is not None and not isinstance(settings, SelectionSettings):
+            raise TypeError(f"settings must be a tspo.settings.SelectionSettings, got {type(settings).__name__}")
+        self.settings = (settings or SelectionSettings()).override(num_frames, fps, max_candidates, frame_size)
         self.extra_config = dict(extra_config or {})
 
     def __repr__(self) -> str:
-        return f"TSPOSelector(encoder={self.encoder.spec!r}, agent={self.agent.config}, cache={self.cache})"
+        return (f"TSPOSelector(encoder={self.encoder.spec!r}, agent={self.agent.config}, settings={self.settings}, "
+                f"cache={self.cache})")
+
+    # The settings' fields, read-only: change them with ``selector.settings = settings.override(...)``.
+    num_frames = property(lambda self: self.settings.num_frames)
+    fps = property(lambda self: self.settings.fps)
+    max_candidates = property(lambda self: self.settings.max_candidates)
+    frame_size = property(lambda self: self.settings.frame_size)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -142,18 +149,15 @@ class TSPOSelector:
             "version": FORMAT_VERSION,
             "encoder": self.encoder.spec,
             "agent": self.agent.config,
-            "num_frames": self.num_frames,
-            "fps": self.fps,
-            "max_candidates": self.max_candidates,
+            **self.settings.to_config(),
             **self.extra_config,
         }
 
     # -- scoring -------------------------------------------------------------------------------
     def features(self, video: VideoLike, fps: float | None = None, max_candidates: int | None = None) -> VideoFeatures:
-        """Candidate features ``[T, D]`` of a video (cached)."""
-        fps = self.fps if fps is None else fps
-        max_candidates = self.max_candidates if max_candidates is None else max_candidates
-        return video_features(video, self.encoder, fps, max_candidates, self.cache)
+        """Candidate features ``[T, D]`` of a video (cached) on the settings' grid (None: the selector's)."""
+        grid = self.settings.override(fps=fps, max_candidates=max_candidates)
+        return video_features(video, self.encoder, grid.fps, grid.max_candidates, self.cache)
 
     @torch.no_grad()
     def score(self, features: torch.Tensor, question: str, method: str = "tspo") -> torch.Tensor:
@@ -169,23 +173,20 @@ class TSPOSelector:
         return F.cosine_similarity(feats, text[None], dim=-1).float().cpu()
 
     def select_from_features(
-        self, features: torch.Tensor, question: str, num_frames: int, method: str = "tspo"
+        self, features: torch.Tensor, question: str, num_frames: int | None = None, method: str = "tspo"
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Positions ``int64[k]`` (ascending) of the chosen candidates, and the scores ``[T]``."""
+        """Positions ``int64[k]`` (ascending) of the chosen candidates, and the scores ``[T]``
+        (``num_frames`` None: the selector's k)."""
         num = int(features.shape[0])
-        k = self._clip_k(_check_num_frames(num_frames), num)
+        k = self._clip_k(self.settings.override(num_frames=num_frames).num_frames, num)
         scores = None if method == "uniform" else self.score(features, question, method)
         return select_by_method(method, scores, num, k), scores
 
     @staticmethod
     def _clip_k(k: int, num_candidates: int) -> int:
-        if k > num_candidates:
-            warnings.warn(
-                f"asked for {k} frames but the video has only {num_candidates} candidates; selecting all "
-                f"{num_candidates} (raise fps or lower k)",
-                stacklevel=3,
-            )
-            return num_candidates
+        k, warning = clip_num_frames(k, num_candidates)
+        if warning:
+            warnings.warn(warning, stacklevel=3)
         return k
 
     # -- selection -------------------------------------------------------------------------------
@@ -200,13 +201,13 @@ class TSPOSelector:
         return_frames: bool = False,
         frame_size: int | tuple[int, int] | None = None,
     ) -> Selection:
-        """Pick ``num_frames`` frames of ``video`` for ``question`` (see :func:`select_frames`)."""
+        """Pick ``num_frames`` frames of ``video`` for ``question`` (see :func:`select_frames`); every
+        argument left None takes the selector's :attr:`settings`."""
         question = _check_question(question)
-        k = _check_num_frames(self.num_frames if num_frames is None else num_frames)
+        settings = self.settings.override(num_frames, fps, max_candidates, frame_size)
+        k, fps, max_candidates = settings.num_frames, settings.fps, settings.max_candidates
         if method not in METHODS:
             raise ValueError(f"unknown selection method {method!r}; choose one of {', '.join(METHODS)}")
-        fps = self.fps if fps is None else fps
-        max_candidates = self.max_candidates if max_candidates is None else max_candidates
         if method == "uniform":  # needs no pixels at all: plan the grid, decode only the picks
             times, _, frame_idx, _ = plan_candidates(video, fps, max_candidates)
             positions = select_by_method("uniform", None, len(times), self._clip_k(k, len(times)))
@@ -218,7 +219,7 @@ class TSPOSelector:
             scores = score_t.numpy().astype(np.float32)
         positions = positions.numpy().astype(np.int64)
         timestamps = times[positions]
-        frames = read_frames_at(video, timestamps, frame_size) if return_frames else None
+        frames = read_whole_frames(video, timestamps, settings.frame_size) if return_frames else None
         segment_ids, sources = segments_at(video, timestamps)
         return Selection(
             indices=frame_idx[positions].astype(np.int64),
@@ -252,15 +253,18 @@ class TSPOSelector:
         same architecture); its dimension must match the agent's.
         """
         agent, config = load_selector_agent(name_or_path)
-        known = {"format", "version", "encoder", "agent", "num_frames", "fps", "max_candidates"}
+        known = {"format", "version", "encoder", "agent", *SelectionSettings.FIELDS}
+        try:
+            settings = SelectionSettings.from_config(config)
+        except ValueError as err:
+            raise SelectorConfigError(f"selector {str(name_or_path)!r}: bad selection settings in config.json: {err}") \
+                from err
         return cls(
             encoder=encoder if encoder is not None else config["encoder"],
             agent=agent,
             device=device,
             cache=cache,
-            num_frames=int(config.get("num_frames", 16)),
-            fps=float(config.get("fps", 1.0)),
-            max_candidates=config.get("max_candidates"),
+            settings=settings,
             extra_config={k: v for k, v in config.items() if k not in known},
         )
 
@@ -358,20 +362,22 @@ _DEFAULT_SELECTORS: dict[str, TSPOSelector] = {}
 def select_frames(
     video: VideoLike,
     question: str,
-    num_frames: int = 16,
+    num_frames: int | None = None,
     selector: TSPOSelector | str | os.PathLike | None = None,
     method: str = "tspo",
-    fps: float = 1.0,
+    fps: float | None = None,
     max_candidates: int | None = None,
     return_frames: bool = False,
     encoder: str = "ViT-L-14:openai",
+    frame_size: int | None = None,
 ) -> Selection:
     """Pick the ``num_frames`` frames of ``video`` that matter for ``question``.
 
     ``video``: a file path or a virtual video (list of ``{source, start_s, end_s}``).
     ``selector``: a :class:`TSPOSelector`, a selector directory, or ``None`` for an untrained one on
     ``encoder`` (CLIP-similarity ranking). Candidates are taken at ``fps`` per second (at most
-    ``max_candidates``). Deterministic: top-k of the scores, no sampling noise. Returns a
+    ``max_candidates``). Every setting left None is the selector's (:class:`SelectionSettings`:
+    a saved selector's stored values, else the defaults of :mod:`tspo.settings`). Deterministic: top-k of the scores, no sampling noise. Returns a
     :class:`Selection` with frame indices (ascending) and timestamps in seconds.
     """
     if selector is None:
@@ -381,5 +387,6 @@ def select_frames(
     elif not isinstance(selector, TSPOSelector):
         selector = TSPOSelector.from_pretrained(selector)
     return selector.select(
-        video, question, num_frames, method=method, fps=fps, max_candidates=max_candidates, return_frames=return_frames
+        video, question, num_frames, method=method, fps=fps, max_candidates=max_candidates,
+        return_frames=return_frames, frame_size=frame_size,
     )

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tspo.settings import DEFAULT_FPS
+
 VideoLike = str | os.PathLike | Sequence[Mapping]
 
 
@@ -149,7 +151,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     return _probe_cached(path, os.stat(path).st_mtime_ns)[0]
 
 
-def candidate_times(duration_s: float, fps: float = 1.0, max_candidates: int | None = None) -> np.ndarray:
+def candidate_times(duration_s: float, fps: float = DEFAULT_FPS, max_candidates: int | None = None) -> np.ndarray:
     """Candidate times on a timeline of ``duration_s`` seconds: float64[T].
 
     ``t_i = i / fps`` for every ``t_i < duration_s``; when more than ``max_candidates``, an evenly
@@ -230,8 +232,9 @@ def _decode_size(
     info: VideoInfo, size: int | tuple[int, int] | None, crop: bool = True
 ) -> tuple[int, int, tuple[int, int] | None]:
     """decord (width, height) keeping aspect with the short side at ``size``, and the crop (h, w)
-    (``None``: no crop — the whole frame, e.g. for a video LLM that reads full frames)."""
-    if size is None:
+    (``None``: no crop — the whole frame, e.g. for a video LLM that reads full frames). Whole
+    frames are never upscaled: a source whose short side is already <= ``size`` stays native."""
+    if size is None or (not crop and isinstance(size, int) and 0 < min(info.width, info.height) <= size):
         return -1, -1, None
     if isinstance(size, int):
         if size <= 0:
@@ -340,6 +343,19 @@ def read_frames_at(
     return out
 
 
+def read_whole_frames(video: VideoLike, timestamps_s: np.ndarray, size: int | None) -> np.ndarray:
+    """Frames handed to a video LLM: float seconds ``[...]`` (any shape, repeats allowed) ->
+    uint8[..., H, W, 3], whole (short side ``size`` px, aspect ratio kept, never centre-cropped,
+    never upscaled).
+
+    The one fetch of oracle / output frames: every distinct time is decoded once, so a GRPO group's
+    overlapping selections, or several methods' picks, cost one read of their union."""
+    times = np.asarray(timestamps_s, dtype=np.float64)
+    uniq, inverse = np.unique(times, return_inverse=True)
+    frames = read_frames_at(video, uniq, size=size, crop=False)
+    return frames[inverse.reshape(times.shape)]
+
+
 def segments_at(video: VideoLike, timestamps_s: np.ndarray) -> tuple[np.ndarray | None, list[str] | None]:
     """Which segment of a virtual video each timeline second falls in: (int64[k] segment ids, the
     source path of each); ``(None, None)`` for a file. No decoding (probes are cached)."""
@@ -355,7 +371,7 @@ def video_duration(video: VideoLike) -> float:
 
 
 def plan_candidates(
-    video: VideoLike, fps: float = 1.0, max_candidates: int | None = None
+    video: VideoLike, fps: float = DEFAULT_FPS, max_candidates: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Where the candidates of ``video`` are, without decoding anything.
 
@@ -371,7 +387,7 @@ def plan_candidates(
 
 def sample_candidates(
     video: VideoLike,
-    fps: float = 1.0,
+    fps: float = DEFAULT_FPS,
     max_candidates: int | None = None,
     size: int | tuple[int, int] | None = 224,
     return_frames: bool = True,

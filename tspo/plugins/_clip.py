@@ -117,14 +117,41 @@ class VideoModelInputs:
     extra: dict
 
 
-def render_chat(processor: Any, messages: list) -> str:
-    """Render ``messages`` with the processor's chat template (generation prompt appended)."""
-    if getattr(processor, "chat_template", None) is None:
+def render_chat(processor: Any, messages: list, fallback_video_token: str | None = None,
+                default_system: str | None = None) -> str:
+    """Render ``messages`` with the processor's chat template (generation prompt appended).
+
+    A processor without a chat template (a base checkpoint) gets the family's ChatML layout when
+    the family names its ``fallback_video_token`` (and ``default_system``, the system turn its own
+    template adds when none is given); without one it is an error."""
+    if getattr(processor, "chat_template", None):
+        return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if fallback_video_token is None:
         raise AdapterInputError(
             f"{type(processor).__name__} has no chat_template; load the processor of an instruct/chat model "
             "(AutoProcessor.from_pretrained(...)) or set processor.chat_template"
         )
-    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if default_system and not any(m["role"] == "system" for m in messages):
+        messages = [{"role": "system", "content": [{"type": "text", "text": default_system}]}, *messages]
+    turns = []
+    for m in messages:
+        parts = [fallback_video_token if c["type"] == "video" else c["text"] for c in m["content"]]
+        turns.append(f"<|im_start|>{m['role']}\n{''.join(parts)}<|im_end|>\n")
+    return "".join(turns) + "<|im_start|>assistant\n"
+
+
+def chat_messages(video: dict, text: str, system: str | None = None) -> list[dict]:
+    """One user turn: the video entry, then ``text``; a system turn first when ``system`` is given."""
+    messages: list[dict] = [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
+    messages.append({"role": "user", "content": [video, {"type": "text", "text": text}]})
+    return messages
+
+
+def check_question(question: str) -> str:
+    """The question text an adapter puts in the prompt: a non-empty string."""
+    if not isinstance(question, str) or not question.strip():
+        raise AdapterInputError(f"question must be a non-empty string, got {question!r}")
+    return question
 
 
 def format_seconds(t: float, decimals: int = 1) -> str:

@@ -27,10 +27,14 @@ from tspo.plugins._clip import (
     AdapterInputError,
     SelectedClip,
     VideoModelInputs,
+    chat_messages,
+    check_question,
     clip_from_selection,
     render_chat,
     timestamps_sentence,
 )
+
+VIDEO_TOKEN = "<video>"  # the placeholder of LLaVA's ChatML layout (used when a processor has no chat template)
 
 STYLES = ("onevision", "llava_video")
 
@@ -70,8 +74,7 @@ def llava_messages(
     """Chat messages for ``processor.apply_chat_template``: a video placeholder then the text."""
     if style not in STYLES:
         raise AdapterInputError(f"style must be one of {STYLES}, got {style!r}")
-    if not isinstance(question, str) or not question.strip():
-        raise AdapterInputError(f"question must be a non-empty string, got {question!r}")
+    question = check_question(question)
     clip = clip_from_selection(selection)
     if style == "llava_video":
         duration = video_duration_s(selection) if duration_s is None else float(duration_s)
@@ -82,11 +85,7 @@ def llava_messages(
         text = f"{llava_video_time_instruction(clip, duration)}\n{question}"
     else:
         text = f"{timestamps_sentence(clip)}\n{question}" if timestamps_in_prompt else question
-    messages: list[dict] = (
-        [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
-    )
-    messages.append({"role": "user", "content": [{"type": "video"}, {"type": "text", "text": text}]})
-    return messages
+    return chat_messages({"type": "video"}, text, system)
 
 
 def llava_inputs(
@@ -102,10 +101,6 @@ def llava_inputs(
 ) -> VideoModelInputs:
     """Processor inputs holding exactly the selected frames: ``pixel_values_videos`` is
     ``[1, k, 3, H, W]`` with frame i the i-th selected frame (time order)."""
-    if getattr(processor, "video_processor", None) is None:
-        raise AdapterInputError(
-            f"{type(processor).__name__} has no video_processor; pass a LLaVA-OneVision / LLaVA-Video processor"
-        )
     clip = clip_from_selection(selection)
     messages = llava_messages(
         clip if duration_s is not None or style != "llava_video" else selection,
@@ -115,18 +110,45 @@ def llava_inputs(
         duration_s=duration_s,
         system=system,
     )
-    text = render_chat(processor, messages)
-    inputs = processor(
-        text=[text], videos=[clip.frames], do_sample_frames=False, return_tensors=return_tensors
-    )
+    inputs, texts = _llava_processor_call(processor, [clip], [messages], return_tensors)
     return VideoModelInputs(
         inputs=inputs,
         messages=messages,
-        text=text,
+        text=texts[0],
         timestamps_s=clip.timestamps_s.copy(),
         num_frames=clip.num_frames,
         extra={"style": style},
     )
 
 
-__all__ = ["STYLES", "llava_inputs", "llava_messages", "llava_video_time_instruction", "video_duration_s"]
+def llava_batch_inputs(
+    processor: Any,
+    clips: list[SelectedClip],
+    questions: list[str],
+    *,
+    timestamps_in_prompt: bool = True,
+    system: str | None = None,
+    return_tensors: str = "pt",
+    **processor_kwargs: Any,
+) -> tuple[Any, list[list[dict]], list[str]]:
+    """The one LLaVA-OneVision prompt/input builder (``style="onevision"``) for B selections at once
+    (the plug-in: B = 1; the HF oracle: a GRPO group): -> (processor output, messages, prompts)."""
+    messages = [llava_messages(c, q, style="onevision", timestamps_in_prompt=timestamps_in_prompt, system=system)
+                for c, q in zip(clips, questions, strict=True)]  # fmt: skip
+    inputs, texts = _llava_processor_call(processor, clips, messages, return_tensors, **processor_kwargs)
+    return inputs, messages, texts
+
+
+def _llava_processor_call(processor: Any, clips: list[SelectedClip], messages: list[list[dict]],
+                          return_tensors: str, **processor_kwargs: Any) -> tuple[Any, list[str]]:
+    if getattr(processor, "video_processor", None) is None:
+        raise AdapterInputError(
+            f"{type(processor).__name__} has no video_processor; pass a LLaVA-OneVision / LLaVA-Video processor"
+        )
+    texts = [render_chat(processor, m, VIDEO_TOKEN) for m in messages]
+    inputs = processor(text=texts, videos=[c.frames for c in clips], do_sample_frames=False,
+                       return_tensors=return_tensors, **processor_kwargs)  # fmt: skip
+    return inputs, texts
+
+
+__all__ = ["STYLES", "llava_batch_inputs", "llava_inputs", "llava_messages", "llava_video_time_instruction", "video_duration_s"]

@@ -27,11 +27,17 @@ from tspo.plugins._clip import (
     AdapterInputError,
     SelectedClip,
     VideoModelInputs,
+    chat_messages,
+    check_question,
     clip_from_selection,
     render_chat,
     timestamps_sentence,
     to_pil_images,
 )
+
+# Qwen's own chat template: the video's placeholder tokens, and the system turn it adds by default.
+VIDEO_TOKEN = "<|vision_start|><|video_pad|><|vision_end|>"
+DEFAULT_SYSTEM = "You are a helpful assistant."
 
 
 def qwen_messages(
@@ -77,33 +83,60 @@ def qwen_inputs(
     and, for Qwen2.5-VL, ``second_per_grid`` (the value written to ``second_per_grid_ts``).
     """
     clip = clip_from_selection(selection)
-    video_processor = _video_processor(processor)
-    patch = int(getattr(video_processor, "temporal_patch_size", 2))
-    messages = qwen_messages(clip, question, timestamps_in_prompt=timestamps_in_prompt, system=system)
-    text = render_chat(processor, messages)
-    inputs = processor(
-        text=[text],
-        videos=[clip.frames],
-        video_metadata=[_metadata(clip)],
-        do_sample_frames=False,  # the frames are already the selection: never resample them
+    inputs, messages, texts = qwen_batch_inputs(
+        processor, [clip], [question], timestamps_in_prompt=timestamps_in_prompt, system=system,
         return_tensors=return_tensors,
-    )
+    )  # fmt: skip
+    patch = int(getattr(_video_processor(processor), "temporal_patch_size", 2))
     extra: dict[str, Any] = {
         "temporal_patch_size": patch,
         "patch_times_s": temporal_patch_times(clip.timestamps_s, patch),
     }
     if _is_qwen25(processor):
-        spg = seconds_per_grid(clip.timestamps_s, patch)
-        inputs["second_per_grid_ts"] = _as_tensor([spg], return_tensors)
-        extra["second_per_grid"] = spg
+        extra["second_per_grid"] = seconds_per_grid(clip.timestamps_s, patch)
     return VideoModelInputs(
         inputs=inputs,
-        messages=messages,
-        text=text,
+        messages=messages[0],
+        text=texts[0],
         timestamps_s=clip.timestamps_s.copy(),
         num_frames=clip.num_frames,
         extra=extra,
     )
+
+
+def qwen_batch_inputs(
+    processor: Any,
+    clips: list[SelectedClip],
+    questions: list[str],
+    *,
+    timestamps_in_prompt: bool = True,
+    system: str | None = None,
+    return_tensors: str = "pt",
+    **processor_kwargs: Any,
+) -> tuple[Any, list[list[dict]], list[str]]:
+    """The one Qwen prompt/input builder, for B selections at once (the plug-in: B = 1; the HF
+    oracle: a GRPO group): -> (processor output, messages per row, rendered prompt per row).
+
+    Per row: the real frame times as text, then the question; the frames as that row's video at
+    their mean rate, never resampled; for Qwen2.5-VL ``second_per_grid_ts`` float[B] from the real
+    times. ``processor_kwargs`` (e.g. ``padding=True``) go to the processor call."""
+    video_processor = _video_processor(processor)
+    patch = int(getattr(video_processor, "temporal_patch_size", 2))
+    messages = [qwen_messages(c, q, timestamps_in_prompt=timestamps_in_prompt, system=system)
+                for c, q in zip(clips, questions, strict=True)]  # fmt: skip
+    texts = [render_chat(processor, m, VIDEO_TOKEN, DEFAULT_SYSTEM) for m in messages]
+    inputs = processor(
+        text=texts,
+        videos=[c.frames for c in clips],
+        video_metadata=[_metadata(c) for c in clips],
+        do_sample_frames=False,  # the frames are already the selection: never resample them
+        return_tensors=return_tensors,
+        **processor_kwargs,
+    )
+    if _is_qwen25(processor):
+        inputs["second_per_grid_ts"] = _as_tensor([seconds_per_grid(c.timestamps_s, patch) for c in clips],
+                                                  return_tensors)
+    return inputs, messages, texts
 
 
 def qwen_vl_utils_messages(
@@ -146,7 +179,7 @@ def qwen_vl_utils_inputs(
     messages = qwen_vl_utils_messages(
         clip, question, timestamps_in_prompt=timestamps_in_prompt, system=system, **video_options
     )
-    text = render_chat(processor, messages)
+    text = render_chat(processor, messages, VIDEO_TOKEN, DEFAULT_SYSTEM)
     images, videos, video_kwargs = process_vision_info(messages, return_video_kwargs=True)
     fps = float(video_kwargs["fps"][0])
     videos = [np.stack([np.asarray(f) for f in v]) if isinstance(v, list) else v for v in videos]
@@ -175,14 +208,8 @@ def qwen_vl_utils_inputs(
 def _messages(
     video: dict, clip: SelectedClip, question: str, with_times: bool, system: str | None
 ) -> list[dict]:
-    if not isinstance(question, str) or not question.strip():
-        raise AdapterInputError(f"question must be a non-empty string, got {question!r}")
-    text = f"{timestamps_sentence(clip)}\n{question}" if with_times else question
-    messages: list[dict] = (
-        [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
-    )
-    messages.append({"role": "user", "content": [video, {"type": "text", "text": text}]})
-    return messages
+    question = check_question(question)
+    return chat_messages(video, f"{timestamps_sentence(clip)}\n{question}" if with_times else question, system)
 
 
 def _metadata(clip: SelectedClip) -> dict:
@@ -221,6 +248,7 @@ def _as_tensor(values: list[float], return_tensors: str) -> Any:
 
 
 __all__ = [
+    "qwen_batch_inputs",
     "qwen_inputs",
     "qwen_messages",
     "qwen_vl_utils_inputs",

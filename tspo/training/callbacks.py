@@ -94,14 +94,15 @@ class ExportSelector(L.Callback):
         if not trainer.is_global_zero:
             return
         from tspo.selector import TSPOSelector
+        from tspo.settings import SelectionSettings
 
         data = trainer.datamodule
         agent = copy.deepcopy(pl_module.agent).float().cpu().eval()
-        selector = TSPOSelector(
-            encoder=pl_module.encoder, agent=agent, cache=False,
-            num_frames=self.num_frames or int(pl_module.hparams.num_frames),
-            fps=float(getattr(data, "fps", 1.0)), max_candidates=getattr(data, "max_candidates", None),
-        )
+        # what the agent was trained on: k and oracle frame size from the module, the grid from the data
+        settings = SelectionSettings(num_frames=self.num_frames or int(pl_module.hparams.num_frames),
+                                     fps=data.fps, max_candidates=data.max_candidates,
+                                     frame_size=int(pl_module.hparams.frame_size))
+        selector = TSPOSelector(encoder=pl_module.encoder, agent=agent, cache=False, settings=settings)
         lines, record = self.training_data(data)
         extra = {"trained_with": {"method": "tspo", "oracle": str(pl_module.hparams.oracle),
                                   "steps": int(trainer.global_step), "group_size": int(pl_module.hparams.group_size),

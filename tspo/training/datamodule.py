@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from tspo.data_synth import Sample, load_manifest
+from tspo.settings import DEFAULT_FPS, DEFAULT_MAX_CANDIDATES
 from tspo.training.synth import SynthConfig, ensure_synthetic
 
 
@@ -57,8 +58,8 @@ class FeatureDataset(Dataset):
     cache saves; ``benchmarks/bench_train.py``).
     """
 
-    def __init__(self, samples: Sequence[Sample], encoder, fps: float = 1.0, max_candidates: int | None = 128,
-                 cache=None, source: Literal["cache", "decode"] = "cache", progress: bool = True) -> None:
+    def __init__(self, samples: Sequence[Sample], encoder, fps: float = DEFAULT_FPS,
+                 max_candidates: int | None = DEFAULT_MAX_CANDIDATES, cache=None, source: Literal["cache", "decode"] = "cache", progress: bool = True) -> None:
         from tqdm.auto import tqdm
 
         from tspo.data_synth import sample_features
@@ -170,7 +171,8 @@ class TSPODataModule(L.LightningDataModule):
     """
 
     def __init__(self, train_manifest: str | None = None, val_manifest: str | None = None,
-                 encoder: str = "tiny-random", fps: float = 1.0, max_candidates: int | None = 128,
+                 encoder: str = "tiny-random", fps: float = DEFAULT_FPS,
+                 max_candidates: int | None = DEFAULT_MAX_CANDIDATES,
                  batch_size: int = 1, val_batch_size: int = 16, num_workers: int = 0, feature_cache: str | None = None,
                  shuffle: bool = True, seed: int = 0, synth: SynthConfig | None = None,
                  features_from: Literal["cache", "decode"] = "cache", encoder_device: str | None = None,

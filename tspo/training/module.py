@@ -32,7 +32,7 @@ from tspo.grpo import (
     temperature_at,
     tspo_loss,
 )
-from tspo.training.oracles import build_oracle
+from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, check_frame_size, check_num_frames
 from tspo.training.rollout import build_queries, fetch_frames, gather_times, score_answers
 
 
@@ -60,7 +60,8 @@ class TSPOModule(L.LightningModule):
         group_size: G, selections per question.
         tau_start, tau_end, tau_steps: linear temperature schedule over ``tau_steps`` optimizer
             steps (default ``trainer.max_steps``).
-        oracle, oracle_args: the frozen answerer (``tspo.training.oracles.build_oracle``).
+        oracle, oracle_args: the frozen answerer, ``tspo.rewards.build_oracle(oracle, **oracle_args)``
+            (``simulated``, ``clip``, ``hf:MODEL``, ``openai:URL#MODEL``, ``package.module.Class``).
         oracle_cache_path: SQLite file memoising answers across runs (in memory when None).
         w_accuracy, w_temporal: reward weights of R_A and R_T (with ``"decoupled"``: the weights
             of their separately normalised advantages).
@@ -77,7 +78,7 @@ class TSPOModule(L.LightningModule):
     def __init__(
         self,
         encoder: Any = "tiny-random",
-        num_frames: int = 16,
+        num_frames: int = DEFAULT_NUM_FRAMES,
         group_size: int = 8,
         lr: float = 5e-4,
         weight_decay: float = 0.0,
@@ -97,12 +98,12 @@ class TSPOModule(L.LightningModule):
         num_iterations: int = 1,
         kl_beta: float = 0.0,
         init_from: str | None = None,
-        frame_size: int = 224,
+        frame_size: int = DEFAULT_FRAME_SIZE,
         seed: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=[] if isinstance(encoder, str) else ["encoder"])
-        _check_options(num_frames, group_size, advantage, logprob, clip_eps, num_iterations, kl_beta, tau_steps)
+        _check_options(num_frames, frame_size, group_size, advantage, logprob, clip_eps, num_iterations, kl_beta, tau_steps)
         from tspo.encoders import load_encoder
 
         enc = load_encoder(encoder) if isinstance(encoder, str) else encoder
@@ -129,12 +130,12 @@ class TSPOModule(L.LightningModule):
     def oracle(self):
         """The oracle behind an :class:`OracleCache`, built on first use in each process."""
         if self._frozen["oracle"] is None:
-            from tspo.rewards import OracleCache
+            from tspo.rewards import OracleCache, build_oracle
 
             path = self.hparams.oracle_cache_path
             if path and self.trainer_attached() and self.trainer.world_size > 1:
                 path = f"{path}.rank{self.global_rank}"     # one SQLite writer per process
-            base = build_oracle(self.hparams.oracle, self.hparams.oracle_args, self.encoder)
+            base = build_oracle(self.hparams.oracle, encoder=self.encoder, **(self.hparams.oracle_args or {}))
             self._frozen["oracle"] = OracleCache(base, path)
         return self._frozen["oracle"]
 
@@ -293,9 +294,13 @@ def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1)
 
 
-def _check_options(num_frames, group_size, advantage, logprob, clip_eps, num_iterations, kl_beta, tau_steps) -> None:
-    if not isinstance(num_frames, int) or num_frames < 1:
-        raise TrainingConfigError(f"model.num_frames must be a positive int, got {num_frames!r}")
+def _check_options(num_frames, frame_size, group_size, advantage, logprob, clip_eps, num_iterations, kl_beta, tau_steps) -> None:
+    for check, value, name in ((check_num_frames, num_frames, "model.num_frames"),
+                               (check_frame_size, frame_size, "model.frame_size")):
+        try:
+            check(value, name)
+        except ValueError as err:
+            raise TrainingConfigError(str(err)) from None
     if not isinstance(group_size, int) or group_size < 2:
         raise TrainingConfigError(f"model.group_size must be an int >= 2 (GRPO compares members), got {group_size!r}")
     if advantage not in ("grouped", "decoupled"):

@@ -15,6 +15,7 @@ import torch
 
 from tspo.data_synth import Sample
 from tspo.rewards import OracleAnswer, OracleQuery, accuracy_reward, compose_reward, temporal_reward
+from tspo.video import read_whole_frames
 
 
 @dataclass
@@ -50,21 +51,9 @@ def gather_times(timestamps: torch.Tensor, idx: torch.Tensor) -> np.ndarray:
 
 
 def fetch_frames(samples: Sequence[Sample], times: np.ndarray, size: int) -> list[np.ndarray]:
-    """Pixels of the selected frames only, one decode per sample: -> per sample uint8[G, k, H, W, 3].
-
-    Every distinct selected time of a sample is read once (``tspo.video.read_frames_at``) and the
-    group's selections index into that; nothing else of the video is decoded. Frames are whole
-    (short side ``size`` px, aspect ratio kept, no centre crop): a video LLM must see the full
-    width of a 16:9 frame, not its middle square.
-    """
-    from tspo.video import read_frames_at
-
-    out = []
-    for sample, t in zip(samples, times):
-        uniq, inverse = np.unique(t, return_inverse=True)
-        frames = read_frames_at(sample.video, uniq, size=size, crop=False)       # [U, H, W, 3]
-        out.append(frames[inverse.reshape(t.shape)])
-    return out
+    """Pixels of the selected frames only: times float64[B, G, k] -> per sample uint8[G, k, H, W, 3]
+    (:func:`tspo.video.read_whole_frames`: each distinct time decoded once, whole frames)."""
+    return [read_whole_frames(sample.video, t, size) for sample, t in zip(samples, times)]
 
 
 def build_queries(samples: Sequence[Sample], idx: torch.Tensor, times: np.ndarray,

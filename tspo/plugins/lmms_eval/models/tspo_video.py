@@ -84,8 +84,9 @@ class TSPOVideo(lmms):
     """lmms-eval model ``tspo_video``: ``base_model`` (an lmms-eval model name) with tspo frames.
 
     ``selector``: a selector directory, hub id or loaded ``TSPOSelector``; ``num_frames``: k;
-    ``fps`` / ``max_candidates``: candidate grid; ``frame_size``: side of the frames handed on
-    (None = native); ``timestamps_in_prompt``: prefix the context with the frames' real times
+    ``fps`` / ``max_candidates``: candidate grid; ``frame_size``: short side of the whole frames
+    handed on (never upscaled); each left None is the selector's (its ``SelectionSettings``);
+    ``timestamps_in_prompt``: prefix the context with the frames' real times
     (default None: on in clip mode, whose file spaces the frames evenly, off in frames mode);
     ``clip_dir``: where clips are written (default: a temporary folder); ``selection_log``: a JSON
     Lines file that gets one line per replaced video (doc, times, source frame indices, what was
@@ -102,9 +103,9 @@ class TSPOVideo(lmms):
         self,
         base_model: str | None = None,
         selector: Any = None,
-        num_frames: int = 16,
-        fps: float = 1.0,
-        max_candidates: int | None = 128,
+        num_frames: int | None = None,
+        fps: float | None = None,
+        max_candidates: int | None = None,
         visual_mode: str = "clip",
         frame_size: int | None = None,
         timestamps_in_prompt: bool | None = None,
@@ -122,8 +123,6 @@ class TSPOVideo(lmms):
             raise TSPOVideoConfigError("tspo_video needs selector=<selector directory or hub id org/name>")
         if visual_mode not in VISUAL_MODES:
             raise TSPOVideoConfigError(f"visual_mode must be one of {VISUAL_MODES}, got {visual_mode!r}")
-        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames <= 0:
-            raise TSPOVideoConfigError(f"num_frames must be a positive int, got {num_frames!r}")
         if timestamps_in_prompt is None:
             timestamps_in_prompt = visual_mode == "clip"
         if not isinstance(timestamps_in_prompt, bool):
@@ -136,12 +135,12 @@ class TSPOVideo(lmms):
 
             selector = TSPOSelector.from_pretrained(str(selector), device=device or "cpu")
         self.selector = selector
-        self.num_frames, self.fps, self.max_candidates = num_frames, float(fps), max_candidates
-        self.visual_mode, self.frame_size, self.timestamps_in_prompt = (
-            visual_mode,
-            frame_size,
-            timestamps_in_prompt,
-        )
+        try:
+            self.settings = selector.settings.override(num_frames, fps, max_candidates, frame_size)
+        except ValueError as err:
+            raise TSPOVideoConfigError(str(err)) from None
+        self.num_frames = self.settings.num_frames
+        self.visual_mode, self.timestamps_in_prompt = visual_mode, timestamps_in_prompt
         self._tmp = tempfile.TemporaryDirectory(prefix="tspo-lmms-") if clip_dir is None else None
         self.clip_dir = Path(clip_dir if clip_dir is not None else self._tmp.name)
         self.clip_dir.mkdir(parents=True, exist_ok=True)
@@ -189,9 +188,10 @@ class TSPOVideo(lmms):
     # -- request rewriting ------------------------------------------------------------------
     def select(self, video: str, question: str) -> Any:
         """tspo's selection for one video path and the request's context (the question)."""
+        s = self.settings
         return self.selector.select(
-            str(video), question, num_frames=self.num_frames, fps=self.fps,
-            max_candidates=self.max_candidates, return_frames=True, frame_size=self.frame_size,
+            str(video), question, num_frames=s.num_frames, fps=s.fps,
+            max_candidates=s.max_candidates, return_frames=True, frame_size=s.frame_size,
         )  # fmt: skip
 
     def _replacement(self, video: str, question: str, tag: str) -> tuple[Any, str]:

@@ -1,0 +1,114 @@
+"""Selection methods = a scorer x a rule: the one registry every entry point asks.
+
+A *scorer* turns candidate features and the question's text feature into one score per candidate
+(``tspo``: the temporal agent's S; ``clip``: cosine similarity). A *rule* turns scores into k
+candidate positions (``top-k``, ``uniform`` — needs no scores —, ``bin-max``, ``aks``; the rule
+functions live in :mod:`tspo.agents.baselines` as separately tested pure functions). The named
+methods are fixed combinations; any other ``SCORER+RULE`` (e.g. ``tspo+bin-max``) works as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from tspo.agents.baselines import select_aks, select_bin_max, select_topk, select_uniform
+
+
+def score_agent(agent: torch.nn.Module, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """The temporal agent's scores: features [..., T, D], text [..., D] -> float32 [..., T]."""
+    return agent(features, text).float()
+
+
+def score_clip(agent: torch.nn.Module | None, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """CLIP cosine similarity of every candidate with the question: [..., T, D], [..., D] -> [..., T]."""
+    return F.cosine_similarity(features, text[..., None, :], dim=-1).float()
+
+
+SCORERS: dict[str, Callable[[torch.nn.Module | None, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "tspo": score_agent,
+    "clip": score_clip,
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A selection rule: ``pick(scores [T] | [B, T] | None, T, k) -> int64 positions``, ascending.
+
+    ``needs_scores``: False for rules that only look at the grid. ``batched``: the rule takes a
+    batch ``[B, T]`` of score rows at once and keeps exactly k per row."""
+
+    name: str
+    pick: Callable[[torch.Tensor | None, int, int], torch.Tensor]
+    needs_scores: bool = True
+    batched: bool = False
+
+
+def _uniform(scores: torch.Tensor | None, num_candidates: int, k: int) -> torch.Tensor:
+    idx = select_uniform(num_candidates, k)
+    return idx if scores is None or scores.dim() == 1 else idx.expand(*scores.shape[:-1], k)
+
+
+RULES: dict[str, Rule] = {
+    "top-k": Rule("top-k", lambda scores, num, k: select_topk(scores, k), batched=True),
+    "uniform": Rule("uniform", _uniform, needs_scores=False, batched=True),
+    "bin-max": Rule("bin-max", lambda scores, num, k: select_bin_max(scores, k)),
+    "aks": Rule("aks", lambda scores, num, k: select_aks(scores, k)),
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named selection method: ``scorer`` (a :data:`SCORERS` key, or None when the rule needs no
+    scores) and ``rule`` (a :data:`RULES` key)."""
+
+    name: str
+    scorer: str | None
+    rule: str
+
+    @property
+    def needs_scores(self) -> bool:
+        return RULES[self.rule].needs_scores
+
+    @property
+    def needs_agent(self) -> bool:
+        """Whether the method scores with the (trained) temporal agent."""
+        return self.scorer == "tspo"
+
+    def score(self, agent: torch.nn.Module | None, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor | None:
+        """Scores [..., T] of the candidates (None for a rule that needs none)."""
+        return SCORERS[self.scorer](agent, features, text) if self.needs_scores else None
+
+    def pick(self, scores: torch.Tensor | None, num_candidates: int, k: int) -> torch.Tensor:
+        """Positions int64[k'] (or [B, k] for a batched rule) of the chosen candidates, ascending."""
+        return RULES[self.rule].pick(scores, num_candidates, k)
+
+
+METHOD_TABLE: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("tspo", "tspo", "top-k"),
+        Method("uniform", None, "uniform"),
+        Method("clip", "clip", "top-k"),
+        Method("bin-max", "clip", "bin-max"),
+        Method("aks", "clip", "aks"),
+        Method("tspo+aks", "tspo", "aks"),
+    )
+}
+METHODS: tuple[str, ...] = tuple(METHOD_TABLE)
+
+
+def get_method(name: str) -> Method:
+    """The method called ``name``: a :data:`METHODS` name or any ``SCORER+RULE`` combination."""
+    if name in METHOD_TABLE:
+        return METHOD_TABLE[name]
+    scorer, plus, rule = str(name).partition("+")
+    if plus and scorer in SCORERS and rule in RULES:
+        return Method(name, scorer if RULES[rule].needs_scores else None, rule)
+    raise ValueError(
+        f"unknown selection method {name!r}; choose one of {', '.join(METHODS)} or SCORER+RULE with a scorer "
+        f"in {sorted(SCORERS)} and a rule in {sorted(RULES)}"
+    )

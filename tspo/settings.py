@@ -1,0 +1,112 @@
+"""Selection settings: how many frames, from which candidate grid, at what size they leave the package.
+
+One owner for the defaults (k = 16 frames, 1 candidate per second, at most 128 candidates — the
+paper's settings — and frames handed on at a short side of 448 px) and for their validation. A
+:class:`~tspo.TSPOSelector` holds one :class:`SelectionSettings` (saved in its ``config.json``);
+every entry point (``select_frames``, ``tspo select``, ``tspo eval``, the plug-ins, training)
+passes ``None`` for "the selector's value" and lets :meth:`SelectionSettings.override` fill it.
+
+Frames that leave the package for a video LLM are always *whole*: short side ``frame_size`` px,
+aspect ratio kept, never centre-cropped (only the CLIP encoder's own candidate frames are cropped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+
+DEFAULT_NUM_FRAMES = 16
+DEFAULT_FPS = 1.0
+DEFAULT_MAX_CANDIDATES: int | None = 128
+DEFAULT_FRAME_SIZE = 448
+
+
+def _is_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | np.integer)
+
+
+def check_num_frames(num_frames: Any, name: str = "num_frames (k)") -> int:
+    """The one validation of k, the number of frames to select: a positive int, or ValueError."""
+    if not _is_int(num_frames) or num_frames <= 0:
+        raise ValueError(f"{name} must be a positive int (frames to select), got {num_frames!r}")
+    return int(num_frames)
+
+
+def check_fps(fps: Any, name: str = "fps") -> float:
+    """Candidates per second: a finite number > 0, or ValueError."""
+    if isinstance(fps, bool) or not isinstance(fps, int | float | np.number) or not np.isfinite(fps) or fps <= 0:
+        raise ValueError(f"{name} must be a positive number of candidate frames per second, got {fps!r}")
+    return float(fps)
+
+
+def check_max_candidates(max_candidates: Any, name: str = "max_candidates") -> int | None:
+    """A cap on the candidates per video: a positive int, or None for no cap."""
+    if max_candidates is None:
+        return None
+    if not _is_int(max_candidates) or max_candidates <= 0:
+        raise ValueError(f"{name} must be a positive int or None (no cap), got {max_candidates!r}")
+    return int(max_candidates)
+
+
+def check_frame_size(frame_size: Any, name: str = "frame_size") -> int:
+    """Short side in pixels of the frames handed to a video LLM: a positive int."""
+    if not _is_int(frame_size) or frame_size <= 0:
+        raise ValueError(f"{name} must be a positive int (short side in pixels), got {frame_size!r}")
+    return int(frame_size)
+
+
+@dataclass(frozen=True)
+class SelectionSettings:
+    """What a selection is made of.
+
+    ``num_frames``: k, frames selected. ``fps``: candidates per second of video. ``max_candidates``:
+    cap on the candidates T (an evenly spaced subset beyond it; None = no cap). ``frame_size``:
+    short side (px) of the whole frames handed on (``return_frames``, oracle frames).
+    """
+
+    num_frames: int = DEFAULT_NUM_FRAMES
+    fps: float = DEFAULT_FPS
+    max_candidates: int | None = DEFAULT_MAX_CANDIDATES
+    frame_size: int = DEFAULT_FRAME_SIZE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "num_frames", check_num_frames(self.num_frames))
+        object.__setattr__(self, "fps", check_fps(self.fps))
+        object.__setattr__(self, "max_candidates", check_max_candidates(self.max_candidates))
+        object.__setattr__(self, "frame_size", check_frame_size(self.frame_size))
+
+    def override(
+        self,
+        num_frames: int | None = None,
+        fps: float | None = None,
+        max_candidates: int | None = None,
+        frame_size: int | None = None,
+    ) -> SelectionSettings:
+        """These settings with every argument that is not None replacing the stored value."""
+        given = {"num_frames": num_frames, "fps": fps, "max_candidates": max_candidates, "frame_size": frame_size}
+        return replace(self, **{k: v for k, v in given.items() if v is not None})
+
+    def to_config(self) -> dict[str, Any]:
+        """The fields as saved in a selector's ``config.json``."""
+        return asdict(self)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> SelectionSettings:
+        """Settings from a selector config; fields it does not name take the defaults (older configs)."""
+        defaults = cls()
+        return cls(**{k: config.get(k, getattr(defaults, k)) for k in cls.FIELDS})
+
+    FIELDS = ("num_frames", "fps", "max_candidates", "frame_size")
+
+
+def clip_num_frames(num_frames: int, num_candidates: int) -> tuple[int, str | None]:
+    """k limited to the T candidates there are: -> (k', warning or None). A video shorter than
+    k / fps seconds has fewer candidates than frames asked; all of them are selected then."""
+    if num_candidates <= 0:
+        raise ValueError("there are no candidate frames to select from (T = 0); check the video and fps")
+    if num_frames <= num_candidates:
+        return num_frames, None
+    return num_candidates, (f"asked for {num_frames} frames but the video has only {num_candidates} candidates; "
+                            f"selecting all {num_candidates} (raise fps or lower k)")
