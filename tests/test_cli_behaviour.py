@@ -36,7 +36,7 @@ def _probe(args: list[str]) -> dict:
         (["MISSING.mp4", "q?"], "does not exist"),
         (["{video}", "q?", "--plot", "{tmp}/x.pdf"], "must end in .png"),
         (["{video}", "q?", "--save-frames", "{video}"], "is an existing file"),
-        (["{video}", "q?", "-k", "0"], "num-frames must be positive"),
+        (["{video}", "q?", "-k", "0"], "num-frames must be a positive int"),
         (["{video}", "q?", "--scores"], "pass --json too"),
     ],
 )
@@ -134,10 +134,11 @@ def test_feature_cache_option_shares_one_layout_between_training_select_and_eval
     from tspo.cache import FeatureCache, video_features
     from tspo.encoders import load_encoder
     from tspo.evaluate import make_selector
+    from tspo.settings import DEFAULT_FPS, DEFAULT_MAX_CANDIDATES
 
     shared = tmp_path / "run" / "feature_cache"
     # what a training run stores (its DataModule uses FeatureCache(data.feature_cache) the same way)
-    video_features(str(short_video), load_encoder("tiny-random"), 1.0, None, FeatureCache(shared))
+    video_features(str(short_video), load_encoder("tiny-random"), DEFAULT_FPS, DEFAULT_MAX_CANDIDATES, FeatureCache(shared))
     stored = sorted(p.name for p in shared.rglob("*") if p.is_file())
     assert stored
     assert tspo_main(["select", str(short_video), "q?", "-k", "2", "--encoder", "tiny-random",
