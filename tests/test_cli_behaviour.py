@@ -148,3 +148,25 @@ def test_feature_cache_option_shares_one_layout_between_training_select_and_eval
     assert selector.cache.root == shared
     selector.features(str(short_video))
     assert selector.cache.hits == 1 and selector.cache.misses == 0
+
+
+def test_plot_redraws_from_files(short_video, tmp_path, capsys):
+    run = tmp_path / "run" / "lightning_logs" / "version_0"
+    run.mkdir(parents=True)
+    rows = ["step,train/reward,train/r_a"] + [f"{s},{0.5 + s / 200},{0.4}" for s in range(100)]
+    (run / "metrics.csv").write_text("\n".join(rows) + "\n")
+    assert tspo_main(["plot", str(tmp_path / "run"), "--out", str(tmp_path / "curves.png")]) == 0
+    assert f"wrote training curves to {tmp_path / 'curves.png'}" in capsys.readouterr().out
+    (tmp_path / "eval.json").write_text(json.dumps(
+        {"methods": {"uniform": {"accuracy": 0.5, "target_fraction": 0.2}, "aks": {"accuracy": 0.6, "target_fraction": None}}}
+    ))  # fmt: skip
+    assert tspo_main(["plot", str(tmp_path / "eval.json"), "--out", str(tmp_path / "eval.png")]) == 0
+    capsys.readouterr()
+    assert tspo_main(["select", str(short_video), "q?", "-k", "3", "--encoder", "tiny-random", "--json", "--scores"]) == 0
+    (tmp_path / "picks.json").write_text(capsys.readouterr().out)
+    assert tspo_main(["plot", str(tmp_path / "picks.json"), "--out", str(tmp_path / "picks.png")]) == 0
+    assert all((tmp_path / f).stat().st_size > 1000 for f in ("curves.png", "eval.png", "picks.png"))
+    capsys.readouterr()
+    assert tspo_main(["plot", str(tmp_path / "eval.json"), "--out", str(tmp_path / "x.pdf")]) == 2
+    assert tspo_main(["plot", str(short_video), "--out", str(tmp_path / "y.png")]) == 2
+    assert "is not JSON" in capsys.readouterr().err

@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("tspo.evaluate", "compare selection methods on a manifest with an oracle"),
     "demo": ("tspo.demo", "offline end-to-end demo: synth -> train -> eval -> report"),
     "export": ("tspo.export", "export a trained agent to TorchScript or ONNX"),
+    "plot": ("tspo.cli_plot", "redraw training curves, an eval summary or a selection from files"),
     "convert": ("tspo.convert", "turn the official TSPO-0.4B release into a selector directory"),
 }
 
