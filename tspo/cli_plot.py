@@ -45,7 +45,9 @@ def plot_source(source: str | Path, out: str | Path, smooth: int = 50) -> tuple[
     try:
         data = json.loads(source.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PlotInputError(f"{str(source)!r} is not JSON ({err}); pass a run folder, metrics.csv or a JSON result")
+        raise PlotInputError(
+            f"{str(source)!r} is not JSON ({err}); pass a run folder, metrics.csv or a JSON result"
+        ) from None
     if isinstance(data, dict) and "methods" in data:
         return plot_eval_summary(data, out), "evaluation summary"
     if isinstance(data, dict) and "timestamps" in data:
