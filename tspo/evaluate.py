@@ -1,4 +1,4 @@
-"""``tspo eval``: compare frame-selection methods on a manifest with an oracle (DESIGN.md §3).
+"""``tspo eval``: compare frame-selection methods on a manifest with an oracle (README, Evaluation).
 
 For every sample: candidate features once (cached), then for each method the k picks, then one
 batched oracle call that answers all methods' selections of that sample. Reported per method:
