@@ -99,11 +99,6 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--feature-cache {args.feature_cache!r} is a file; give a directory")
     if args.save_frames and Path(args.save_frames).exists() and not Path(args.save_frames).is_dir():
         raise UsageError(f"--save-frames {args.save_frames!r} is an existing file; give a directory")
-    if args.selector and not Path(args.selector).is_dir() and (
-        Path(args.selector).exists() or args.selector.count("/") != 1
-    ):
-        raise UsageError(f"--selector {args.selector!r} is not a directory; pass a folder written by "
-                         "save_pretrained / `tspo train`, or a hub id 'org/name'")  # fmt: skip
 
 
 def check_runtime_args(args: argparse.Namespace) -> None:
