@@ -1,23 +1,20 @@
-"""Temporal agent, sampling policy and baseline selection rules (imported as ``tspo.agents``)."""
+"""Temporal agent, sampling policy, selection rules and the method registry (imported as ``tspo.agents``)."""
 
-from tspo.agents.baselines import (
-    METHODS,
-    select_aks,
-    select_bin_max,
-    select_by_method,
-    select_topk,
-    select_uniform,
-)
+from tspo.agents.baselines import select_aks, select_bin_max, select_topk, select_uniform
+from tspo.agents.methods import METHODS, RULES, SCORERS, Method, get_method
 from tspo.agents.policy import GumbelTopK as GumbelTopK  # re-export (policy.py)
 from tspo.agents.temporal import PublishedCheckpointError, TemporalAgent, sinusoidal_positions
 
 __all__ = [
     "METHODS",
+    "RULES",
+    "SCORERS",
+    "Method",
     "PublishedCheckpointError",
     "TemporalAgent",
+    "get_method",
     "select_aks",
     "select_bin_max",
-    "select_by_method",
     "select_topk",
     "select_uniform",
     "sinusoidal_positions",

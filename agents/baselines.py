@@ -2,7 +2,8 @@
 
 Every rule returns ``int64[k']`` *positions into the candidate list*, ascending and unique
 (``k' = k`` except for AKS, which may keep fewer when its kept segments are short, as the
-original does). The caller maps positions to source frame indices and seconds.
+original does). The caller maps positions to source frame indices and seconds. Which rule a named method uses is
+:mod:`tspo.agents.methods`' registry.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import torch
 
 from tspo.settings import check_num_frames
-
-METHODS: tuple[str, ...] = ("tspo", "uniform", "clip", "bin-max", "aks")
 
 
 def _check_k(num_candidates: int, k: int) -> None:
@@ -128,18 +127,3 @@ def select_aks(
     if not picks:
         return select_topk(norm, k)
     return torch.cat(picks).unique(sorted=True)
-
-
-def select_by_method(method: str, scores: torch.Tensor | None, num_candidates: int, k: int) -> torch.Tensor:
-    """Dispatch on a method name of :data:`METHODS` (``tspo`` and ``clip`` both take the top-k)."""
-    if method == "uniform":
-        return select_uniform(num_candidates, k)
-    if method not in METHODS:
-        raise ValueError(f"unknown selection method {method!r}; choose one of {', '.join(METHODS)}")
-    if scores is None:
-        raise ValueError(f"method {method!r} needs scores")
-    if method in ("tspo", "clip"):
-        return select_topk(scores, k)
-    if method == "bin-max":
-        return select_bin_max(scores, k)
-    return select_aks(scores, k)

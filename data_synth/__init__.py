@@ -3,30 +3,70 @@
 Heavy optional parts (transformers captioner) load lazily; ``tspo synth ...`` is the CLI.
 """
 
-from .captioners import AnnotationCaptioner, HFCaptioner
-from .events import QUESTION_KINDS, ClipTruth, Event, RenderError, events_from_extra, make_clip_truth
-from .features import CompositionError, compose_features, sample_features
-from .filter import FilterReport, filter_samples, uniform_timestamps
-from .manifest import ManifestError, Sample, iter_manifest, load_manifest, parse_sample, write_manifest
-from .media import SourceError, materialize, probe_source
-from .needle import (
-    TARGET_ORDERS,
-    NeedleConfig,
-    NeedleReport,
-    SynthError,
-    compose_needles,
-    find_videos,
-    locate,
-    merge_spans,
-)
-from .qa import EventDescription, QAError, augment_sample, augment_samples, make_mcq
-from .render import event_frames, render_dataset, render_distractor, render_target_clip, write_video
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Public names resolve lazily (like ``tspo``'s): importing the manifest schema
+# (``tspo.data_synth.manifest``) from inside ``tspo`` must not pull in the renderer, the needle
+# composer or the filter, which themselves import ``tspo`` modules.
+_LAZY = {
+    "AnnotationCaptioner": "captioners",
+    "ClipTruth": "events",
+    "Event": "events",
+    "EventDescription": "qa",
+    "FilterReport": "filter",
+    "HFCaptioner": "captioners",
+    "ManifestError": "manifest",
+    "NeedleConfig": "needle",
+    "NeedleReport": "needle",
+    "QAError": "qa",
+    "QUESTION_KINDS": "events",
+    "RenderError": "events",
+    "Sample": "manifest",
+    "SourceError": "media",
+    "SynthError": "needle",
+    "TARGET_ORDERS": "needle",
+    "augment_sample": "qa",
+    "augment_samples": "qa",
+    "compose_needles": "needle",
+    "event_frames": "render",
+    "events_from_extra": "events",
+    "filter_samples": "filter",
+    "find_videos": "needle",
+    "iter_manifest": "manifest",
+    "load_manifest": "manifest",
+    "locate": "needle",
+    "make_clip_truth": "events",
+    "make_mcq": "qa",
+    "materialize": "media",
+    "merge_spans": "needle",
+    "parse_sample": "manifest",
+    "probe_source": "media",
+    "render_dataset": "render",
+    "render_distractor": "render",
+    "render_target_clip": "render",
+    "uniform_timestamps": "filter",
+    "write_manifest": "manifest",
+    "write_video": "render",
+}
 
 __all__ = [
-    "QUESTION_KINDS", "TARGET_ORDERS", "AnnotationCaptioner", "ClipTruth", "HFCaptioner", "QAError", "augment_samples", "CompositionError", "Event", "EventDescription", "FilterReport",
+    "QUESTION_KINDS", "TARGET_ORDERS", "AnnotationCaptioner", "ClipTruth", "HFCaptioner", "QAError", "augment_samples", "Event", "EventDescription", "FilterReport",
     "ManifestError", "NeedleConfig", "NeedleReport", "RenderError", "Sample", "SourceError", "SynthError",
-    "augment_sample", "compose_features", "compose_needles", "event_frames", "events_from_extra",
+    "augment_sample", "compose_needles", "event_frames", "events_from_extra",
     "filter_samples", "find_videos", "iter_manifest", "load_manifest", "locate", "make_clip_truth",
     "make_mcq", "materialize", "merge_spans", "parse_sample", "probe_source", "render_dataset", "render_distractor",
-    "render_target_clip", "sample_features", "uniform_timestamps", "write_manifest", "write_video",
+    "render_target_clip", "uniform_timestamps", "write_manifest", "write_video",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

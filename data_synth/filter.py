@@ -61,8 +61,7 @@ def _query(sample: Sample, k: int, fps: float, max_candidates: int | None, frame
 
     pos, ts = uniform_timestamps(sample, k, fps, max_candidates)
     frames = read_whole_frames(sample.video, ts, frame_size) if needs_frames else None
-    return OracleQuery(sample_id=sample.id, question=sample.question, options=tuple(sample.options),
-                       timestamps_s=ts, frames=frames, positions=pos, meta=sample.oracle_meta())
+    return OracleQuery.for_sample(sample, ts, pos, frames)
 
 
 def filter_samples(samples: Sequence[Sample], oracle, easy_frames: int = 4, hard_frames: int = 64,

@@ -18,7 +18,7 @@ from .hf_oracle import HFVideoLLMOracle
 from .openai_oracle import OpenAICompatibleOracle
 from .oracle import Oracle, OracleAnswer, OracleQuery
 from .parsing import option_letters, parse_option
-from .rewards import RewardParts, accuracy_reward, compose_reward, in_spans, temporal_reward
+from .rewards import RewardParts, accuracy_reward, compose_reward, in_spans, span_hits, temporal_reward
 from .simulated import SimulatedOracle
 
 __all__ = [
@@ -42,5 +42,6 @@ __all__ = [
     "in_spans",
     "option_letters",
     "parse_option",
+    "span_hits",
     "temporal_reward",
 ]

@@ -83,6 +83,15 @@ class OracleQuery:
                 f"{where}: meta['answer']={answer!r} is not one of the option letters {LETTERS[: len(options)]}"
             )
 
+    @classmethod
+    def for_sample(cls, sample: Any, timestamps_s: np.ndarray, positions: np.ndarray | None = None,
+                   frames: np.ndarray | None = None) -> OracleQuery:
+        """The one query builder: a manifest sample (``id``, ``question``, ``options``,
+        ``oracle_meta()``) asked about the picks at ``timestamps_s`` float64[k] seconds (candidate
+        ``positions`` int64[k], whole ``frames`` uint8[k, H, W, 3] for oracles that need pixels)."""
+        return cls(sample_id=sample.id, question=sample.question, options=tuple(sample.options),
+                   timestamps_s=timestamps_s, frames=frames, positions=positions, meta=sample.oracle_meta())
+
     @property
     def letters(self) -> str:
         """Option letters of this query, e.g. ``"ABCD"``."""

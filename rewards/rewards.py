@@ -79,12 +79,18 @@ def _as_timestamps(timestamps_s: Any) -> np.ndarray:
     return ts
 
 
-def in_spans(timestamps_s: Any, spans_s: Any) -> np.ndarray:
-    """bool[..., k]: whether each pick lies in any span (``start <= t < end``), broadcast picks x spans."""
+def span_hits(timestamps_s: Any, spans_s: Any) -> np.ndarray:
+    """The one span rule: a time t lies in span [start, end) when ``start <= t < end`` (end-exclusive,
+    so back-to-back spans never share a pick). float[..., k] seconds, [[start_s, end_s], ...] ->
+    bool[..., k, S] (pick i in span s), broadcast picks x spans."""
     ts = np.asarray(timestamps_s, dtype=np.float64)
     spans = _as_spans(spans_s)
-    inside = (ts[..., None] >= spans[:, 0]) & (ts[..., None] < spans[:, 1])  # [..., k, S]
-    return inside.any(axis=-1)
+    return (ts[..., None] >= spans[:, 0]) & (ts[..., None] < spans[:, 1])
+
+
+def in_spans(timestamps_s: Any, spans_s: Any) -> np.ndarray:
+    """bool[..., k]: whether each pick lies in any span (:func:`span_hits`)."""
+    return span_hits(timestamps_s, spans_s).any(axis=-1)
 
 
 def temporal_reward(

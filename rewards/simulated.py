@@ -28,7 +28,7 @@ import numpy as np
 
 from .errors import OracleConfigError, OracleInputError
 from .oracle import OracleAnswer, OracleQuery, check_queries
-from .rewards import _as_spans
+from .rewards import _as_spans, span_hits
 
 GUESS_RULES = ("random", "wrong", "first")
 
@@ -60,8 +60,7 @@ class SimulatedOracle:
         kind = query.meta.get("kind", "general")
         evidence = _as_spans(query.meta.get("evidence_spans_s") or [])
         ts = query.timestamps_s
-        # picks x spans in one broadcast: inside[i, s] = pick i lies in span s
-        inside = (ts[:, None] >= evidence[:, 0]) & (ts[:, None] < evidence[:, 1])
+        inside = span_hits(ts, evidence)                     # [k, S]: pick i lies in span s
         if kind == "needle":
             if evidence.shape[0] == 0:
                 target = _as_spans(query.meta.get("target_spans_s") or [])
@@ -70,7 +69,7 @@ class SimulatedOracle:
                         f"SimulatedOracle: needle sample {query.sample_id!r} has neither evidence_spans_s "
                         "nor target_spans_s in meta; the simulated oracle cannot decide coverage"
                     )
-                inside = (ts[:, None] >= target[:, 0]) & (ts[:, None] < target[:, 1])
+                inside = span_hits(ts, target)
             return int(inside.any(axis=1).sum()) >= self.min_needle_picks
         if kind == "general":
             return bool((inside.sum(axis=0) >= self.min_event_picks).all())

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tspo import demo, evaluate
+from tspo.agents import METHODS
 from tspo.selector import TSPOSelector
 
 STATS_KEYS = {"accuracy", "target_fraction", "seconds_per_sample", "n"}
@@ -26,7 +27,7 @@ def test_report_folder_is_complete(quick_run) -> None:
         assert (out / name).is_file(), name
     assert len(list(out.glob("selection_*_tspo.png"))) == 1 and len(list(out.glob("selection_*_uniform.png"))) == 1
     on_disk = json.loads((out / "eval.json").read_text())
-    assert list(on_disk["methods"]) == ["tspo", "uniform", "clip", "bin-max", "aks"]
+    assert tuple(on_disk["methods"]) == METHODS            # every registered method, tspo+aks included
     for stats in on_disk["methods"].values():
         assert set(stats) == STATS_KEYS and stats["n"] == 3 and 0.0 <= stats["target_fraction"] <= 1.0
     assert on_disk["by_kind"].keys() == {"needle"} and on_disk["methods"] == result["methods"]
@@ -42,7 +43,7 @@ def test_tspo_eval_reproduces_the_demo_table(quick_run, monkeypatch, tmp_path: P
     monkeypatch.setenv("TSPO_CACHE", str(tmp_path / "fresh_cache"))  # features recomputed from the videos
     again = tmp_path / "again.json"
     rc = evaluate.main(["--manifest", result["config"]["manifest"], "--selector", str(out / "selector"),
-                        "--methods", "tspo,uniform,clip,bin-max,aks", "--oracle", "simulated", "--seed", "0",
+                        "--methods", ",".join(METHODS), "--oracle", "simulated", "--seed", "0",
                         "-k", "16", "--out", str(again)])
     assert rc == 0
     reproduced = json.loads(again.read_text())["methods"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tspo.agents import select_by_method
+from tspo.agents import get_method
 from tspo.data_synth import Sample, render_dataset, write_manifest
 from tspo.evaluate import (
     EvalConfigError,
@@ -35,7 +35,7 @@ class FeatureSelector:
 
     def select_from_features(self, features, question, k, method):
         scores = None if method == "uniform" else features[:, 0] + 1e-3 * torch.arange(len(features))
-        return select_by_method(method, scores, len(features), k), scores
+        return get_method(method).pick(scores, len(features), k), scores
 
 
 def _needle(sid: str, duration: float, target: tuple[float, float], kind: str = "needle") -> Sample:

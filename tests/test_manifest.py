@@ -146,3 +146,18 @@ def test_root_containment_follows_symlinks(tmp_path):
     alias.symlink_to(root, target_is_directory=True)
     got = load_manifest(_write(tmp_path / "m.jsonl", _line(video="clips/real.mp4")), root=alias)[0].video
     assert got == str(alias / "clips" / "real.mp4")
+
+
+def test_manifest_schema_imports_without_the_rest_of_data_synth():
+    """tspo modules import the schema (tspo.data_synth.manifest); that must not run the renderer,
+    composer or filter, which import tspo modules themselves (no import-time circle)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tspo.training.rollout, tspo.data_synth.manifest; "
+            "heavy = [m for m in ('render', 'needle', 'filter', 'captioners', 'qa') if f'tspo.data_synth.{m}' in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from tspo import data_synth
+
+    assert data_synth.compose_needles.__module__ == "tspo.data_synth.needle"   # public names still resolve

@@ -103,3 +103,20 @@ def test_compose_reward_vectorised_numpy_and_torch():
 def test_compose_reward_bad_inputs(args, kwargs, match):
     with pytest.raises(RewardInputError, match=match):
         compose_reward(*args, **kwargs)
+
+
+def test_one_span_rule_is_end_exclusive_everywhere():
+    """start <= t < end: a pick on the boundary of back-to-back spans belongs to the later one only,
+    in the reward, the simulated oracle's coverage and the plots alike."""
+    from tspo.plots import _inside
+    from tspo.rewards import OracleQuery, SimulatedOracle, span_hits
+
+    spans = [[0.0, 1.0], [1.0, 2.0]]
+    hits = span_hits(np.array([0.0, 1.0, 2.0]), spans)
+    np.testing.assert_array_equal(hits, [[True, False], [False, True], [False, False]])
+    np.testing.assert_array_equal(in_spans([[1.0, 2.0]], spans), [[True, False]])
+    np.testing.assert_array_equal(_inside(np.array([0.5, 2.0]), np.array(spans)), [True, False])
+    assert temporal_reward(np.array([1.0, 2.0]), [[1.0, 2.0]]) == 0.5
+    query = OracleQuery("s", "q", ("a", "b"), [2.0], meta={"answer": "A", "kind": "needle",
+                                                           "evidence_spans_s": [[1.0, 2.0]]})
+    assert not SimulatedOracle().covers_evidence(query)

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from tspo.cache import CompositionError, compose_features, encode_candidates, video_features
 from tspo.data_synth import (
     NeedleConfig,
     SynthError,
@@ -16,11 +17,9 @@ from tspo.data_synth import (
     locate,
     merge_spans,
     render_dataset,
-    sample_features,
     write_manifest,
 )
 from tspo.data_synth.cli import main as synth_main
-from tspo.data_synth.features import CompositionError
 from tspo.data_synth.needle import PoolVideo, compose_needle
 from tspo.data_synth.render import scene_frames
 
@@ -168,8 +167,9 @@ def test_virtual_samples_decode_to_the_right_frames(pools, needles):
 
 
 def test_feature_composition_equals_encoding_the_materialized_video(pools, tmp_path):
-    from tspo.cache import FeatureCache, video_features
+    from tspo.cache import FeatureCache
     from tspo.encoders import load_encoder
+    from tspo.selector import TSPOSelector
 
     root, _, _ = pools
     out = tmp_path / "m"
@@ -183,17 +183,22 @@ def test_feature_composition_equals_encoding_the_materialized_video(pools, tmp_p
     enc = load_encoder("tiny-random")
     cache = FeatureCache(tmp_path / "cache")
     for cap in (None, 32):
-        composed = sample_features(segments, enc, fps=1.0, max_candidates=cap, cache=cache)
+        composed = video_features(segments, enc, fps=1.0, max_candidates=cap, cache=cache)
         encoded = video_features(s.video, enc, fps=1.0, max_candidates=cap)
         assert composed.features.shape == encoded.features.shape == (cap or int(s.duration_s), enc.dim)
         np.testing.assert_allclose(composed.timestamps_s, encoded.timestamps_s)
         torch_diff = (composed.features - encoded.features).abs().max().item()
         assert torch_diff < 1e-4
     misses = cache.misses
-    sample_features(segments, enc, fps=1.0, max_candidates=16, cache=cache)
+    video_features(segments, enc, fps=1.0, max_candidates=16, cache=cache)
+    # inference takes the same route as training and eval: the selector composes from the same entries
+    TSPOSelector(encoder=enc, cache=cache).features(segments, fps=1.0, max_candidates=8)
     assert cache.misses == misses                                        # sources encoded once, then reused
+    off_grid = [{**segments[0], "start_s": segments[0]["start_s"] + 0.5}]
     with pytest.raises(CompositionError, match="not a multiple of 1/fps"):
-        sample_features([{**segments[0], "start_s": segments[0]["start_s"] + 0.5}], enc, fps=1.0)
+        compose_features(off_grid, {}, fps=1.0)
+    decoded = video_features(off_grid, enc, fps=1.0, max_candidates=8, cache=cache)   # off the grid: decoded
+    assert (decoded.features - encode_candidates(off_grid, enc, 1.0, 8).features).abs().max().item() < 1e-5
 
 
 def test_paper_shaped_defaults():

@@ -201,19 +201,16 @@ def test_oracle_frames_are_whole_not_centre_cropped(tmp_path):
 
 def test_heldout_topk_is_batched(root, monkeypatch):
     """tspo/clip take one batched top-k per batch (no loop over rows), equal to the per-row rule."""
-    import tspo.agents.baselines as baselines
-    from tspo.agents import select_by_method
-    from tspo.training import heldout
+    import tspo.agents.methods as methods
+    from tspo.agents import get_method
     from tspo.training.heldout import heldout_metrics
 
     dm = small_datamodule(root)
     dm.setup("fit")
     agent = TSPOModule().agent
-    calls, per_row = [], []
-    real = heldout.select_topk
-    monkeypatch.setattr(heldout, "select_topk", lambda scores, k: calls.append(scores.shape) or real(scores, k))
-    real_row = baselines.select_topk
-    monkeypatch.setattr(baselines, "select_topk", lambda *a: per_row.append(1) or real_row(*a))
+    calls = []
+    real = methods.select_topk
+    monkeypatch.setattr(methods, "select_topk", lambda scores, k: calls.append(tuple(scores.shape)) or real(scores, k))
 
     class Recorder(SimulatedOracle):
         def answer(self, queries):
@@ -223,7 +220,7 @@ def test_heldout_topk_is_batched(root, monkeypatch):
     asked = []
     got = heldout_metrics(dm.val_set, Recorder(), 8, agent, batch_size=64)
     n = len(dm.val_set)
-    assert calls == [(n, 128), (n, 128)] and per_row == []                       # tspo, clip: one call each
+    assert calls == [(n, 128), (n, 128)]                                         # tspo, clip: one call each
     batch = [dm.val_set[i] for i in range(n)]
     feats = torch.stack([b["features"] for b in batch])
     text = torch.stack([b["text"] for b in batch])
@@ -232,9 +229,9 @@ def test_heldout_topk_is_batched(root, monkeypatch):
                   "uniform": torch.zeros(feats.shape[:2])}
     for j, m in enumerate(("tspo", "uniform", "clip")):
         for i in range(n):
-            expected = batch[i]["timestamps"][select_by_method(m, scores[m][i], 128, 8)].numpy()
+            expected = batch[i]["timestamps"][get_method(m).pick(scores[m][i], 128, 8)].numpy()
             np.testing.assert_allclose(asked[j * n + i], expected)
-    assert per_row == [1] * 2 * n                                                # (the reference's own calls)
+    assert calls[2:] == [(128,)] * 2 * n                                         # (the reference's own calls)
     assert set(got) == {"tspo", "uniform", "clip"} and got["uniform"]["unparsed"] == 0
 
 
@@ -310,3 +307,16 @@ def test_bench_oracle_reports_the_hit_rate_a_training_run_logs(root):
     row = bench.bench_training_cache_hit_rate(steps=4, workdir=str(root))   # reuses the rendered set
     asked, total = (int(x) for x in row["result"].split(" queries")[0].split(" of "))
     assert total == 4 * 8 and row["value"] == pytest.approx(1 - asked / total, abs=1e-3)
+
+
+def test_heldout_check_shows_pixels_to_an_oracle_that_needs_them(root):
+    """The held-out check asks the oracle through the same path as training (rollout.ask_oracle):
+    an oracle that needs frames gets whole frames of the k picks, not a query without pixels."""
+    from tspo.training.heldout import heldout_metrics
+
+    dm = small_datamodule(root)
+    dm.setup("fit")
+    PixelOracle.seen = []
+    got = heldout_metrics(dm.val_set, PixelOracle(), 8, methods=("uniform",), frame_size=32)
+    assert got["uniform"]["failures"] == 0 and len(PixelOracle.seen) == len(dm.val_set)
+    assert {shape[:2] for shape, _, _ in PixelOracle.seen} == {(8, 32)}

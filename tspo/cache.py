@@ -1,4 +1,14 @@
-"""On-disk store of candidate features, so a video is decoded and encoded once.
+"""Candidate features of any video: the one owner for inference, training and evaluation.
+
+:func:`video_features` takes a file or a virtual video (a list of ``{source, start_s, end_s}``
+segments, e.g. a needle sample's ``video``). A virtual video whose cuts lie on the ``1/fps`` grid is
+composed in feature space: composed candidate ``t_i = i/fps`` inside segment ``s`` (offset ``o_s``)
+shows source time ``start_s + t_i - o_s``, a point of the source's own grid, so each source is
+encoded (and cached) once at ``fps`` without a cap and any number of 10-60 minute needles built from
+it cost a row gather ``F[i] = F_source(s_i)[j_i]``. Without a cache, or off the grid, the composed
+candidates are decoded and encoded directly (the same frames).
+
+On-disk store of candidate features, so a video is decoded and encoded once.
 
 Key: (content identity of the video file(s) and segment bounds, encoder spec, fps,
 max_candidates, frame size). Entries are ``safetensors`` files written to a temporary name and
@@ -23,7 +33,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tspo.settings import DEFAULT_FPS
-from tspo.video import VideoLike, file_identity, iter_frames_at, plan_candidates
+from tspo.video import VideoLike, candidate_times, file_identity, iter_frames_at, plan_candidates
 
 logger = logging.getLogger(__name__)
 _FORMAT_VERSION = 1
@@ -148,6 +158,69 @@ def encode_candidates(
     return VideoFeatures(features, times, frame_idx, duration)
 
 
+_GRID_TOL = 1e-6
+
+
+class CompositionError(ValueError):
+    """A virtual video whose cuts are off the candidate grid, or that runs past a source."""
+
+
+def on_grid(segments: Sequence[Mapping], fps: float) -> bool:
+    """Whether every cut of a virtual video is a whole multiple of ``1/fps`` seconds."""
+    try:
+        check_grid(segments, fps)
+    except CompositionError:
+        return False
+    return True
+
+
+def check_grid(segments: Sequence[Mapping], fps: float) -> None:
+    """Raise :class:`CompositionError` unless every cut is a whole multiple of ``1/fps`` seconds."""
+    for i, seg in enumerate(segments):
+        for key in ("start_s", "end_s"):
+            steps = float(seg[key]) * fps
+            if abs(steps - round(steps)) > 1e-6:
+                raise CompositionError(
+                    f"segment {i} {key}={seg[key]} is not a multiple of 1/fps = {1 / fps} s, so its candidates "
+                    "are not the source's; re-compose with cuts on the grid (tspo synth needle does) or "
+                    "encode the decoded candidates instead (tspo.cache.encode_candidates(segments, ...))")
+
+
+def compose_features(segments: Sequence[Mapping], source_features: Mapping[str, object], fps: float = DEFAULT_FPS,
+                     max_candidates: int | None = None):
+    """Features of a virtual video from per-source ``VideoFeatures`` (full grid at ``fps``, no cap).
+
+    Returns ``VideoFeatures`` with ``T`` rows on the composed timeline (``candidate_times`` of the
+    total length at ``fps``, capped at ``max_candidates``); ``frame_indices`` are source frames.
+    """
+    check_grid(segments, fps)
+    lengths = np.array([float(s["end_s"]) - float(s["start_s"]) for s in segments])
+    offsets = np.concatenate([[0.0], np.cumsum(lengths)])
+    duration = float(offsets[-1])
+    times = candidate_times(duration, fps, max_candidates)                        # [T]
+    seg = np.clip(np.searchsorted(offsets, times + _GRID_TOL, side="right") - 1, 0, len(segments) - 1)
+    starts = np.array([float(s["start_s"]) for s in segments])
+    src_times = starts[seg] + (times - offsets[seg])                              # [T] source seconds
+    sources = [str(s["source"]) for s in segments]
+    first = source_features[sources[0]]
+    feats = torch.empty(len(times), first.features.shape[1], dtype=first.features.dtype)
+    frame_idx = np.empty(len(times), dtype=np.int64)
+    seg_source = np.array(sources, dtype=object)[seg]
+    for src in dict.fromkeys(sources):                                            # one gather per source
+        rows_here = np.flatnonzero(seg_source == src)
+        vf = source_features[src]
+        # the source's candidate shown at that source time (its last grid point <= t)
+        rows = np.searchsorted(vf.timestamps_s, src_times[rows_here] + _GRID_TOL, side="right") - 1
+        bad = (rows < 0) | (src_times[rows_here] >= vf.duration_s + _GRID_TOL)
+        if bad.any():
+            t = float(src_times[rows_here][bad][0])
+            raise CompositionError(f"a segment reads {src} at {t:.3f} s, past its end ({vf.duration_s:.3f} s); "
+                                   "cut segments inside their sources")
+        feats[torch.from_numpy(rows_here)] = vf.features[torch.from_numpy(rows)]
+        frame_idx[rows_here] = vf.frame_indices[rows]
+    return VideoFeatures(feats, times, frame_idx, duration)
+
+
 def video_features(
     video: VideoLike,
     encoder,
@@ -156,11 +229,17 @@ def video_features(
     cache: FeatureCache | None = None,
 ) -> VideoFeatures:
     """Candidate features of ``video`` (path or segment list): from ``cache`` when present, else
-    decoded, encoded and stored. ``cache=None`` computes without storing."""
+    decoded, encoded and stored. ``cache=None`` computes without storing. A segment list with cuts
+    on the ``1/fps`` grid is composed from its sources' cached full-grid features (see the module
+    docstring)."""
     if isinstance(video, Mapping):
         raise TypeError("video must be a path or a list of segments, not a single mapping")
     if cache is None:
         return encode_candidates(video, encoder, fps, max_candidates)
+    if not isinstance(video, str | os.PathLike) and on_grid(video, fps):
+        per_source = {src: video_features(src, encoder, fps, None, cache)
+                      for src in dict.fromkeys(str(s["source"]) for s in video)}
+        return compose_features(video, per_source, fps, max_candidates)
     # fp16 features (GPU) and fp32 features (CPU) differ slightly: never mix them.
     key = cache.key(video, encoder.spec, fps, max_candidates, encoder.image_size, str(getattr(encoder, "dtype", "")))
     hit = cache.load(key)

@@ -47,8 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--selector", help="trained selector directory (from `tspo train` or save_pretrained) or hub id")
     p.add_argument("--encoder", help="encoder spec: 'ViT-L-14:openai' (default without --selector), "
                    "'MODEL:/path/weights.bin', or 'tiny-random' (offline, random weights)")
-    # The method list is checked after the cheap checks: it lives with torch code (tspo.agents).
-    p.add_argument("--method", default="tspo", help="selection method: tspo (default), uniform, clip, bin-max, aks")
+    # Validated after the cheap checks (the method registry lives with torch code, tspo.agents);
+    # an unknown name gets the full list.
+    p.add_argument("--method", default="tspo",
+                   help="selection method, e.g. tspo (default), uniform, clip, aks, or SCORER+RULE such as tspo+aks")
     p.add_argument("--fps", type=float, default=None,
                    help=f"candidate frames per second (default: the selector's, else {DEFAULT_FPS:g})")
     p.add_argument("--max-candidates", type=int, default=None,
@@ -105,10 +107,12 @@ def check_runtime_args(args: argparse.Namespace) -> None:
     """Checks that need torch / the method list, still before any encoder loads; raises UsageError."""
     import torch
 
-    from tspo.agents import METHODS
+    from tspo.agents.methods import get_method
 
-    if args.method not in METHODS:
-        raise UsageError(f"--method {args.method!r} is not one of {', '.join(METHODS)}")
+    try:
+        get_method(args.method)
+    except ValueError as err:
+        raise UsageError(f"--method: {err}") from err
     try:
         device = torch.device(args.device)
     except RuntimeError as err:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tspo.agents import METHODS
 from tspo.settings import DEFAULT_MAX_CANDIDATES, DEFAULT_NUM_FRAMES
 
 NO_WEIGHTS_NOTE = """\
@@ -52,7 +53,7 @@ class DemoConfig:
     train_targets: int = 32
     val_targets: int = 12
     distractors: int = 6
-    methods: tuple[str, ...] = ("tspo", "uniform", "clip", "bin-max", "aks")
+    methods: tuple[str, ...] = METHODS
     seed: int = 0
     num_plots: int = 2
     progress: bool = True
@@ -154,7 +155,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """Run all five steps; returns the eval result dict (written to ``out_dir/eval.json``) plus
     ``stage_seconds`` (wall time of synth, train, eval, plots)."""
     from tspo.cache import FeatureCache
-    from tspo.data_synth import load_manifest
+    from tspo.data_synth.manifest import load_manifest
     from tspo.evaluate import evaluate_samples, format_table
     from tspo.plots import plot_eval_summary, plot_training_curves
     from tspo.rewards import build_oracle

@@ -36,10 +36,10 @@ from typing import Any
 
 import numpy as np
 
+from tspo.agents import METHODS, get_method
 from tspo.rewards import SPEC_HELP, build_oracle
 from tspo.settings import DEFAULT_FPS, DEFAULT_FRAME_SIZE, DEFAULT_MAX_CANDIDATES, DEFAULT_NUM_FRAMES
 
-METHODS = ("tspo", "uniform", "clip", "bin-max", "aks")
 # (upper bound in seconds, label); a sample falls in the first bucket whose bound exceeds its duration
 DURATION_BUCKETS: tuple[tuple[float, str], ...] = (
     (120.0, "<2min"), (900.0, "2-15min"), (3600.0, "15-60min"), (math.inf, ">60min"),
@@ -75,11 +75,18 @@ class Outcome:
 
 
 def check_methods(methods: Sequence[str] | str) -> list[str]:
-    """A list or comma-separated string of method names -> validated, de-duplicated list."""
+    """A list or comma-separated string of method names (``tspo.agents.METHODS`` or ``SCORER+RULE``)
+    -> validated, de-duplicated list."""
     names = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods) if m.strip()]
-    bad = [m for m in names if m not in METHODS]
+    bad = []
+    for name in names:
+        try:
+            get_method(name)
+        except ValueError:
+            bad.append(name)
     if bad or not names:
-        raise EvalConfigError(f"unknown or no methods {bad or names!r}; choose from {', '.join(METHODS)}")
+        raise EvalConfigError(f"unknown or no methods {bad or names!r}; choose from {', '.join(METHODS)} "
+                              "or SCORER+RULE (e.g. tspo+bin-max)")
     return list(dict.fromkeys(names))
 
 
@@ -133,7 +140,7 @@ def evaluate_samples(
     ``samples``: manifest :class:`~tspo.data_synth.Sample` objects. ``selector``: a
     :class:`~tspo.TSPOSelector` (its agent scores ``tspo``; its encoder scores the CLIP-based
     baselines). ``feature_fn(sample) -> VideoFeatures`` overrides how candidate features are
-    obtained (default: :func:`tspo.data_synth.sample_features` through the selector's cache).
+    obtained (default: the selector's own :meth:`~tspo.TSPOSelector.features`, as at inference).
     ``num_frames``, ``fps``, ``max_candidates``, ``frame_size`` (short side of the whole frames decoded
     for oracles that need pixels): None takes the selector's :attr:`~tspo.TSPOSelector.settings`.
     ``per_sample``: also return every (sample, method) outcome under ``"samples"``.
@@ -162,11 +169,7 @@ def evaluate_samples(
         cand_times = np.asarray(feats.timestamps_s, dtype=np.float64)
         frames = _decode_picks(sample, cand_times, picks, settings.frame_size) \
             if getattr(oracle, "needs_frames", False) else {}
-        queries = []
-        for method in methods:
-            queries.append(OracleQuery(sample_id=sample.id, question=sample.question, options=tuple(sample.options),
-                                       timestamps_s=cand_times[picks[method]], frames=frames.get(method),
-                                       positions=picks[method], meta=sample.oracle_meta()))
+        queries = [OracleQuery.for_sample(sample, cand_times[picks[m]], picks[m], frames.get(m)) for m in methods]
         answers = oracle.answer(queries)
         for method, query, ans in zip(methods, queries, answers):
             tf = temporal_reward(query.timestamps_s, sample.target_spans_s) if sample.target_spans_s else None
@@ -195,10 +198,8 @@ def _decode_picks(sample: Any, cand_times: np.ndarray, picks: dict[str, np.ndarr
 
 
 def _default_feature_fn(selector: Any, fps: float, max_candidates: int | None) -> Callable[[Any], Any]:
-    from tspo.data_synth import sample_features
-
     def features(sample: Any) -> Any:
-        return sample_features(sample, selector.encoder, fps=fps, max_candidates=max_candidates, cache=selector.cache)
+        return selector.features(sample.video, fps=fps, max_candidates=max_candidates)
 
     return features
 
@@ -254,7 +255,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="read a public benchmark's annotations instead (needs --annotations)")
     p.add_argument("--annotations", help="benchmark annotation file (MLVU: the json/ folder)")
     p.add_argument("--video-root", help="folder of the benchmark's videos (default: its published layout)")
-    p.add_argument("--methods", default="tspo,uniform,clip,bin-max,aks", help="comma-separated: " + ",".join(METHODS))
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help="comma-separated: " + ",".join(METHODS) + " or SCORER+RULE (default: all of them)")
     p.add_argument("--selector", help="trained selector directory (needed for the tspo method)")
     p.add_argument("--encoder", help="encoder spec for the other methods when no --selector is given "
                                      "(default ViT-L-14:openai); with --selector it overrides the stored one")
@@ -278,7 +280,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def load_samples(args: argparse.Namespace) -> list[Any]:
     if args.manifest:
-        from tspo.data_synth import load_manifest
+        from tspo.data_synth.manifest import load_manifest
 
         samples = load_manifest(args.manifest)
     else:
@@ -298,9 +300,10 @@ def make_selector(selector_dir: str | None, encoder: str | None, methods: Iterab
     cache = FeatureCache(feature_cache) if feature_cache else None
     if selector_dir:
         return TSPOSelector.from_pretrained(selector_dir, encoder=encoder, cache=cache)
-    if "tspo" in methods:
-        raise EvalConfigError("method 'tspo' needs --selector DIR (a trained selector); drop it from --methods "
-                              "to compare only the baselines")
+    agent_methods = [m for m in methods if get_method(m).needs_agent]
+    if agent_methods:
+        raise EvalConfigError(f"methods {agent_methods} score with the trained agent: each needs --selector DIR "
+                              "(a trained selector); drop them from --methods to compare only the baselines")
     return TSPOSelector(encoder=encoder or "ViT-L-14:openai", cache=cache)
 
 

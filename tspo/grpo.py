@@ -63,15 +63,18 @@ def group_advantages(rewards: torch.Tensor, valid: torch.Tensor | None = None, e
 
 
 def decoupled_advantages(r_a: torch.Tensor, r_t: torch.Tensor, valid: torch.Tensor | None = None,
-                         eps: float = ADV_EPS) -> torch.Tensor:
-    """Option: normalise R_A (Eq. 10) and R_T (Eq. 11) within the group separately, then sum.
+                         eps: float = ADV_EPS, w_a: float = 1.0, w_t: float = 1.0) -> torch.Tensor:
+    """Option: normalise R_A (Eq. 10) and R_T (Eq. 11) within the group separately, then
+    ``w_a A(R_A) + w_t A(R_T)``.
 
     With the paper's summed reward a group whose R_T varies a lot drowns out R_A; normalising
-    each reward alone gives both the same weight. [B, G], [B, G] -> [B, G].
+    each reward alone gives both the same weight. The weights multiply the *normalised*
+    advantages: group normalisation is scale-invariant, so weighting a reward before it would
+    change nothing but the sign. [B, G], [B, G] -> [B, G].
     """
     if r_a.shape != r_t.shape:
         raise ObjectiveInputError(f"decoupled_advantages: r_a {tuple(r_a.shape)} and r_t {tuple(r_t.shape)} differ")
-    return group_advantages(r_a, valid, eps) + group_advantages(r_t, valid, eps)
+    return w_a * group_advantages(r_a, valid, eps) + w_t * group_advantages(r_t, valid, eps)
 
 
 def plackett_luce_logp(logits: torch.Tensor, idx: torch.Tensor, order: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from tspo.rewards import in_spans  # noqa: E402
+
 
 class PlotInputError(ValueError):
     """A plot was asked for with inputs it cannot draw (the message names the input and the fix)."""
@@ -75,11 +77,8 @@ def _spans(name: str, spans: Sequence[Sequence[float]] | None) -> np.ndarray:
 
 
 def _inside(times_s: np.ndarray, spans: np.ndarray) -> np.ndarray:
-    """bool[k]: whether each time lies in any span, ``start <= t < end`` as R_T counts it (times x spans)."""
-    if len(spans) == 0:
-        return np.zeros(times_s.shape, dtype=bool)
-    t = times_s[:, None]
-    return np.any((t >= spans[None, :, 0]) & (t < spans[None, :, 1]), axis=1)
+    """bool[k]: whether each time lies in any span, as R_T counts it (``tspo.rewards.in_spans``)."""
+    return in_spans(times_s, spans)
 
 
 def thumbnail_mosaic(frames: np.ndarray, per_row: int = _THUMBS_PER_ROW, gap: int = 2) -> np.ndarray:

@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from tspo.agents import METHODS, TemporalAgent, select_by_method
+from tspo.agents import TemporalAgent, get_method
 from tspo.cache import FeatureCache, VideoFeatures, video_features
 from tspo.encoders import ClipEncoder, load_encoder
 from tspo.settings import SelectionSettings, clip_num_frames
@@ -161,16 +160,13 @@ class TSPOSelector:
 
     @torch.no_grad()
     def score(self, features: torch.Tensor, question: str, method: str = "tspo") -> torch.Tensor:
-        """Per-candidate scores ``[T]``: the agent's S for ``tspo``, CLIP cosine similarity for
-        ``clip``/``bin-max``/``aks``."""
-        if method not in METHODS or method == "uniform":
-            raise ValueError(f"method {method!r} has no scores; scored methods: tspo, clip, bin-max, aks")
-        text = self.encoder.encode_text(_check_question(question))
-        feats = features.to(self.encoder.device, torch.float32)
-        text = text.to(self.encoder.device)
-        if method == "tspo":
-            return self.agent(feats, text).float().cpu()
-        return F.cosine_similarity(feats, text[None], dim=-1).float().cpu()
+        """Per-candidate scores ``[T]`` of the method's scorer (``tspo.agents.methods``): the agent's S
+        for ``tspo`` / ``tspo+aks``, CLIP cosine similarity for ``clip`` / ``bin-max`` / ``aks``."""
+        m = get_method(method)
+        if not m.needs_scores:
+            raise ValueError(f"method {method!r} has no scores (its rule {m.rule!r} looks only at the grid)")
+        text = self.encoder.encode_text(_check_question(question)).to(self.encoder.device)
+        return m.score(self.agent, features.to(self.encoder.device, torch.float32), text).cpu()
 
     def select_from_features(
         self, features: torch.Tensor, question: str, num_frames: int | None = None, method: str = "tspo"
@@ -179,8 +175,9 @@ class TSPOSelector:
         (``num_frames`` None: the selector's k)."""
         num = int(features.shape[0])
         k = self._clip_k(self.settings.override(num_frames=num_frames).num_frames, num)
-        scores = None if method == "uniform" else self.score(features, question, method)
-        return select_by_method(method, scores, num, k), scores
+        m = get_method(method)
+        scores = self.score(features, question, method) if m.needs_scores else None
+        return m.pick(scores, num, k), scores
 
     @staticmethod
     def _clip_k(k: int, num_candidates: int) -> int:
@@ -206,11 +203,10 @@ class TSPOSelector:
         question = _check_question(question)
         settings = self.settings.override(num_frames, fps, max_candidates, frame_size)
         k, fps, max_candidates = settings.num_frames, settings.fps, settings.max_candidates
-        if method not in METHODS:
-            raise ValueError(f"unknown selection method {method!r}; choose one of {', '.join(METHODS)}")
-        if method == "uniform":  # needs no pixels at all: plan the grid, decode only the picks
+        m = get_method(method)
+        if not m.needs_scores:  # needs no pixels at all: plan the grid, decode only the picks
             times, _, frame_idx, _ = plan_candidates(video, fps, max_candidates)
-            positions = select_by_method("uniform", None, len(times), self._clip_k(k, len(times)))
+            positions = m.pick(None, len(times), self._clip_k(k, len(times)))
             scores = None
         else:
             feats = self.features(video, fps, max_candidates)

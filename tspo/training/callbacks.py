@@ -85,14 +85,11 @@ class ExportSelector(L.Callback):
 
     @staticmethod
     def training_data(data: Any) -> tuple[list[str], dict[str, Any]]:
-        """(model-card lines, structured record) of the manifests the run trained and checked on."""
-        train, val = getattr(data, "train_manifest", None), getattr(data, "val_manifest", None)
-        resolved = getattr(data, "resolved_synth", None)
-        synth = resolved() if callable(resolved) else getattr(data, "synth", None)
-        made = is_dataclass(synth) and (train is None or not Path(train).is_file()
-                                      or (val is not None and not Path(val).is_file()))
-        if made:  # the datamodule rendered its own needles (tspo.training.synth)
-            train, val = synth.paths()
+        """(model-card lines, structured record) of the manifests the run trained and checked on, as
+        the datamodule's ``setup`` chose them (``data.used``)."""
+        used = getattr(data, "used", None) or {}
+        train, val, synth = used.get("train_manifest"), used.get("val_manifest"), used.get("synth")
+        made = is_dataclass(synth)   # the datamodule rendered its own needles (tspo.training.synth)
         record: dict[str, Any] = {
             "train_manifest": os.path.abspath(train) if train is not None else None,
             "val_manifest": os.path.abspath(val) if val is not None else None,

@@ -1,6 +1,6 @@
 """``TSPODataModule``: manifests in, batches of cached candidate features out.
 
-Every sample's candidate features are computed once (``tspo.data_synth.sample_features``:
+Every sample's candidate features are computed once (``tspo.cache.video_features``:
 plain videos through the on-disk feature cache, virtual needle videos composed in feature space
 from their sources' cached rows) before training starts, so no video is decoded during training.
 Frames are fetched later only when the oracle needs pixels, only for the selected indices
@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from tspo.data_synth import Sample, load_manifest
+from tspo.cache import encode_candidates, video_features
+from tspo.data_synth.manifest import Sample, load_manifest
 from tspo.settings import DEFAULT_FPS, DEFAULT_MAX_CANDIDATES
 from tspo.training.synth import SynthConfig, ensure_synthetic
 
@@ -62,8 +63,6 @@ class FeatureDataset(Dataset):
                  max_candidates: int | None = DEFAULT_MAX_CANDIDATES, cache=None, source: Literal["cache", "decode"] = "cache", progress: bool = True) -> None:
         from tqdm.auto import tqdm
 
-        from tspo.data_synth import sample_features
-
         if not samples:
             raise DataConfigError("the manifest has no samples; check data.train_manifest / data.val_manifest")
         self.samples = list(samples)
@@ -72,7 +71,7 @@ class FeatureDataset(Dataset):
         self._features: list[torch.Tensor] = []
         self._times: list[np.ndarray] = []
         for s in tqdm(self.samples, desc="candidate features", unit="video", disable=not progress):
-            vf = sample_features(s, encoder, fps, max_candidates, cache)
+            vf = video_features(s.video, encoder, fps, max_candidates, cache)
             self._times.append(np.asarray(vf.timestamps_s, dtype=np.float64))
             self._features.append(vf.features.float() if source == "cache" else torch.empty(0))
 
@@ -82,8 +81,6 @@ class FeatureDataset(Dataset):
     def features(self, i: int) -> torch.Tensor:
         if self.source == "cache":
             return self._features[i]
-        from tspo.cache import encode_candidates
-
         video = self.samples[i].video
         return encode_candidates(video, self.encoder, self.fps, self.max_candidates).features
 
@@ -192,6 +189,9 @@ class TSPODataModule(L.LightningDataModule):
         self.encoder = None
         self.train_set: FeatureDataset | None = None
         self.val_set: FeatureDataset | None = None
+        # What setup() decided (read by the export callback, never re-derived there): the manifests
+        # used and whether they were made from data.synth.
+        self.used: dict[str, Any] | None = None
         if train_manifest is None and synth is None:
             raise DataConfigError("give data.train_manifest (a JSON Lines manifest) or a data.synth block to make "
                                   "synthetic needle data")
@@ -253,6 +253,8 @@ class TSPODataModule(L.LightningDataModule):
         from tspo.cache import FeatureCache
 
         train, val = self._manifests()
+        made = train != self.train_manifest or val != self.val_manifest
+        self.used = {"train_manifest": train, "val_manifest": val, "synth": self.resolved_synth() if made else None}
         self.encoder = self._shared_encoder()
         cache = FeatureCache(self._feature_cache_dir())
         kw = {"fps": self.fps, "max_candidates": self.max_candidates, "cache": cache, "progress": self.progress}

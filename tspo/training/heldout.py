@@ -8,18 +8,19 @@ top-k, on samples never seen in training, answered by the same frozen oracle.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from tspo.agents import select_topk, select_uniform
+from tspo.agents import METHODS, RULES, get_method
+from tspo.settings import DEFAULT_FRAME_SIZE
 from tspo.training.datamodule import FeatureDataset, collate
-from tspo.training.rollout import build_queries, gather_times, score_answers
+from tspo.training.rollout import ask_oracle, picks_in_target
 
-METHODS = ("tspo", "uniform", "clip")
+# Every registered method whose rule keeps exactly k per row (top-k, uniform): tspo, uniform, clip.
+HELDOUT_METHODS = tuple(name for name in METHODS if RULES[get_method(name).rule].batched)
 
 
 @torch.no_grad()
-def heldout_metrics(dataset: FeatureDataset, oracle, k: int, agent=None, methods=METHODS,
-                    batch_size: int = 64) -> dict[str, dict[str, float]]:
+def heldout_metrics(dataset: FeatureDataset, oracle, k: int, agent=None, methods=HELDOUT_METHODS,
+                    batch_size: int = 64, frame_size: int = DEFAULT_FRAME_SIZE) -> dict[str, dict[str, float]]:
     """``{method: {"target_fraction", "accuracy", "failures", "unparsed", "n"}}`` over every sample.
 
     ``target_fraction`` = mean over needle samples of ``#picks in target / k`` (None without needle
@@ -28,11 +29,13 @@ def heldout_metrics(dataset: FeatureDataset, oracle, k: int, agent=None, methods
     ``"tspo"``. ``tspo`` and ``clip`` take the top-k of their scores (as at inference, no noise)
     for the whole batch at once, ``uniform`` the same evenly spaced positions for every row.
     """
-    if "tspo" in methods and agent is None:
-        raise ValueError("heldout_metrics: method 'tspo' needs the agent")
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"heldout_metrics: unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    chosen = {m: get_method(m) for m in methods}
+    if agent is None and any(m.needs_agent for m in chosen.values()):
+        raise ValueError(f"heldout_metrics: methods {[n for n, m in chosen.items() if m.needs_agent]} need the agent")
+    unbatched = [n for n, m in chosen.items() if not RULES[m.rule].batched]
+    if unbatched:
+        raise ValueError(f"heldout_metrics: methods {unbatched} use a rule that keeps a varying number of frames "
+                         f"per row; use top-k or uniform rules ({', '.join(n for n, r in RULES.items() if r.batched)})")
     sums = {m: {"inside": 0.0, "needles": 0, "correct": 0.0, "answered": 0, "failures": 0, "unparsed": 0}
             for m in methods}
     device = next(agent.parameters()).device if agent is not None else torch.device("cpu")
@@ -41,19 +44,15 @@ def heldout_metrics(dataset: FeatureDataset, oracle, k: int, agent=None, methods
         feats, text = batch["features"], batch["text"]
         samples = list(batch["samples"])
         num_t = feats.shape[1]
-        for m in methods:
-            if m == "tspo":
-                idx = select_topk(agent(feats.to(device), text.to(device)).float().cpu(), k)     # [B, k]
-            elif m == "clip":
-                idx = select_topk(F.cosine_similarity(feats, text[:, None, :], dim=-1), k)
-            else:
-                idx = select_uniform(num_t, k).expand(len(samples), k)
+        for m, method in chosen.items():
+            scores = method.score(agent, feats.to(device), text.to(device))                     # [B, T] | None
+            idx = method.pick(None if scores is None else scores.cpu(), num_t, k)              # [B, k]
+            if idx.dim() == 1:                                                                  # uniform on no scores
+                idx = idx.expand(len(samples), k)
             idx = idx[:, None, :]                                                               # [B, 1, k]
-            times = gather_times(batch["timestamps"], idx)
-            answers = oracle.answer(build_queries(samples, idx, times))
-            rewards = score_answers(samples, answers, times)
+            _, rewards = ask_oracle(oracle, samples, idx, batch["timestamps"], frame_size)
             needle = torch.tensor([s.kind == "needle" for s in samples])
-            inside = batch["target_mask"].gather(-1, idx[:, 0]).float().mean(-1)
+            inside = picks_in_target(batch["target_mask"], idx)
             acc = sums[m]
             acc["inside"] += float(inside[needle].sum())
             acc["needles"] += int(needle.sum())

@@ -25,6 +25,7 @@ import torch
 
 from tspo.agents import GumbelTopK, TemporalAgent
 from tspo.grpo import (
+    decoupled_advantages,
     group_advantages,
     plackett_luce_logp,
     policy_entropy,
@@ -33,7 +34,7 @@ from tspo.grpo import (
     tspo_loss,
 )
 from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, check_frame_size, check_num_frames
-from tspo.training.rollout import build_queries, fetch_frames, gather_times, score_answers
+from tspo.training.rollout import ask_oracle, picks_in_target
 
 
 class TrainingConfigError(ValueError):
@@ -171,27 +172,21 @@ class TSPOModule(L.LightningModule):
     def rollout(self, batch: dict[str, Any], logits: torch.Tensor):
         """Sample G selections per question and score them with the oracle: -> (idx, order, Rewards)."""
         idx, _, order = self.policy.sample(logits.detach(), self.hparams.group_size, self._generator(), return_order=True)
-        samples = list(batch["samples"])
-        times = gather_times(batch["timestamps"], idx)
-        oracle = self.oracle
-        frames = fetch_frames(samples, times, self.hparams.frame_size) if oracle.needs_frames else None
-        answers = oracle.answer(build_queries(samples, idx, times, frames))
-        rewards = score_answers(samples, answers, times, self.hparams.w_accuracy, self.hparams.w_temporal)
+        h = self.hparams
+        _, rewards = ask_oracle(self.oracle, list(batch["samples"]), idx, batch["timestamps"], h.frame_size,
+                                h.w_accuracy, h.w_temporal)
         return idx, order, rewards
 
     def advantages(self, rewards) -> torch.Tensor:
         """Advantages float32[B, G]; failed queries (``rewards.valid`` False) get 0.
 
-        ``grouped``: GRPO over ``total = w_a R_A + w_t R_T``. ``decoupled``: each component is
-        normalised within its group, then weighted. The weights multiply the *normalised*
-        advantages: group normalisation is scale-invariant, so weighting R_A or R_T before it
-        would change nothing but the sign.
+        ``grouped``: GRPO over ``total = w_a R_A + w_t R_T``. ``decoupled``:
+        :func:`tspo.grpo.decoupled_advantages` with the same weights.
         """
         h = self.hparams
         if h.advantage == "decoupled":
-            # = tspo.grpo.decoupled_advantages(R_A, R_T) when both weights are 1
-            return (h.w_accuracy * group_advantages(rewards.accuracy, rewards.valid)
-                    + h.w_temporal * group_advantages(rewards.temporal, rewards.valid))
+            return decoupled_advantages(rewards.accuracy, rewards.temporal, rewards.valid,
+                                        w_a=h.w_accuracy, w_t=h.w_temporal)
         return group_advantages(rewards.total, rewards.valid)
 
     # -- Lightning hooks -------------------------------------------------------------------------
@@ -203,22 +198,22 @@ class TSPOModule(L.LightningModule):
         idx, order, rewards = self.rollout(batch, logits)
         valid = rewards.valid.to(self.device)
         adv = self.advantages(rewards).to(self.device)
-        logp_old = self._logp(logits, idx, order).detach()
+        logp_new = self._logp(logits, idx, order)                               # once per step
+        logp_old = logp_new.detach()
         logp_ref = None
         if self.ref_agent is not None:
             with torch.no_grad():
                 logp_ref = self._logp(self.scores(features, text, self.ref_agent) / tau, idx, order)
         loss_kw = {"valid": valid, "clip_eps": h.clip_eps, "logp_ref": logp_ref, "kl_beta": h.kl_beta}
         if self.automatic_optimization:
-            logp_new = self._logp(logits, idx, order)
             loss = tspo_loss(logp_new, logp_old, adv, **loss_kw)
             stats = policy_stats(logp_new, logp_old, h.clip_eps)
         else:
             opt = self.optimizers()
             for it in range(h.num_iterations):
-                if it:
+                if it:  # the first update reuses the rollout's log-probs; later ones see the moved agent
                     logits = self.scores(features, text) / tau
-                logp_new = self._logp(logits, idx, order)
+                    logp_new = self._logp(logits, idx, order)
                 stats = policy_stats(logp_new, logp_old, h.clip_eps)            # before this update, as CleanRL
                 loss = tspo_loss(logp_new, logp_old, adv, **loss_kw)
                 opt.zero_grad()
@@ -248,7 +243,7 @@ class TSPOModule(L.LightningModule):
             "perf/steps_per_s": self._steps_per_s,
         }
         if bool(needle.any()):
-            inside = batch["target_mask"].gather(-1, idx.flatten(1)).float().mean(-1)   # [B]
+            inside = picks_in_target(batch["target_mask"], idx)                        # [B]
             metrics["train/R_T"] = _masked_mean(rewards.temporal[needle], valid[needle])
             metrics["train/in_target"] = inside[needle.to(inside.device)].mean()
         self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(needle), prog_bar=False)
@@ -266,16 +261,14 @@ class TSPOModule(L.LightningModule):
         scores = self.scores(batch["features"], batch["text"])
         idx = self.policy.greedy(scores).unsqueeze(1)                                 # [B, 1, k]
         samples = list(batch["samples"])
-        times = gather_times(batch["timestamps"], idx)
-        answers = self.oracle.answer(build_queries(samples, idx, times,
-                                                   fetch_frames(samples, times, self.hparams.frame_size)
-                                                   if self.oracle.needs_frames else None))
-        rewards = score_answers(samples, answers, times, self.hparams.w_accuracy, self.hparams.w_temporal)
+        h = self.hparams
+        _, rewards = ask_oracle(self.oracle, samples, idx, batch["timestamps"], h.frame_size,
+                                h.w_accuracy, h.w_temporal)
         bsz = len(samples)
         self.log("val/accuracy", _masked_mean(rewards.accuracy, rewards.valid), batch_size=bsz, sync_dist=True)
         needle = torch.tensor([s.kind == "needle" for s in samples])
         if bool(needle.any()):
-            inside = batch["target_mask"].gather(-1, idx.flatten(1)).float().mean(-1)
+            inside = picks_in_target(batch["target_mask"], idx)
             self.log("val/in_target", inside[needle.to(inside.device)].mean(), batch_size=int(needle.sum()),
                      sync_dist=True)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tspo.data_synth import Sample
+from tspo.data_synth.manifest import Sample
 from tspo.rewards import OracleAnswer, OracleQuery, accuracy_reward, compose_reward, temporal_reward
 from tspo.video import read_whole_frames
 
@@ -60,15 +60,26 @@ def build_queries(samples: Sequence[Sample], idx: torch.Tensor, times: np.ndarra
                   frames: Sequence[np.ndarray] | None = None) -> list[OracleQuery]:
     """Flat list of ``B * G`` queries, sample-major (query ``b * G + g`` is selection ``idx[b, g]``)."""
     positions = idx.cpu().numpy()
-    queries = []
-    for b, sample in enumerate(samples):
-        meta = sample.oracle_meta()
-        options = tuple(sample.options)
-        for g in range(positions.shape[1]):
-            queries.append(OracleQuery(
-                sample_id=sample.id, question=sample.question, options=options, timestamps_s=times[b, g],
-                frames=None if frames is None else frames[b][g], positions=positions[b, g], meta=meta))
-    return queries
+    return [OracleQuery.for_sample(sample, times[b, g], positions[b, g], None if frames is None else frames[b][g])
+            for b, sample in enumerate(samples) for g in range(positions.shape[1])]
+
+
+def ask_oracle(oracle, samples: Sequence[Sample], idx: torch.Tensor, timestamps: torch.Tensor, frame_size: int,
+               w_a: float = 1.0, w_t: float = 1.0) -> tuple[np.ndarray, Rewards]:
+    """The one path from selections to rewards (training rollout, validation, held-out check):
+    idx int64[B, G, k] candidate positions, timestamps float64[B, T] seconds -> (times float64[B, G, k],
+    :class:`Rewards` [B, G]). Whole frames (short side ``frame_size``) are decoded only when the
+    oracle needs pixels; all B * G queries go to the oracle in one call."""
+    times = gather_times(timestamps, idx)
+    frames = fetch_frames(samples, times, frame_size) if getattr(oracle, "needs_frames", False) else None
+    answers = oracle.answer(build_queries(samples, idx, times, frames))
+    return times, score_answers(samples, answers, times, w_a, w_t)
+
+
+def picks_in_target(target_mask: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Share of each question's picks inside its target: target_mask bool[B, T], idx int64[B, G, k]
+    -> float32[B] (mean over the G selections)."""
+    return target_mask.to(idx.device).gather(-1, idx.flatten(1)).float().mean(-1)
 
 
 def score_answers(samples: Sequence[Sample], answers: Sequence[OracleAnswer], times: np.ndarray,
