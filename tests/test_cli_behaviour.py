@@ -51,7 +51,7 @@ def test_usage_errors_come_before_torch(short_video, tmp_path, args, match):
     [
         (["--encoder", "ViT-B-32:opnai"], 2, "valid tags: openai"),
         (["--encoder", "NoSuchArch:openai"], 2, "unknown open_clip architecture"),
-        (["--encoder", "tiny-random", "--method", "best"], 2, "--method 'best' is not one of"),
+        (["--encoder", "tiny-random", "--method", "best"], 2, "unknown selection method 'best'; choose one of tspo"),
         (["--encoder", "tiny-random", "--device", "warp9"], 2, "not a torch device"),
     ],
 )

@@ -21,8 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from tspo.rewards import in_spans  # noqa: E402
-
 
 class PlotInputError(ValueError):
     """A plot was asked for with inputs it cannot draw (the message names the input and the fix)."""
@@ -78,6 +76,10 @@ def _spans(name: str, spans: Sequence[Sequence[float]] | None) -> np.ndarray:
 
 def _inside(times_s: np.ndarray, spans: np.ndarray) -> np.ndarray:
     """bool[k]: whether each time lies in any span, as R_T counts it (``tspo.rewards.in_spans``)."""
+    # Imported here: tspo.rewards pulls in torch, and `tspo select` checks --plot paths through this
+    # module before it imports torch (an argument error must cost well under a second).
+    from tspo.rewards import in_spans
+
     return in_spans(times_s, spans)
 
 
