@@ -53,7 +53,7 @@ def _video_queries(group: int, k: int, size: int, seed: int = 0) -> list[OracleQ
 def bench_scoring_vs_generate(hidden_size: int = 64, num_layers: int = 2, frame_size: int = 56, group: int = 8,
                               k: int = 16, new_tokens: int = 8, repeats: int = 3) -> dict:
     """Seconds for one batched letter-scoring call vs ``group`` sequential generate calls."""
-    from tspo.rewards.hf_tiny import tiny_qwen_vl
+    from tspo.plugins.tiny import tiny_qwen_vl
 
     model, processor = tiny_qwen_vl("qwen2_vl", hidden_size=hidden_size, num_layers=num_layers,
                                     frame_pixels=frame_size * frame_size)

@@ -13,9 +13,10 @@ from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from tspo.video import write_frames
 
 from .events import BACKGROUNDS, COLOURS, QUESTION_KINDS, ClipTruth, Event, RenderError, make_clip_truth
 from .manifest import Sample
@@ -134,21 +135,9 @@ def scene_frames(scene: dict, fps: int, size: int) -> np.ndarray:
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: int, size: int, crf: int = 18) -> Path:
-    """Encode uint8[H,W,3] frames (or [n,H,W,3] chunks) as H.264 mp4 at ``fps`` (libx264 ultrafast)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": str(crf)}
-        for chunk in frames:
-            for frame in chunk if chunk.ndim == 4 else chunk[None]:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                    container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    """Encode uint8[size, size, 3] frames (or [n, size, size, 3] chunks) as H.264 mp4 at ``fps``
+    (:func:`tspo.video.write_frames`, libx264 ultrafast)."""
+    return write_frames(path, frames, fps, options={"preset": "ultrafast", "crf": str(crf)})
 
 
 def clip_frames(truth: ClipTruth, fps: int, size: int) -> Iterator[np.ndarray]:

@@ -27,16 +27,10 @@ def parser(description: str, model_help: str) -> argparse.ArgumentParser:
 
 
 def render_demo_video(path: Path, seconds: int = 12, fps: int = 10) -> Path:
-    import av
+    from tspo.video import write_frames
 
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
-        for n in range(seconds * fps):
-            img = np.full((96, 128, 3), 20 * (n // fps) + 10, np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
-        container.mux(stream.encode())
-    return path
+    frames = (np.full((96, 128, 3), 20 * (n // fps) + 10, np.uint8) for n in range(seconds * fps))
+    return write_frames(path, frames, fps, options={})
 
 
 def select(args: argparse.Namespace):

@@ -34,30 +34,23 @@ def write_video(
     ``size`` is (height, width). ``colours``: uint8[ceil(seconds), 3], one colour per second
     (default: a fixed pseudo-random palette). Frame ``i`` shows second ``i // fps``.
     """
-    import av
+    from tspo.video import write_frames
 
-    path = Path(path)
     num_frames = int(round(seconds * fps))
     n_sec = int(np.ceil(seconds))
     if colours is None:
         colours = np.random.default_rng(7).integers(0, 256, size=(n_sec, 3), dtype=np.uint8)
     height, width = size
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
-        if codec == "libx264":
-            stream.options = {"preset": "ultrafast", "crf": "18"}
+
+    def frames():
         for i in range(num_frames):
             frame = np.empty((height, width, 3), dtype=np.uint8)
             frame[:] = colours[min(i // fps, n_sec - 1)]
             bar = (i * 3) % max(width - 4, 1)
             frame[:, bar : bar + 4] = 255 - colours[min(i // fps, n_sec - 1)]
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+            yield frame
+
+    return write_frames(path, frames(), fps, codec=codec)
 
 
 @pytest.fixture(scope="session")

@@ -67,17 +67,8 @@ def render_time_coded_video(
     path: Path, seconds: int = 12, fps: int = 10, size: tuple[int, int] = (64, 48)
 ) -> Path:
     """An H.264 clip whose frames during second s are a flat grey of ``frame_value(s)``."""
-    import av
+    from tspo.video import write_frames
 
     width, height = size
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "10"}
-        for n in range(seconds * fps):
-            img = np.full((height, width, 3), frame_value(n // fps), np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    frames = (np.full((height, width, 3), frame_value(n // fps), np.uint8) for n in range(seconds * fps))
+    return write_frames(path, frames, fps, options={"crf": "10"})

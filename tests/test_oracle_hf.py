@@ -11,9 +11,9 @@ pytest.importorskip("transformers")
 from tspo.plugins import llava, qwen  # noqa: E402
 from tspo.plugins import tiny as plugin_tiny  # noqa: E402
 from tspo.plugins._clip import render_chat  # noqa: E402
+from tspo.plugins.tiny import tiny_llava_onevision, tiny_qwen_vl  # noqa: E402
 from tspo.rewards import HFVideoLLMOracle, OracleConfigError, OracleQuery, parse_option  # noqa: E402
 from tspo.rewards.hf_adapters import ADAPTERS  # noqa: E402
-from tspo.rewards.hf_tiny import tiny_llava_onevision, tiny_qwen_vl  # noqa: E402
 from tspo.rewards.oracle import answer_suffix, query_clip, question_text  # noqa: E402
 
 pytestmark = pytest.mark.hf
@@ -32,7 +32,7 @@ def make_queries(n=4, k=4, seed=0):
 
 @pytest.fixture(scope="module")
 def qwen2():
-    return tiny_qwen_vl("qwen2_vl")
+    return tiny_qwen_vl("qwen2_vl", chat_template=False)   # a base checkpoint: Qwen's ChatML fallback
 
 
 def test_score_mode_batched_equals_one_by_one(qwen2):

@@ -13,10 +13,7 @@ import sys
 from pathlib import Path
 
 from tspo.settings import (
-    DEFAULT_FPS,
-    DEFAULT_FRAME_SIZE,
-    DEFAULT_MAX_CANDIDATES,
-    DEFAULT_NUM_FRAMES,
+    add_settings_arguments,
     check_fps,
     check_frame_size,
     check_max_candidates,
@@ -42,8 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("video", help="video file")
     p.add_argument("question", help="the question the frames should answer")
-    p.add_argument("-k", "--num-frames", type=int, default=None,
-                   help=f"frames to select (default: the selector's, else {DEFAULT_NUM_FRAMES})")
     p.add_argument("--selector", help="trained selector directory (from `tspo train` or save_pretrained) or hub id")
     p.add_argument("--encoder", help="encoder spec: 'ViT-L-14:openai' (default without --selector), "
                    "'MODEL:/path/weights.bin', or 'tiny-random' (offline, random weights)")
@@ -51,12 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     # an unknown name gets the full list.
     p.add_argument("--method", default="tspo",
                    help="selection method, e.g. tspo (default), uniform, clip, aks, or SCORER+RULE such as tspo+aks")
-    p.add_argument("--fps", type=float, default=None,
-                   help=f"candidate frames per second (default: the selector's, else {DEFAULT_FPS:g})")
-    p.add_argument("--max-candidates", type=int, default=None,
-                   help=f"cap on the number of candidates (default: the selector's, else {DEFAULT_MAX_CANDIDATES})")
-    p.add_argument("--frame-size", type=int, default=None,
-                   help=f"short side in px of saved/plotted frames (default: the selector's, else {DEFAULT_FRAME_SIZE})")
+    add_settings_arguments(p, "saved / plotted frames")
     p.add_argument("--feature-cache", metavar="DIR", help="candidate feature cache (default $TSPO_CACHE/features; "
                    "a training run's RUN/feature_cache works too)")
     p.add_argument("--device", default="cpu", help="torch device for the encoder and agent (default cpu)")

@@ -38,7 +38,7 @@ import numpy as np
 
 from tspo.agents import METHODS, get_method
 from tspo.rewards import SPEC_HELP, build_oracle
-from tspo.settings import DEFAULT_FPS, DEFAULT_FRAME_SIZE, DEFAULT_MAX_CANDIDATES, DEFAULT_NUM_FRAMES
+from tspo.settings import add_settings_arguments
 
 # (upper bound in seconds, label); a sample falls in the first bucket whose bound exceeds its duration
 DURATION_BUCKETS: tuple[tuple[float, str], ...] = (
@@ -261,14 +261,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", help="encoder spec for the other methods when no --selector is given "
                                      "(default ViT-L-14:openai); with --selector it overrides the stored one")
     p.add_argument("--oracle", default="simulated", help=SPEC_HELP)
-    p.add_argument("-k", "--num-frames", type=int, default=None,
-                   help=f"frames selected per sample (default: the selector's, else {DEFAULT_NUM_FRAMES})")
-    p.add_argument("--fps", type=float, default=None,
-                   help=f"candidate frames per second (default: the selector's, else {DEFAULT_FPS:g})")
-    p.add_argument("--max-candidates", type=int, default=None,
-                   help=f"cap on candidates per video (default: the selector's, else {DEFAULT_MAX_CANDIDATES})")
-    p.add_argument("--frame-size", type=int, default=None,
-                   help=f"short side in px of the oracle's frames (default: the selector's, else {DEFAULT_FRAME_SIZE})")
+    add_settings_arguments(p, "the oracle's frames")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
     p.add_argument("--seed", type=int, default=0, help="seed of the oracle's guesses")
     p.add_argument("--feature-cache", metavar="DIR", help="candidate feature cache (default $TSPO_CACHE/features; "

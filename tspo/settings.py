@@ -110,3 +110,18 @@ def clip_num_frames(num_frames: int, num_candidates: int) -> tuple[int, str | No
         return num_frames, None
     return num_candidates, (f"asked for {num_frames} frames but the video has only {num_candidates} candidates; "
                             f"selecting all {num_candidates} (raise fps or lower k)")
+
+
+def add_settings_arguments(parser: Any, frames_for: str) -> None:
+    """The command-line flags of the selection settings (``-k``, ``--fps``, ``--max-candidates``,
+    ``--frame-size``), each defaulting to None = "the selector's value"; ``frames_for`` says what the
+    frame size is used for in the help. Parse them back with :meth:`SelectionSettings.override`."""
+    fallback = "(default: the selector's, else {})"
+    parser.add_argument("-k", "--num-frames", type=int, default=None,
+                        help="frames to select " + fallback.format(DEFAULT_NUM_FRAMES))
+    parser.add_argument("--fps", type=float, default=None,
+                        help="candidate frames per second " + fallback.format(f"{DEFAULT_FPS:g}"))
+    parser.add_argument("--max-candidates", type=int, default=None,
+                        help="cap on the candidates per video " + fallback.format(DEFAULT_MAX_CANDIDATES))
+    parser.add_argument("--frame-size", type=int, default=None,
+                        help=f"short side in px of {frames_for} " + fallback.format(DEFAULT_FRAME_SIZE))

@@ -14,8 +14,9 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
@@ -341,6 +342,33 @@ def read_frames_at(
     if out is None:
         raise ValueError("timestamps_s is empty; nothing to read")
     return out
+
+
+def write_frames(path: str | os.PathLike, frames: Iterable[np.ndarray], rate: int | float | Fraction,
+                 codec: str = "libx264", options: Mapping[str, str] | None = None) -> Path:
+    """The one video writer: uint8[H, W, 3] RGB frames (or [n, H, W, 3] chunks) -> a file at ``rate``
+    frames per second, yuv420p. ``options``: encoder options (default ``preset=ultrafast, crf=18``
+    for libx264). Frame size comes from the first frame and must be even (4:2:0 chroma)."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if options is None:
+        options = {"preset": "ultrafast", "crf": "18"} if codec == "libx264" else {}
+    with av.open(str(path), "w") as container:
+        stream = None
+        for chunk in frames:
+            for frame in chunk if chunk.ndim == 4 else chunk[None]:
+                if stream is None:
+                    stream = container.add_stream(codec, rate=rate)
+                    stream.height, stream.width = frame.shape[:2]
+                    stream.pix_fmt, stream.options = "yuv420p", dict(options)
+                packet = stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24"))
+                container.mux(packet)
+        if stream is None:
+            raise ValueError(f"no frames to write to {str(path)!r}")
+        container.mux(stream.encode())
+    return path
 
 
 def read_whole_frames(video: VideoLike, timestamps_s: np.ndarray, size: int | None) -> np.ndarray:

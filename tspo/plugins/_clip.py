@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from tspo.video import write_frames
+
 
 class AdapterInputError(ValueError):
     """A selection, frame array or prompt that an MLLM adapter cannot turn into model inputs."""
@@ -187,21 +189,8 @@ def write_clip(clip: SelectedClip, path: str | Path, crf: int = 12) -> Path:
 
     For models that only take a video *file*: a uniform sampler asking it for k frames gets
     exactly these k. Odd frame sizes are cropped by one pixel (yuv420p needs even sizes)."""
-    import av
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     frames = clip.frames[:, : clip.frames.shape[1] // 2 * 2, : clip.frames.shape[2] // 2 * 2]
     if frames.shape[1] == 0 or frames.shape[2] == 0:
         raise AdapterInputError(f"frames of {clip.frames.shape[1:3]} pixels are too small to encode")
     rate = Fraction(clip.mean_fps()).limit_denominator(1001)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.options = {"crf": str(int(crf))}
-        for frame in frames:
-            container.mux(
-                stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24"))
-            )
-        container.mux(stream.encode())
-    return path
+    return write_frames(path, frames, rate, options={"crf": str(int(crf))})

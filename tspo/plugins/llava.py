@@ -23,16 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from tspo.plugins._clip import (
-    AdapterInputError,
-    SelectedClip,
-    VideoModelInputs,
-    chat_messages,
-    check_question,
-    clip_from_selection,
-    render_chat,
-    timestamps_sentence,
-)
+from tspo.plugins import AdapterInputError, SelectedClip, VideoModelInputs, clip_from_selection
+from tspo.plugins._clip import chat_messages, check_question, render_chat, timestamps_sentence
 
 VIDEO_TOKEN = "<video>"  # the placeholder of LLaVA's ChatML layout (used when a processor has no chat template)
 
@@ -88,17 +80,9 @@ def llava_messages(
     return chat_messages({"type": "video"}, text, system)
 
 
-def llava_inputs(
-    processor: Any,
-    selection: Any,
-    question: str,
-    *,
-    style: str = "onevision",
-    timestamps_in_prompt: bool = True,
-    duration_s: float | None = None,
-    system: str | None = None,
-    return_tensors: str = "pt",
-) -> VideoModelInputs:
+def llava_inputs(processor: Any, selection: Any, question: str, *, style: str = "onevision",
+                 timestamps_in_prompt: bool = True, duration_s: float | None = None, system: str | None = None,
+                 return_tensors: str = "pt") -> VideoModelInputs:
     """Processor inputs holding exactly the selected frames: ``pixel_values_videos`` is
     ``[1, k, 3, H, W]`` with frame i the i-th selected frame (time order)."""
     clip = clip_from_selection(selection)
@@ -121,16 +105,9 @@ def llava_inputs(
     )
 
 
-def llava_batch_inputs(
-    processor: Any,
-    clips: list[SelectedClip],
-    questions: list[str],
-    *,
-    timestamps_in_prompt: bool = True,
-    system: str | None = None,
-    return_tensors: str = "pt",
-    **processor_kwargs: Any,
-) -> tuple[Any, list[list[dict]], list[str]]:
+def llava_batch_inputs(processor: Any, clips: list[SelectedClip], questions: list[str], *,
+                       timestamps_in_prompt: bool = True, system: str | None = None, return_tensors: str = "pt",
+                       **processor_kwargs: Any) -> tuple[Any, list[list[dict]], list[str]]:
     """The one LLaVA-OneVision prompt/input builder (``style="onevision"``) for B selections at once
     (the plug-in: B = 1; the HF oracle: a GRPO group): -> (processor output, messages, prompts)."""
     messages = [llava_messages(c, q, style="onevision", timestamps_in_prompt=timestamps_in_prompt, system=system)

@@ -67,15 +67,8 @@ def seconds_per_grid(timestamps_s: np.ndarray, temporal_patch_size: int) -> floa
     return float((patch_t[-1] - patch_t[0]) / (len(patch_t) - 1))
 
 
-def qwen_inputs(
-    processor: Any,
-    selection: Any,
-    question: str,
-    *,
-    timestamps_in_prompt: bool = True,
-    system: str | None = None,
-    return_tensors: str = "pt",
-) -> VideoModelInputs:
+def qwen_inputs(processor: Any, selection: Any, question: str, *, timestamps_in_prompt: bool = True,
+                system: str | None = None, return_tensors: str = "pt") -> VideoModelInputs:
     """Processor inputs for Qwen2-VL / Qwen2.5-VL (``Qwen2VLProcessor``, ``Qwen2_5_VLProcessor`` or the
     ``AutoProcessor`` of either) holding exactly the selected frames, in time order.
 
@@ -104,16 +97,9 @@ def qwen_inputs(
     )
 
 
-def qwen_batch_inputs(
-    processor: Any,
-    clips: list[SelectedClip],
-    questions: list[str],
-    *,
-    timestamps_in_prompt: bool = True,
-    system: str | None = None,
-    return_tensors: str = "pt",
-    **processor_kwargs: Any,
-) -> tuple[Any, list[list[dict]], list[str]]:
+def qwen_batch_inputs(processor: Any, clips: list[SelectedClip], questions: list[str], *,
+                      timestamps_in_prompt: bool = True, system: str | None = None, return_tensors: str = "pt",
+                      **processor_kwargs: Any) -> tuple[Any, list[list[dict]], list[str]]:
     """The one Qwen prompt/input builder, for B selections at once (the plug-in: B = 1; the HF
     oracle: a GRPO group): -> (processor output, messages per row, rendered prompt per row).
 
