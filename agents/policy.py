@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from tspo.agents.baselines import select_topk
 from tspo.settings import check_num_frames
 
 
@@ -92,6 +93,5 @@ class GumbelTopK:
     def greedy(self, scores: torch.Tensor) -> torch.Tensor:
         """Inference rule: top-k of the scores without noise, ascending. [T] | [B, T] -> int64[..., k]."""
         self._check(scores, 1)
-        from tspo.agents.baselines import select_topk  # the one top-k rule (stable ties) of inference
 
         return select_topk(scores, self.k)

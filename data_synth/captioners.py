@@ -12,6 +12,9 @@ from typing import Protocol
 
 import numpy as np
 
+from tspo.settings import DEFAULT_FRAME_SIZE
+from tspo.video import read_whole_frames
+
 from .events import events_from_extra
 from .manifest import Sample
 from .qa import EventDescription, QAError, merge_descriptions
@@ -49,7 +52,7 @@ class HFCaptioner:
     """
 
     def __init__(self, model, processor, every_s: float = 2.0, prompt: str | None = None,
-                 max_new_tokens: int = 24, frame_size: int | None = 224, batch_size: int = 8) -> None:
+                 max_new_tokens: int = 24, frame_size: int = DEFAULT_FRAME_SIZE, batch_size: int = 8) -> None:
         if every_s <= 0 or batch_size < 1 or max_new_tokens < 1:
             raise ValueError("every_s must be > 0, batch_size and max_new_tokens >= 1")
         self.model, self.processor = model.eval(), processor
@@ -88,10 +91,8 @@ class HFCaptioner:
         return out
 
     def describe(self, sample: Sample) -> list[EventDescription]:
-        from tspo.video import read_frames_at
-
         times = np.arange(0.0, sample.duration_s, self.every_s)
-        frames = read_frames_at(sample.video, times, size=self.frame_size)
+        frames = read_whole_frames(sample.video, times, self.frame_size)    # whole frames, as every MLLM gets
         captions = self.caption_frames(frames)
         ends = np.minimum(times + self.every_s, sample.duration_s)
         return merge_descriptions([EventDescription(float(a), float(b), c) for a, b, c in zip(times, ends, captions)])

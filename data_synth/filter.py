@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tspo.agents.baselines import select_uniform
+from tspo.rewards import OracleQuery
 from tspo.settings import DEFAULT_FPS, DEFAULT_FRAME_SIZE, DEFAULT_MAX_CANDIDATES
+from tspo.video import candidate_times, read_whole_frames
 
 from .manifest import Sample
 
@@ -47,18 +50,12 @@ def uniform_timestamps(sample: Sample, k: int, fps: float = DEFAULT_FPS,
                        max_candidates: int | None = DEFAULT_MAX_CANDIDATES) -> tuple[np.ndarray, np.ndarray]:
     """(positions int64[k'], seconds float64[k']) of ``k`` uniform picks on the sample's candidate
     grid; ``k' = min(k, T)``."""
-    from tspo.agents.baselines import select_uniform
-    from tspo.video import candidate_times
-
     times = candidate_times(sample.duration_s, fps, max_candidates)
     pos = select_uniform(len(times), min(k, len(times))).numpy()
     return pos.astype(np.int64), times[pos]
 
 
 def _query(sample: Sample, k: int, fps: float, max_candidates: int | None, frame_size: int | None, needs_frames: bool):
-    from tspo.rewards import OracleQuery
-    from tspo.video import read_whole_frames
-
     pos, ts = uniform_timestamps(sample, k, fps, max_candidates)
     frames = read_whole_frames(sample.video, ts, frame_size) if needs_frames else None
     return OracleQuery.for_sample(sample, ts, pos, frames)

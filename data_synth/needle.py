@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tspo.settings import DEFAULT_FPS
+from tspo.video import probe_video
 
 from .manifest import Sample, load_manifest
 from .media import grid_steps
@@ -111,8 +112,6 @@ def find_videos(dir_or_manifest: str | Path, root: str | Path | None = None) -> 
 
 def source_duration(path: str) -> float:
     """Usable length in seconds, as ``tspo.video`` (which decodes the candidates) sees the file."""
-    from tspo.video import probe_video
-
     return probe_video(path).duration_s
 
 

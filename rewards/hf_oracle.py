@@ -18,7 +18,7 @@ import torch
 
 from .errors import OracleConfigError
 from .hf_adapters import VideoLLMAdapter, adapter_for
-from .oracle import OracleAnswer, OracleQuery, check_queries
+from .oracle import PROMPT_VERSION, OracleAnswer, OracleQuery, check_queries
 from .parsing import LETTERS, parse_option
 
 MODES = ("score", "generate")
@@ -82,7 +82,8 @@ class HFVideoLLMOracle:
         # The processor's resize target is part of what the model sees; the caller's frame size
         # is keyed by OracleCache from the query frames themselves.
         self.oracle_id = oracle_id or (
-            f"hf({name},{mode}{'' if mode == 'score' else f',{max_new_tokens}'},px[{frame_size_spec(processor)}])"
+            f"hf({name},{mode}{'' if mode == 'score' else f',{max_new_tokens}'},prompt={PROMPT_VERSION},"
+            f"px[{frame_size_spec(processor)}])"
         )
         if mode == "score":
             self._letter_index, self._letter_mask = self._letter_token_index()

@@ -29,7 +29,7 @@ from typing import Any
 from tspo.plugins.generic import openai_messages
 
 from .errors import OracleConfigError
-from .oracle import OracleAnswer, OracleQuery, check_queries, query_clip, question_text
+from .oracle import PROMPT_VERSION, OracleAnswer, OracleQuery, check_queries, query_clip, question_text
 from .parsing import parse_option
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -96,7 +96,7 @@ class OpenAICompatibleOracle:
         self.jpeg_quality = jpeg_quality
         self.seed = int(seed)
         # frames go out at the caller's size (OracleCache keys on it) as JPEG of this quality
-        self.oracle_id = oracle_id or f"openai({self.url},{model},jpeg={jpeg_quality})"
+        self.oracle_id = oracle_id or f"openai({self.url},{model},jpeg={jpeg_quality},prompt={PROMPT_VERSION})"
         self.num_requests = 0  # HTTP attempts made, retries included (diagnostics)
         self._count_lock = threading.Lock()
 

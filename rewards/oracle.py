@@ -25,6 +25,9 @@ from .errors import OracleInputError
 from .parsing import LETTERS
 
 ANSWER_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+# Part of the HF / OpenAI oracle ids (so of every OracleCache key): bump it when the prompt layout
+# changes, or cached answers to the old prompt would be served for the new one.
+PROMPT_VERSION = 2
 
 
 @dataclass(frozen=True, eq=False)

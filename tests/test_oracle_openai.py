@@ -164,8 +164,8 @@ def test_answer_naming_no_option_is_unparsed_not_failed():
 
 
 def test_oracle_id_names_the_jpeg_quality():
-    assert oracle("http://127.0.0.1:9/v1").oracle_id == "openai(http://127.0.0.1:9/v1/chat/completions,tiny-model,jpeg=85)"
-    assert oracle("http://127.0.0.1:9/v1", jpeg_quality=50).oracle_id.endswith(",jpeg=50)")
+    assert oracle("http://127.0.0.1:9/v1").oracle_id == "openai(http://127.0.0.1:9/v1/chat/completions,tiny-model,jpeg=85,prompt=2)"
+    assert oracle("http://127.0.0.1:9/v1", jpeg_quality=50).oracle_id.endswith(",jpeg=50,prompt=2)")
 
 
 def test_timeouts_retry_then_fail_with_error():

@@ -14,6 +14,16 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
+
+from tspo.plots import (
+    PlotInputError,
+    check_plot_path,
+    plot_eval_summary,
+    plot_selection,
+    plot_training_curves,
+)
+
 EXAMPLES = """examples:
   tspo plot runs/synthetic_needle --out curves.png
   tspo plot eval.json --out eval.png
@@ -22,8 +32,6 @@ EXAMPLES = """examples:
 
 def _selection_from_json(data: dict) -> SimpleNamespace:
     """The fields :func:`tspo.plots.plot_selection` reads, from ``Selection.to_dict(scores=True)``."""
-    import numpy as np
-
     return SimpleNamespace(
         timestamps=np.asarray(data["timestamps"], dtype=np.float64),
         candidate_timestamps=np.asarray(data["candidate_timestamps"], dtype=np.float64),
@@ -34,8 +42,6 @@ def _selection_from_json(data: dict) -> SimpleNamespace:
 
 def plot_source(source: str | Path, out: str | Path, smooth: int = 50) -> tuple[Path, str]:
     """Draw ``source`` (see the module docstring) to ``out``; returns (path, what was drawn)."""
-    from tspo.plots import PlotInputError, plot_eval_summary, plot_selection, plot_training_curves
-
     source = Path(source)
     if source.is_dir() or source.suffix == ".csv":
         return plot_training_curves(source, out, smooth=smooth), "training curves"
@@ -65,8 +71,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--smooth", type=int, default=50, help="training curves: moving-average window in steps")
     args = p.parse_args(argv)
-    from tspo.plots import PlotInputError, check_plot_path
-
     try:
         check_plot_path(args.out)
         path, what = plot_source(args.source, args.out, args.smooth)

@@ -13,6 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from tspo.agents import PublishedCheckpointError, TemporalAgent
+from tspo.hub import is_offline
+from tspo.selector import write_selector_dir
+
 OFFICIAL_ID = "hzf666/TSPO-0.4B"
 OFFICIAL_ENCODER = "ViT-L-14:openai"
 CHECKPOINT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
@@ -29,8 +33,6 @@ class ConvertError(ValueError):
 
 def _download(repo_id: str) -> Path:
     """The release's snapshot folder (download or HF cache); offline, an error naming what to fetch."""
-    from tspo.hub import is_offline
-
     try:
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import LocalEntryNotFoundError
@@ -52,8 +54,6 @@ def _download(repo_id: str) -> Path:
 
 def find_checkpoint(source: Path) -> tuple[Path, object]:
     """(file, TemporalAgent) of the first checkpoint under ``source`` that holds a TSPO selector."""
-    from tspo.agents import PublishedCheckpointError, TemporalAgent
-
     files = [source] if source.is_file() else sorted(p for pat in CHECKPOINT_PATTERNS for p in source.rglob(pat))
     problems = []
     for path in files:
@@ -70,8 +70,6 @@ def find_checkpoint(source: Path) -> tuple[Path, object]:
 def convert(source: str | None, out: str | Path, encoder: str = OFFICIAL_ENCODER) -> Path:
     """Write a selector directory at ``out`` from ``source``: a checkpoint file, a folder holding one,
     a hub id, or None for the official release ``hzf666/TSPO-0.4B``."""
-    from tspo.selector import write_selector_dir
-
     source = source or OFFICIAL_ID
     local = Path(source).expanduser()
     if not local.exists():

@@ -35,10 +35,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from tspo.agents import METHODS, get_method
-from tspo.rewards import SPEC_HELP, build_oracle
+from tspo.cache import FeatureCache
+from tspo.data_synth.manifest import load_manifest
+from tspo.encoders import EncoderWeightsError
+from tspo.readers import read_benchmark
+from tspo.rewards import SPEC_HELP, OracleQuery, build_oracle, temporal_reward
+from tspo.selector import TSPOSelector
 from tspo.settings import add_settings_arguments
+from tspo.video import read_whole_frames
 
 # (upper bound in seconds, label); a sample falls in the first bucket whose bound exceeds its duration
 DURATION_BUCKETS: tuple[tuple[float, str], ...] = (
@@ -145,10 +152,6 @@ def evaluate_samples(
     for oracles that need pixels): None takes the selector's :attr:`~tspo.TSPOSelector.settings`.
     ``per_sample``: also return every (sample, method) outcome under ``"samples"``.
     """
-    from tqdm import tqdm
-
-    from tspo.rewards import OracleQuery, temporal_reward
-
     methods = check_methods(methods)
     settings = selector.settings.override(num_frames, fps, max_candidates, frame_size)
     if not samples:
@@ -190,8 +193,6 @@ def evaluate_samples(
 def _decode_picks(sample: Any, cand_times: np.ndarray, picks: dict[str, np.ndarray],
                   frame_size: int) -> dict[str, np.ndarray]:
     """Whole frames of every method's picks, the union decoded once: -> {method: uint8[k, H, W, 3]}."""
-    from tspo.video import read_whole_frames
-
     frames = read_whole_frames(sample.video, cand_times[np.concatenate(list(picks.values()))], frame_size)
     ends = np.cumsum([len(p) for p in picks.values()])
     return dict(zip(picks, np.split(frames, ends[:-1])))
@@ -273,23 +274,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def load_samples(args: argparse.Namespace) -> list[Any]:
     if args.manifest:
-        from tspo.data_synth.manifest import load_manifest
-
         samples = load_manifest(args.manifest)
     else:
         if not args.annotations:
             raise EvalConfigError("--benchmark needs --annotations FILE (the benchmark's annotation file)")
-        from tspo.readers import read_benchmark
-
         samples = read_benchmark(args.benchmark, args.annotations, args.video_root)
     return samples[: args.limit] if args.limit is not None else samples
 
 
 def make_selector(selector_dir: str | None, encoder: str | None, methods: Iterable[str],
                   feature_cache: str | None = None) -> Any:
-    from tspo.cache import FeatureCache
-    from tspo.selector import TSPOSelector
-
     cache = FeatureCache(feature_cache) if feature_cache else None
     if selector_dir:
         return TSPOSelector.from_pretrained(selector_dir, encoder=encoder, cache=cache)
@@ -301,8 +295,6 @@ def make_selector(selector_dir: str | None, encoder: str | None, methods: Iterab
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tspo.encoders import EncoderWeightsError
-
     args = _parser().parse_args(argv)
     try:
         methods = check_methods(args.methods)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tspo.agents import TemporalAgent
+from tspo.selector import SelectorConfigError, load_selector_agent
 
 FORMATS = ("torchscript", "onnx")
 INPUT_NAMES = ("features", "text")
@@ -77,8 +78,6 @@ class ExportableAgent(nn.Module):
 
 def load_agent(selector: str | Path) -> tuple[TemporalAgent, dict]:
     """The agent (and config) of a selector directory or hub id, without loading its encoder."""
-    from tspo.selector import SelectorConfigError, load_selector_agent
-
     try:
         return load_selector_agent(selector)
     except SelectorConfigError as err:

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from tspo.data_synth.manifest import ManifestError, Sample, parse_sample, write_manifest
+from tspo.video import VideoError, probe_video
 
 
 class BenchmarkFormatError(ValueError):
@@ -195,8 +196,6 @@ def read_videomme(annotation: str | Path, video_root: str | Path | None = None,
         vid = _field(row, "videoID", where, str)
         video = (root / f"{vid}.mp4").absolute()
         if vid not in probed:
-            from tspo.video import VideoError, probe_video
-
             try:
                 probed[vid] = probe_video(video).duration_s
             except VideoError as exc:

@@ -21,6 +21,7 @@ import torch
 from tspo.agents import TemporalAgent, get_method
 from tspo.cache import FeatureCache, VideoFeatures, video_features
 from tspo.encoders import ClipEncoder, load_encoder
+from tspo.hub import push_to_hub, resolve_pretrained
 from tspo.settings import SelectionSettings, clip_num_frames
 from tspo.video import VideoLike, plan_candidates, read_whole_frames, segments_at
 
@@ -266,8 +267,6 @@ class TSPOSelector:
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
         """Upload this selector (safetensors + config + model card) to the Hugging Face Hub."""
-        from tspo.hub import push_to_hub
-
         return push_to_hub(self, repo_id, **kwargs)
 
 
@@ -318,7 +317,6 @@ def resolve_selector_dir(name_or_path: str | os.PathLike) -> Path:
             f"selector {str(name_or_path)!r} is not a directory; pass a folder written by "
             "save_pretrained / `tspo train`, or a hub id 'org/name'"
         )
-    from tspo.hub import resolve_pretrained
 
     return Path(resolve_pretrained(str(name_or_path)))
 

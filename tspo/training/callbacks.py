@@ -10,6 +10,9 @@ from typing import Any
 
 import lightning as L
 
+from tspo.selector import TSPOSelector
+from tspo.settings import SelectionSettings
+
 
 class ExportSelector(L.Callback):
     """At the end of training, write ``dirpath`` = ``model.safetensors`` + ``config.json``.
@@ -108,8 +111,6 @@ class ExportSelector(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        from tspo.selector import TSPOSelector
-        from tspo.settings import SelectionSettings
 
         data = trainer.datamodule
         agent = copy.deepcopy(pl_module.agent).float().cpu().eval()

@@ -24,8 +24,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from tspo.cache import encode_candidates, video_features
+from tspo.cache import FeatureCache, encode_candidates, video_features
 from tspo.data_synth.manifest import Sample, load_manifest
+from tspo.encoders import load_encoder
+from tspo.rewards import in_spans
 from tspo.settings import DEFAULT_FPS, DEFAULT_MAX_CANDIDATES
 from tspo.training.synth import SynthConfig, ensure_synthetic
 
@@ -85,8 +87,6 @@ class FeatureDataset(Dataset):
         return encode_candidates(video, self.encoder, self.fps, self.max_candidates).features
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        from tspo.rewards import in_spans
-
         sample, times = self.samples[i], self._times[i]
         spans = sample.target_spans_s if sample.kind == "needle" else []
         return {"features": self.features(i), "text": self.text[i], "timestamps": torch.from_numpy(times),
@@ -238,8 +238,6 @@ class TSPODataModule(L.LightningDataModule):
     def _shared_encoder(self):
         """The model's frozen encoder when it matches (one per process, not two), else a new one on
         ``encoder_device`` (default: the trainer's device, so features are computed on the GPU)."""
-        from tspo.encoders import load_encoder
-
         device = self._encoder_device()
         model = self.trainer.lightning_module if self.trainer is not None else None
         enc = getattr(model, "encoder", None)
@@ -250,7 +248,6 @@ class TSPODataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        from tspo.cache import FeatureCache
 
         train, val = self._manifests()
         made = train != self.train_manifest or val != self.val_manifest

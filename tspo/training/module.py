@@ -24,6 +24,7 @@ import lightning as L
 import torch
 
 from tspo.agents import GumbelTopK, TemporalAgent
+from tspo.encoders import load_encoder
 from tspo.grpo import (
     decoupled_advantages,
     group_advantages,
@@ -33,6 +34,8 @@ from tspo.grpo import (
     temperature_at,
     tspo_loss,
 )
+from tspo.rewards import OracleCache, build_oracle
+from tspo.selector import load_selector_agent
 from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, check_frame_size, check_num_frames
 from tspo.training.rollout import ask_oracle, picks_in_target
 
@@ -105,8 +108,6 @@ class TSPOModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=[] if isinstance(encoder, str) else ["encoder"])
         _check_options(num_frames, frame_size, group_size, advantage, logprob, clip_eps, num_iterations, kl_beta, tau_steps)
-        from tspo.encoders import load_encoder
-
         enc = load_encoder(encoder) if isinstance(encoder, str) else encoder
         # Plain dict: an nn.Module assigned as an attribute would join state_dict and the optimizer.
         self._frozen: dict[str, Any] = {"encoder": enc, "oracle": None}
@@ -131,8 +132,6 @@ class TSPOModule(L.LightningModule):
     def oracle(self):
         """The oracle behind an :class:`OracleCache`, built on first use in each process."""
         if self._frozen["oracle"] is None:
-            from tspo.rewards import OracleCache, build_oracle
-
             path = self.hparams.oracle_cache_path
             if path and self.trainer_attached() and self.trainer.world_size > 1:
                 path = f"{path}.rank{self.global_rank}"     # one SQLite writer per process
@@ -317,8 +316,6 @@ def _load_agent_weights(source: str, like: TemporalAgent) -> TemporalAgent:
     from pathlib import Path
 
     if Path(source).is_dir():
-        from tspo.selector import load_selector_agent
-
         agent, _ = load_selector_agent(source)
     else:
         agent = TemporalAgent.load_published(source)

@@ -13,6 +13,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tspo.data_synth import NeedleConfig, compose_needles, render_dataset, write_manifest
+
 
 @dataclass
 class SynthConfig:
@@ -49,8 +51,6 @@ def ensure_synthetic(cfg: SynthConfig, progress: bool = True) -> tuple[Path, Pat
 
     Returns ``(train_manifest, val_manifest)``.
     """
-    from tspo.data_synth import NeedleConfig, compose_needles, render_dataset, write_manifest
-
     train_path, val_path = cfg.paths()
     root = Path(cfg.out_dir)
     stamp = root / "synth_config.json"
@@ -63,7 +63,7 @@ def ensure_synthetic(cfg: SynthConfig, progress: bool = True) -> tuple[Path, Pat
     haystack = render_dataset(root / "haystack", cfg.distractors, seed=cfg.seed * 10 + 1, family="distractor",
                               min_seconds=cfg.distractor_seconds[0], max_seconds=cfg.distractor_seconds[1], **common)
     needle_cfg = NeedleConfig(min_minutes=cfg.min_minutes, max_minutes=cfg.max_minutes, repeats=tuple(cfg.repeats),
-                              target_fraction=tuple(cfg.target_fraction), segment_seconds=(10.0, 60.0), fps=1.0,
+                              target_fraction=tuple(cfg.target_fraction), segment_seconds=(10.0, 60.0),
                               target_segment_seconds=tuple(cfg.target_segment_seconds), target_order=cfg.target_order)
     paths = {}
     for split, num_targets, num, seed, manifest in (
