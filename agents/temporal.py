@@ -126,7 +126,8 @@ class TemporalAgent(nn.Module):
     ``softmax(S / τ)`` and inference takes its top-k.
     """
 
-    def __init__(self, dim: int = 768, window: int = 12, heads: int = 8, block: int = 64) -> None:
+    def __init__(self, dim: int = 768, window: int = 12, heads: int = 8, block: int = 64,
+                 query_adapter: bool = False) -> None:
         super().__init__()
         for name, value in (("dim", dim), ("window", window), ("heads", heads), ("block", block)):
             if not isinstance(value, int) or value <= 0:
@@ -142,6 +143,15 @@ class TemporalAgent(nn.Module):
         # frames exactly as CLIP similarity does, and training starts from that baseline.
         nn.init.zeros_(self.mlp[2].weight)
         nn.init.zeros_(self.mlp[2].bias)
+        # Beyond the paper (off by default): a learnable text side, F_t' = F_t + MLP_q(F_t). The
+        # paper's agent scores against the frozen question embedding, so a question whose answer
+        # does not look like its words ("what comes right after X?") may be unlearnable; the
+        # adapter can move the query. Zero-initialised, so it too starts as CLIP's ranking.
+        self.query_adapter = bool(query_adapter)
+        if self.query_adapter:
+            self.query = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
+            nn.init.zeros_(self.query[2].weight)
+            nn.init.zeros_(self.query[2].bias)
 
     def _fused_qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
         """q, k, v as one [3D, D] projection: one matmul and one padded copy instead of three.
@@ -161,7 +171,8 @@ class TemporalAgent(nn.Module):
 
     @property
     def config(self) -> dict:
-        return {"dim": self.dim, "window": self.window, "heads": self.heads}
+        extra = {"query_adapter": True} if self.query_adapter else {}  # absent = the paper's agent
+        return {"dim": self.dim, "window": self.window, "heads": self.heads, **extra}
 
     def event_features(self, features: torch.Tensor) -> torch.Tensor:
         """``F_e = MLP(WindowAttn(F_f + PE)) + F_f``: [B, T, D] -> [B, T, D]."""
@@ -185,6 +196,8 @@ class TemporalAgent(nn.Module):
             raise ValueError(
                 f"text must be [{self.dim}] (or [B, {self.dim}] with batched features), got {tuple(text.shape)}"
             )
+        if self.query_adapter:
+            text = text + self.query(text)
         scores = _cosine(self.event_features(features), text) + _cosine(features, text)
         return scores[0] if unbatched else scores
 

@@ -1,4 +1,5 @@
-"""``tspo synth render|needle|filter|qa|validate``: build and check TSPO training manifests."""
+"""``tspo synth render|needle|filter|qa|validate|encoder``: build and check TSPO training manifests,
+and train the small open_clip encoder of the synthetic world."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
 
     n = sub.add_parser("needle", help="compose long virtual needle-in-a-haystack samples")
     n.add_argument("--targets", required=True, help="manifest of target clips with QA")
-    n.add_argument("--distractors", required=True, help="directory of haystack videos, or a manifest")
+    n.add_argument("--distractors", default=None,
+                   help="directory of haystack videos, or a manifest (optional with --confuser-ratio 1)")
     n.add_argument("--out", required=True, help="output directory (manifest.jsonl, videos/ with --materialize)")
     n.add_argument("--num", type=int, required=True)
     n.add_argument("--min-minutes", type=float, default=10.0)
@@ -53,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--target-order", choices=TARGET_ORDERS, default="shuffle",
                    help="shuffle: every target segment placed on its own (paper); ordered: scattered but each "
                         "repetition's segments in order; contiguous: each repetition in one piece")
+    n.add_argument("--confusers", default=None,
+                   help="manifest of target-family clips (tspo synth render) to cut confuser haystack from")
+    n.add_argument("--confuser-ratio", type=float, default=0.0,
+                   help="share of the haystack cut from --confusers (0-1; 1 = no texture haystack needed)")
     n.add_argument("--fps", type=float, default=DEFAULT_FPS, help="candidate grid: cuts are multiples of 1/fps s")
     n.add_argument("--materialize", action="store_true", help="also write each sample as a lossless mp4")
     n.add_argument("--root", default=None, help="root that the manifests' paths must stay inside")
@@ -80,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--num-options", type=int, default=4)
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--root", default=None)
+
+    e = sub.add_parser("encoder", help="train the small open_clip encoder of the synthetic world (tspo-synth)")
+    e.add_argument("--out", required=True, help="output directory (open_clip_model.safetensors + open_clip_config.json)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--steps", type=int, default=None, help="training steps (default: the shipped encoder's)")
+    e.add_argument("--threads", type=int, default=None, help="torch threads (default 1: fastest on a busy CPU)")
 
     v = sub.add_parser("validate", help="check a manifest line by line")
     v.add_argument("manifest")
@@ -110,9 +122,12 @@ def _needle(a) -> int:
 
     cfg = NeedleConfig(a.min_minutes, a.max_minutes, tuple(a.repeats),
                        None if a.any_fraction else tuple(a.target_fraction), tuple(a.segment_seconds), a.fps,
-                       target_segment_seconds=tuple(a.target_segment_seconds), target_order=a.target_order)
+                       target_segment_seconds=tuple(a.target_segment_seconds), target_order=a.target_order,
+                       confuser_ratio=a.confuser_ratio)
     targets = load_manifest(a.targets, a.root)
-    samples, report = compose_needles(targets, find_videos(a.distractors, a.root), a.num, a.seed, cfg)
+    confusers = load_manifest(a.confusers, a.root) if a.confusers else []
+    distractors = find_videos(a.distractors, a.root) if a.distractors else []
+    samples, report = compose_needles(targets, distractors, a.num, a.seed, cfg, confusers=confusers)
     out = Path(a.out)
     if a.materialize:
         from dataclasses import replace
@@ -172,6 +187,22 @@ def _qa(a) -> int:
     return 0
 
 
+def _encoder(a) -> int:
+    from dataclasses import replace
+
+    from tspo.synth_encoder import EncoderTrainConfig, save_encoder, train_encoder
+
+    cfg = EncoderTrainConfig(seed=a.seed)
+    cfg = replace(cfg, **{k: v for k, v in (("steps", a.steps), ("threads", a.threads)) if v is not None})
+    if cfg.steps < 1 or cfg.threads < 1:
+        raise ValueError(f"--steps and --threads must be >= 1, got {cfg.steps}, {cfg.threads}")
+    model, metrics, seconds = train_encoder(cfg)
+    path = save_encoder(model, a.out, cfg, metrics, seconds)
+    print("held-out zero-shot top-1: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())
+          + f"  ({seconds:.0f} s)\nencoder spec: tspo-synth:{path}")
+    return 0
+
+
 def _validate(a) -> int:
     from .manifest import ManifestError, iter_manifest
 
@@ -196,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help or a usage error: return its code instead of exiting the caller
         return int(exc.code or 0)
-    handler = {"render": _render, "needle": _needle, "filter": _filter, "qa": _qa, "validate": _validate}[args.cmd]
+    handler = {"render": _render, "needle": _needle, "filter": _filter, "qa": _qa, "validate": _validate,
+               "encoder": _encoder}[args.cmd]
     try:
         return handler(args)
     except ValueError as exc:  # every input error of this package is a ValueError subclass

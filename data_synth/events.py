@@ -25,7 +25,27 @@ BACKGROUNDS: dict[str, tuple[int, int, int]] = {
 }
 MOTIONS = ("still", "left", "right", "up", "down")
 WORDS = ("CAT", "SUN", "BOX", "KEY", "MAP", "CUP", "HAT", "PEN", "DOG", "CAR")
-QUESTION_KINDS = ("colour", "order", "motion", "text", "count")
+QUESTION_KINDS = ("colour", "order", "motion", "text", "count", "shape", "after")
+# The question of each kind, worded once: the renderer asks these and the synthetic encoder
+# (``tspo synth encoder``) learns to match them to frames.
+QUESTION_TEMPLATES = {
+    "colour": "What colour is the {shape} that appears?",
+    "motion": "Which way does the {shape} move?",
+    "text": "Which word is written on the screen?",
+    "order": "Which came first, {a} or {b}?",
+    "count": "How many times does a {shape} appear?",
+    "shape": "Which shape is {colour}?",
+    "after": "What appears right after the {colour} {shape}?",
+}
+# What a selection must show for each kind (``extra["coverage"]`` of a sample; the simulated oracle
+# applies it): "any" = at least ``min_picks`` picks inside the evidence (any group), "all" = at least
+# ``min_picks`` picks inside every evidence group (one group per key event).
+COVERAGE_RULES: dict[str, dict] = {
+    "colour": {"rule": "any", "min_picks": 1}, "text": {"rule": "any", "min_picks": 1},
+    "shape": {"rule": "any", "min_picks": 1}, "after": {"rule": "any", "min_picks": 1},
+    "order": {"rule": "all", "min_picks": 1}, "count": {"rule": "all", "min_picks": 1},
+    "motion": {"rule": "any", "min_picks": 2},
+}
 
 
 class RenderError(ValueError):
@@ -62,7 +82,8 @@ class ClipTruth:
     answer: str                       # letter
     evidence_spans_s: list[list[float]]
     qa_kind: str
-    key_events: list[int] = field(default_factory=list)  # indices into events
+    key_events: list[int] = field(default_factory=list)  # indices into events (the evidence)
+    cue_events: list[int] = field(default_factory=list)  # "after" questions: the event named in the question
 
     def event_at(self, t: float) -> Event:
         """The event on screen at second ``t`` of the clip."""
@@ -71,9 +92,30 @@ class ClipTruth:
                 return ev
         raise RenderError(f"t={t} s is outside the clip [0, {self.duration_s})")
 
+    def exclusion(self) -> dict:
+        """What no other clip may show next to this one (confuser haystacks): the shapes and colours
+        the question names or asks about, and whether any written word is allowed."""
+        key = [self.events[i] for i in self.key_events]
+        cue = [self.events[i] for i in self.cue_events]
+        if self.qa_kind == "after":
+            return {"shapes": sorted({e.shape for e in cue}), "colours": [], "text": False}
+        if self.qa_kind == "shape":
+            return {"shapes": sorted({e.shape for e in key}), "colours": sorted({e.colour for e in key}),
+                    "text": False}
+        return {"shapes": sorted({e.shape for e in key}), "colours": [], "text": self.qa_kind == "text"}
+
     def to_extra(self) -> dict:
         return {"family": "target", "qa_kind": self.qa_kind, "key_events": self.key_events,
-                "events": [asdict(e) for e in self.events]}
+                "cue_events": self.cue_events, "coverage": dict(COVERAGE_RULES[self.qa_kind]),
+                "evidence_groups_s": [[span] for span in self.evidence_spans_s],
+                "exclude": self.exclusion(), "events": [asdict(e) for e in self.events]}
+
+
+def excluded(event: Event | dict, exclude: dict) -> bool:
+    """Whether ``event`` shows something a sample's ``extra["exclude"]`` rules out."""
+    e = asdict(event) if isinstance(event, Event) else event
+    return (e["shape"] in exclude.get("shapes", ()) or e["colour"] in exclude.get("colours", ())
+            or (bool(exclude.get("text")) and e.get("text") is not None))
 
 
 def events_from_extra(extra: dict) -> list[Event]:
@@ -126,15 +168,19 @@ def make_clip_truth(rng: np.random.Generator, duration_s: int, event_seconds: tu
     lengths = _durations(rng, duration_s, lo, hi)
     n = len(lengths)
     qa_kind = str(kinds[rng.integers(len(kinds))])
-    if qa_kind == "order" and n < 2:
+    if qa_kind in ("order", "after") and n < 2:
         qa_kind = "colour"
     n_key = {"order": 2, "count": int(rng.integers(1, min(4, n) + 1))}.get(qa_kind, 1)
-    key_slots = sorted(int(i) for i in rng.choice(n, size=n_key, replace=False))
+    if qa_kind == "after":  # the cue (unique shape) never ends the clip: an event follows it
+        key_slots = [int(rng.integers(n - 1))]
+    else:
+        key_slots = sorted(int(i) for i in rng.choice(n, size=n_key, replace=False))
     key_shapes = _pick(rng, SHAPES, 1 if qa_kind == "count" else n_key)
     other_shapes = [s for s in SHAPES if s not in key_shapes]
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
     events: list[Event] = []
     prev_bg = None
+    key_colour = list(COLOURS)[rng.integers(len(COLOURS))] if qa_kind == "shape" else None
     for i, (s, d) in enumerate(zip(starts, lengths)):
         backgrounds = [b for b in BACKGROUNDS if b != prev_bg]  # a visible change at every boundary
         bg = backgrounds[rng.integers(len(backgrounds))]
@@ -144,36 +190,53 @@ def make_clip_truth(rng: np.random.Generator, duration_s: int, event_seconds: tu
         else:
             shape = other_shapes[rng.integers(len(other_shapes))]
         colour = list(COLOURS)[rng.integers(len(COLOURS))]
+        if qa_kind == "shape" and i not in key_slots and colour == key_colour:  # the asked colour is unique
+            colour = _pick(rng, list(COLOURS), 1, exclude=(key_colour,))[0]
         motion = MOTIONS[rng.integers(len(MOTIONS))]
+        if qa_kind == "shape" and i in key_slots:
+            colour = key_colour
         events.append(Event(int(s), int(s + d), shape, colour, bg, motion, None))
     if qa_kind == "order" and events[key_slots[0]].colour == events[key_slots[1]].colour:
         events[key_slots[1]].colour = _pick(rng, list(COLOURS), 1, exclude=(events[key_slots[0]].colour,))[0]
+    cue_slots: list[int] = []
+    if qa_kind == "after":  # the evidence is the event after the cue, not the cue the question names
+        cue_slots, key_slots = key_slots, [key_slots[0] + 1]
     key = [events[i] for i in key_slots]
     evidence = [[float(e.start_s), float(e.end_s)] for e in key]
+    ask = QUESTION_TEMPLATES[qa_kind]
     if qa_kind == "colour":
-        question = f"What colour is the {key[0].shape} that appears?"
+        question = ask.format(shape=key[0].shape)
         correct = key[0].colour
         options = [correct] + _pick(rng, list(COLOURS), num_options - 1, exclude=(correct,))
     elif qa_kind == "motion":
-        question = f"Which way does the {key[0].shape} move?"
+        question = ask.format(shape=key[0].shape)
         names = {m: ("it stays still" if m == "still" else m) for m in MOTIONS}
         correct = names[key[0].motion]
         pool = [names[m] for m in MOTIONS]
         options = [correct] + _pick(rng, pool, num_options - 1, exclude=(correct,))
     elif qa_kind == "text":
         key[0].text = WORDS[rng.integers(len(WORDS))]
-        question = "Which word is written on the screen?"
+        question = ask
         correct = key[0].text
         options = [correct] + _pick(rng, WORDS, num_options - 1, exclude=(correct,))
     elif qa_kind == "order":
         a, b = (f"the {e.colour} {e.shape}" for e in key)
         swap = bool(rng.integers(2))
-        question = f"Which came first, {b if swap else a} or {a if swap else b}?"
+        question = ask.format(a=b if swap else a, b=a if swap else b)
         correct = a  # key slots are sorted by time
         combos = [f"the {c} {s}" for s in SHAPES for c in COLOURS]
         options = [a, b] + _pick(rng, combos, num_options - 2, exclude=(a, b))
+    elif qa_kind == "shape":
+        question = ask.format(colour=key[0].colour)
+        correct = key[0].shape
+        options = [correct] + _pick(rng, SHAPES, num_options - 1, exclude=(correct,))
+    elif qa_kind == "after":
+        cue = events[cue_slots[0]]
+        question = ask.format(colour=cue.colour, shape=cue.shape)
+        correct = key[0].shape
+        options = [correct] + _pick(rng, SHAPES, num_options - 1, exclude=(correct, cue.shape))
     else:  # count
-        question = f"How many times does a {key[0].shape} appear?"
+        question = ask.format(shape=key[0].shape)
         correct = str(n_key)
         pool = [str(i) for i in range(1, max(num_options, 4) + 1)]
         options = [correct] + _pick(rng, pool, num_options - 1, exclude=(correct,))
@@ -181,4 +244,4 @@ def make_clip_truth(rng: np.random.Generator, duration_s: int, event_seconds: tu
         return ClipTruth(duration_s, events, question, options, string.ascii_uppercase[options.index(correct)],
                          evidence, qa_kind, key_slots)
     options, answer = _letters(options, correct, rng)
-    return ClipTruth(duration_s, events, question, options, answer, evidence, qa_kind, key_slots)
+    return ClipTruth(duration_s, events, question, options, answer, evidence, qa_kind, key_slots, cue_slots)

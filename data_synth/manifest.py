@@ -72,8 +72,11 @@ class Sample:
 
     def oracle_meta(self) -> dict[str, Any]:
         """The fields an oracle's ``OracleQuery.meta`` carries (the simulated oracle reads these)."""
-        return {"answer": self.answer, "kind": self.kind, "evidence_spans_s": self.evidence_spans_s,
+        meta = {"answer": self.answer, "kind": self.kind, "evidence_spans_s": self.evidence_spans_s,
                 "target_spans_s": self.target_spans_s, "duration_s": self.duration_s}
+        # Per-question-kind coverage (synthetic data): what the selection must show, per evidence group.
+        meta.update({k: self.extra[k] for k in ("coverage", "evidence_groups_s", "qa_kind") if k in self.extra})
+        return meta
 
     def to_json(self, base_dir: str | Path | None = None) -> dict[str, Any]:
         """A JSON-ready dict; paths inside ``base_dir`` are written relative to it."""

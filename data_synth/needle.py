@@ -49,6 +49,9 @@ class NeedleConfig:
     id_prefix: str = "needle"
     target_segment_seconds: tuple[float, float] = (10.0, 30.0)  # length range of a repetition's cuts
     target_order: str = "shuffle"                  # one of TARGET_ORDERS (paper: shuffle at segment level)
+    # Share of the haystack drawn from confuser clips (other target-family clips, cut to stretches
+    # that show nothing the question names) instead of the texture haystack; 0 = textures only.
+    confuser_ratio: float = 0.0
 
     def validate(self) -> None:
         if not 0 < self.min_minutes <= self.max_minutes:
@@ -63,6 +66,8 @@ class NeedleConfig:
             raise SynthError(f"fps must be > 0, got {self.fps}")
         if not 0 < self.target_segment_seconds[0] <= self.target_segment_seconds[1]:
             raise SynthError(f"target_segment_seconds must be 0 < lo <= hi, got {self.target_segment_seconds}")
+        if not 0.0 <= self.confuser_ratio <= 1.0:
+            raise SynthError(f"confuser_ratio must be in [0, 1], got {self.confuser_ratio}")
         if self.target_order not in TARGET_ORDERS:
             raise SynthError(f"target_order must be one of {TARGET_ORDERS}, got {self.target_order!r}")
 
@@ -72,6 +77,31 @@ class PoolVideo:
     path: str
     steps: int                      # usable length in grid steps of 1/fps
     sample: Sample | None = None    # the target's QA sample (None for haystack videos)
+
+
+@dataclass
+class ConfuserClip:
+    """A target-family clip offered as haystack; ``events`` as in its manifest ``extra["events"]``."""
+
+    path: str
+    steps: int
+    events: list[dict]
+
+
+def confuser_runs(clip: ConfuserClip, exclude: dict, fps: float) -> list[tuple[int, int]]:
+    """(start step, length) of each maximal stretch of ``clip`` whose events are all allowed by ``exclude``."""
+    from .events import excluded
+
+    runs: list[tuple[int, int]] = []
+    for ev in clip.events:  # a handful of events per clip: loop over events, not frames
+        a, b = grid_steps(ev["start_s"], fps), min(clip.steps, grid_steps(ev["end_s"], fps))
+        if excluded(ev, exclude) or b <= a:
+            continue
+        if runs and runs[-1][0] + runs[-1][1] == a:
+            runs[-1] = (runs[-1][0], b - runs[-1][0])
+        else:
+            runs.append((a, b - a))
+    return runs
 
 
 @dataclass
@@ -204,8 +234,21 @@ def merge_spans(spans: Sequence[Sequence[float]], tol: float = 1e-9) -> list[lis
 Piece = tuple[str, int, int, int]
 
 
+def _haystack_cut(rng: np.random.Generator, seg: tuple[int, int], left: int, haystack: Sequence[PoolVideo],
+                  runs: Sequence[tuple[str, int, int]], use_confuser: bool) -> Piece:
+    """One haystack piece of at most ``left`` steps: from a confuser run or from a texture video."""
+    if use_confuser:
+        path, a, length = runs[int(rng.integers(len(runs)))]
+    else:
+        src = haystack[int(rng.integers(len(haystack)))]
+        path, a, length = src.path, 0, src.steps
+    n = min(int(rng.integers(seg[0], seg[1] + 1)), left, length)
+    return (path, a + int(rng.integers(0, length - n + 1)), n, -1)
+
+
 def _arrange(target: PoolVideo, reps: int, haystack_steps: int, haystack: Sequence[PoolVideo],
-             rng: np.random.Generator, cfg: NeedleConfig) -> list[Piece]:
+             rng: np.random.Generator, cfg: NeedleConfig,
+             runs: Sequence[tuple[str, int, int]] = ()) -> list[Piece]:
     """The timeline's pieces in order: target repetitions cut into segments, shuffled with haystack cuts."""
     t_lo, t_hi = _step_range(cfg.target_segment_seconds, cfg.fps)
     repeats: list[list[Piece]] = []
@@ -220,11 +263,10 @@ def _arrange(target: PoolVideo, reps: int, haystack_steps: int, haystack: Sequen
     seg_lo, seg_hi = _step_range(cfg.segment_seconds, cfg.fps)
     left = haystack_steps
     while left > 0:
-        src = haystack[int(rng.integers(len(haystack)))]
-        n = min(int(rng.integers(seg_lo, seg_hi + 1)), left, src.steps)
-        start = int(rng.integers(0, src.steps - n + 1))
-        units.append([(src.path, start, n, -1)])
-        left -= n
+        use_confuser = bool(runs) and (not haystack or rng.random() < cfg.confuser_ratio)
+        piece = _haystack_cut(rng, (seg_lo, seg_hi), left, haystack, runs, use_confuser)
+        units.append([piece])
+        left -= piece[2]
     placed = [piece for k in rng.permutation(len(units)) for piece in units[k]]
     if cfg.target_order == "ordered":  # same slots, but each repetition's segments in their order
         for r, rep in enumerate(repeats):
@@ -234,8 +276,31 @@ def _arrange(target: PoolVideo, reps: int, haystack_steps: int, haystack: Sequen
     return placed
 
 
+def _confuser_runs_for(target: PoolVideo, confusers: Sequence[ConfuserClip], fps: float) -> list[tuple[str, int, int]]:
+    """Every allowed confuser stretch (path, start step, steps) for ``target``'s question."""
+    exclude = target.sample.extra.get("exclude")
+    if exclude is None:
+        raise SynthError(f"target {target.sample.id} has no extra['exclude'] (what confusers must not show); "
+                         "render targets with `tspo synth render` or set confuser_ratio=0")
+    runs = [(c.path, a, n) for c in confusers if c.path != target.path for a, n in confuser_runs(c, exclude, fps)]
+    if not runs:
+        raise SynthError(f"no confuser clip has a stretch free of what {target.sample.id}'s question names "
+                         f"({exclude}); render more confuser clips")
+    return runs
+
+
+def _moved(spans: Sequence[Sequence[float]], start: int, n: int, offset: int, fps: float) -> list[list[float]]:
+    """The parts of source ``spans`` inside source window [start, start + n) steps, on the composed timeline."""
+    out = []
+    for a, b in spans:
+        a0, b0 = max(a, start / fps), min(b, (start + n) / fps)
+        if a0 < b0:
+            out.append([(offset - start) / fps + a0, (offset - start) / fps + b0])
+    return out
+
+
 def compose_needle(target: PoolVideo, haystack: Sequence[PoolVideo], rng: np.random.Generator,
-                   cfg: NeedleConfig, sample_id: str) -> Sample:
+                   cfg: NeedleConfig, sample_id: str, confusers: Sequence[ConfuserClip] = ()) -> Sample:
     """One virtual needle sample around ``target`` (its QA carried over, spans on the new timeline)."""
     fps = cfg.fps
     lo, hi = grid_steps(cfg.min_minutes * 60, fps), grid_steps(cfg.max_minutes * 60, fps)
@@ -243,8 +308,11 @@ def compose_needle(target: PoolVideo, haystack: Sequence[PoolVideo], rng: np.ran
         raise SynthError(f"target {target.sample.id} ({target.steps / fps:.0f} s) is longer than the "
                          f"longest timeline ({cfg.max_minutes} min); raise max_minutes or drop the clip")
     reps, total = _choose_length(rng, target.steps, lo, hi, cfg)
-    placed = _arrange(target, reps, total - reps * target.steps, haystack, rng, cfg)
+    runs = _confuser_runs_for(target, confusers, fps) if cfg.confuser_ratio > 0 else []
+    placed = _arrange(target, reps, total - reps * target.steps, haystack, rng, cfg, runs)
     source_evidence = target.sample.evidence_spans_s or []
+    source_groups = target.sample.extra.get("evidence_groups_s")
+    groups: list[list[list[float]]] = [[] for _ in source_groups or ()]
     segments, roles, rep_of, target_spans, evidence = [], [], [], [], []
     offset = 0
     for path, start, n, rep in placed:
@@ -255,10 +323,9 @@ def compose_needle(target: PoolVideo, haystack: Sequence[PoolVideo], rng: np.ran
             target_spans.append([offset / fps, (offset + n) / fps])
             # Evidence inside this segment's source window [start, start + n) moves with it; a span
             # cut by a segment boundary continues in whichever segment holds its other part.
-            for a, b in source_evidence:
-                a0, b0 = max(a, start / fps), min(b, (start + n) / fps)
-                if a0 < b0:
-                    evidence.append([(offset - start) / fps + a0, (offset - start) / fps + b0])
+            evidence += _moved(source_evidence, start, n, offset, fps)
+            for g, spans in zip(groups, source_groups or ()):
+                g += _moved(spans, start, n, offset, fps)
         offset += n
     src = target.sample
     duration = total / fps
@@ -270,13 +337,20 @@ def compose_needle(target: PoolVideo, haystack: Sequence[PoolVideo], rng: np.ran
         extra={"target_id": src.id, "repeats": reps,
                "target_fraction": reps * target.steps / total, "segment_roles": roles,
                "segment_repeat": rep_of, "target_order": cfg.target_order, "fps": fps,
-               **({"qa_kind": src.extra["qa_kind"]} if "qa_kind" in src.extra else {})})
+               **({"qa_kind": src.extra["qa_kind"]} if "qa_kind" in src.extra else {}),
+               **({"coverage": src.extra["coverage"], "evidence_groups_s": [merge_spans(g) for g in groups]}
+                  if source_groups is not None and "coverage" in src.extra else {}),
+               **({"confuser_ratio": cfg.confuser_ratio} if runs else {})})
 
 
 def compose_needles(targets: Sequence[Sample], distractors: Sequence[str], num: int, seed: int = 0,
-                    config: NeedleConfig | None = None, progress: bool = True) -> tuple[list[Sample], NeedleReport]:
+                    config: NeedleConfig | None = None, progress: bool = True,
+                    confusers: Sequence[Sample] = ()) -> tuple[list[Sample], NeedleReport]:
     """Compose ``num`` needle samples (targets drawn round-robin in a seeded shuffle).
 
+    ``confusers``: target-family clips (manifest samples with ``extra["events"]``) that make up
+    ``config.confuser_ratio`` of each haystack, cut to stretches that never show what the question
+    names (the sample's ``extra["exclude"]``); with ratio 1 no texture haystack is needed.
     Missing/unreadable sources are skipped and listed in the report; empty pools and targets longer
     than the longest timeline raise :class:`SynthError` before any work.
     """
@@ -289,14 +363,21 @@ def compose_needles(targets: Sequence[Sample], distractors: Sequence[str], num: 
     report = NeedleReport()
     if not targets:
         raise SynthError("the target pool is empty; pass a manifest of target clips with QA")
-    if not distractors:
+    if cfg.confuser_ratio > 0 and not confusers:
+        raise SynthError(f"confuser_ratio={cfg.confuser_ratio} but the confuser pool is empty; pass target-family "
+                         "clips as confusers (--confusers MANIFEST) or set the ratio to 0")
+    if not distractors and cfg.confuser_ratio < 1:
         raise SynthError("the haystack pool is empty; pass a directory or manifest of distractor videos")
     pool_t = probe_targets(targets, cfg.fps, report, progress)
     pool_d = probe_pool(distractors, cfg.fps, report, progress)
+    pool_c = [ConfuserClip(p.path, p.steps, p.sample.extra.get("events", []))
+              for p in probe_targets(confusers, cfg.fps, report, progress)]
     report.num_targets, report.num_distractors = len(pool_t), len(pool_d)
     if not pool_t:
         raise SynthError(f"no usable target clip ({len(report.skipped)} skipped):\n{report.summary()}")
-    if not pool_d:
+    if cfg.confuser_ratio > 0 and not any(c.events for c in pool_c):
+        raise SynthError("no usable confuser clip with extra['events']; render confusers with `tspo synth render`")
+    if not pool_d and cfg.confuser_ratio < 1:
         raise SynthError(f"no usable haystack video ({len(report.skipped)} skipped):\n{report.summary()}")
     hi = grid_steps(cfg.max_minutes * 60, cfg.fps)
     too_long = [t for t in pool_t if t.steps > hi]
@@ -309,7 +390,7 @@ def compose_needles(targets: Sequence[Sample], distractors: Sequence[str], num: 
     samples = []
     for i in tqdm(range(num), desc="compose needles", unit="sample", disable=not progress):
         target = pool_t[order[i % len(order)]]
-        s = compose_needle(target, pool_d, rng, cfg, f"{cfg.id_prefix}-{seed}-{i:05d}")
+        s = compose_needle(target, pool_d, rng, cfg, f"{cfg.id_prefix}-{seed}-{i:05d}", pool_c)
         samples.append(s)
         report.minutes.append(s.duration_s / 60)
         report.target_fractions.append(s.extra["target_fraction"])
@@ -332,3 +413,40 @@ def locate(segments: Sequence[dict], t: np.ndarray | float) -> tuple[np.ndarray,
     seg = np.clip(np.searchsorted(offsets, t + 1e-9, side="right") - 1, 0, len(segments) - 1)
     starts = np.array([s["start_s"] for s in segments], dtype=np.float64)
     return seg.astype(np.int64), starts[seg] + (t - offsets[seg])
+
+
+def evidence_only(sample: Sample) -> Sample:
+    """The same needle with each target segment cut down to the evidence it carries.
+
+    The rest of the target clip is dropped, so the question's evidence (a few seconds) sits alone
+    in the haystack with no longer target material around it to hint where it is. Target and
+    evidence spans of the result are the evidence spans on the new (shorter) timeline.
+    """
+    roles = sample.extra.get("segment_roles")
+    if not isinstance(sample.video, list) or roles is None or not sample.evidence_spans_s:
+        raise SynthError(f"evidence_only needs a composed needle with evidence spans; {sample.id!r} is not one")
+    offsets = segment_offsets(sample.video)
+    segments, new_roles, spans = [], [], []
+    t = 0.0
+    for seg, role, off in zip(sample.video, roles, offsets[:-1]):  # one pass over segments
+        length = float(seg["end_s"]) - float(seg["start_s"])
+        if role != "target":
+            segments.append(dict(seg))
+            new_roles.append(role)
+            t += length
+            continue
+        for a, b in sample.evidence_spans_s:
+            a0, b0 = max(float(a), off), min(float(b), off + length)
+            if a0 < b0:
+                start = float(seg["start_s"]) + a0 - off
+                segments.append({"source": seg["source"], "start_s": start, "end_s": start + b0 - a0})
+                new_roles.append("target")
+                spans.append([t, t + b0 - a0])
+                t += b0 - a0
+    spans = merge_spans(spans)
+    extra = {k: v for k, v in sample.extra.items() if k != "segment_repeat"}
+    extra.update(segment_roles=new_roles, evidence_only=True,
+                 target_fraction=sum(b - a for a, b in spans) / t)
+    return Sample(id=f"{sample.id}-evidence", video=segments, question=sample.question, options=list(sample.options),
+                  answer=sample.answer, kind=sample.kind, target_spans_s=spans, evidence_spans_s=spans,
+                  duration_s=t, extra=extra)

@@ -196,3 +196,19 @@ def test_inference_cache_of_fused_projection_follows_weight_updates():
     agent.load_state_dict(randomise(TemporalAgent(dim=32), seed=9).state_dict())
     with torch.no_grad():
         torch.testing.assert_close(agent(feats, text), dense_reference(agent, feats, text), atol=1e-5, rtol=1e-5)
+
+
+def test_query_adapter_starts_as_the_paper_agent_and_learns_the_text_side(tmp_path):
+    from tspo.selector import TSPOSelector, load_selector_agent
+
+    torch.manual_seed(0)
+    with_adapter, plain = TemporalAgent(dim=64, heads=8, query_adapter=True), TemporalAgent(dim=64, heads=8)
+    plain.load_state_dict({k: v for k, v in with_adapter.state_dict().items() if not k.startswith("query.")})
+    feats, text = torch.randn(2, 40, 64), torch.randn(2, 64)
+    assert torch.equal(with_adapter(feats, text), plain(feats, text))          # zero-initialised residual
+    assert "query_adapter" not in plain.config and with_adapter.config["query_adapter"] is True
+    with_adapter(feats, text).sum().backward()
+    assert with_adapter.query[2].weight.grad.abs().sum() > 0                    # the text side gets gradient
+    sel = TSPOSelector(encoder="tiny-random", agent=with_adapter, cache=False)
+    agent, config = load_selector_agent(sel.save_pretrained(tmp_path / "sel"))
+    assert agent.query_adapter and config["agent"]["query_adapter"] is True

@@ -50,3 +50,23 @@ def test_tspo_eval_reproduces_the_demo_table(quick_run, monkeypatch, tmp_path: P
     for method, stats in result["methods"].items():
         assert reproduced[method]["accuracy"] == stats["accuracy"], method
         assert reproduced[method]["target_fraction"] == stats["target_fraction"], method
+
+
+def test_question_world_demo_reports_every_kind(tmp_path: Path) -> None:
+    out = tmp_path / "question"
+    result = demo.run_demo(demo.quick_config(str(out), world="question"))
+    on_disk = json.loads((out / "eval.json").read_text())
+    kinds = on_disk["by_question_kind"]
+    assert kinds == result["by_question_kind"] and kinds["all"]["tspo"]["n"] == 4
+    for per_method in kinds.values():
+        assert set(per_method) == set(demo.DemoConfig().methods)
+        assert all(0.0 <= v["coverage"] <= 1.0 and 0.0 <= v["accuracy"] <= 1.0 for v in per_method.values())
+    shown = len([k for k in kinds if k != "all"])
+    assert len(list(out.glob("selection_*_clip.png"))) == min(3, shown) == len(list(out.glob("selection_*_tspo.png")))
+    report = (out / "REPORT.md").read_text()
+    assert "tspo-synth" in report and "Per question kind" in report and "| all | 4 |" in report
+    assert TSPOSelector.from_pretrained(out / "selector", cache=False).encoder.spec == "tspo-synth"
+    from tspo.data_synth import load_manifest
+
+    val = load_manifest(result["config"]["manifest"])
+    assert len(val) == 4 and all(s.extra["confuser_ratio"] == 1.0 for s in val)

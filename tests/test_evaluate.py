@@ -198,3 +198,33 @@ def test_cli_with_a_pixel_oracle_and_the_benchmark_guard(small_manifest: Path, t
     assert main(["--benchmark", "longvideobench", "--annotations", str(lvb), "--methods", "uniform",
                  "--encoder", "tiny-random", "--oracle", "simulated"]) == 2
     assert "cannot judge them" in capsys.readouterr().out
+
+
+def test_log_answers_with_draws_logs_groups_without_changing_the_figures(tmp_path) -> None:
+    from tspo.preference import AnswerLogger, read_answer_log
+
+    samples = [_needle("s0", 100, (40, 50)), _needle("s1", 120, (60, 75))]
+    plain = evaluate_samples(samples, "tspo,uniform,aks", SimulatedOracle(guess="wrong"), 4, FeatureSelector(),
+                             feature_fn=_feature_fn, progress=False)
+    logger = AnswerLogger(SimulatedOracle(guess="wrong"), tmp_path / "log.jsonl", policy="eval")
+    logged = evaluate_samples(samples, "tspo,uniform,aks", logger, 4, FeatureSelector(), feature_fn=_feature_fn,
+                              progress=False, log_draws=3, seed=1)
+    for m, stats in plain["methods"].items():
+        assert (logged["methods"][m]["accuracy"], logged["methods"][m]["target_fraction"]) == \
+            (stats["accuracy"], stats["target_fraction"])
+    records = read_answer_log(tmp_path / "log.jsonl")
+    # per sample: 3 methods' picks + 3 draws for each of tspo and uniform (aks has no random version)
+    assert len(records) == 2 * (3 + 2 * 3)
+    assert all(len(r["timestamps_s"]) == 4 and r["timestamps_s"] == sorted(r["timestamps_s"]) for r in records)
+    per_sample = {sid: {tuple(r["timestamps_s"]) for r in records if r["sample_id"] == sid} for sid in ("s0", "s1")}
+    assert all(len(v) >= 4 for v in per_sample.values())           # the draws differ from each other
+    with pytest.raises(EvalConfigError, match="log_draws"):
+        evaluate_samples(samples, "aks", logger, 4, FeatureSelector(), feature_fn=_feature_fn, progress=False,
+                         log_draws=2)
+
+
+def test_cli_log_answers_flag_is_checked(tmp_path, capsys) -> None:
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, [_needle("s0", 100, (40, 50))])
+    code = main(["--manifest", str(manifest), "--methods", "uniform", "--encoder", "tiny-random", "--log-draws", "2"])
+    assert code == 2 and "--log-answers" in capsys.readouterr().out

@@ -167,3 +167,97 @@ def test_shape_errors_name_the_inputs():
         group_advantages(torch.zeros(2, 3, 4))
     with pytest.raises(ObjectiveInputError, match="valid mask"):
         group_advantages(torch.zeros(2, 3), torch.ones(3, dtype=torch.bool))
+
+
+# -- DPO on preference pairs of selections -----------------------------------------------------------
+def _pair_logps(logits: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor):
+    from tspo.grpo import selection_logp
+
+    logp = torch.log_softmax(logits, -1)
+    return selection_logp(logp.gather(-1, chosen)), selection_logp(logp.gather(-1, rejected))
+
+
+def test_dpo_loss_value_is_minus_log_sigmoid_of_the_margin():
+    from tspo.grpo import dpo_loss
+
+    lc, lr = torch.tensor([-1.0, -3.0]), torch.tensor([-2.0, -1.0])
+    rc, rr = torch.tensor([-1.5, -2.0]), torch.tensor([-1.5, -2.0])
+    beta = 0.5
+    expected = -torch.nn.functional.logsigmoid(beta * ((lc - rc) - (lr - rr))).mean()
+    torch.testing.assert_close(dpo_loss(lc, lr, rc, rr, beta), expected)
+    # weights: a weighted mean over pairs
+    w = torch.tensor([3.0, 1.0])
+    per = -torch.nn.functional.logsigmoid(beta * ((lc - rc) - (lr - rr)))
+    torch.testing.assert_close(dpo_loss(lc, lr, rc, rr, beta, w), (per * w).sum() / 4)
+
+
+def test_dpo_gradient_raises_the_chosen_selection_and_lowers_the_rejected_one():
+    from tspo.grpo import dpo_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(1, 12, requires_grad=True)
+    chosen, rejected = torch.tensor([[0, 1, 2, 3]]), torch.tensor([[2, 3, 7, 9]])
+    ref = logits.detach().clone()
+    lc, lr = _pair_logps(logits, chosen, rejected)
+    rc, rr = _pair_logps(ref, chosen, rejected)
+    loss = dpo_loss(lc, lr, rc, rr, beta=1.0)
+    torch.testing.assert_close(loss, torch.log(torch.tensor(2.0)))      # policy == reference -> log 2
+    loss.backward()
+    g = logits.grad[0]
+    assert (g[[0, 1]] < 0).all()          # only in chosen: pushed up (gradient descent raises them)
+    assert (g[[7, 9]] > 0).all()          # only in rejected: pushed down
+    # shared frames (2, 3) appear in both selections: their direct terms cancel, only the softmax
+    # normaliser is left, and it cancels too since both selections have k frames
+    torch.testing.assert_close(g[[2, 3]], torch.zeros(2), atol=1e-7, rtol=0)
+    # one gradient step raises the chosen selection's log-prob and lowers the rejected one's
+    with torch.no_grad():
+        stepped = logits - 0.5 * logits.grad
+    lc2, lr2 = _pair_logps(stepped, chosen, rejected)
+    assert float(lc2) > float(lc) and float(lr2) < float(lr)
+
+
+def test_dpo_identical_selections_give_log2_and_zero_gradient():
+    from tspo.grpo import dpo_loss
+
+    logits = torch.randn(1, 8, requires_grad=True)
+    sel = torch.tensor([[1, 4, 6]])
+    lc, lr = _pair_logps(logits, sel, sel)
+    ref = torch.randn(1)
+    loss = dpo_loss(lc, lr, ref, ref, beta=2.0)
+    torch.testing.assert_close(loss, torch.log(torch.tensor(2.0)))
+    loss.backward()
+    assert torch.count_nonzero(logits.grad) == 0
+
+
+def test_dpo_beta_to_zero_limit_is_log2_with_a_vanishing_linear_gradient():
+    from tspo.grpo import dpo_loss
+
+    torch.manual_seed(1)
+    lc = torch.randn(5, requires_grad=True)
+    lr, rc, rr = torch.randn(5), torch.randn(5), torch.randn(5)
+    margin = (lc.detach() - rc) - (lr - rr)
+    for beta in (1e-2, 1e-4):
+        lc.grad = None
+        loss = dpo_loss(lc, lr, rc, rr, beta)
+        # -log sigmoid(beta m) = log 2 - beta m / 2 + O(beta^2)
+        torch.testing.assert_close(loss, torch.log(torch.tensor(2.0)) - beta * margin.mean() / 2, atol=beta**2, rtol=0)
+        loss.backward()
+        torch.testing.assert_close(lc.grad, torch.full((5,), -beta / 2 / 5), atol=beta**2, rtol=0)
+
+
+def test_dpo_reference_terms_carry_no_gradient_and_bad_inputs_raise():
+    from tspo.grpo import dpo_loss, selection_logp
+
+    lc, lr = torch.zeros(3, requires_grad=True), torch.zeros(3, requires_grad=True)
+    rc, rr = torch.zeros(3, requires_grad=True), torch.zeros(3, requires_grad=True)
+    dpo_loss(lc, lr, rc, rr, 1.0).backward()
+    assert rc.grad is None and rr.grad is None and lc.grad is not None
+    with pytest.raises(ObjectiveInputError, match="beta"):
+        dpo_loss(lc, lr, rc, rr, 0.0)
+    with pytest.raises(ObjectiveInputError, match=r"float\[P\]"):
+        dpo_loss(lc, lr[:2], rc, rr, 1.0)
+    with pytest.raises(ObjectiveInputError, match="no pairs"):
+        dpo_loss(*(torch.zeros(0),) * 4, 1.0)
+    with pytest.raises(ObjectiveInputError, match="weights"):
+        dpo_loss(lc, lr, rc, rr, 1.0, torch.tensor([1.0, -1.0, 1.0]))
+    torch.testing.assert_close(selection_logp(torch.tensor([[-1.0, -2.0], [-0.5, -0.5]])), torch.tensor([-3.0, -1.0]))

@@ -254,3 +254,25 @@ def test_config_errors_and_frame_budget_warning(workdir, caplog):
         cls(base_model="tspo_test_seen", selector=selector, visual_mode="tokens")
     with pytest.raises(ValueError, match="timestamps_in_prompt"):
         cls(base_model="tspo_test_seen", selector=selector, timestamps_in_prompt="yes")
+
+
+def test_zoom_strategy_matches_the_selector(workdir):
+    from tspo.selector import TSPOSelector
+    from tspo.zoom import ZoomConfig
+
+    _Seen.register()
+    cls, selector = _tspo_video(), str(workdir / "DIR")
+    model = cls.create_from_arg_string(
+        f"base_model=tspo_test_seen,selector={selector},num_frames=3,visual_mode=frames,strategy=zoom,"
+        "coarse_candidates=4,zoom_spans=1,max_frames_encoded=8")
+    assert model.zoom == ZoomConfig(coarse_candidates=4, num_spans=1, max_frames=8)
+    model.task_dict = {"t": {"test": {0: {"video": str(workdir / "clip.mp4")}}}}
+    question = "When is the screen brightest?"
+    model.loglikelihood([_instance("loglikelihood", (question, " A", lambda doc: [doc["video"]], 0, "t", "test"))])
+    sel = model.last_selections[0]
+    assert sel.strategy == "zoom" and len(sel.timestamps) == 3 and sel.frames_encoded <= 8
+    direct = TSPOSelector.from_pretrained(selector, cache=False).select(
+        str(workdir / "clip.mp4"), question, num_frames=3, strategy="zoom", zoom=model.zoom)
+    np.testing.assert_array_equal(direct.timestamps, sel.timestamps)
+    with pytest.raises(ValueError, match="strategy"):
+        cls(base_model="tspo_test_seen", selector=selector, strategy="pyramid")

@@ -38,6 +38,11 @@ def test_every_question_has_exactly_one_right_option(kind):
         key = [ev[i] for i in truth.key_events]
         assert truth.evidence_spans_s == [[e.start_s, e.end_s] for e in key]
         others = [e for i, e in enumerate(ev) if i not in truth.key_events]
+        if kind == "after":  # the question names the cue (unique); the evidence is the event after it
+            cue = ev[truth.cue_events[0]]
+            assert truth.key_events == [truth.cue_events[0] + 1] and right == key[0].shape
+            assert [e.shape for e in ev].count(cue.shape) == 1
+            continue
         assert not {e.shape for e in key} & {e.shape for e in others}  # the questioned shape is unique
         if kind == "colour":
             assert right == key[0].colour and key[0].shape in truth.question
@@ -48,6 +53,8 @@ def test_every_question_has_exactly_one_right_option(kind):
         elif kind == "order":
             assert right == f"the {key[0].colour} {key[0].shape}" and key[0].start_s < key[1].start_s
             assert f"the {key[1].colour} {key[1].shape}" in truth.options
+        elif kind == "shape":
+            assert right == key[0].shape and key[0].colour not in {e.colour for e in others}
         else:
             assert right == str(len(key)) and len({e.shape for e in key}) == 1
 

@@ -63,7 +63,7 @@ def test_cli_reports_a_missing_manifest(tmp_path):
               "--trainer.default_root_dir", str(tmp_path / "run"), "--export.dirpath", str(tmp_path / "sel")])
 
 
-@pytest.mark.parametrize("name", ["synthetic_needle.yaml", "llava_video_7b.yaml", "qwen25vl_7b.yaml"])
+@pytest.mark.parametrize("name", ["synthetic_needle.yaml", "llava_video_7b.yaml", "qwen25vl_7b.yaml", "zoom_needle.yaml"])
 def test_example_configs_parse(name, capsys):
     """Every shipped config is valid for `tspo train` (parsed, not run: the 7B ones need a GPU)."""
     with pytest.raises(SystemExit) as exit_:

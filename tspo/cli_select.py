@@ -19,11 +19,13 @@ from tspo.settings import (
     check_max_candidates,
     check_num_frames,
 )
+from tspo.zoom_config import add_zoom_arguments, zoom_config_from_args
 
 EXAMPLES = """examples:
   tspo select clip.mp4 "When does the dog jump?" -k 8 --encoder tiny-random
   tspo select clip.mp4 "What is on the table?" --selector runs/exp1/selector --json --scores
   tspo select clip.mp4 "Who enters?" --method aks --plot picks.png --save-frames picks/
+  tspo select lecture.mp4 "When is the proof shown?" --selector runs/exp1/selector --strategy zoom
 
 exit codes: 0 done, 1 the selection failed, 2 bad arguments."""
 
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", action="store_true", help="with --json: add every candidate's time and score")
     p.add_argument("--save-frames", metavar="DIR", help="write the selected frames as JPEG files into DIR")
     p.add_argument("--plot", metavar="FILE", help="write a PNG of the scores over time with the picks marked")
+    add_zoom_arguments(p)
     return p
 
 
@@ -76,6 +79,7 @@ def check_args(args: argparse.Namespace) -> None:
             check_max_candidates(args.max_candidates, "--max-candidates")
         if args.frame_size is not None:
             check_frame_size(args.frame_size, "--frame-size")
+        args.zoom_config = zoom_config_from_args(args)
     except ValueError as err:
         raise UsageError(str(err)) from err
     if args.scores and not args.json:
@@ -158,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         selection = selector.select(
             args.video, args.question, args.num_frames, method=args.method, fps=args.fps,
             max_candidates=args.max_candidates, return_frames=need_frames, frame_size=args.frame_size,
+            strategy=args.strategy, zoom=args.zoom_config,
         )  # fmt: skip
     except (VideoError, ValueError, OSError) as err:
         return _error(err, 1)
@@ -174,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(selection.to_dict(scores=args.scores)))
     else:
         print(f"{selection.method}: {len(selection.indices)} of {selection.num_candidates} candidates")
+        if selection.strategy == "zoom":
+            spans = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in selection.spans_s)
+            print(f"  zoom: {selection.frames_encoded} frames encoded; spans visited: {spans}")
         for idx, t in zip(selection.indices, selection.timestamps):
             print(f"  frame {int(idx):>7d}  at {t:9.2f} s")
     return 0

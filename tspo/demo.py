@@ -1,14 +1,18 @@
 """``tspo demo --out DIR``: the whole system offline, in a few minutes on a laptop CPU.
 
-1. render synthetic target clips (with QA) and haystack videos, and compose long *needle* videos
-   from them (virtual: segment lists, no extra disk) — a training set and a held-out set whose
-   target clips never appear in training;
-2. cache candidate features with the ``tiny-random`` encoder;
+1. render synthetic target clips (with QA) and compose long *needle* videos around them (virtual:
+   segment lists, no extra disk) — a training set and a held-out set whose clips never appear in
+   training. The default *question world*: the haystack is 100 % confuser clips (same shapes,
+   colours and motion, never what the question names) and seven question kinds (colour, text,
+   shape, after, order, count, motion); ``--world texture``: the older texture haystack;
+2. cache candidate features with the world's encoder (``tspo-synth``, a small CLIP trained on the
+   synthetic world and shipped with the package; ``tiny-random`` for ``--world texture``);
 3. train the temporal agent with TSPO (GRPO) against the :class:`~tspo.rewards.SimulatedOracle`,
    through the Lightning module and data module of ``tspo train``;
-4. evaluate TSPO vs uniform vs CLIP top-k vs bin-max vs AKS on the held-out videos;
+4. evaluate TSPO vs uniform vs CLIP top-k vs bin-max vs AKS on the held-out videos, per question kind;
 5. write the report folder: ``eval.json`` (the ``tspo eval`` shape), ``training_curves.png``,
-   ``eval_summary.png``, ``selection_*.png``, the trained ``selector/``, ``REPORT.md``.
+   ``eval_summary.png``, ``selection_*.png`` (one example per question kind), the trained
+   ``selector/``, ``REPORT.md``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,16 @@ from typing import Any
 from tspo.agents import METHODS
 from tspo.settings import DEFAULT_MAX_CANDIDATES, DEFAULT_NUM_FRAMES
 
+WORLDS = ("question", "texture")
+QUESTION_NOTE = """\
+This demo runs offline. The frame/text encoder is `tspo-synth`: a small CLIP (open_clip, 64-d)
+trained on rendered frames of this synthetic world (`tspo synth encoder`), so CLIP top-k, bin-max
+and AKS rank frames by features that see shapes and colours. The haystack around each target clip
+is made of *confuser* clips of the same family that never show what the question names, so
+looking like "a target clip" says nothing. The "video LLM" is a SimulatedOracle that answers right
+exactly when the selection shows what the question kind needs (colour/text/shape/after: a frame of
+the evidence event; motion: two; order/count: every key event), else it guesses. The accuracies
+are the simulated oracle's, not a real model's."""
 NO_WEIGHTS_NOTE = """\
 This demo runs WITHOUT pretrained weights. The frame/text encoder is `tiny-random`: a small
 CLIP-shaped network whose weights are random (fixed seed), so its image and text features carry no
@@ -39,33 +53,49 @@ oracle, `tspo eval --oracle hf:MODEL`) it is the same pipeline at full size."""
 
 @dataclass
 class DemoConfig:
-    """Sizes of the demo run. Needles as in the training issue: 16-32 of 128 candidates are target."""
+    """Sizes of the demo run (defaults: the question world; :func:`texture_config` for the older one)."""
 
     out_dir: str = "demo_out"
-    encoder: str = "tiny-random"
-    steps: int = 3000
-    num_frames: int = DEFAULT_NUM_FRAMES
+    world: str = "question"
+    encoder: str = "tspo-synth"
+    steps: int = 600
+    num_frames: int = 8
     group_size: int = 8
     lr: float = 5e-4
-    max_candidates: int = DEFAULT_MAX_CANDIDATES
+    max_candidates: int | None = None    # None: every candidate at 1 fps (events are 3-6 s long)
     num_train: int = 128
-    num_val: int = 48
+    num_val: int = 70
     train_targets: int = 32
-    val_targets: int = 12
+    val_targets: int = 35
     distractors: int = 6
     methods: tuple[str, ...] = METHODS
     seed: int = 0
-    num_plots: int = 2
+    num_plots: int = 7                   # question world: one example per question kind
     progress: bool = True
-    synth_overrides: dict[str, Any] = field(default_factory=dict)
+    # The demo's question world is the benchmark's at half the length (2.5-5 min) and half the
+    # confuser clips, so that `make demo` stays within 5 minutes on 2 cores.
+    synth_overrides: dict[str, Any] = field(default_factory=lambda: {"max_minutes": 5.0, "confusers": 12})
+
+
+def texture_config(out_dir: str = "demo_out", **kw: Any) -> DemoConfig:
+    """The older demo: texture haystack, random-weight encoder (CLIP baselines at chance), 16 of 128 candidates."""
+    base = {"world": "texture", "encoder": "tiny-random", "steps": 3000, "synth_overrides": {}, "num_frames": DEFAULT_NUM_FRAMES,
+            "max_candidates": DEFAULT_MAX_CANDIDATES,
+            "num_val": 48, "val_targets": 12, "num_plots": 2}
+    return DemoConfig(out_dir=out_dir, **{**base, **kw})
 
 
 def _synth_config(cfg: DemoConfig):
-    from tspo.training.synth import SynthConfig
+    from tspo.training.synth import SynthConfig, question_world
 
-    return SynthConfig(out_dir=str(Path(cfg.out_dir) / "data"), num_train=cfg.num_train, num_val=cfg.num_val,
-                       train_targets=cfg.train_targets, val_targets=cfg.val_targets, distractors=cfg.distractors,
-                       seed=cfg.seed, **cfg.synth_overrides)
+    if cfg.world not in WORLDS:
+        raise ValueError(f"demo world must be one of {WORLDS}, got {cfg.world!r}")
+    common = {"num_train": cfg.num_train, "num_val": cfg.num_val, "train_targets": cfg.train_targets,
+              "val_targets": cfg.val_targets, "seed": cfg.seed}
+    if cfg.world == "question":
+        return question_world(str(Path(cfg.out_dir) / "data"), **{**common, **cfg.synth_overrides})
+    return SynthConfig(out_dir=str(Path(cfg.out_dir) / "data"), distractors=cfg.distractors, **common,
+                       **cfg.synth_overrides)
 
 
 def train(cfg: DemoConfig, train_manifest: Path, val_manifest: Path) -> Path:
@@ -81,7 +111,7 @@ def train(cfg: DemoConfig, train_manifest: Path, val_manifest: Path) -> Path:
     L.seed_everything(cfg.seed, verbose=False)
     model = TSPOModule(encoder=cfg.encoder, num_frames=cfg.num_frames, group_size=cfg.group_size, lr=cfg.lr,
                        oracle="simulated", seed=cfg.seed)
-    data = TSPODataModule(train_manifest=str(train_manifest), val_manifest=str(val_manifest), encoder=cfg.encoder,
+    data = TSPODataModule(train_manifest=str(train_manifest), val_manifest=None, encoder=cfg.encoder,
                           max_candidates=cfg.max_candidates, feature_cache=str(out / "cache"), seed=cfg.seed,
                           progress=cfg.progress)
     export = ExportSelector(dirpath=str(out / "selector"))
@@ -103,20 +133,40 @@ def eval_command(cfg: DemoConfig, val_manifest: Path, out_json: str = "eval_agai
 
 
 def plot_examples(cfg: DemoConfig, selector, samples, result: dict[str, Any]) -> list[Path]:
-    """Selection plots (TSPO and uniform) of the first held-out samples, with thumbnails."""
+    """Selection plots with thumbnails: question world, TSPO and CLIP top-k on the first held-out
+    sample of each question kind; texture world, TSPO and uniform on the first samples."""
     from tspo.plots import plot_selection
 
+    if cfg.world == "question":
+        firsts = {s.extra.get("qa_kind"): s for s in reversed(samples)}   # the first sample of each kind
+        examples, methods = [firsts[k] for k in sorted(firsts, key=str)][: cfg.num_plots], ("tspo", "clip")
+    else:
+        examples, methods = list(samples[: cfg.num_plots]), ("tspo", "uniform")
     paths = []
-    for sample in samples[: cfg.num_plots]:
-        for method in ("tspo", "uniform"):
+    for sample in examples:
+        for method in methods:
             sel = selector.select(sample.video, sample.question, cfg.num_frames, method=method, return_frames=True,
                                   frame_size=64)
+            kind = f"[{sample.extra['qa_kind']}] " if "qa_kind" in sample.extra else ""
             title = (f"{method} on held-out {sample.id} ({sample.duration_s / 60:.1f} min): "
-                     f"{sample.question[:60]}")
+                     f"{kind}{sample.question[:60]}")
             path = Path(cfg.out_dir) / f"selection_{sample.id}_{method}.png"
             paths.append(plot_selection(sel, path, target_spans_s=sample.target_spans_s, title=title,
                                         evidence_spans_s=sample.evidence_spans_s))
     return paths
+
+
+def kind_verdict(kinds: dict[str, Any]) -> str:
+    """Per question kind: TSPO's accuracy against CLIP top-k and the best baseline."""
+    lines = []
+    for kind, per in kinds.items():
+        if kind == "all" or "tspo" not in per or "clip" not in per:
+            continue
+        best_name, best = max(((m, v["accuracy"]) for m, v in per.items() if m != "tspo"), key=lambda x: x[1])
+        t = per["tspo"]["accuracy"]
+        lines.append(f"- {kind}: TSPO {t:.0%} vs CLIP top-k {per['clip']['accuracy']:.0%} "
+                     f"({t - per['clip']['accuracy']:+.0%}); best baseline {best_name} {best:.0%} ({t - best:+.0%})")
+    return "\n".join(lines)
 
 
 def verdict(result: dict[str, Any]) -> str:
@@ -134,14 +184,19 @@ def verdict(result: dict[str, Any]) -> str:
             f"{'goals met' if ok else 'goals NOT met'}.")
 
 
-def write_report(cfg: DemoConfig, result: dict[str, Any], table: str, command: str, seconds: dict[str, float]) -> Path:
-    lines = ["# tspo demo report", "", NO_WEIGHTS_NOTE, "", "## Held-out evaluation", "", verdict(result), "",
+def write_report(cfg: DemoConfig, result: dict[str, Any], table: str, command: str, seconds: dict[str, float],
+                 kinds: str = "") -> Path:
+    note = QUESTION_NOTE if cfg.world == "question" else NO_WEIGHTS_NOTE
+    per_kind = ["## Per question kind (accuracy / evidence coverage)", "", kinds, "",
+                kind_verdict(result.get("by_question_kind", {})), ""] if kinds else []
+    lines = ["# tspo demo report", "", note, "", *per_kind, "## Held-out evaluation", "", verdict(result), "",
              "```", table, "```", "",
              "Reproduce this table from the held-out manifest:", "", "```", command, "```", "",
              "## Files", "", "- `eval.json` — the table as `tspo eval --out` writes it",
              "- `training_curves.png` — reward, R_A, R_T, τ, entropy per step (from `logs/`)",
              "- `eval_summary.png` — accuracy and picks inside the target per method",
-             "- `selection_*.png` — agent score over time, picks, target (light) and evidence (dark) spans",
+             "- `selection_*.png` — score over time, picks, target (light) and evidence (dark) spans "
+             "(question world: TSPO and CLIP top-k on one held-out example per question kind)",
              "- `selector/` — the trained selector (`TSPOSelector.from_pretrained`, `tspo select --selector`)",
              "- `data/` — rendered clips and the train / held-out needle manifests", "",
              "## Run", "", "```json", json.dumps({"config": asdict(cfg), "seconds": seconds}, indent=2, default=list),
@@ -157,6 +212,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     from tspo.cache import FeatureCache
     from tspo.data_synth.manifest import load_manifest
     from tspo.evaluate import evaluate_samples, format_table
+    from tspo.kind_report import format_kind_table, kind_table
     from tspo.plots import plot_eval_summary, plot_training_curves
     from tspo.rewards import build_oracle
     from tspo.selector import TSPOSelector
@@ -164,7 +220,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    print(NO_WEIGHTS_NOTE + "\n", flush=True)
+    print((QUESTION_NOTE if cfg.world == "question" else NO_WEIGHTS_NOTE) + "\n", flush=True)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     train_manifest, val_manifest = ensure_synthetic(_synth_config(cfg), progress=cfg.progress)
@@ -178,7 +234,12 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     selector = TSPOSelector.from_pretrained(selector_dir, cache=FeatureCache(out / "cache"))
     samples = load_manifest(val_manifest)
     oracle = build_oracle("simulated", seed=cfg.seed)
-    result = evaluate_samples(samples, cfg.methods, oracle, cfg.num_frames, selector, progress=cfg.progress)
+    result = evaluate_samples(samples, cfg.methods, oracle, cfg.num_frames, selector, progress=cfg.progress,
+                              per_sample=True)
+    kinds = kind_table(result, samples) if cfg.world == "question" else {}
+    del result["samples"]  # eval.json keeps the `tspo eval` shape (per-kind figures are added below)
+    if kinds:
+        result["by_question_kind"] = kinds
     command = eval_command(cfg, val_manifest)
     result["config"] = {"manifest": str(val_manifest), "benchmark": None, "methods": list(cfg.methods),
                         "selector": str(selector_dir), "encoder": cfg.encoder, "oracle": "simulated", "seed": cfg.seed,
@@ -195,8 +256,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     seconds["plots"] = time.perf_counter() - t0
 
     table = format_table(result)
-    print("\n" + table + "\n\n" + verdict(result))
-    report = write_report(cfg, result, table, command, seconds)
+    kinds_md = format_kind_table(kinds, cfg.methods) if kinds else ""
+    print("\n" + table + "\n\n" + verdict(result) + (f"\n\n{kinds_md}\n{kind_verdict(kinds)}" if kinds else ""))
+    report = write_report(cfg, result, table, command, seconds, kinds_md)
     result["stage_seconds"] = seconds  # returned only; eval.json keeps the `tspo eval` shape
     print(f"\nreport: {report}  (eval.json, plots, selector/ beside it)")
     print(f"reproduce the table: {command}")
@@ -208,32 +270,45 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tspo demo", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="example:\n  tspo demo --out demo_out")
     p.add_argument("--out", default=d.out_dir, help="report folder (default %(default)s)")
-    p.add_argument("--encoder", default=d.encoder, help="encoder spec (default %(default)s: offline, random weights)")
-    p.add_argument("--steps", type=int, default=d.steps, help="GRPO steps (default %(default)s)")
-    p.add_argument("-k", "--num-frames", type=int, default=d.num_frames, help="frames per selection")
-    p.add_argument("--num-train", type=int, default=d.num_train, help="training needle videos")
-    p.add_argument("--num-val", type=int, default=d.num_val, help="held-out needle videos")
+    p.add_argument("--world", choices=WORLDS, default=d.world,
+                   help="question: confuser haystacks, seven question kinds, the trained tspo-synth encoder "
+                        "(default); texture: texture haystack with the random-weight tiny-random encoder")
+    p.add_argument("--encoder", default=None,
+                   help=f"encoder spec (default: {d.encoder} for the question world, tiny-random for texture)")
+    p.add_argument("--steps", type=int, default=None, help=f"GRPO steps (default {d.steps}; texture 3000)")
+    p.add_argument("-k", "--num-frames", type=int, default=None, help=f"frames per selection (default {d.num_frames}; "
+                   "texture 16)")
+    p.add_argument("--num-train", type=int, default=None, help=f"training needle videos (default {d.num_train})")
+    p.add_argument("--num-val", type=int, default=None, help=f"held-out needle videos (default {d.num_val}; texture 48)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--quick", action="store_true", help="a tiny run (seconds) that checks the pipeline, not learning")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
-def quick_config(out_dir: str, seed: int = 0) -> DemoConfig:
+def quick_config(out_dir: str, seed: int = 0, world: str = "texture") -> DemoConfig:
     """A seconds-long run: every step of the pipeline, too short to learn anything."""
-    return DemoConfig(out_dir=out_dir, steps=8, num_train=6, num_val=3, train_targets=3, val_targets=2,
-                      distractors=2, group_size=4, seed=seed, num_plots=1, progress=False,
-                      synth_overrides={"target_seconds": (16, 20), "distractor_seconds": (40, 60),
-                                       "min_minutes": 1.0, "max_minutes": 1.5})
+    small = {"steps": 8, "num_train": 6, "num_val": 3, "train_targets": 3, "val_targets": 2, "group_size": 4,
+             "seed": seed, "num_plots": 1, "progress": False}
+    if world == "question":
+        return DemoConfig(out_dir=out_dir, **{**small, "num_plots": 3, "num_val": 4, "val_targets": 4},
+                          synth_overrides={"target_seconds": (16, 20), "min_minutes": 1.0, "max_minutes": 1.5,
+                                           "confusers": 3, "confuser_seconds": (40, 60)})
+    return texture_config(out_dir, distractors=2, **small,
+                          synth_overrides={"target_seconds": (16, 20), "distractor_seconds": (40, 60),
+                                           "min_minutes": 1.0, "max_minutes": 1.5})
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    given = {k: v for k, v in (("encoder", args.encoder), ("steps", args.steps), ("num_frames", args.num_frames),
+                               ("num_train", args.num_train), ("num_val", args.num_val)) if v is not None}
     if args.quick:
-        cfg = quick_config(args.out, args.seed)
+        cfg = quick_config(args.out, args.seed, world=args.world)
+    elif args.world == "texture":
+        cfg = texture_config(args.out, seed=args.seed, progress=not args.no_progress, **given)
     else:
-        cfg = DemoConfig(out_dir=args.out, encoder=args.encoder, steps=args.steps, num_frames=args.num_frames,
-                         num_train=args.num_train, num_val=args.num_val, seed=args.seed, progress=not args.no_progress)
+        cfg = DemoConfig(out_dir=args.out, seed=args.seed, progress=not args.no_progress, **given)
     from tspo.encoders import EncoderWeightsError
 
     try:

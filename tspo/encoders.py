@@ -8,6 +8,12 @@ Specs, like open_clip's split of *architecture* and *weights*:
 - ``"hf-hub:org/repo"`` / ``"local-dir:/path"``: open_clip's own schemes;
 - ``"tiny-random"``: a 64-d ViT with 32x32 images and weights from a fixed seed. It needs no
   download and is identical in every process, so tests, the demo and feature caches can rely on it.
+- ``"tspo-synth"``: a 64-d ViT (64x64 images) trained on the synthetic world of ``tspo synth``
+  (shapes, colours, words, the renderer's questions), shipped with the package; one you trained
+  with ``tspo synth encoder --out DIR`` is ``"tspo-synth:DIR/open_clip_model.safetensors"``.
+
+The architectures in ``tspo/model_configs`` (``tspo-tiny-random``, ``tspo-synth``) are registered
+with open_clip whenever an encoder loads, so ``MODEL:/path`` specs work for them too.
 """
 
 from __future__ import annotations
@@ -28,6 +34,10 @@ TINY_RANDOM = "tiny-random"
 _TINY_ARCH = "tspo-tiny-random"
 _TINY_SEED = 20250722
 _CONFIG_DIR = Path(__file__).parent / "model_configs"
+SYNTH = "tspo-synth"
+SYNTH_WEIGHTS = Path(__file__).parent / "weights" / SYNTH / "open_clip_model.safetensors"
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 class EncoderWeightsError(RuntimeError):
@@ -41,6 +51,8 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     spec = spec.strip()
     if spec == TINY_RANDOM:
         return _TINY_ARCH, None
+    if spec == SYNTH:
+        return SYNTH, str(SYNTH_WEIGHTS)
     if spec.startswith(("hf-hub:", "local-dir:")):
         return spec, None
     model, sep, pretrained = spec.partition(":")
@@ -52,11 +64,40 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return model, pretrained
 
 
-def _register_tiny() -> None:
+def register_model_configs() -> None:
+    """Make the package's own architectures (``tspo/model_configs/*.json``) known to open_clip."""
     import open_clip
 
-    if _TINY_ARCH not in open_clip.list_models():
-        open_clip.add_model_config(_CONFIG_DIR / f"{_TINY_ARCH}.json")
+    known = set(open_clip.list_models())
+    for path in sorted(_CONFIG_DIR.glob("*.json")):
+        if path.stem not in known:
+            open_clip.add_model_config(path)
+
+
+def model_config(name: str) -> dict:
+    """The open_clip model config of a registered architecture (e.g. ``tspo-synth``)."""
+    import open_clip
+
+    register_model_configs()
+    cfg = open_clip.get_model_config(name)
+    if cfg is None:
+        raise ValueError(f"unknown open_clip architecture {name!r}")
+    return cfg
+
+
+def preprocess_frames(frames: torch.Tensor, image_size: int, mean=CLIP_MEAN, std=CLIP_STD) -> torch.Tensor:
+    """uint8 ``[T, H, W, 3]`` -> normalised float32 ``[T, 3, S, S]``: short side to ``image_size``
+    (bicubic, antialiased), centre crop, CLIP mean/std. The one preprocessing of every encoder."""
+    x = frames.permute(0, 3, 1, 2).float() / 255.0
+    if x.shape[-2:] != (image_size, image_size):
+        scale = image_size / min(x.shape[-2:])
+        new = (max(image_size, round(x.shape[-2] * scale)), max(image_size, round(x.shape[-1] * scale)))
+        x = F.interpolate(x, size=new, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+        top, left = (new[0] - image_size) // 2, (new[1] - image_size) // 2
+        x = x[..., top : top + image_size, left : left + image_size]
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=x.device)[:, None, None]
+    std = torch.as_tensor(std, dtype=torch.float32, device=x.device)[:, None, None]
+    return (x - mean) / std
 
 
 def _missing_weights_message(spec: str, model: str, pretrained: str, err: Exception) -> str:
@@ -91,8 +132,8 @@ class ClipEncoder:
         cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
         size = cfg.get("size", getattr(model.visual, "image_size", 224))
         self.image_size = int(size[0] if isinstance(size, tuple | list) else size)
-        self._mean = torch.tensor(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)), dtype=torch.float32)
-        self._std = torch.tensor(cfg.get("std", (0.26862954, 0.26130258, 0.27577711)), dtype=torch.float32)
+        self._mean = torch.tensor(cfg.get("mean", CLIP_MEAN), dtype=torch.float32)
+        self._std = torch.tensor(cfg.get("std", CLIP_STD), dtype=torch.float32)
         self.context_length = int(getattr(tokenizer, "context_length", 77))
         with torch.no_grad():
             self.dim = int(self.encode_text("probe").shape[-1])
@@ -101,16 +142,8 @@ class ClipEncoder:
         return f"ClipEncoder(spec={self.spec!r}, dim={self.dim}, image_size={self.image_size}, device={self.device})"
 
     def _preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        x = frames.to(self.device).permute(0, 3, 1, 2).float() / 255.0
-        if x.shape[-2:] != (self.image_size, self.image_size):
-            # Short side to image_size, then centre crop: the CLIP recipe, on already small frames.
-            scale = self.image_size / min(x.shape[-2:])
-            new = (max(self.image_size, round(x.shape[-2] * scale)), max(self.image_size, round(x.shape[-1] * scale)))
-            x = F.interpolate(x, size=new, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
-            top, left = (new[0] - self.image_size) // 2, (new[1] - self.image_size) // 2
-            x = x[..., top : top + self.image_size, left : left + self.image_size]
-        mean, std = self._mean.to(x.device)[:, None, None], self._std.to(x.device)[:, None, None]
-        return ((x - mean) / std).to(self.dtype)
+        # Short side to image_size, then centre crop: the CLIP recipe, on already small frames.
+        return preprocess_frames(frames.to(self.device), self.image_size, self._mean, self._std).to(self.dtype)
 
     @torch.no_grad()
     def encode_frames(self, frames: np.ndarray | torch.Tensor, batch_size: int = 64) -> torch.Tensor:
@@ -164,8 +197,8 @@ def load_encoder(
     device = torch.device(device)
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.float32
+    register_model_configs()
     if model_name == _TINY_ARCH:
-        _register_tiny()
         # Fixed seed, own RNG state: the same weights in every process, the caller's RNG untouched.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_TINY_SEED)

@@ -30,23 +30,29 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from tspo.agents import METHODS, get_method
 from tspo.cache import FeatureCache
 from tspo.data_synth.manifest import load_manifest
 from tspo.encoders import EncoderWeightsError
+from tspo.preference import AnswerLogger, draw_selections
 from tspo.readers import read_benchmark
+from tspo.reflect import check_reflection
 from tspo.rewards import SPEC_HELP, OracleQuery, build_oracle, temporal_reward
 from tspo.selector import TSPOSelector
 from tspo.settings import add_settings_arguments
 from tspo.video import read_whole_frames
+from tspo.zoom_config import add_zoom_arguments, zoom_config_from_args
 
+# Rules with a random version for --log-draws: Gumbel-top-k over the method's scores (uniform: over none).
+DRAW_RULES = ("top-k", "uniform")
 # (upper bound in seconds, label); a sample falls in the first bucket whose bound exceeds its duration
 DURATION_BUCKETS: tuple[tuple[float, str], ...] = (
     (120.0, "<2min"), (900.0, "2-15min"), (3600.0, "15-60min"), (math.inf, ">60min"),
@@ -79,6 +85,8 @@ class Outcome:
     error: str | None = None
     unparsed: bool = False
     raw: str | None = None
+    frames_encoded: int | None = None  # zoom / reflection: distinct frames the selection scored
+    oracle_calls: int = 1
 
 
 def check_methods(methods: Sequence[str] | str) -> list[str]:
@@ -105,6 +113,10 @@ def _stats(items: list[Outcome]) -> dict[str, Any]:
         "target_fraction": float(np.mean(with_target)) if with_target else None,
         "seconds_per_sample": float(np.mean([o.seconds for o in items])) if items else None,
         "n": len(answered),
+        # zoom / reflection runs only (an eval without them keeps its eval.json shape)
+        **({"frames_encoded": float(np.mean([o.frames_encoded for o in items])),
+            "oracle_calls": float(np.mean([o.oracle_calls for o in items]))}
+           if items and all(o.frames_encoded is not None for o in items) else {}),
     }
 
 
@@ -141,6 +153,13 @@ def evaluate_samples(
     frame_size: int | None = None,
     progress: bool = True,
     per_sample: bool = False,
+    log_draws: int = 0,
+    log_temperature: float = 0.05,
+    seed: int = 0,
+    strategy: str = "single",
+    zoom: Any = None,
+    reflect: int = 0,
+    reflect_threshold: float = 0.5,
 ) -> dict[str, Any]:
     """Run every method on every sample and ask ``oracle``; returns the eval.json dict.
 
@@ -151,29 +170,53 @@ def evaluate_samples(
     ``num_frames``, ``fps``, ``max_candidates``, ``frame_size`` (short side of the whole frames decoded
     for oracles that need pixels): None takes the selector's :attr:`~tspo.TSPOSelector.settings`.
     ``per_sample``: also return every (sample, method) outcome under ``"samples"``.
+    ``log_draws``: besides each method's own picks, ask the oracle about this many random
+    selections per sample and method (Gumbel-top-k over the method's scores / ``log_temperature``;
+    uniform: every k-subset equally likely), so a log of the answers (``--log-answers``) holds
+    groups to build preference pairs from. Their answers do not enter the reported figures.
+    ``strategy="zoom"`` (a :class:`~tspo.zoom.ZoomConfig` in ``zoom``) selects coarse-to-fine with the
+    scored methods (``uniform`` stays single-stage); ``reflect`` > 0 re-selects up to that many times
+    while the oracle's confidence is below ``reflect_threshold`` (:mod:`tspo.reflect`). Either adds
+    ``frames_encoded`` and ``oracle_calls`` per method.
     """
     methods = check_methods(methods)
     settings = selector.settings.override(num_frames, fps, max_candidates, frame_size)
     if not samples:
         raise EvalConfigError("no samples to evaluate; check the manifest")
     feature_fn = feature_fn or _default_feature_fn(selector, settings.fps, settings.max_candidates)
+    drawn_methods = [m for m in methods if get_method(m).rule in DRAW_RULES] if log_draws else []
+    if log_draws and not drawn_methods:
+        raise EvalConfigError(f"log_draws needs a method whose rule is one of {', '.join(DRAW_RULES)} (random draws "
+                              "from its scores), e.g. uniform, clip or tspo")
+    generator = torch.Generator().manual_seed(seed)
     outcomes: list[Outcome] = []
     feature_seconds = []
     for sample in tqdm(samples, desc="eval", unit="sample", disable=not progress):
+        if strategy != "single" or reflect:
+            outcomes += _adaptive_outcomes(sample, methods, oracle, settings.num_frames, selector, feature_fn,
+                                           strategy, zoom, reflect, reflect_threshold, settings.frame_size)
+            continue
         start = time.perf_counter()
         feats = feature_fn(sample)
         feature_seconds.append(time.perf_counter() - start)
-        picks, seconds = {}, {}
+        picks, seconds, scores = {}, {}, {}
         for method in methods:
             start = time.perf_counter()
-            positions, _ = selector.select_from_features(feats.features, sample.question, settings.num_frames, method)
+            positions, scores[method] = selector.select_from_features(feats.features, sample.question,
+                                                                      settings.num_frames, method)
             seconds[method] = time.perf_counter() - start
             picks[method] = np.asarray(positions, dtype=np.int64)
+        num_t = int(feats.features.shape[0])
+        drawn = {m: draw_selections(scores[m], (num_t,), int(picks[m].size), log_draws, log_temperature,
+                                    generator).numpy() for m in drawn_methods}                     # [G, k] each
         cand_times = np.asarray(feats.timestamps_s, dtype=np.float64)
-        frames = _decode_picks(sample, cand_times, picks, settings.frame_size) \
+        # Random draws per method, only for the answer log: one entry per draw, keyed "method#g".
+        draw_picks = {f"{m}#{g}": p for m, d in drawn.items() for g, p in enumerate(d)}
+        frames = _decode_picks(sample, cand_times, {**picks, **draw_picks}, settings.frame_size) \
             if getattr(oracle, "needs_frames", False) else {}
         queries = [OracleQuery.for_sample(sample, cand_times[picks[m]], picks[m], frames.get(m)) for m in methods]
-        answers = oracle.answer(queries)
+        queries += [OracleQuery.for_sample(sample, cand_times[p], p, frames.get(key)) for key, p in draw_picks.items()]
+        answers = oracle.answer(queries)        # the random draws' answers come after the methods' and are only logged
         for method, query, ans in zip(methods, queries, answers):
             tf = temporal_reward(query.timestamps_s, sample.target_spans_s) if sample.target_spans_s else None
             outcomes.append(Outcome(
@@ -183,11 +226,40 @@ def evaluate_samples(
                 seconds=seconds[method], timestamps_s=[round(float(t), 3) for t in query.timestamps_s],
                 error=ans.error, unparsed=ans.unparsed, raw=ans.raw))
     result = summarise(outcomes, methods)
-    result["feature_seconds_per_sample"] = float(np.mean(feature_seconds))
+    result["feature_seconds_per_sample"] = float(np.mean(feature_seconds)) if feature_seconds else None
     result["num_samples"] = len(samples)
     if per_sample:
         result["samples"] = [dict(o.__dict__) for o in outcomes]
     return result
+
+
+def _adaptive_outcomes(sample: Any, methods: Sequence[str], oracle: Any, num_frames: int, selector: Any,
+                       feature_fn: Callable[[Any], Any], strategy: str, zoom: Any, reflect: int, threshold: float,
+                       frame_size: int | None) -> list[Outcome]:
+    """Zoom and/or reflection for one sample: one select-and-answer loop per method."""
+    from tspo.reflect import select_and_answer
+    from tspo.rewards import temporal_reward
+    from tspo.zoom import sample_zoom_source
+
+    out = []
+    feats = feature_fn(sample) if strategy == "single" or "uniform" in methods else None
+    for method in methods:
+        zoomed = strategy == "zoom" and method != "uniform"  # zoom needs scores to choose spans
+        start = time.perf_counter()
+        res = select_and_answer(selector, sample.video, sample.question, sample.options, oracle, num_frames,
+                                rounds=reflect, threshold=threshold, strategy="zoom" if zoomed else "single",
+                                method=method, zoom=zoom, features=feats,
+                                source=sample_zoom_source(sample, selector, zoom) if zoomed else None,
+                                sample_id=sample.id, meta=sample.oracle_meta(), frame_size=frame_size)
+        ans = res.answer
+        out.append(Outcome(
+            sample_id=sample.id, method=method, kind=sample.kind, bucket=duration_bucket(sample.duration_s),
+            correct=None if ans.is_failed else ans.letter == sample.answer,
+            target_fraction=temporal_reward(res.timestamps_s, sample.target_spans_s) if sample.target_spans_s else None,
+            seconds=time.perf_counter() - start, timestamps_s=[round(float(t), 3) for t in res.timestamps_s],
+            error=ans.error, unparsed=ans.unparsed, raw=ans.raw, frames_encoded=res.frames_encoded,
+            oracle_calls=res.oracle_calls))
+    return out
 
 
 def _decode_picks(sample: Any, cand_times: np.ndarray, picks: dict[str, np.ndarray],
@@ -228,7 +300,9 @@ def format_table(result: dict[str, Any]) -> str:
         out = [title, f"  {'method':<9} {'accuracy':>9} {'in target':>10} {'s/sample':>10} {'n':>5}"]
         for m, s in table.items():
             out.append(f"  {m:<9} {_fmt(s['accuracy'], True):>9} {_fmt(s['target_fraction'], True):>10} "
-                       f"{_fmt(s['seconds_per_sample']):>10} {s['n']:>5}")
+                       f"{_fmt(s['seconds_per_sample']):>10} {s['n']:>5}"
+                       + (f"  frames {s['frames_encoded']:.0f}, oracle calls {s['oracle_calls']:.2f}"
+                          if "frames_encoded" in s else ""))
         return out
 
     lines = rows(f"all samples ({result.get('num_samples', '?')})", result["methods"])
@@ -269,6 +343,20 @@ def _parser() -> argparse.ArgumentParser:
                    "pass a training run's RUN/feature_cache to reuse what it encoded)")
     p.add_argument("--out", help="write the result as JSON here")
     p.add_argument("--per-sample", action="store_true", help="keep per-sample picks and answers in --out")
+    p.add_argument("--log-answers", metavar="FILE",
+                   help="append every oracle answer to this JSON Lines answer log (preference pairs for "
+                        "`tspo train` with model.objective dpo / model.replay_ratio; format in docs/PREFERENCE.md)")
+    p.add_argument("--log-draws", type=int, default=0, metavar="N",
+                   help="with --log-answers: also ask about N random selections per sample and method "
+                        "whose rule is top-k or uniform, so the log holds groups to compare (not in the figures)")
+    p.add_argument("--log-temperature", type=float, default=0.05,
+                   help="temperature of the --log-draws Gumbel-top-k over a method's scores (default 0.05)")
+    p.add_argument("--reflect", type=int, default=0, metavar="R",
+                   help="reflection: while the oracle's confidence is below --reflect-threshold, re-select with the "
+                        "inspected spans suppressed, up to R more times (needs option probabilities; default 0)")
+    p.add_argument("--reflect-threshold", type=float, default=0.5,
+                   help="confidence (largest option probability) that ends reflection (default 0.5)")
+    add_zoom_arguments(p)
     return p
 
 
@@ -305,15 +393,26 @@ def main(argv: list[str] | None = None) -> int:
         settings = selector.settings.override(args.num_frames, args.fps, args.max_candidates, args.frame_size)
         oracle = build_oracle(args.oracle, encoder=selector.encoder, seed=args.seed)
         check_oracle_fits(args.oracle, samples)
+        check_reflection(args.reflect, args.reflect_threshold)
+        zoom_cfg = zoom_config_from_args(args)
+        if args.log_draws < 0 or (args.log_draws and not args.log_answers) or not args.log_temperature > 0:
+            raise EvalConfigError("--log-draws must be >= 0 and needs --log-answers FILE; --log-temperature must be > 0")
+        if args.log_answers:
+            oracle = AnswerLogger(oracle, args.log_answers, policy="eval:" + ",".join(methods))
         result = evaluate_samples(samples, methods, oracle, settings.num_frames, selector, fps=settings.fps,
                                   max_candidates=settings.max_candidates, frame_size=settings.frame_size,
-                                  per_sample=args.per_sample)
+                                  per_sample=args.per_sample, log_draws=args.log_draws,
+                                  log_temperature=args.log_temperature, seed=args.seed, strategy=args.strategy,
+                                  zoom=zoom_cfg, reflect=args.reflect, reflect_threshold=args.reflect_threshold)
     except (ValueError, EncoderWeightsError) as exc:  # our input errors: ValueError subclasses naming the fix
         print(f"tspo eval: error: {exc}")
         return 2
     result["config"] = {"manifest": args.manifest, "benchmark": args.benchmark, "methods": methods,
                         "selector": args.selector, "encoder": selector.encoder.spec, "oracle": args.oracle,
-                        **settings.to_config(), "seed": args.seed}
+                        **settings.to_config(), "seed": args.seed,
+                        **({"strategy": args.strategy, "zoom": asdict(zoom_cfg),
+                            "reflect": args.reflect, "reflect_threshold": args.reflect_threshold}
+                           if args.strategy != "single" or args.reflect else {})}
     print(format_table(result))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,8 @@ from tspo.cache import FeatureCache, VideoFeatures, video_features
 from tspo.encoders import ClipEncoder, load_encoder
 from tspo.hub import push_to_hub, resolve_pretrained
 from tspo.settings import SelectionSettings, clip_num_frames
-from tspo.video import VideoLike, plan_candidates, read_whole_frames, segments_at
+from tspo.video import VideoLike, plan_candidates, read_whole_frames, segments_at, source_frame_indices
+from tspo.zoom import STRATEGIES, FeatureSource, VideoFeatureSource, ZoomConfig, ZoomResult, zoom_select
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,11 @@ class Selection:
     # source*, so (segment_ids[i], indices[i]) names a frame even when a clip is listed twice.
     segment_ids: np.ndarray | None = None
     sources: list[str] | None = None
+    # strategy="zoom" (tspo.zoom): candidates are every frame encoded (coarse + fine), T of them
+    strategy: str = "single"
+    spans_s: np.ndarray | None = None  # float64[S, 2] spans visited [start, end) seconds, best first
+    frames_encoded: int | None = None  # frames this selection had to encode (cache hits excluded)
+    duration_s: float | None = None  # zoom: the video's length (its candidates do not tell it)
 
     def __repr__(self) -> str:
         times = ", ".join(f"{t:.1f}" for t in self.timestamps[:8]) + (", ..." if len(self.timestamps) > 8 else "")
@@ -80,6 +86,9 @@ class Selection:
         if scores:
             out["candidate_timestamps"] = [round(float(t), 3) for t in self.candidate_timestamps]
             out["scores"] = None if self.scores is None else [round(float(v), 6) for v in self.scores]
+        if self.strategy != "single":
+            out.update(strategy=self.strategy, frames_encoded=self.frames_encoded,
+                       spans_s=[[round(float(a), 3), round(float(b), 3)] for a, b in self.spans_s])
         return out
 
 
@@ -198,6 +207,8 @@ class TSPOSelector:
         max_candidates: int | None = None,
         return_frames: bool = False,
         frame_size: int | tuple[int, int] | None = None,
+        strategy: str = "single",
+        zoom: ZoomConfig | None = None,
     ) -> Selection:
         """Pick ``num_frames`` frames of ``video`` for ``question`` (see :func:`select_frames`); every
         argument left None takes the selector's :attr:`settings`."""
@@ -205,6 +216,10 @@ class TSPOSelector:
         settings = self.settings.override(num_frames, fps, max_candidates, frame_size)
         k, fps, max_candidates = settings.num_frames, settings.fps, settings.max_candidates
         m = get_method(method)
+        if strategy == "zoom":
+            return self._select_zoom(video, question, k, method, zoom, return_frames, settings.frame_size)
+        if strategy != "single":
+            raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
         if not m.needs_scores:  # needs no pixels at all: plan the grid, decode only the picks
             times, _, frame_idx, _ = plan_candidates(video, fps, max_candidates)
             positions = m.pick(None, len(times), self._clip_k(k, len(times)))
@@ -229,6 +244,39 @@ class TSPOSelector:
             num_candidates=len(times),
             segment_ids=segment_ids,
             sources=sources,
+        )
+
+    def zoom_source(self, video: VideoLike) -> VideoFeatureSource:
+        """Features of ``video`` at any seconds, encoded on demand through this selector's cache."""
+        return VideoFeatureSource(video, self.encoder, self.cache)
+
+    def select_zoom_from_source(self, source: FeatureSource, question: str, num_frames: int, method: str = "tspo",
+                                zoom: ZoomConfig | None = None, suppress_s: np.ndarray | None = None) -> ZoomResult:
+        """Coarse-to-fine selection over a feature source (:func:`tspo.zoom.zoom_select`)."""
+        question = _check_question(question)
+        return zoom_select(source, lambda f: self.score(f, question, method), num_frames, zoom, method, suppress_s)
+
+    def _select_zoom(self, video: VideoLike, question: str, k: int, method: str, zoom: ZoomConfig | None,
+                     return_frames: bool, frame_size: int) -> Selection:
+        source = self.zoom_source(video)
+        result = self.select_zoom_from_source(source, question, k, method, zoom)
+        timestamps = result.timestamps
+        segment_ids, sources = segments_at(video, timestamps)
+        return Selection(
+            indices=source_frame_indices(video, timestamps),
+            positions=result.positions,
+            timestamps=timestamps,
+            scores=result.pool_scores,
+            candidate_timestamps=result.pool_times,
+            frames=read_whole_frames(video, timestamps, frame_size) if return_frames else None,
+            method=method,
+            num_candidates=len(result.pool_times),
+            segment_ids=segment_ids,
+            sources=sources,
+            strategy="zoom",
+            spans_s=result.spans_s,
+            frames_encoded=result.frames_encoded,
+            duration_s=float(source.duration_s),
         )
 
     # -- persistence -----------------------------------------------------------------------------
@@ -339,7 +387,8 @@ def load_selector_agent(name_or_path: str | os.PathLike) -> tuple[TemporalAgent,
             "the selector again"
         ) from err
     agent_cfg = config["agent"]
-    agent = TemporalAgent(dim=int(agent_cfg["dim"]), window=int(agent_cfg["window"]), heads=int(agent_cfg["heads"]))
+    agent = TemporalAgent(dim=int(agent_cfg["dim"]), window=int(agent_cfg["window"]), heads=int(agent_cfg["heads"]),
+                          query_adapter=bool(agent_cfg.get("query_adapter", False)))
     expected = {k: tuple(v.shape) for k, v in agent.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items()}
     if expected != got:
@@ -364,6 +413,8 @@ def select_frames(
     return_frames: bool = False,
     encoder: str = "ViT-L-14:openai",
     frame_size: int | None = None,
+    strategy: str = "single",
+    zoom: ZoomConfig | None = None,
 ) -> Selection:
     """Pick the ``num_frames`` frames of ``video`` that matter for ``question``.
 
@@ -373,6 +424,10 @@ def select_frames(
     ``max_candidates``). Every setting left None is the selector's (:class:`SelectionSettings`:
     a saved selector's stored values, else the defaults of :mod:`tspo.settings`). Deterministic: top-k of the scores, no sampling noise. Returns a
     :class:`Selection` with frame indices (ascending) and timestamps in seconds.
+
+    ``strategy="zoom"``: coarse-to-fine selection for long videos (:mod:`tspo.zoom`; budget knobs
+    in ``zoom``, a :class:`~tspo.zoom.ZoomConfig`; ``fps``/``max_candidates`` are not used): the
+    :class:`Selection` then also reports ``spans_s`` visited and ``frames_encoded``.
     """
     if selector is None:
         selector = _DEFAULT_SELECTORS.get(encoder)
@@ -382,5 +437,5 @@ def select_frames(
         selector = TSPOSelector.from_pretrained(selector)
     return selector.select(
         video, question, num_frames, method=method, fps=fps, max_candidates=max_candidates,
-        return_frames=return_frames, frame_size=frame_size,
+        return_frames=return_frames, frame_size=frame_size, strategy=strategy, zoom=zoom,
     )

@@ -344,6 +344,11 @@ def read_frames_at(
     return out
 
 
+def source_frame_indices(video: VideoLike, timestamps_s: np.ndarray) -> np.ndarray:
+    """int64[k]: the source frame shown at each of ``timestamps_s`` (seconds on the timeline)."""
+    return _locate(video, np.asarray(timestamps_s, dtype=np.float64))[2]
+
+
 def write_frames(path: str | os.PathLike, frames: Iterable[np.ndarray], rate: int | float | Fraction,
                  codec: str = "libx264", options: Mapping[str, str] | None = None) -> Path:
     """The one video writer: uint8[H, W, 3] RGB frames (or [n, H, W, 3] chunks) -> a file at ``rate``

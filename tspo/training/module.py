@@ -27,17 +27,22 @@ from tspo.agents import GumbelTopK, TemporalAgent
 from tspo.encoders import load_encoder
 from tspo.grpo import (
     decoupled_advantages,
+    dpo_loss,
     group_advantages,
     plackett_luce_logp,
     policy_entropy,
     policy_stats,
+    selection_logp,
     temperature_at,
     tspo_loss,
 )
+from tspo.preference import AnswerLogger, PreferencePairs, pairs_from_groups, pairs_from_log, read_answer_log
 from tspo.rewards import OracleCache, build_oracle
 from tspo.selector import load_selector_agent
 from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, check_frame_size, check_num_frames
+from tspo.training.datamodule import collate
 from tspo.training.rollout import ask_oracle, picks_in_target
+from tspo.training.zoom_step import check_zoom_options, zoom_training_step
 
 
 class TrainingConfigError(ValueError):
@@ -77,6 +82,26 @@ class TSPOModule(L.LightningModule):
         init_from: published TSPO checkpoint file or a TSPOSelector directory to start from.
         frame_size: short side (px) of the frames fetched for oracles that need them; whole
             frames, aspect ratio kept (never centre-cropped).
+        zoom: ``ZoomConfig`` fields (``coarse_candidates``, ``num_spans``, ``span_s``, ``fine_fps``)
+            to train the coarse-to-fine policy with GRPO over both stages (needs the full candidate
+            grid: ``data.max_candidates: null``, ``data.batch_size: 1``); None = single-stage.
+        w_zoom: weight of the zoom reward's advantage, which alone credits the span choice.
+        query_adapter: beyond the paper, off by default: a learnable residual MLP on the question
+            embedding (``TemporalAgent(query_adapter=True)``), for questions whose answer does not
+            look like their words.
+        objective: ``"grpo"`` (paper, online: every step asks the oracle) or ``"dpo"`` (offline:
+            every step is a DPO update on preference pairs from ``preference_log``; no oracle call
+            during training). See ``docs/PREFERENCE.md``.
+        preference_log: answer log (JSON Lines, Parquet or an OracleCache SQLite file) whose
+            selections of the training questions become preference pairs; ``preference_oracle_id``
+            picks one oracle in a log that holds several.
+        replay_ratio: with ``objective: grpo``, DPO replay updates per online GRPO update (0 = off,
+            the paper). Replay draws pairs from ``preference_log`` and from every earlier online
+            group, so only one step in ``replay_ratio + 1`` asks the oracle.
+        dpo_beta, pairs_per_step, min_margin: DPO inverse temperature, pairs per DPO update, and the
+            reward difference a pair must exceed (ties and smaller margins are dropped).
+        answer_log: JSON Lines file to append every real oracle call of this run to (a log for a
+            later offline run).
     """
 
     def __init__(
@@ -104,22 +129,41 @@ class TSPOModule(L.LightningModule):
         init_from: str | None = None,
         frame_size: int = DEFAULT_FRAME_SIZE,
         seed: int = 0,
+        zoom: dict[str, Any] | None = None,
+        w_zoom: float = 1.0,
+        query_adapter: bool = False,
+        objective: Literal["grpo", "dpo"] = "grpo",
+        preference_log: str | None = None,
+        preference_oracle_id: str | None = None,
+        replay_ratio: int = 0,
+        dpo_beta: float = 0.1,
+        pairs_per_step: int = 16,
+        min_margin: float = 0.0,
+        answer_log: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=[] if isinstance(encoder, str) else ["encoder"])
         _check_options(num_frames, frame_size, group_size, advantage, logprob, clip_eps, num_iterations, kl_beta, tau_steps)
+        _check_preference_options(objective, preference_log, replay_ratio, dpo_beta, pairs_per_step, min_margin,
+                                  num_iterations)
         enc = load_encoder(encoder) if isinstance(encoder, str) else encoder
         # Plain dict: an nn.Module assigned as an attribute would join state_dict and the optimizer.
         self._frozen: dict[str, Any] = {"encoder": enc, "oracle": None}
-        self.agent = TemporalAgent(dim=enc.dim, window=window, heads=heads)
+        self.agent = TemporalAgent(dim=enc.dim, window=window, heads=heads, query_adapter=query_adapter)
         if init_from:
             self.agent.load_state_dict(_load_agent_weights(init_from, self.agent).state_dict())
-        self.ref_agent = copy.deepcopy(self.agent).requires_grad_(False) if kl_beta > 0 else None
+        uses_ref = kl_beta > 0 or objective == "dpo" or replay_ratio > 0
+        self.ref_agent = copy.deepcopy(self.agent).requires_grad_(False) if uses_ref else None
         self.policy = GumbelTopK(num_frames)
+        # zoom: train coarse span choice + fine frame choice (tspo.training.zoom_step); None = single-stage
+        self.zoom_config = check_zoom_options(zoom, num_iterations, kl_beta, objective, replay_ratio)
         # Manual optimisation only for several PPO updates per rollout; the paper's one update
         # per rollout keeps Lightning's automatic loop (grad accumulation, clipping, precision).
         self.automatic_optimization = num_iterations == 1
         self.batches_seen = 0
+        self.oracle_calls = 0                        # real (uncached) oracle calls made by training steps
+        self._replay: PreferencePairs | None = None  # pairs DPO draws from (objective dpo / replay_ratio > 0)
+        self._ref_cache: dict[int, torch.Tensor] = {}  # dataset row -> reference scores [T]
         self._last_step_time: float | None = None
         self._steps_per_s = 0.0
 
@@ -136,6 +180,11 @@ class TSPOModule(L.LightningModule):
             if path and self.trainer_attached() and self.trainer.world_size > 1:
                 path = f"{path}.rank{self.global_rank}"     # one SQLite writer per process
             base = build_oracle(self.hparams.oracle, encoder=self.encoder, **(self.hparams.oracle_args or {}))
+            if self.hparams.answer_log:
+                log = self.hparams.answer_log
+                if self.trainer_attached() and self.trainer.world_size > 1:
+                    log = f"{log}.rank{self.global_rank}"
+                base = AnswerLogger(base, log, policy="train")
             self._frozen["oracle"] = OracleCache(base, path)
         return self._frozen["oracle"]
 
@@ -190,17 +239,24 @@ class TSPOModule(L.LightningModule):
 
     # -- Lightning hooks -------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        if self.zoom_config is not None:
+            return zoom_training_step(self, batch)
         h = self.hparams
+        if self.is_replay_step():
+            return self.replay_step()
         tau = self.current_tau()
         features, text = batch["features"], batch["text"]
         logits = self.scores(features, text) / tau                              # [B, T]
+        calls_before = self.oracle.misses
         idx, order, rewards = self.rollout(batch, logits)
+        self.oracle_calls += self.oracle.misses - calls_before
+        self.remember_pairs(batch, idx, rewards)
         valid = rewards.valid.to(self.device)
         adv = self.advantages(rewards).to(self.device)
         logp_new = self._logp(logits, idx, order)                               # once per step
         logp_old = logp_new.detach()
         logp_ref = None
-        if self.ref_agent is not None:
+        if self.ref_agent is not None and h.kl_beta:     # the reference also serves DPO replay steps
             with torch.no_grad():
                 logp_ref = self._logp(self.scores(features, text, self.ref_agent) / tau, idx, order)
         loss_kw = {"valid": valid, "clip_eps": h.clip_eps, "logp_ref": logp_ref, "kl_beta": h.kl_beta}
@@ -238,6 +294,7 @@ class TSPOModule(L.LightningModule):
             "train/oracle_unparsed": float(rewards.num_unparsed),
             "train/cache_hit_rate": self.oracle.hit_rate,
             "train/approx_kl": stats["approx_kl"],
+            "train/oracle_calls": float(self.oracle_calls),
             "train/clipfrac": stats["clipfrac"],
             "perf/steps_per_s": self._steps_per_s,
         }
@@ -275,10 +332,91 @@ class TSPOModule(L.LightningModule):
         return torch.optim.AdamW(self.agent.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["tspo"] = {"batches_seen": self.batches_seen, "agent_config": self.agent.config}
+        checkpoint["tspo"] = {"batches_seen": self.batches_seen, "agent_config": self.agent.config,
+                              "oracle_calls": self.oracle_calls}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.batches_seen = int(checkpoint.get("tspo", {}).get("batches_seen", 0))
+        self.oracle_calls = int(checkpoint.get("tspo", {}).get("oracle_calls", 0))
+
+    # -- preference objective (objective: dpo, replay_ratio > 0) ---------------------------------
+    def setup(self, stage: str) -> None:
+        h = self.hparams
+        if stage != "fit" or not (h.objective == "dpo" or h.replay_ratio > 0) or self._replay is not None:
+            return
+        self._replay = self.logged_pairs(self._pair_dataset())
+        if h.objective == "dpo" and not len(self._replay):
+            raise TrainingConfigError(f"model.preference_log {h.preference_log!r} gives no preference pairs "
+                                      f"({self._replay.stats}); log more selections per question")
+
+    def _pair_dataset(self):
+        dm = getattr(self.trainer, "datamodule", None) if self.trainer_attached() else None
+        dataset = getattr(dm, "train_set", None)
+        if dataset is None:
+            raise TrainingConfigError("objective dpo / replay_ratio need a TSPODataModule (its train_set holds the "
+                                      "questions the pairs refer to)")
+        return dataset
+
+    def logged_pairs(self, dataset) -> PreferencePairs:
+        """Preference pairs from ``preference_log`` about ``dataset`` (none without a log)."""
+        h = self.hparams
+        if not h.preference_log:
+            return PreferencePairs.empty(h.num_frames)
+        records = read_answer_log(h.preference_log, h.preference_oracle_id)
+        return pairs_from_log(records, dataset, h.num_frames, h.w_accuracy, h.w_temporal, h.min_margin)
+
+    def is_replay_step(self) -> bool:
+        """Whether this step is a DPO update on stored pairs (no oracle call) rather than online GRPO."""
+        h = self.hparams
+        if h.objective == "dpo":
+            return True
+        return h.replay_ratio > 0 and self.batches_seen % (h.replay_ratio + 1) != 0 and bool(self._replay)
+
+    def remember_pairs(self, batch: dict[str, Any], idx: torch.Tensor, rewards) -> None:
+        """Keep the preference pairs of this online group for replay (``replay_ratio`` > 0)."""
+        if self._replay is None or not self.hparams.replay_ratio:
+            return
+        pairs = pairs_from_groups(batch["index"], idx, rewards.total, rewards.valid, self.hparams.min_margin)
+        self._replay = self._replay.extend(pairs)
+
+    @torch.no_grad()
+    def reference_scores(self, rows: torch.Tensor, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """The frozen reference agent's scores float32[U, T] of dataset ``rows`` int64[U], each row
+        computed once per run (the reference never changes, and a pair is replayed many times)."""
+        cache = self._ref_cache
+        missing = [i for i, r in enumerate(rows.tolist()) if r not in cache]
+        if missing:
+            fresh = self.scores(features[missing], text[missing], self.ref_agent)
+            cache.update(zip(rows[missing].tolist(), fresh))
+        return torch.stack([cache[r] for r in rows.tolist()])
+
+    def replay_step(self) -> torch.Tensor:
+        """One DPO update on ``pairs_per_step`` stored pairs (drawn with the step's seed)."""
+        h = self.hparams
+        pairs = self._replay
+        tau = self.current_tau()
+        pick = torch.randint(len(pairs), (h.pairs_per_step,), generator=self._generator())
+        rows, inverse = pairs.index[pick].unique(return_inverse=True)
+        dataset = self._pair_dataset()
+        batch = collate([dataset[int(r)] for r in rows])
+        features, text = batch["features"].to(self.device), batch["text"].to(self.device)
+        chosen, rejected = pairs.chosen[pick].to(self.device), pairs.rejected[pick].to(self.device)
+        inverse = inverse.to(self.device)
+
+        def sel_logp(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            logp = torch.log_softmax(scores / tau, -1)[inverse]                                 # [P, T]
+            return selection_logp(logp.gather(-1, chosen)), selection_logp(logp.gather(-1, rejected))
+
+        lc, lr = sel_logp(self.scores(features, text))
+        rc, rr = sel_logp(self.reference_scores(rows, features, text))
+        loss = dpo_loss(lc, lr, rc, rr, h.dpo_beta)
+        with torch.no_grad():
+            won = ((lc - rc) > (lr - rr)).float().mean()
+        self.log_dict({"train/loss": loss.detach(), "train/dpo_accuracy": won, "train/tau": tau,
+                       "train/replay_pairs": float(len(pairs)), "train/oracle_calls": float(self.oracle_calls)},
+                      on_step=True, on_epoch=False, batch_size=h.pairs_per_step)
+        self.batches_seen += 1
+        return loss
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -309,6 +447,29 @@ def _check_options(num_frames, frame_size, group_size, advantage, logprob, clip_
         raise TrainingConfigError(f"model.kl_beta must be >= 0, got {kl_beta!r}")
     if tau_steps is not None and tau_steps < 1:
         raise TrainingConfigError(f"model.tau_steps must be >= 1 or null (= trainer.max_steps), got {tau_steps!r}")
+
+
+def _check_preference_options(objective, preference_log, replay_ratio, dpo_beta, pairs_per_step, min_margin,
+                              num_iterations) -> None:
+    if objective not in ("grpo", "dpo"):
+        raise TrainingConfigError(f"model.objective must be 'grpo' or 'dpo', got {objective!r}")
+    if objective == "dpo" and not preference_log:
+        raise TrainingConfigError("model.objective dpo trains offline from logged answers; set model.preference_log "
+                                  "(collect one with `tspo eval --log-answers FILE` or model.answer_log)")
+    if not isinstance(replay_ratio, int) or isinstance(replay_ratio, bool) or replay_ratio < 0:
+        raise TrainingConfigError(f"model.replay_ratio must be an int >= 0 (replay updates per online update), "
+                                  f"got {replay_ratio!r}")
+    if objective == "dpo" and replay_ratio:
+        raise TrainingConfigError("model.replay_ratio mixes replay into online GRPO; with objective dpo every step "
+                                  "is already a replay step; set replay_ratio: 0")
+    if (objective == "dpo" or replay_ratio) and num_iterations > 1:
+        raise TrainingConfigError("model.num_iterations > 1 cannot be combined with DPO / replay updates")
+    if not (isinstance(dpo_beta, (int, float)) and dpo_beta > 0):
+        raise TrainingConfigError(f"model.dpo_beta must be > 0, got {dpo_beta!r}")
+    if not isinstance(pairs_per_step, int) or pairs_per_step < 1:
+        raise TrainingConfigError(f"model.pairs_per_step must be an int >= 1, got {pairs_per_step!r}")
+    if min_margin < 0:
+        raise TrainingConfigError(f"model.min_margin must be >= 0, got {min_margin!r}")
 
 
 def _load_agent_weights(source: str, like: TemporalAgent) -> TemporalAgent:

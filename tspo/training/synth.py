@@ -30,13 +30,19 @@ class SynthConfig:
     distractor_seconds: tuple[int, int] = (90, 180)
     min_minutes: float = 2.5
     max_minutes: float = 5.0
-    target_fraction: tuple[float, float] = (0.12, 0.25)
+    target_fraction: tuple[float, float] | None = (0.12, 0.25)
     repeats: tuple[int, int] = (1, 2)
     target_segment_seconds: tuple[float, float] = (10.0, 30.0)
     target_order: str = "shuffle"  # shuffle | ordered | contiguous (tspo.data_synth.TARGET_ORDERS)
     render_fps: int = 4
     size: int = 64
     seed: int = 0
+    # The question world (``question_world()``): haystacks of confuser clips, every question kind.
+    kinds: tuple[str, ...] | None = None          # question kinds to render (None: all of them)
+    event_seconds: tuple[int, int] = (3, 6)
+    confusers: int = 0                            # target-family clips rendered as haystack material
+    confuser_seconds: tuple[int, int] = (60, 120)
+    confuser_ratio: float = 0.0                   # share of each haystack cut from confusers
 
     def paths(self) -> tuple[Path, Path]:
         if self.out_dir is None:
@@ -61,22 +67,45 @@ def ensure_synthetic(cfg: SynthConfig, progress: bool = True) -> tuple[Path, Pat
     common = {"fps": cfg.render_fps, "size": cfg.size, "progress": progress}
     # Distinct seeds per pool: held-out targets and haystack never share a clip with training.
     haystack = render_dataset(root / "haystack", cfg.distractors, seed=cfg.seed * 10 + 1, family="distractor",
-                              min_seconds=cfg.distractor_seconds[0], max_seconds=cfg.distractor_seconds[1], **common)
+                              min_seconds=cfg.distractor_seconds[0], max_seconds=cfg.distractor_seconds[1],
+                              **common) if cfg.distractors > 0 else []
     needle_cfg = NeedleConfig(min_minutes=cfg.min_minutes, max_minutes=cfg.max_minutes, repeats=tuple(cfg.repeats),
-                              target_fraction=tuple(cfg.target_fraction), segment_seconds=(10.0, 60.0),
-                              target_segment_seconds=tuple(cfg.target_segment_seconds), target_order=cfg.target_order)
+                              target_fraction=None if cfg.target_fraction is None else tuple(cfg.target_fraction),
+                              segment_seconds=(10.0, 60.0),
+                              target_segment_seconds=tuple(cfg.target_segment_seconds), target_order=cfg.target_order,
+                              confuser_ratio=cfg.confuser_ratio)
+    target_kw = {"event_seconds": tuple(cfg.event_seconds), **({"kinds": tuple(cfg.kinds)} if cfg.kinds else {}),
+                 **common}
     paths = {}
     for split, num_targets, num, seed, manifest in (
         ("train", cfg.train_targets, cfg.num_train, cfg.seed * 10 + 2, train_path),
         ("val", cfg.val_targets, cfg.num_val, cfg.seed * 10 + 3, val_path),
     ):
         targets = render_dataset(root / f"{split}_targets", num_targets, seed=seed, family="target",
-                                 min_seconds=cfg.target_seconds[0], max_seconds=cfg.target_seconds[1], **common)
+                                 min_seconds=cfg.target_seconds[0], max_seconds=cfg.target_seconds[1], **target_kw)
+        # Each split has its own confuser clips: held-out haystacks are unseen material too.
+        confusers = render_dataset(root / f"{split}_confusers", cfg.confusers, seed=seed + 5, family="target",
+                                   min_seconds=cfg.confuser_seconds[0], max_seconds=cfg.confuser_seconds[1],
+                                   **target_kw) if cfg.confusers > 0 else []
         needle_cfg.id_prefix = f"needle-{split}"
         samples, _ = compose_needles(targets, [s.video for s in haystack], num, seed=seed, config=needle_cfg,
-                                     progress=progress)
+                                     progress=progress, confusers=confusers)
         manifest.parent.mkdir(parents=True, exist_ok=True)
         write_manifest(manifest, samples)
         paths[split] = manifest
     stamp.write_text(wanted)
     return paths["train"], paths["val"]
+
+
+def question_world(out_dir: str, num_train: int = 512, num_val: int = 168, seed: int = 0, **overrides) -> SynthConfig:
+    """The question world: 2.5-10 min needles whose haystack is 100 % confuser clips (same shapes,
+    colours, backgrounds and motion, never what the question names), one contiguous target clip
+    per needle (so "after" and "order" keep their meaning), every question kind. Used by
+    ``python -m benchmarks question`` and ``tspo demo``; evaluate with the ``tspo-synth`` encoder."""
+    cfg = {"out_dir": out_dir, "num_train": num_train, "num_val": num_val, "train_targets": max(8, num_train // 4),
+           "val_targets": max(7, num_val // 2), "distractors": 0, "target_seconds": (16, 40),
+           "min_minutes": 2.5, "max_minutes": 10.0, "target_fraction": None, "repeats": (1, 1),
+           "target_order": "contiguous", "confusers": 24, "confuser_seconds": (60, 120), "confuser_ratio": 1.0,
+           "seed": seed}
+    cfg.update(overrides)
+    return SynthConfig(**cfg)
