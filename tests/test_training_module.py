@@ -230,7 +230,7 @@ def test_heldout_topk_is_batched(root, monkeypatch):
     for j, m in enumerate(("tspo", "uniform", "clip")):
         for i in range(n):
             expected = batch[i]["timestamps"][get_method(m).pick(scores[m][i], 128, 8)].numpy()
-            np.testing.assert_allclose(asked[j * n + i], expected)
+            np.testing.assert_allclose(asked[i * 3 + j], expected)  # one call, sample-major
     assert calls[2:] == [(128,)] * 2 * n                                         # (the reference's own calls)
     assert set(got) == {"tspo", "uniform", "clip"} and got["uniform"]["unparsed"] == 0
 

@@ -36,6 +36,7 @@ from tspo.grpo import (
     temperature_at,
     tspo_loss,
 )
+from tspo.judge import judge_selections, metrics_of
 from tspo.preference import AnswerLogger, PreferencePairs, pairs_from_groups, pairs_from_log, read_answer_log
 from tspo.rewards import OracleCache, build_oracle
 from tspo.selector import load_selector_agent
@@ -313,20 +314,19 @@ class TSPOModule(L.LightningModule):
         self._last_step_time = now
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Held-out check: greedy top-k (no noise, as at inference), one oracle query per question."""
+        """Held-out check: greedy top-k (no noise, as at inference), one oracle query per question, judged
+        by the evaluation loop's core (:func:`tspo.judge.judge_selections`, as ``tspo eval`` and
+        :func:`~tspo.training.heldout.heldout_metrics` do)."""
         scores = self.scores(batch["features"], batch["text"])
-        idx = self.policy.greedy(scores).unsqueeze(1)                                 # [B, 1, k]
+        idx = self.policy.greedy(scores).cpu()                                        # [B, k]
         samples = list(batch["samples"])
-        h = self.hparams
-        _, rewards = ask_oracle(self.oracle, samples, idx, batch["timestamps"], h.frame_size,
-                                h.w_accuracy, h.w_temporal)
-        bsz = len(samples)
-        self.log("val/accuracy", _masked_mean(rewards.accuracy, rewards.valid), batch_size=bsz, sync_dist=True)
-        needle = torch.tensor([s.kind == "needle" for s in samples])
-        if bool(needle.any()):
-            inside = picks_in_target(batch["target_mask"], idx)
-            self.log("val/in_target", inside[needle.to(inside.device)].mean(), batch_size=int(needle.sum()),
-                     sync_dist=True)
+        outcomes = judge_selections(self.oracle, samples, [{"tspo": row} for row in idx.numpy()],
+                                    list(batch["timestamps"].cpu().numpy()), self.hparams.frame_size)
+        got = metrics_of(outcomes)
+        self.log("val/accuracy", float(got["accuracy"]), batch_size=len(samples), sync_dist=True)
+        needles = sum(s.kind == "needle" for s in samples)
+        if got["target_fraction"] is not None:
+            self.log("val/in_target", float(got["target_fraction"]), batch_size=needles, sync_dist=True)
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.agent.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
