@@ -24,7 +24,7 @@ import lightning as L
 import torch
 
 from tspo.agents import GumbelTopK, TemporalAgent
-from tspo.encoders import load_encoder
+from tspo.encoders import shared_encoder
 from tspo.grpo import (
     decoupled_advantages,
     dpo_loss,
@@ -147,7 +147,7 @@ class TSPOModule(L.LightningModule):
         _check_options(num_frames, frame_size, group_size, advantage, logprob, clip_eps, num_iterations, kl_beta, tau_steps)
         _check_preference_options(objective, preference_log, replay_ratio, dpo_beta, pairs_per_step, min_margin,
                                   num_iterations)
-        enc = load_encoder(encoder) if isinstance(encoder, str) else encoder
+        enc = shared_encoder(encoder) if isinstance(encoder, str) else encoder
         # Plain dict: an nn.Module assigned as an attribute would join state_dict and the optimizer.
         self._frozen: dict[str, Any] = {"encoder": enc, "oracle": None}
         self.agent = TemporalAgent(dim=enc.dim, window=window, heads=heads, query_adapter=query_adapter)
