@@ -71,7 +71,8 @@ class TSPOModule(L.LightningModule):
         tau_start, tau_end, tau_steps: linear temperature schedule over ``tau_steps`` optimizer
             steps (default ``trainer.max_steps``).
         oracle, oracle_args: the frozen answerer, ``tspo.rewards.build_oracle(oracle, **oracle_args)``
-            (``simulated``, ``clip``, ``hf:MODEL``, ``openai:URL#MODEL``, ``package.module.Class``).
+            (``simulated``, ``clip``, ``hf:MODEL``, ``openai:URL#MODEL``, ``package.module.Class``, or in YAML
+            the LightningCLI mapping ``{class_path: package.module.Class, init_args: {...}}``).
         oracle_cache_path: SQLite file memoising answers across runs (in memory when None).
         w_accuracy, w_temporal: reward weights of R_A and R_T (with ``"decoupled"``: the weights
             of their separately normalised advantages).
@@ -117,7 +118,7 @@ class TSPOModule(L.LightningModule):
         tau_steps: int | None = None,
         window: int = 12,
         heads: int = 8,
-        oracle: str = "simulated",
+        oracle: str | dict[str, Any] = "simulated",
         oracle_args: dict[str, Any] | None = None,
         oracle_cache_path: str | None = None,
         w_accuracy: float = 1.0,
