@@ -72,29 +72,38 @@ def decode_picks(sample: Any, cand_times: np.ndarray, picks: Mapping[str, np.nda
     return dict(zip(picks, np.split(frames, ends[:-1])))
 
 
+def ask_about(oracle: Any, samples: Sequence[Any], picks: Sequence[Mapping[Any, Any]],
+              cand_times: Sequence[np.ndarray], frame_size: int) -> list[Any]:
+    """The one selections -> oracle path: one query per selection (:meth:`OracleQuery.for_sample`), whole
+    frames (short side ``frame_size``) decoded once per sample only when the oracle needs pixels, ONE
+    ``oracle.answer`` call; -> answers, sample-major in the order of each ``picks[b]``.
+
+    ``picks[b]``: {key: int[k] candidate positions} of ``samples[b]`` (k may differ per key);
+    ``cand_times[b]`` float64[T] seconds of its candidates.
+    """
+    if not (len(samples) == len(picks) == len(cand_times)):
+        raise ValueError(f"ask_about: {len(samples)} samples, {len(picks)} pick sets and "
+                         f"{len(cand_times)} candidate time arrays must have the same length")
+    needs_frames = getattr(oracle, "needs_frames", False)
+    queries = []
+    for sample, row, t in zip(samples, picks, cand_times):
+        row = {m: np.asarray(p, dtype=np.int64).reshape(-1) for m, p in row.items()}
+        t = np.asarray(t, dtype=np.float64)
+        frames = decode_picks(sample, t, row, frame_size) if needs_frames else {}
+        queries += [OracleQuery.for_sample(sample, t[p], p, frames.get(m)) for m, p in row.items()]
+    return oracle.answer(queries)
+
+
 def judge_selections(oracle: Any, samples: Sequence[Any], picks: Sequence[Mapping[str, Any]],
                      cand_times: Sequence[np.ndarray], frame_size: int,
                      seconds: Sequence[Mapping[str, float]] | None = None) -> list[Outcome]:
-    """Ask ``oracle`` about every selection of every sample in ONE call; -> outcomes, sample-major in
-    the order of each ``picks[b]`` (keys are method names; their number of picks may differ).
-
-    ``picks[b]``: {method: int[k] candidate positions} of ``samples[b]``; ``cand_times[b]`` float64[T]
-    seconds of its candidates; ``seconds[b][method]``: the selection's wall time (0 when None).
-    Whole frames (short side ``frame_size``) are decoded only when the oracle needs pixels.
-    """
-    if not (len(samples) == len(picks) == len(cand_times)):
-        raise ValueError(f"judge_selections: {len(samples)} samples, {len(picks)} pick sets and "
-                         f"{len(cand_times)} candidate time arrays must have the same length")
-    picks = [{m: np.asarray(p, dtype=np.int64).reshape(-1) for m, p in row.items()} for row in picks]
-    times = [np.asarray(t, dtype=np.float64) for t in cand_times]
-    needs_frames = getattr(oracle, "needs_frames", False)
-    queries = []
-    for sample, row, t in zip(samples, picks, times):
-        frames = decode_picks(sample, t, row, frame_size) if needs_frames else {}
-        queries += [OracleQuery.for_sample(sample, t[p], p, frames.get(m)) for m, p in row.items()]
-    answers = iter(oracle.answer(queries))
-    return [outcome(sample, m, next(answers), t[p], (seconds[b] if seconds else {}).get(m, 0.0))
-            for b, (sample, row, t) in enumerate(zip(samples, picks, times)) for m, p in row.items()]
+    """Ask ``oracle`` about every selection of every sample in ONE call (:func:`ask_about`); -> outcomes,
+    sample-major in the order of each ``picks[b]`` (keys are method names; their number of picks may differ).
+    ``seconds[b][method]``: the selection's wall time (0 when None)."""
+    answers = iter(ask_about(oracle, samples, picks, cand_times, frame_size))
+    return [outcome(sample, m, next(answers), np.asarray(t, dtype=np.float64)[np.asarray(p, dtype=np.int64)],
+                    (seconds[b] if seconds else {}).get(m, 0.0))
+            for b, (sample, row, t) in enumerate(zip(samples, picks, cand_times)) for m, p in row.items()]
 
 
 def answered_accuracy(outcomes: Sequence[Outcome]) -> float | None:
