@@ -220,6 +220,10 @@ class TSPODataModule(L.LightningDataModule):
         return root if root is not None else torch.device("cpu")
 
     def setup(self, stage: str | None = None) -> None:
+        if stage == "fit":
+            # A new fit starts at position 0; a resumed one gets its position from load_state_dict,
+            # which Lightning calls after setup.
+            self.batches_consumed = 0
         if self.train_set is not None:
             return
 
