@@ -28,7 +28,14 @@ STEPS = 1500
 CURVE = (0, 250, 500, 1000, 1500)
 NUM_TRAIN, NUM_VAL = 384, 210
 BASELINES = ("uniform", "clip", "bin-max", "aks")
-VARIANTS = ("tspo", "tspo+adapter")
+# each variant: TSPOModule options on top of the shared recipe. ``tspo`` is the paper's agent as
+# the default recipe trains it; ``tspo+kl`` adds the paper's KL to the frozen initial agent (CLIP's
+# ranking), the general guard against forgetting what the starting ranking already got right;
+# ``tspo+qattn`` conditions the window attention on the question (beyond the paper, off by default).
+VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1},
+                                    "tspo+adapter": {"query_adapter": True},
+                                    "tspo+qattn": {"question_attention": True}}
+VARIANTS = ("tspo", "tspo+kl", "tspo+adapter", "tspo+qattn")
 
 
 def evaluate_world(selector, samples, methods, k: int) -> dict:
@@ -78,7 +85,7 @@ def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE, num_train: int = NUM
         for label in variants:
             L.seed_everything(0)
             model = TSPOModule(encoder=ENCODER, num_frames=K, group_size=8, lr=5e-4, tau_start=0.025,
-                               tau_end=0.01, seed=0, query_adapter=label == "tspo+adapter")
+                               tau_end=0.01, seed=0, **VARIANT_OPTIONS[label])
             # step 0: the untrained agent (CLIP's ranking); the baselines once, with the first variant
             evaluate(model.encoder, model.agent, ("tspo",) + (BASELINES if not tables else ()), label, 0)
             train_seconds[label] = 0.0
