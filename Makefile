@@ -15,7 +15,11 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install test demo lint bench clean
+# The real lmms-eval (its pins, e.g. av<16, differ from ours) lives in its own virtualenv.
+LMMS_VENV ?= .venv-lmms
+LMMS_EVAL_PIN ?= lmms-eval==0.7.3
+
+.PHONY: install test test-lmms demo lint bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +32,17 @@ install: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+$(LMMS_VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(LMMS_VENV)/bin/python || $(PYTHON) -m venv $(LMMS_VENV)
+	$(LMMS_VENV)/bin/python -m pip install -q $(TORCH_PINS)
+	$(LMMS_VENV)/bin/python -m pip install -q '$(LMMS_EVAL_PIN)' -e '.[dev]' $(TORCH_PINS)
+	touch $@
+
+# Runs only the tests marked lmms_eval, which skip nowhere here: lmms-eval must import.
+test-lmms: $(LMMS_VENV)/.installed
+	$(LMMS_VENV)/bin/python -c "import lmms_eval"
+	$(LMMS_VENV)/bin/python -m pytest -q -m lmms_eval $(PYTEST_ARGS)
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/tspo demo --out $(DEMO_OUT)
 
@@ -38,4 +53,4 @@ bench: $(VENV)/.installed
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info $(DEMO_OUT)
+	rm -rf $(VENV) $(LMMS_VENV) build *.egg-info $(DEMO_OUT)

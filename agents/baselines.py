@@ -58,17 +58,23 @@ def select_topk(scores: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def select_bin_max(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Split the candidates into k equal bins and take each bin's best: [T] -> int64[k]."""
+    """Each candidate joins the nearest of k evenly spaced anchors; each bin gives its best: [T] -> int64[k].
+
+    As in the TSPO reference: anchors sit at candidate positions ``round(i * (T - 1) / (k - 1))``
+    (Python/torch round-half-to-even; one anchor at 0 when k == 1), so the two end bins are half as
+    wide as the inner ones. A candidate equally far from two anchors joins the earlier one, and a
+    bin's tied maxima resolve to its earliest candidate.
+    """
     scores = _as_scores(scores)
     num = scores.numel()
     _check_k(num, k)
-    bounds = torch.div(torch.arange(k + 1) * num, k, rounding_mode="floor")
-    starts, ends = bounds[:-1], bounds[1:]
-    width = int((ends - starts).max())
-    pos = starts[:, None] + torch.arange(width)[None, :]  # [k, width]
-    inside = pos < ends[:, None]
-    grid = torch.where(inside, scores[pos.clamp(max=num - 1)], torch.tensor(float("-inf")))
-    return starts + grid.argmax(dim=1)
+    step = (num - 1) / (k - 1) if k > 1 else 0.0
+    anchors = torch.round(torch.arange(k, dtype=torch.float64) * step).long()  # [k], distinct when k <= T
+    dist = (torch.arange(num)[:, None] - anchors[None, :]).abs()  # [T, k]
+    owner = dist.argmin(dim=1)  # argmin keeps the first (earlier) anchor on a tie
+    member = owner[None, :] == torch.arange(k)[:, None]  # [k, T]
+    grid = torch.where(member, scores[None, :], torch.tensor(float("-inf")))
+    return grid.argmax(dim=1)  # first maximum of each bin; bins are contiguous, so already ascending
 
 
 def select_aks(
@@ -77,30 +83,35 @@ def select_aks(
     """Adaptive Keyframe Sampling (Tang et al., CVPR 2025) as used in TSPO's evaluation: [T] -> int64[<=k].
 
     Scores are min-max normalised. A segment at depth d is *kept* when the mean of its top-k
-    scores stands out from its mean by more than ``t1`` (and its std exceeds ``t2``), or when
-    ``d == max_depth``; otherwise it is split into two halves. A kept segment at depth d
-    contributes its top ``int(k / 2**d)`` frames. If T <= k, all candidates are returned.
+    scores stands out from its mean by more than ``t1`` (and its population std exceeds ``t2``),
+    or when ``d == max_depth``; otherwise it is split into two halves (the first gets the floor).
+    A kept segment at depth d contributes its top ``int(k / 2**d)`` frames (ties: earlier first).
+    Only when T < k are all candidates returned: at T == k the recursion runs, as in the AKS code.
+
+    Defaults are the TSPO evaluation's (t1 = 0.2, max_depth = 3); the AKS code's own defaults are
+    t1 = 0.8, max_depth = 5, chosen for 64 frames out of a long video.
     """
     scores = _as_scores(scores)
     num = scores.numel()
     check_num_frames(k, "k")
     if max_depth < 0:
         raise ValueError(f"max_depth must be >= 0, got {max_depth}")
-    if num <= k:
+    if num < k:
         return torch.arange(num)
     span = scores.max() - scores.min()
     norm = (scores - scores.min()) / span if span > 0 else torch.zeros_like(scores)
 
-    kept: list[tuple[int, int, int]] = []  # (start, end, depth): a handful of segments, not frames
+    kept: list[tuple[int, int, int]] = []  # (start, end, depth): at most 2**max_depth segments, not frames
     frontier = [(0, num, 0)]
     while frontier:
         nxt = []
         for start, end, depth in frontier:
+            if end <= start:  # an empty half of a 1-frame segment: the original keeps it, it adds nothing
+                continue
             seg = norm[start:end]
             top_mean = seg.topk(min(k, seg.numel())).values.mean()
-            # np.std in the original: population std.
             stands_out = float(top_mean - seg.mean()) > t1 and float(seg.std(unbiased=False)) > t2
-            if stands_out or depth >= max_depth or end - start < 2:
+            if stands_out or depth >= max_depth:
                 kept.append((start, end, depth))
             else:
                 mid = start + (end - start) // 2

@@ -18,7 +18,8 @@ from .needle import TARGET_ORDERS
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tspo synth", description=__doc__)
+    p = argparse.ArgumentParser(prog="tspo synth", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="example:\n  tspo synth render --out data/synthetic --num 32 --seed 0")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     r = sub.add_parser("render", help="render synthetic clips with exact ground truth (+ DIR/manifest.jsonl)")

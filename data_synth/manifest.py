@@ -231,23 +231,30 @@ def iter_manifest(path: str | Path, root: str | Path | None = None) -> Iterator[
         raise ManifestError(f"manifest {path} does not exist or is not a file; pass a JSON Lines file")
     base = Path(path.parent if root is None else root)
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.readlines()
+    except UnicodeDecodeError:
+        raise ManifestError(
+            f"manifest {path} is not a text file (a video?); a manifest is JSON Lines, one sample per line "
+            "(`tspo synth render --out DIR` writes DIR/manifest.jsonl)"
+        ) from None
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
             try:
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ManifestError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
-                sample = parse_sample(obj, base, contain=root is not None)
-                if sample.id in seen:
-                    raise _bad("id", f"duplicate id {sample.id!r} (first on line {seen[sample.id]}); "
-                                     "ids must be unique")
-                seen[sample.id] = lineno
-                yield lineno, sample
-            except ManifestError as exc:
-                yield lineno, ManifestError(f"{path} line {lineno}: {exc}")
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ManifestError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+            sample = parse_sample(obj, base, contain=root is not None)
+            if sample.id in seen:
+                raise _bad("id", f"duplicate id {sample.id!r} (first on line {seen[sample.id]}); "
+                                 "ids must be unique")
+            seen[sample.id] = lineno
+            yield lineno, sample
+        except ManifestError as exc:
+            yield lineno, ManifestError(f"{path} line {lineno}: {exc}")
 
 
 def load_manifest(path: str | Path, root: str | Path | None = None) -> list[Sample]:

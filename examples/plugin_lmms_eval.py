@@ -1,10 +1,11 @@
 """Evaluate an lmms-eval video model with tspo's frames in front of it (no fork of lmms-eval).
 
-Offline check of the plug-in (no lmms-eval needed): lists what lmms-eval's LMMS_EVAL_PLUGINS hook
-will find and prints the command to run:
+Offline check of the plug-in (no lmms-eval needed): lists the models tspo registers with lmms-eval
+(through the `lmms_eval.models` entry point; LMMS_EVAL_PLUGINS=tspo.plugins.lmms_eval for lmms-eval
+< 0.7) and prints the command to run:
     python examples/plugin_lmms_eval.py
-Real run (needs `pip install lmms-eval` and the model weights):
-    LMMS_EVAL_PLUGINS=tspo.plugins.lmms_eval python -m lmms_eval --model tspo_video \
+Real run (needs `pip install 'lmms-eval>=0.7'` and the model weights):
+    python -m lmms_eval --model tspo_video \
         --model_args base_model=llava_vid,pretrained=lmms-lab/LLaVA-Video-7B-Qwen2,max_frames_num=16,selector=org/tspo-selector,num_frames=16 \
         --tasks videomme --batch_size 1 --output_path ./logs
 """
@@ -31,7 +32,7 @@ def main() -> None:
         print("lmms-eval is not installed here (pip install lmms-eval); the command to run it:")
     model_args = f"base_model={args.base_model},selector={args.selector},num_frames={args.num_frames},max_frames_num={args.num_frames}"
     print(
-        f"LMMS_EVAL_PLUGINS={plugin} python -m lmms_eval --model tspo_video "
+        "python -m lmms_eval --model tspo_video "
         f"--model_args {model_args},pretrained=<base model weights> --tasks {args.tasks} --batch_size 1"
     )
 

@@ -69,8 +69,12 @@ def test_thumbnail_mosaic_layout() -> None:
 
 def test_moving_average_is_centred_and_exact() -> None:
     v = np.arange(10, dtype=float)
-    np.testing.assert_allclose(moving_average(v, 5), v)  # centred and symmetric: a line stays exact
+    np.testing.assert_allclose(moving_average(v, 5)[2:-2], v[2:-2])  # centred in the interior: a line stays exact
+    np.testing.assert_allclose(moving_average(v, 5)[[0, -1]], [1.0, 8.0])  # ends: mean of 0..2 and 7..9
     np.testing.assert_allclose(moving_average(v, 1), v)
+    # one bad last step must not drag the smoothed end to it (the curve looked like it collapsed)
+    steady = np.r_[np.full(99, 0.98), 0.0]
+    assert moving_average(steady, 50)[-1] > 0.9
     with pytest.raises(PlotInputError):
         moving_average(v, 0)
 

@@ -72,3 +72,51 @@ def test_example_configs_parse(name, capsys):
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["group_size"] == 8 and printed["model"]["num_frames"] == 16
     assert printed["model"]["lr"] == 5e-4 and printed["model"]["tau_start"] == 0.025
+
+
+def test_run_dir_holds_everything_the_run_writes(tmp_path, monkeypatch):
+    """--run_dir D: data, feature cache, logs, checkpoints and the selector all land in D; nothing in
+    the working directory; a second run gets its own selector instead of overwriting the first."""
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    synth = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(small_synth(tmp_path)).items()}
+    synth.pop("out_dir")
+    override = tmp_path / "small.yaml"
+    override.write_text(yaml.safe_dump({
+        "trainer": {"max_steps": 2, "val_check_interval": 2, "enable_progress_bar": False},
+        "data": {"synth": {**synth, "num_train": 8, "num_val": 4}, "progress": False},
+    }))
+    run = tmp_path / "D"
+    for _ in range(2):
+        assert main(["fit", "--config", str(CONFIG), "--config", str(override), "--run_dir", str(run)]) == 0
+    assert list(work.iterdir()) == []
+    assert (run / "data" / "train" / "manifest.jsonl").is_file() and any((run / "feature_cache").iterdir())
+    selectors = sorted(run.rglob("selector/config.json"))
+    assert [p.parent.parent.name for p in selectors] == ["version_0", "version_1"]
+    assert sorted(p.name for p in run.rglob("*.ckpt"))  # checkpoints inside the run folder too
+    sel = TSPOSelector.from_pretrained(selectors[0].parent, cache=False)
+    assert sel.config["trained_with"]["data"]["train_manifest"].startswith(str(run))
+
+
+def test_console_is_quiet_and_counts_steps(tmp_path):
+    """What `tspo train fit` prints: a `step N/M` bar with smoothed metrics, no v_num, no Lightning
+    notes (GPU/TPU availability, tips, deprecations)."""
+    import subprocess
+    import sys
+
+    synth = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(small_synth(tmp_path)).items()}
+    override = tmp_path / "small.yaml"
+    override.write_text(yaml.safe_dump({"trainer": {"max_steps": 3, "val_check_interval": 100},
+                                        "data": {"synth": {**synth, "num_train": 8, "num_val": 4}, "progress": False}}))
+    proc = subprocess.run([sys.executable, "-m", "tspo", "train", "fit", "--config", str(CONFIG), "--config",
+                           str(override), "--run_dir", str(tmp_path / "run")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = (proc.stdout + proc.stderr).replace("\r", "\n")
+    assert "step 3/3" in console and "reward=" in console
+    for noise in ("v_num", "GPU available", "TPU available", "Epoch 0/", "deprecated", "tensorboardX", "Seed set"):
+        assert noise not in console, noise
+    selector = next((tmp_path / "run").rglob("selector/config.json")).parent
+    held_out = TSPOSelector.from_pretrained(selector, cache=False).config["metrics"]["held-out check"]
+    assert held_out == ("not run: trainer.val_check_interval=100 batches is more than the run's "
+                        "trainer.max_steps=3; lower it")

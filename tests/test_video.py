@@ -111,6 +111,15 @@ def test_virtual_video_errors(tmp_path, short_video):
         sample_candidates([{"source": str(short_video), "start_s": 0, "end_s": 99}])
     with pytest.raises(VideoError, match="start_s < end_s"):
         sample_candidates([{"source": str(short_video), "start_s": 5, "end_s": 5}])
+    with pytest.raises(VideoError, match="lasts 20.000 s"):  # 0.3 s past the end: more than a frame (0.25 s)
+        sample_candidates([{"source": str(short_video), "start_s": 0, "end_s": 20.3}])
+
+
+def test_segment_end_a_frame_past_the_stream_is_clamped_with_a_warning(short_video):
+    # a container duration (audio included) 0.032 s longer than the 20 s video stream
+    with pytest.warns(UserWarning, match="after the video stream"):
+        c = sample_candidates([{"source": str(short_video), "start_s": 15, "end_s": 20.032}], size=16)
+    assert c.duration_s == pytest.approx(5.0) and len(c) == 5
     with pytest.raises(VideoError, match="keys source"):
         sample_candidates([{"path": str(short_video)}])
     with pytest.raises(VideoError, match="non-empty list"):

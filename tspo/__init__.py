@@ -19,3 +19,8 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'tspo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The lazy names are not in globals() until first use; list them, not this module's helpers.
+    return sorted(__all__)

@@ -17,13 +17,16 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("tspo.evaluate", "compare selection methods on a manifest with an oracle"),
     "demo": ("tspo.demo", "offline end-to-end demo: synth -> train -> eval -> report"),
     "export": ("tspo.export", "export a trained agent to TorchScript or ONNX"),
+    "plot": ("tspo.cli_plot", "redraw training curves, an eval summary or a selection from files"),
+    "convert": ("tspo.convert", "turn the official TSPO-0.4B release into a selector directory"),
 }
 
 
 def _usage() -> str:
     lines = ["usage: tspo SUBCOMMAND [ARGS...]", "", "subcommands:"]
     lines += [f"  {name:<8} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
-    lines += ["", "`tspo SUBCOMMAND --help` for the arguments of one subcommand."]
+    lines += ["", "`tspo SUBCOMMAND --help` for the arguments and examples of one subcommand; `tspo --version`.",
+              "example: tspo select clip.mp4 \"When does the dog jump?\" -k 8 --encoder tiny-random"]
     return "\n".join(lines)
 
 
@@ -31,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"}:
         print(_usage())
+        return 0
+    if argv[0] in {"-V", "--version"}:
+        from tspo import __version__
+
+        print(f"tspo {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
     if name not in SUBCOMMANDS:

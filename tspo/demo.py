@@ -267,7 +267,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
 def _parser() -> argparse.ArgumentParser:
     d = DemoConfig()
-    p = argparse.ArgumentParser(prog="tspo demo", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="tspo demo", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="example:\n  tspo demo --out demo_out")
     p.add_argument("--out", default=d.out_dir, help="report folder (default %(default)s)")
     p.add_argument("--world", choices=WORLDS, default=d.world,
                    help="question: confuser haystacks, seven question kinds, the trained tspo-synth encoder "

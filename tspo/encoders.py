@@ -216,6 +216,13 @@ def load_encoder(
                 f"unknown open_clip architecture {model_name!r} in encoder spec {spec!r}; "
                 f"known ones include {', '.join(open_clip.list_models()[:8])}, ... (open_clip.list_models())"
             )
+        tags = open_clip.list_pretrained_tags_by_model(model_name) if model_name in open_clip.list_models() else []
+        is_path = pretrained is not None and (os.sep in pretrained or pretrained.endswith((".bin", ".pt", ".safetensors")))
+        if pretrained is not None and not is_path and tags and pretrained not in tags:
+            raise ValueError(
+                f"open_clip has no pretrained tag {pretrained!r} for {model_name} (encoder spec {spec!r}); "
+                f"valid tags: {', '.join(tags)} (or a local weights file: '{model_name}:/path/to/weights.bin')"
+            )
         try:
             model = open_clip.create_model(model_name, pretrained=pretrained, device=device, require_pretrained=True)
         except Exception as err:  # download, file and state-dict errors all mean "no usable weights"

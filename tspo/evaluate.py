@@ -1,4 +1,4 @@
-"""``tspo eval``: compare frame-selection methods on a manifest with an oracle (DESIGN.md §3).
+"""``tspo eval``: compare frame-selection methods on a manifest with an oracle (README, Evaluation).
 
 For every sample: candidate features once (cached), then for each method the k picks, then one
 batched oracle call that answers all methods' selections of that sample. Reported per method:
@@ -39,6 +39,7 @@ import torch
 from tqdm import tqdm
 
 from tspo.agents import METHODS, get_method
+from tspo.cache import FeatureCache
 from tspo.data_synth.manifest import load_manifest
 from tspo.encoders import EncoderWeightsError
 from tspo.preference import AnswerLogger, draw_selections
@@ -320,9 +321,11 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tspo eval", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="tspo eval", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="example:\n  tspo eval --manifest data/manifest.jsonl --selector runs/exp1/selector "
+                                       "--methods tspo,uniform,aks -k 8 --oracle simulated --out eval.json")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--manifest", help="JSON Lines manifest (DESIGN.md §8)")
+    src.add_argument("--manifest", help="JSON Lines manifest (schema: docs/INTERFACES.md, Manifest)")
     src.add_argument("--benchmark", choices=("longvideobench", "mlvu", "videomme"),
                      help="read a public benchmark's annotations instead (needs --annotations)")
     p.add_argument("--annotations", help="benchmark annotation file (MLVU: the json/ folder)")
@@ -336,6 +339,8 @@ def _parser() -> argparse.ArgumentParser:
     add_settings_arguments(p, "the oracle's frames")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
     p.add_argument("--seed", type=int, default=0, help="seed of the oracle's guesses")
+    p.add_argument("--feature-cache", metavar="DIR", help="candidate feature cache (default $TSPO_CACHE/features; "
+                   "pass a training run's RUN/feature_cache to reuse what it encoded)")
     p.add_argument("--out", help="write the result as JSON here")
     p.add_argument("--per-sample", action="store_true", help="keep per-sample picks and answers in --out")
     p.add_argument("--log-answers", metavar="FILE",
@@ -365,14 +370,16 @@ def load_samples(args: argparse.Namespace) -> list[Any]:
     return samples[: args.limit] if args.limit is not None else samples
 
 
-def make_selector(selector_dir: str | None, encoder: str | None, methods: Iterable[str]) -> Any:
+def make_selector(selector_dir: str | None, encoder: str | None, methods: Iterable[str],
+                  feature_cache: str | None = None) -> Any:
+    cache = FeatureCache(feature_cache) if feature_cache else None
     if selector_dir:
-        return TSPOSelector.from_pretrained(selector_dir, encoder=encoder)
+        return TSPOSelector.from_pretrained(selector_dir, encoder=encoder, cache=cache)
     agent_methods = [m for m in methods if get_method(m).needs_agent]
     if agent_methods:
         raise EvalConfigError(f"methods {agent_methods} score with the trained agent: each needs --selector DIR "
                               "(a trained selector); drop them from --methods to compare only the baselines")
-    return TSPOSelector(encoder=encoder or "ViT-L-14:openai")
+    return TSPOSelector(encoder=encoder or "ViT-L-14:openai", cache=cache)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -382,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.limit is not None and args.limit <= 0:
             raise EvalConfigError(f"--limit must be positive, got {args.limit}")
         samples = load_samples(args)
-        selector = make_selector(args.selector, args.encoder, methods)
+        selector = make_selector(args.selector, args.encoder, methods, args.feature_cache)
         settings = selector.settings.override(args.num_frames, args.fps, args.max_candidates, args.frame_size)
         oracle = build_oracle(args.oracle, encoder=selector.encoder, seed=args.seed)
         check_oracle_fits(args.oracle, samples)

@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tspo export",
         description="Export a selector's temporal agent: (features [T,D], text [D]) -> scores [T], dynamic T.",
+        epilog="example:\n  tspo export runs/exp1/selector --format onnx --out agent.onnx", formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "selector", help="selector directory (save_pretrained / tspo train) or hub id org/name"

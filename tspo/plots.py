@@ -19,17 +19,36 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: a user's DISPLAY must never decide whether a PNG gets written
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from tspo.rewards import in_spans  # noqa: E402
+import numpy as np
 
 
 class PlotInputError(ValueError):
     """A plot was asked for with inputs it cannot draw (the message names the input and the fix)."""
+
+
+PLOT_SUFFIXES = (".png",)
+
+
+def check_plot_path(out_path: str | Path) -> Path:
+    """``out_path`` as a Path if a plot can be written there (a .png file name), else PlotInputError.
+
+    Cheap (no matplotlib): command lines call it before doing the work the plot shows."""
+    out = Path(out_path)
+    if out.suffix.lower() not in PLOT_SUFFIXES:
+        raise PlotInputError(f"plot file must end in {' or '.join(PLOT_SUFFIXES)}, got {str(out)!r}")
+    if out.is_dir():
+        raise PlotInputError(f"plot file {str(out)!r} is a directory; give a file name ending in .png")
+    return out
+
+
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend, imported on first use (it costs ~1 s)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: a user's DISPLAY must never decide whether a PNG gets written
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 _TARGET_COLOR = "#f4a261"
@@ -57,6 +76,10 @@ def _spans(name: str, spans: Sequence[Sequence[float]] | None) -> np.ndarray:
 
 def _inside(times_s: np.ndarray, spans: np.ndarray) -> np.ndarray:
     """bool[k]: whether each time lies in any span, as R_T counts it (``tspo.rewards.in_spans``)."""
+    # Imported here: tspo.rewards pulls in torch, and `tspo select` checks --plot paths through this
+    # module before it imports torch (an argument error must cost well under a second).
+    from tspo.rewards import in_spans
+
     return in_spans(times_s, spans)
 
 
@@ -108,6 +131,7 @@ def plot_selection(
     in_target = _inside(picks_t, targets)
 
     n_rows = 1 if frames is None else 1 + math.ceil(len(frames) / _THUMBS_PER_ROW)
+    plt = _pyplot()
     fig = plt.figure(figsize=(12, 3.2 + (1.1 * (n_rows - 1) if frames is not None else 0)), dpi=110)
     grid = fig.add_gridspec(2 if frames is not None else 1, 1,
                             height_ratios=[3, 1.1 * (n_rows - 1)] if frames is not None else [1])
@@ -154,10 +178,12 @@ def plot_selection(
 
 
 def _save(fig, out_path: str | Path) -> Path:
-    out = Path(out_path)
-    if out.suffix.lower() != ".png":
+    plt = _pyplot()
+    try:
+        out = check_plot_path(out_path)
+    except PlotInputError:
         plt.close(fig)
-        raise PlotInputError(f"out_path must end in .png, got {str(out)!r}")
+        raise
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, bbox_inches="tight")  # never clip an axis label
     plt.close(fig)
@@ -208,15 +234,19 @@ def read_metrics_csv(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
-    """Centred mean over about ``window`` points (narrower near the ends; no lag), same length as ``values``."""
+    """Mean over the points within ``window // 2`` of each point, same length as ``values``.
+
+    Centred (no lag) in the interior; at the ends the window is cut off by the series, not shrunk to
+    one point, so the last steps average at least ``window // 2 + 1`` values and one noisy step does
+    not look like a collapse of the curve."""
     values = np.asarray(values, dtype=np.float64)
     if window < 1:
         raise PlotInputError(f"window must be >= 1, got {window}")
     csum = np.concatenate([[0.0], np.cumsum(values)])
     centre = np.arange(len(values))
-    # symmetric half-width, narrowed at both ends so the window never leans to one side
-    half = np.minimum(window // 2, np.minimum(centre, len(values) - 1 - centre))
-    return (csum[centre + half + 1] - csum[centre - half]) / (2 * half + 1)
+    lo = np.maximum(centre - window // 2, 0)
+    hi = np.minimum(centre + window // 2, len(values) - 1)
+    return (csum[hi + 1] - csum[lo]) / (hi - lo + 1)
 
 
 def plot_training_curves(metrics: str | Path, out_path: str | Path, smooth: int = 50) -> Path:
@@ -233,6 +263,7 @@ def plot_training_curves(metrics: str | Path, out_path: str | Path, smooth: int 
         raise PlotInputError(
             f"none of the training metrics {list(CURVE_PANELS)} found in {metrics}; columns are {sorted(series)}"
         )
+    plt = _pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(12, 6), dpi=110)
     for ax, (title, col) in zip(axes.ravel(), chosen.items()):
         ax.set_title(title, fontsize=10)
@@ -263,6 +294,7 @@ def plot_eval_summary(result: Mapping[str, Any], out_path: str | Path, title: st
     frac = np.array([np.nan if methods[m]["target_fraction"] is None else methods[m]["target_fraction"]
                      for m in names])
     x = np.arange(len(names))
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(1.4 * len(names) + 3, 3.6), dpi=110)
     b1 = ax.bar(x - 0.2, acc, 0.4, label="accuracy", color="#457b9d")
     b2 = ax.bar(x + 0.2, np.nan_to_num(frac), 0.4, label="picks inside target", color=_TARGET_COLOR)

@@ -23,7 +23,7 @@ from tspo.cache import FeatureCache, VideoFeatures, video_features
 from tspo.encoders import ClipEncoder, load_encoder
 from tspo.hub import push_to_hub, resolve_pretrained
 from tspo.settings import SelectionSettings, clip_num_frames
-from tspo.video import VideoLike, plan_candidates, read_whole_frames, source_frame_indices
+from tspo.video import VideoLike, plan_candidates, read_whole_frames, segments_at, source_frame_indices
 from tspo.zoom import STRATEGIES, FeatureSource, VideoFeatureSource, ZoomConfig, ZoomResult, zoom_select
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,11 @@ class SelectorConfigError(ValueError):
     """A selector directory whose config or weights cannot be used."""
 
 
-@dataclass
+class SelectorWeightsError(SelectorConfigError):
+    """A selector's ``model.safetensors`` that cannot be read (truncated or corrupted file)."""
+
+
+@dataclass(repr=False)
 class Selection:
     """The frames picked for one (video, question). ``k`` picks out of ``T`` candidates."""
 
@@ -50,20 +54,38 @@ class Selection:
     frames: np.ndarray | None  # uint8[k, H, W, 3] whole frames (short side = frame_size) when asked for
     method: str
     num_candidates: int
+    # Virtual videos only (None for a file): the segment each pick came from (int64[k], position in
+    # the segment list) and that segment's source file. ``indices`` are then frame indices *in that
+    # source*, so (segment_ids[i], indices[i]) names a frame even when a clip is listed twice.
+    segment_ids: np.ndarray | None = None
+    sources: list[str] | None = None
     # strategy="zoom" (tspo.zoom): candidates are every frame encoded (coarse + fine), T of them
     strategy: str = "single"
     spans_s: np.ndarray | None = None  # float64[S, 2] spans visited [start, end) seconds, best first
     frames_encoded: int | None = None  # frames this selection had to encode (cache hits excluded)
     duration_s: float | None = None  # zoom: the video's length (its candidates do not tell it)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (what ``tspo select --json`` prints)."""
-        out = {
+    def __repr__(self) -> str:
+        times = ", ".join(f"{t:.1f}" for t in self.timestamps[:8]) + (", ..." if len(self.timestamps) > 8 else "")
+        frames = "" if self.frames is None else f", frames={tuple(self.frames.shape)}"
+        return (f"Selection(method={self.method!r}, k={len(self.indices)} of {self.num_candidates}, "
+                f"timestamps_s=[{times}]{frames})")  # fmt: skip
+
+    def to_dict(self, scores: bool = False) -> dict[str, Any]:
+        """JSON-ready summary (what ``tspo select --json`` prints); ``scores=True`` adds every
+        candidate's time (s) and score (``null`` scores for uniform, which has none)."""
+        out: dict[str, Any] = {
             "indices": [int(i) for i in self.indices],
             "timestamps": [round(float(t), 3) for t in self.timestamps],
             "method": self.method,
             "num_candidates": int(self.num_candidates),
         }
+        if self.segment_ids is not None:
+            out["segment_ids"] = [int(i) for i in self.segment_ids]
+            out["sources"] = list(self.sources or [])
+        if scores:
+            out["candidate_timestamps"] = [round(float(t), 3) for t in self.candidate_timestamps]
+            out["scores"] = None if self.scores is None else [round(float(v), 6) for v in self.scores]
         if self.strategy != "single":
             out.update(strategy=self.strategy, frames_encoded=self.frames_encoded,
                        spans_s=[[round(float(a), 3), round(float(b), 3)] for a, b in self.spans_s])
@@ -210,6 +232,7 @@ class TSPOSelector:
         positions = positions.numpy().astype(np.int64)
         timestamps = times[positions]
         frames = read_whole_frames(video, timestamps, settings.frame_size) if return_frames else None
+        segment_ids, sources = segments_at(video, timestamps)
         return Selection(
             indices=frame_idx[positions].astype(np.int64),
             positions=positions,
@@ -219,6 +242,8 @@ class TSPOSelector:
             frames=frames,
             method=method,
             num_candidates=len(times),
+            segment_ids=segment_ids,
+            sources=sources,
         )
 
     def zoom_source(self, video: VideoLike) -> VideoFeatureSource:
@@ -236,6 +261,7 @@ class TSPOSelector:
         source = self.zoom_source(video)
         result = self.select_zoom_from_source(source, question, k, method, zoom)
         timestamps = result.timestamps
+        segment_ids, sources = segments_at(video, timestamps)
         return Selection(
             indices=source_frame_indices(video, timestamps),
             positions=result.positions,
@@ -245,6 +271,8 @@ class TSPOSelector:
             frames=read_whole_frames(video, timestamps, frame_size) if return_frames else None,
             method=method,
             num_candidates=len(result.pool_times),
+            segment_ids=segment_ids,
+            sources=sources,
             strategy="zoom",
             spans_s=result.spans_s,
             frames_encoded=result.frames_encoded,
@@ -254,15 +282,7 @@ class TSPOSelector:
     # -- persistence -----------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike, extra_config: dict[str, Any] | None = None) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (agent weights only) into ``directory``."""
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        config = {**self.config, **(extra_config or {})}
-        state = {k: v.detach().float().cpu().contiguous() for k, v in self.agent.state_dict().items()}
-        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
-        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        return directory
+        return write_selector_dir(directory, self.agent, {**self.config, **(extra_config or {})})
 
     @classmethod
     def from_pretrained(
@@ -296,6 +316,20 @@ class TSPOSelector:
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
         """Upload this selector (safetensors + config + model card) to the Hugging Face Hub."""
         return push_to_hub(self, repo_id, **kwargs)
+
+
+def write_selector_dir(directory: str | os.PathLike, agent: TemporalAgent, config: dict[str, Any]) -> Path:
+    """Write a selector directory: ``model.safetensors`` (the agent's weights, float32) and
+    ``config.json`` (``config``, which must name the encoder spec and ``agent.config``)."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {"format": FORMAT, "version": FORMAT_VERSION, **config, "agent": agent.config}
+    state = {k: v.detach().float().cpu().contiguous() for k, v in agent.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return directory
 
 
 def read_selector_config(directory: str | os.PathLike) -> dict[str, Any]:
@@ -345,7 +379,13 @@ def load_selector_agent(name_or_path: str | os.PathLike) -> tuple[TemporalAgent,
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
         raise SelectorConfigError(f"selector directory {str(directory)!r} has no {WEIGHTS_NAME}")
-    state = load_file(str(weights))
+    try:
+        state = load_file(str(weights))
+    except Exception as err:  # safetensors raises its own error types for truncated / garbled files
+        raise SelectorWeightsError(
+            f"cannot read {str(weights)!r} ({type(err).__name__}: {err}); the file is damaged: copy or export "
+            "the selector again"
+        ) from err
     agent_cfg = config["agent"]
     agent = TemporalAgent(dim=int(agent_cfg["dim"]), window=int(agent_cfg["window"]), heads=int(agent_cfg["heads"]),
                           query_adapter=bool(agent_cfg.get("query_adapter", False)),

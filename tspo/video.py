@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -28,6 +29,10 @@ VideoLike = str | os.PathLike | Sequence[Mapping]
 
 class VideoError(ValueError):
     """A video that cannot be used: missing, not a video, corrupt, no frames, audio-only."""
+
+
+# A segment may end this far (or one frame, if longer) past its source's video stream: clamped, warned.
+END_SLACK_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -185,9 +190,21 @@ def _segments(video: VideoLike) -> list[_Segment]:
         if not (0 <= start < end):
             raise VideoError(f"segment {i} ({source!r}) needs 0 <= start_s < end_s, got [{start}, {end}]")
         if end > info.duration_s + 1e-3:
-            raise VideoError(
-                f"segment {i} ends at {end:.3f} s but {source!r} lasts {info.duration_s:.3f} s; cut it inside the source"
+            # Container durations (audio included) often run a frame past the video stream's end.
+            slack = max(1.0 / info.fps if info.fps > 0 else 0.0, END_SLACK_S)
+            if end > info.duration_s + slack:
+                raise VideoError(
+                    f"segment {i} ends at {end:.3f} s but {source!r} lasts {info.duration_s:.3f} s (video stream); "
+                    "cut it inside the source"
+                )
+            warnings.warn(
+                f"segment {i} ends at {end:.3f} s, {end - info.duration_s:.3f} s after the video stream of {source!r} "
+                f"({info.duration_s:.3f} s); using {info.duration_s:.3f} s",
+                stacklevel=3,
             )
+            end = info.duration_s
+            if not start < end:
+                raise VideoError(f"segment {i} ({source!r}) starts at {start:.3f} s, at or after the video's end")
         segments.append(_Segment(source, start, end))
     return segments
 
@@ -370,6 +387,15 @@ def read_whole_frames(video: VideoLike, timestamps_s: np.ndarray, size: int | No
     uniq, inverse = np.unique(times, return_inverse=True)
     frames = read_frames_at(video, uniq, size=size, crop=False)
     return frames[inverse.reshape(times.shape)]
+
+
+def segments_at(video: VideoLike, timestamps_s: np.ndarray) -> tuple[np.ndarray | None, list[str] | None]:
+    """Which segment of a virtual video each timeline second falls in: (int64[k] segment ids, the
+    source path of each); ``(None, None)`` for a file. No decoding (probes are cached)."""
+    if isinstance(video, str | os.PathLike):
+        return None, None
+    segments, seg_ids, _, _ = _locate(video, np.asarray(timestamps_s, dtype=np.float64))
+    return seg_ids, [segments[i].source for i in seg_ids]
 
 
 def video_duration(video: VideoLike) -> float:

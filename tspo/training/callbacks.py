@@ -56,7 +56,7 @@ class ExportSelector(L.Callback):
         """Flat ``{name: value}`` rows for the model card's metrics table."""
         out: dict[str, Any] = {}
         if self.heldout is None:
-            out["held-out check"] = "not run (set data.val_manifest and trainer.val_check_interval)"
+            out["held-out check"] = f"not run: {self.why_no_heldout(trainer)}"
         else:
             h = self.heldout
             if h["in_target"] is not None:
@@ -67,6 +67,24 @@ class ExportSelector(L.Callback):
             out["held-out checked at step"] = h["step"]
         out["training steps"] = int(trainer.global_step)
         return out
+
+    @staticmethod
+    def why_no_heldout(trainer: L.Trainer) -> str:
+        """The reason no held-out check ran, in the config's terms."""
+        data = trainer.datamodule
+        if getattr(data, "val_set", None) is None and getattr(data, "val_manifest", None) is None and (
+            getattr(data, "synth", None) is None
+        ):
+            return "no held-out data (set data.val_manifest, or data.synth for synthetic held-out needles)"
+        if trainer.limit_val_batches == 0:
+            return "trainer.limit_val_batches is 0"
+        interval = trainer.val_check_interval
+        if isinstance(interval, int) and trainer.max_steps and interval > trainer.max_steps:
+            return (f"trainer.val_check_interval={interval} batches is more than the run's "
+                    f"trainer.max_steps={trainer.max_steps}; lower it")  # fmt: skip
+        if trainer.global_step == 0:
+            return "the run stopped before its first optimizer step"
+        return "no validation ran before training ended (check trainer.val_check_interval / check_val_every_n_epoch)"
 
     @staticmethod
     def training_data(data: Any) -> tuple[list[str], dict[str, Any]]:

@@ -2,6 +2,7 @@
 
     tspo train fit --config examples/configs/synthetic_needle.yaml
     tspo train fit --config examples/configs/synthetic_needle.yaml --trainer.max_steps 500
+    tspo train fit --config examples/configs/synthetic_needle.yaml --run_dir runs/exp2   # a second run
     tspo train fit --config run/config.yaml --ckpt_path run/checkpoints/last.ckpt   # exact resume
 
 Lightning does devices, precision, DDP, checkpoints and logging; the YAML holds every knob. The
@@ -10,14 +11,27 @@ trained agent is exported as a ``TSPOSelector`` directory at the end (``export.d
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 from tspo.training.callbacks import ExportSelector
 from tspo.training.datamodule import TSPODataModule
 from tspo.training.module import TSPOModule
+from tspo.training.progress import StepProgressBar
+
+# Lightning/torch notes that say nothing about this run (deprecations inside Lightning, the
+# TensorBoard tip, the logging-interval hint for short runs); real warnings still show.
+QUIET = (
+    r".*LeafSpec.*is deprecated.*",
+    r"Starting from v1\.9\.0, `tensorboardX` has been removed.*",
+    r"The number of training batches .* is smaller than the logging interval.*",
+)
+
+EXAMPLE = "example: tspo train fit --config examples/configs/synthetic_needle.yaml --trainer.max_steps 500"
 
 
 class TSPOCLI(LightningCLI):
@@ -25,17 +39,37 @@ class TSPOCLI(LightningCLI):
         # One encoder for features and agent: the agent's dim is the encoder's.
         parser.link_arguments("data.encoder", "model.encoder")
         parser.add_lightning_class_args(ExportSelector, "export")
+        parser.add_argument("--run_dir", type=str | None, default=None,
+                            help="the run folder: sets trainer.default_root_dir; logs, checkpoints, the exported "
+                                 "selector, and (unless given as paths) data/ and feature_cache/ go inside it")
+
+    def _instantiate_trainer(self, config: dict, callbacks: list):
+        # Our bar unless the config turns the bar off or brings its own.
+        has_bar = any(isinstance(c, ProgressBar) for c in [*callbacks, *(config.get("callbacks") or [])])
+        if config.get("enable_progress_bar", True) is not False and not has_bar:
+            callbacks = [StepProgressBar(), *callbacks]  # first: its bar closes before others print
+        return super()._instantiate_trainer(config, callbacks)
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("run_dir"):
+            config.trainer.default_root_dir = config.run_dir
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``tspo train``; ``argv`` as after the subcommand (``["fit", "--config", ...]``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # "GPU available: False", "`Trainer.fit` stopped", ...: INFO lines that say nothing new.
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     with warnings.catch_warnings():
         # `tspo train ...` hands over the arguments after the subcommand while sys.argv still holds
         # the whole command line (DDP re-launches need it); Lightning would warn about the pair.
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        for pattern in QUIET:
+            warnings.filterwarnings("ignore", message=pattern)
         TSPOCLI(TSPOModule, TSPODataModule, args=argv, save_config_kwargs={"overwrite": True},
-                parser_kwargs={"prog": "tspo train"})
+                parser_kwargs={"prog": "tspo train", "epilog": EXAMPLE})
     return 0
 
 

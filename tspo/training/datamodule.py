@@ -13,6 +13,7 @@ int64[B], ``samples`` (a :class:`SampleBatch` of manifest samples, for the oracl
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -158,7 +159,9 @@ class TSPODataModule(L.LightningDataModule):
         encoder: frozen CLIP spec; the CLI links ``model.encoder`` to it.
         fps, max_candidates: candidate sampling (paper: 1 fps; 128 candidates keeps batches equal).
         batch_size: questions per step (paper: 1, with grad-accum 2).
-        feature_cache: feature cache directory (default ``$TSPO_CACHE``).
+        feature_cache: feature cache directory (default: ``<trainer.default_root_dir>/feature_cache``,
+            or ``$TSPO_CACHE`` outside a Trainer). Give the same path to several runs, and to
+            ``tspo eval --feature-cache``, to encode each video once.
         synth: a :class:`SynthConfig` (``tspo.training.synth``) to make offline data with.
         features_from: ``"cache"`` (train from cached features) or ``"decode"`` (every step; benchmarks only).
         encoder_device: where features are computed (default: the trainer's device).
@@ -193,12 +196,28 @@ class TSPODataModule(L.LightningDataModule):
             raise DataConfigError("give data.train_manifest (a JSON Lines manifest) or a data.synth block to make "
                                   "synthetic needle data")
 
+    def _run_dir(self) -> Path | None:
+        """The run folder everything of this run derives from (``trainer.default_root_dir``)."""
+        trainer = getattr(self, "trainer", None)
+        return Path(trainer.default_root_dir) if trainer is not None else None
+
+    def resolved_synth(self) -> SynthConfig | None:
+        """``synth`` with ``out_dir`` filled in (``<run folder>/data`` when left out)."""
+        if self.synth is None or self.synth.out_dir is not None or self._run_dir() is None:
+            return self.synth
+        return dataclasses.replace(self.synth, out_dir=str(self._run_dir() / "data"))
+
+    def _feature_cache_dir(self) -> str | None:
+        if self.feature_cache is not None or self._run_dir() is None:
+            return self.feature_cache
+        return str(self._run_dir() / "feature_cache")
+
     def _manifests(self) -> tuple[str, str | None]:
         train, val = self.train_manifest, self.val_manifest
         missing = train is None or not Path(train).is_file() or (val is not None and not Path(val).is_file())
         if missing and self.synth is not None:
             # Reuses what an earlier call (prepare_data on rank 0) made with the same config.
-            synth_train, synth_val = ensure_synthetic(self.synth, progress=self.progress)
+            synth_train, synth_val = ensure_synthetic(self.resolved_synth(), progress=self.progress)
             return str(synth_train), str(synth_val)
         if train is None or not Path(train).is_file():
             raise DataConfigError(f"data.train_manifest {train!r} does not exist; write one (tspo synth ...) or add data.synth")
@@ -232,9 +251,9 @@ class TSPODataModule(L.LightningDataModule):
 
         train, val = self._manifests()
         made = train != self.train_manifest or val != self.val_manifest
-        self.used = {"train_manifest": train, "val_manifest": val, "synth": self.synth if made else None}
+        self.used = {"train_manifest": train, "val_manifest": val, "synth": self.resolved_synth() if made else None}
         self.encoder = self._shared_encoder()
-        cache = FeatureCache(self.feature_cache)
+        cache = FeatureCache(self._feature_cache_dir())
         kw = {"fps": self.fps, "max_candidates": self.max_candidates, "cache": cache, "progress": self.progress}
         self.train_set = FeatureDataset(load_manifest(train), self.encoder, source=self.features_from, **kw)
         if val is not None:

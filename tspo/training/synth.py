@@ -20,7 +20,7 @@ from tspo.data_synth import NeedleConfig, compose_needles, render_dataset, write
 class SynthConfig:
     """Where and how big. Seconds unless named otherwise; ``render_fps`` is the videos' frame rate."""
 
-    out_dir: str = "tspo_work/synthetic_needle"
+    out_dir: str | None = None  # None: <run folder>/data (the DataModule fills it in); a path to share data
     num_train: int = 256
     num_val: int = 64
     train_targets: int = 48
@@ -45,6 +45,9 @@ class SynthConfig:
     confuser_ratio: float = 0.0                   # share of each haystack cut from confusers
 
     def paths(self) -> tuple[Path, Path]:
+        if self.out_dir is None:
+            raise ValueError("SynthConfig.out_dir is not set; give data.synth.out_dir or train under a Trainer "
+                             "(the run folder's data/ is used)")
         root = Path(self.out_dir)
         return root / "train" / "manifest.jsonl", root / "val" / "manifest.jsonl"
 

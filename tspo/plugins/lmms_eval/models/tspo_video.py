@@ -19,6 +19,7 @@ The wrapped model's generation, batching and answer post-processing are untouche
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import tempfile
 from pathlib import Path
@@ -26,11 +27,11 @@ from typing import Any
 
 try:
     from lmms_eval.api.model import lmms
-    from lmms_eval.api.registry import get_model, register_model
+    from lmms_eval.api.registry import register_model
 except ImportError as err:  # pragma: no cover - exercised only without lmms-eval
     raise ImportError(
-        "tspo.plugins.lmms_eval needs lmms-eval: pip install lmms-eval (then run it with "
-        "LMMS_EVAL_PLUGINS=tspo.plugins.lmms_eval)"
+        "tspo.plugins.lmms_eval needs lmms-eval: pip install 'lmms-eval>=0.7' (tspo registers the "
+        "model through the lmms_eval.models entry point; older versions: LMMS_EVAL_PLUGINS=tspo.plugins.lmms_eval)"
     ) from err
 
 from tspo.plugins._clip import clip_from_selection, timestamps_sentence, to_pil_images, write_clip
@@ -64,17 +65,39 @@ def _is_video(visual: Any) -> bool:
     return isinstance(visual, (str, Path)) and str(visual).lower().endswith(VIDEO_SUFFIXES)
 
 
+def _wrapped_model_class(name: str) -> type:
+    """The lmms-eval class called ``name``: built-in models load lazily through
+    ``lmms_eval.models.get_model`` (the decorator registry only knows modules already imported)."""
+    from lmms_eval import models
+
+    try:
+        return models.get_model(name)
+    except ValueError as err:
+        raise TSPOVideoConfigError(
+            f"base_model={name!r} is not an lmms-eval model; pick one of `python -m lmms_eval --model list` "
+            f"names, e.g. base_model=llava_vid ({err})"
+        ) from err
+
+
 @register_model("tspo_video")
 class TSPOVideo(lmms):
     """lmms-eval model ``tspo_video``: ``base_model`` (an lmms-eval model name) with tspo frames.
 
     ``selector``: a selector directory, hub id or loaded ``TSPOSelector``; ``num_frames``: k;
     ``fps`` / ``max_candidates``: candidate grid; ``frame_size``: short side of the whole frames
-    handed on (never upscaled); each left None is the selector's (its ``SelectionSettings``); ``timestamps_in_prompt``: prefix the context with the frames' real times
+    handed on (never upscaled); each left None is the selector's (its ``SelectionSettings``);
+    ``timestamps_in_prompt``: prefix the context with the frames' real times
     (default None: on in clip mode, whose file spaces the frames evenly, off in frames mode);
-    ``clip_dir``: where clips are written (default: a temporary folder); ``strategy=zoom`` selects
-    coarse-to-fine (``coarse_candidates``, ``zoom_spans``, ``fine_fps``, ``max_frames_encoded``: its
-    budget, as in ``tspo select``). Other keyword arguments build the wrapped model.
+    ``clip_dir``: where clips are written (default: a temporary folder); ``selection_log``: a JSON
+    Lines file that gets one line per replaced video (doc, times, source frame indices, what was
+    handed on); ``device``: the selector's device, also passed to the wrapped model. Other keyword
+    arguments build the wrapped model. ``strategy=zoom`` selects coarse-to-fine (``coarse_candidates``,
+    ``zoom_spans``, ``fine_fps``, ``max_frames_encoded``: its budget, as in ``tspo select``).
+
+    Chat models (``is_simple = False``) get the same treatment: every ``{"type": "video"}`` item of
+    the messages their request builds is replaced by the clip (or by k images) and the times go
+    into the message's text. The instance's ``is_simple`` follows the wrapped model, which is how
+    lmms-eval decides between the two request formats.
     """
 
     def __init__(
@@ -87,8 +110,9 @@ class TSPOVideo(lmms):
         visual_mode: str = "clip",
         frame_size: int | None = None,
         timestamps_in_prompt: bool | None = None,
-        device: str = "cpu",
+        device: str | None = None,
         clip_dir: str | None = None,
+        selection_log: str | None = None,
         strategy: str = "single",
         coarse_candidates: int | None = None,
         zoom_spans: int | None = None,
@@ -118,10 +142,11 @@ class TSPOVideo(lmms):
             raise TSPOVideoConfigError(
                 f"timestamps_in_prompt must be true or false (or left out), got {timestamps_in_prompt!r}"
             )
+        base_cls = _wrapped_model_class(str(base_model))
         if isinstance(selector, (str, Path)):
             from tspo.selector import TSPOSelector
 
-            selector = TSPOSelector.from_pretrained(str(selector), device=device)
+            selector = TSPOSelector.from_pretrained(str(selector), device=device or "cpu")
         self.selector = selector
         try:
             self.settings = selector.settings.override(num_frames, fps, max_candidates, frame_size)
@@ -131,7 +156,12 @@ class TSPOVideo(lmms):
         self.visual_mode, self.timestamps_in_prompt = visual_mode, timestamps_in_prompt
         self._tmp = tempfile.TemporaryDirectory(prefix="tspo-lmms-") if clip_dir is None else None
         self.clip_dir = Path(clip_dir if clip_dir is not None else self._tmp.name)
-        self.base = get_model(base_model)(**base_kwargs)
+        self.clip_dir.mkdir(parents=True, exist_ok=True)
+        self.selection_log = Path(selection_log) if selection_log else None
+        if device is not None:  # lmms-eval's --device is meant for the model that runs the evaluation
+            base_kwargs["device"] = device
+        self.base = base_cls(**base_kwargs)
+        self.is_simple = getattr(self.base, "is_simple", True)
         self.base.task_dict = self._task_dict
         self._rank, self._world_size = getattr(self.base, "rank", 0), getattr(self.base, "world_size", 1)
         self.last_selections: list[Any] = []  # selections of the latest call, in request order
@@ -179,39 +209,95 @@ class TSPOVideo(lmms):
         )  # fmt: skip
 
     def _replacement(self, video: str, question: str, tag: str) -> tuple[Any, str]:
+        """(clip path or list of PIL images, timestamps sentence) for one video of a request."""
         clip = clip_from_selection(selection := self.select(video, question))
         self.last_selections.append(selection)
         if self.visual_mode == "frames":
-            return to_pil_images(clip), timestamps_sentence(clip)
-        path = write_clip(clip, self.clip_dir / f"{tag}_{Path(str(video)).stem}.mp4")
-        return str(path), timestamps_sentence(clip)
+            handed: Any = to_pil_images(clip)
+        else:
+            handed = str(write_clip(clip, self.clip_dir / f"{tag}_{Path(str(video)).stem}.mp4"))
+        self._log(tag, video, clip, handed)
+        return handed, timestamps_sentence(clip)
+
+    def _log(self, tag: str, video: str, clip: Any, handed: Any) -> None:
+        if self.selection_log is None:
+            return
+        record = {
+            "request": tag, "video": str(video),
+            "timestamps_s": [round(float(t), 3) for t in clip.timestamps_s],
+            "indices": [int(i) for i in clip.indices],
+            "handed_on": handed if isinstance(handed, str) else f"{len(handed)} images",
+        }  # fmt: skip
+        self.selection_log.parent.mkdir(parents=True, exist_ok=True)
+        with self.selection_log.open("a") as f:
+            f.write(json.dumps(record) + "\n")
 
     def rewrite(self, request: Any) -> Any:
-        """A copy of ``request`` whose ``doc_to_visual`` returns tspo's frames instead of the videos.
+        """A copy of ``request`` whose visuals are tspo's frames instead of the videos.
 
-        lmms-eval requests carry ``(context, ..., doc_to_visual, ..., doc_id, task, split)``:
-        ``doc_to_visual`` is the third argument, the doc's address the last three."""
+        Simple requests carry ``(context, gen_kwargs | target, doc_to_visual, ..., doc_id, task,
+        split)``; chat requests ``(context, doc_to_messages, gen_kwargs, doc_id, task, split)``.
+        Requests without a doc (``("", choice)``, lmms-eval's unconditional loglikelihoods) and
+        requests without videos pass through unchanged."""
         args = tuple(request.args)
-        context, doc_to_visual = args[0], args[2]
+        if len(args) < 5:
+            return request
+        context, doc_id, task, split = args[0], *args[-3:]
+        tag = f"{task}_{split}_{doc_id}"
+        if not self.is_simple and callable(args[1]):
+            messages = args[1](self.task_dict[task][split][doc_id])
+            new_messages = self._rewrite_messages(messages, str(context), tag)
+            if new_messages is None:
+                return request
+            return _with_arguments(request, (context, _Constant(new_messages), *args[2:]))
+        doc_to_visual = args[2]
         if not callable(doc_to_visual):
             return request
-        doc_id, task, split = args[-3:]
         visuals = doc_to_visual(self.task_dict[task][split][doc_id])
         if visuals is None:
             return request
         new_visuals, notes = [], []
         for i, visual in enumerate(visuals):
             if _is_video(visual):
-                replaced, note = self._replacement(visual, str(context), f"{task}_{split}_{doc_id}_{i}")
+                replaced, note = self._replacement(visual, str(context), f"{tag}_{i}")
                 new_visuals.extend(replaced) if isinstance(replaced, list) else new_visuals.append(replaced)
                 notes.append(note)
             else:
                 new_visuals.append(visual)
-        if self.timestamps_in_prompt and notes and isinstance(context, str):
+        if not notes:
+            return request
+        if self.timestamps_in_prompt and isinstance(context, str):
             context = "\n".join(notes) + "\n" + context
-        new = copy.copy(request)
-        new.arguments = (context, args[1], _Visuals(new_visuals), *args[3:])
-        return new
+        return _with_arguments(request, (context, args[1], _Constant(new_visuals), *args[3:]))
+
+    def _rewrite_messages(self, messages: Any, context: str, tag: str) -> list | None:
+        """Chat messages with every video item replaced; None when there is no video to replace."""
+        if not isinstance(messages, list):
+            return None
+        messages, replaced_any = copy.deepcopy(messages), False
+        for m, message in enumerate(messages):
+            content = message.get("content") if isinstance(message, dict) else None
+            if not isinstance(content, list):
+                continue
+            texts = [c.get("text", "") for c in content if isinstance(c, dict) and c.get("type") == "text"]
+            question = context.strip() or "\n".join(texts)
+            new_content, notes = [], []
+            for i, item in enumerate(content):
+                if isinstance(item, dict) and item.get("type") == "video" and _is_video(item.get("url")):
+                    handed, note = self._replacement(item["url"], question, f"{tag}_{m}_{i}")
+                    if isinstance(handed, list):
+                        new_content += [{"type": "image", "url": image} for image in handed]
+                    else:
+                        new_content.append({**item, "url": handed, "start_time": None, "end_time": None})
+                    notes.append(note)
+                else:
+                    new_content.append(item)
+            if notes:
+                replaced_any = True
+                if self.timestamps_in_prompt:
+                    new_content = _prefix_text(new_content, "\n".join(notes))
+                message["content"] = new_content
+        return messages if replaced_any else None
 
     def _run(self, method: str, requests: list) -> list:
         self.last_selections = []
@@ -227,11 +313,26 @@ class TSPOVideo(lmms):
         return self._run("generate_until_multi_round", requests)
 
 
-class _Visuals:
-    """A ``doc_to_visual`` that returns the replaced visuals whatever doc it is given (picklable)."""
+def _with_arguments(request: Any, arguments: tuple) -> Any:
+    new = copy.copy(request)
+    new.arguments = arguments
+    return new
 
-    def __init__(self, visuals: list) -> None:
-        self.visuals = visuals
 
-    def __call__(self, doc: Any) -> list:
-        return list(self.visuals)
+def _prefix_text(content: list, note: str) -> list:
+    """``content`` with ``note`` put before its first text item (or as a text item of its own)."""
+    for i, item in enumerate(content):
+        if isinstance(item, dict) and item.get("type") == "text":
+            return [*content[:i], {**item, "text": f"{note}\n{item.get('text', '')}"}, *content[i + 1 :]]
+    return [*content, {"type": "text", "text": note}]
+
+
+class _Constant:
+    """A ``doc_to_visual`` / ``doc_to_messages`` that returns the replaced payload whatever doc it is
+    given (picklable; a fresh copy per call, as the wrapped model may edit what it gets)."""
+
+    def __init__(self, payload: list) -> None:
+        self.payload = payload
+
+    def __call__(self, doc: Any, **kwargs: Any) -> list:
+        return copy.deepcopy(self.payload)

@@ -1,0 +1,57 @@
+"""The training console: one bar over the whole run, ``step 812/3000``, with smoothed metrics."""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import TQDMProgressBar
+
+
+class StepProgressBar(TQDMProgressBar):
+    """A TQDM bar that counts optimizer steps of the whole run (``step N/max_steps``) instead of
+    batches of an epoch (step-based runs have one endless "epoch"), drops Lightning's ``v_num``, and
+    shows each progress-bar metric as the mean of its last ``window`` values (one raw GRPO reward
+    says little)."""
+
+    def __init__(self, refresh_rate: int = 1, window: int = 50) -> None:
+        super().__init__(refresh_rate=refresh_rate)
+        self.window = window
+        self._recent: dict[str, deque] = defaultdict(lambda: deque(maxlen=self.window))
+
+    def _total(self, trainer: L.Trainer) -> int | None:
+        if trainer.max_steps and trainer.max_steps > 0:
+            return int(trainer.max_steps)
+        total = trainer.estimated_stepping_batches
+        return int(total) if total != float("inf") else None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
+        bar = self.train_progress_bar
+        bar.reset(total=self._total(trainer))
+        bar.n = trainer.global_step  # a resumed run starts where it stopped
+        bar.set_description(f"step {trainer.global_step}/{self._total(trainer)}")
+        bar.refresh()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:  # fmt: skip
+        for name, value in trainer.progress_bar_metrics.items():
+            self._recent[name].append(float(value))
+        step = trainer.global_step
+        bar = self.train_progress_bar
+        if step % max(self.refresh_rate, 1) == 0 or step == self._total(trainer):
+            bar.n = step
+            bar.set_description(f"step {step}/{self._total(trainer)}")
+            bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
+            bar.refresh()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pass  # the bar spans the run, not an epoch
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        for name, values in self._recent.items():
+            if name in items and values:
+                items[name] = f"{sum(values) / len(values):.3f}"
+        return items
