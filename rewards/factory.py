@@ -9,6 +9,9 @@ Grammar: ``NAME[:ARG]``, keyword arguments for the rest.
                           ``hf`` with ``model_id=``); ``dtype="bfloat16"`` etc. become torch dtypes
 ``openai:URL#MODEL``      :class:`OpenAICompatibleOracle` (also ``openai`` with ``base_url=``, ``model=``)
 ``package.module.Class``  any class answering ``answer(queries)``, built with the keyword arguments
+``{class_path, init_args}`` the LightningCLI shape of the line above (a YAML mapping, e.g.
+                          ``model.oracle: {class_path: pkg.MyOracle, init_args: {k: 1}}``); the
+                          oracle is still built lazily, in each process, by ``build_oracle``
 ========================  =====================================================================
 
 An oracle object (anything with ``answer`` and ``oracle_id``) is returned as it is.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -30,6 +34,7 @@ from .simulated import SimulatedOracle
 
 ORACLE_KINDS = ("simulated", "clip", "hf", "openai")
 SPEC_HELP = "simulated[:random|wrong|first] | clip | hf:MODEL | openai:URL#MODEL | package.module.Class"
+# (in a training YAML, model.oracle may also be the mapping {class_path: package.module.Class, init_args: {...}})
 
 
 def build_oracle(spec: Any, *, encoder: Any = None, seed: int | None = None, **args: Any) -> Any:
@@ -39,10 +44,17 @@ def build_oracle(spec: Any, *, encoder: Any = None, seed: int | None = None, **a
     random numbers (``simulated``, ``openai``, a class taking ``seed``); deterministic ones need none.
     Raises :class:`OracleConfigError` naming the grammar for a spec it cannot build.
     """
+    if isinstance(spec, Mapping) and "class_path" in spec:
+        extra = set(spec) - {"class_path", "init_args"}
+        if extra or not isinstance(spec["class_path"], str) or "." not in spec["class_path"]:
+            raise OracleConfigError(f"oracle mapping {dict(spec)!r}: give only class_path: package.module.Class "
+                                    "and optionally init_args: {...}")
+        return build_oracle(spec["class_path"], encoder=encoder, seed=seed, **{**(spec.get("init_args") or {}), **args})
     if not isinstance(spec, str):
         if callable(getattr(spec, "answer", None)) and hasattr(spec, "oracle_id"):
             return spec
-        raise OracleConfigError(f"oracle spec must be a string ({SPEC_HELP}) or an oracle object, got {spec!r}")
+        raise OracleConfigError(f"oracle spec must be a string ({SPEC_HELP}), a {{class_path, init_args}} mapping "
+                               f"or an oracle object, got {spec!r}")
     name, _, arg = spec.partition(":")
     seeded = {} if seed is None else {"seed": seed}
     if name == "simulated":

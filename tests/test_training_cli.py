@@ -74,6 +74,25 @@ def test_example_configs_parse(name, capsys):
     assert printed["model"]["lr"] == 5e-4 and printed["model"]["tau_start"] == 0.025
 
 
+def test_yaml_oracle_may_be_a_class_path_mapping(tmp_path):
+    """`model.oracle: {class_path, init_args}` (LightningCLI's shape) goes through build_oracle, built lazily."""
+    from tspo.rewards import SimulatedOracle
+    from tspo.training.cli import TSPOCLI
+    from tspo.training.datamodule import TSPODataModule
+    from tspo.training.module import TSPOModule
+
+    cfg = tmp_path / "oracle.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "model": {"oracle": {"class_path": "tspo.rewards.SimulatedOracle", "init_args": {"guess": "wrong"}},
+                  "oracle_args": {"min_needle_picks": 2}},
+        "data": {"train_manifest": str(tmp_path / "unused.jsonl")}}))
+    cli = TSPOCLI(TSPOModule, TSPODataModule, args=["--config", str(cfg)], run=False)
+    oracle = cli.model.oracle.oracle                                       # behind the OracleCache
+    assert isinstance(oracle, SimulatedOracle) and oracle.guess == "wrong" and oracle.min_needle_picks == 2
+    with pytest.raises(ValueError, match="class_path"):
+        _ = TSPOModule(oracle={"class_path": "tspo.rewards.SimulatedOracle", "args": {}}).oracle
+
+
 def test_run_dir_holds_everything_the_run_writes(tmp_path, monkeypatch):
     """--run_dir D: data, feature cache, logs, checkpoints and the selector all land in D; nothing in
     the working directory; a second run gets its own selector instead of overwriting the first."""

@@ -10,10 +10,11 @@ import torch
 from training_helpers import MetricRecorder, small_datamodule, trainer
 
 from tspo.grpo import group_advantages
+from tspo.judge import decode_picks
 from tspo.rewards import OracleAnswer, SimulatedOracle
 from tspo.training import TrainingConfigError, TSPOModule
 from tspo.training.module import step_seed
-from tspo.training.rollout import Rewards, fetch_frames, score_answers
+from tspo.training.rollout import Rewards, score_answers
 
 LOGGED = ("train/reward", "train/R_A", "train/R_T", "train/adv_std", "train/tau", "train/entropy",
           "train/in_target", "train/oracle_failures", "train/oracle_unparsed", "train/cache_hit_rate",
@@ -194,9 +195,9 @@ def test_oracle_frames_are_whole_not_centre_cropped(tmp_path):
     from conftest import write_video
 
     video = write_video(tmp_path / "wide.mp4", seconds=4, fps=4, size=(32, 64))
-    times = np.array([[[0.1, 1.1, 2.1], [0.1, 2.6, 3.1]]])                       # [B=1, G=2, k=3]
-    frames = fetch_frames([SimpleNamespace(video=str(video))], times, size=16)
-    assert frames[0].shape == (2, 3, 16, 32, 3)
+    cand_times = np.array([0.1, 1.1, 2.1, 2.6, 3.1])
+    frames = decode_picks(SimpleNamespace(video=str(video)), cand_times, {0: [0, 1, 2], 1: [0, 3, 4]}, 16)
+    assert [f.shape for f in frames.values()] == [(3, 16, 32, 3)] * 2                    # G=2 selections of k=3
 
 
 def test_heldout_topk_is_batched(root, monkeypatch):
@@ -230,7 +231,7 @@ def test_heldout_topk_is_batched(root, monkeypatch):
     for j, m in enumerate(("tspo", "uniform", "clip")):
         for i in range(n):
             expected = batch[i]["timestamps"][get_method(m).pick(scores[m][i], 128, 8)].numpy()
-            np.testing.assert_allclose(asked[j * n + i], expected)
+            np.testing.assert_allclose(asked[i * 3 + j], expected)  # one call, sample-major
     assert calls[2:] == [(128,)] * 2 * n                                         # (the reference's own calls)
     assert set(got) == {"tspo", "uniform", "clip"} and got["uniform"]["unparsed"] == 0
 

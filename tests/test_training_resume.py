@@ -32,6 +32,7 @@ def test_resume_gives_identical_weights_and_metrics(tmp_path_factory, tmp_path):
     saved = torch.load(ckpt, weights_only=True)
     assert saved["tspo"]["batches_seen"] == STEPS // 2
     assert all(k.startswith("agent.") for k in saved["state_dict"])     # no encoder, no oracle
+    assert saved["TSPODataModule"] == {"batches_consumed": STEPS // 2}    # the resume position: the DataModule's own
 
     resumed, resumed_rows = _fit(root, STEPS, ckpt_path=str(ckpt))
     assert resumed.batches_seen == full.batches_seen == STEPS
@@ -42,3 +43,23 @@ def test_resume_gives_identical_weights_and_metrics(tmp_path_factory, tmp_path):
     assert second_half == [{k: r[k] for k in keys} | {"step": r["step"]} for r in resumed_rows]
     # the two halves of the run differ: the comparison above is not trivially true
     assert full_rows[0]["train/tau"] != full_rows[-1]["train/tau"]
+
+
+def test_datamodule_resumes_from_its_own_state_and_shares_the_models_encoder(tmp_path_factory):
+    """The resume position and the encoder come from the DataModule's own state and the encoder owner,
+    never from the LightningModule's attributes."""
+    from tspo.encoders import shared_encoder
+
+    root = tmp_path_factory.getbasetemp() / "training_data"
+    dm = small_datamodule(root, batch_size=2)
+    m = TSPOModule(num_frames=16)
+    dm.setup("fit")
+    assert dm.encoder is m.encoder is shared_encoder("tiny-random")    # one frozen encoder per process
+    m.batches_seen = 99                                                 # not read by the DataModule
+    assert dm.train_dataloader().sampler.start == 0
+    dm.load_state_dict({"batches_consumed": 3})
+    order = list(dm.train_dataloader().sampler)
+    assert dm.train_dataloader().sampler.start == 6                     # 3 batches of 2 already consumed
+    fresh = small_datamodule(root, batch_size=2)
+    fresh.setup("fit")
+    assert order == list(fresh.train_dataloader().sampler)[6:6 + len(order)]

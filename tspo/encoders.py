@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -230,6 +231,22 @@ def load_encoder(
     model = model.to(dtype=dtype)
     tokenizer = open_clip.get_tokenizer(model_name)
     return ClipEncoder(spec, model, tokenizer, device, dtype)
+
+
+# Encoders in use, by (spec, device): a frozen encoder is loaded once per process while anyone holds it.
+_SHARED: weakref.WeakValueDictionary[tuple[str, str], ClipEncoder] = weakref.WeakValueDictionary()
+
+
+def shared_encoder(spec: str, device: str | torch.device = "cpu") -> ClipEncoder:
+    """The frozen encoder for ``spec`` on ``device``, the same object for every caller in this process
+    while one holds it (training: the LightningModule's agent and the DataModule's features ask here
+    instead of reading each other); else :func:`load_encoder` builds it."""
+    key = (spec, str(torch.device(device)))
+    enc = _SHARED.get(key)
+    if enc is None:
+        enc = load_encoder(spec, device=device)
+        _SHARED[key] = enc
+    return enc
 
 
 @contextlib.contextmanager

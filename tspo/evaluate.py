@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -42,51 +41,32 @@ from tspo.agents import METHODS, get_method
 from tspo.cache import FeatureCache
 from tspo.data_synth.manifest import load_manifest
 from tspo.encoders import EncoderWeightsError
+from tspo.judge import (
+    DURATION_BUCKETS,
+    Outcome,
+    answered_accuracy,
+    duration_bucket,
+    judge_selections,
+    outcome,
+)
 from tspo.preference import AnswerLogger, draw_selections
 from tspo.readers import read_benchmark
-from tspo.reflect import check_reflection
-from tspo.rewards import SPEC_HELP, OracleQuery, build_oracle, temporal_reward
+from tspo.reflect import check_reflection, select_and_answer
+from tspo.rewards import SPEC_HELP, build_oracle
 from tspo.selector import TSPOSelector
 from tspo.settings import add_settings_arguments
-from tspo.video import read_whole_frames
+from tspo.zoom import sample_zoom_source
 from tspo.zoom_config import add_zoom_arguments, zoom_config_from_args
+
+__all__ = ["DURATION_BUCKETS", "EvalConfigError", "Outcome", "check_methods", "duration_bucket", "evaluate_samples",
+           "format_table", "main", "summarise"]
 
 # Rules with a random version for --log-draws: Gumbel-top-k over the method's scores (uniform: over none).
 DRAW_RULES = ("top-k", "uniform")
-# (upper bound in seconds, label); a sample falls in the first bucket whose bound exceeds its duration
-DURATION_BUCKETS: tuple[tuple[float, str], ...] = (
-    (120.0, "<2min"), (900.0, "2-15min"), (3600.0, "15-60min"), (math.inf, ">60min"),
-)
 
 
 class EvalConfigError(ValueError):
     """Bad arguments to an evaluation (unknown method, missing selector, bad k, bad oracle spec)."""
-
-
-def duration_bucket(duration_s: float) -> str:
-    """The label of the :data:`DURATION_BUCKETS` bucket holding ``duration_s`` seconds."""
-    return next(label for bound, label in DURATION_BUCKETS if duration_s < bound)
-
-
-@dataclass
-class Outcome:
-    """One (sample, method) result. ``correct`` is None when the oracle query failed (``error``
-    says why); ``unparsed`` marks an answer with no readable option (``correct`` False, ``raw``
-    holds the model's text)."""
-
-    sample_id: str
-    method: str
-    kind: str
-    bucket: str
-    correct: bool | None
-    target_fraction: float | None
-    seconds: float
-    timestamps_s: list[float]
-    error: str | None = None
-    unparsed: bool = False
-    raw: str | None = None
-    frames_encoded: int | None = None  # zoom / reflection: distinct frames the selection scored
-    oracle_calls: int = 1
 
 
 def check_methods(methods: Sequence[str] | str) -> list[str]:
@@ -109,7 +89,7 @@ def _stats(items: list[Outcome]) -> dict[str, Any]:
     answered = [o for o in items if o.correct is not None]
     with_target = [o.target_fraction for o in items if o.target_fraction is not None]
     return {
-        "accuracy": float(np.mean([o.correct for o in answered])) if answered else None,
+        "accuracy": answered_accuracy(items),
         "target_fraction": float(np.mean(with_target)) if with_target else None,
         "seconds_per_sample": float(np.mean([o.seconds for o in items])) if items else None,
         "n": len(answered),
@@ -209,22 +189,12 @@ def evaluate_samples(
         num_t = int(feats.features.shape[0])
         drawn = {m: draw_selections(scores[m], (num_t,), int(picks[m].size), log_draws, log_temperature,
                                     generator).numpy() for m in drawn_methods}                     # [G, k] each
-        cand_times = np.asarray(feats.timestamps_s, dtype=np.float64)
-        # Random draws per method, only for the answer log: one entry per draw, keyed "method#g".
+        # Random draws per method, only for the answer log: one entry per draw, keyed "method#g"; their
+        # answers come after the methods' and are left out of the figures.
         draw_picks = {f"{m}#{g}": p for m, d in drawn.items() for g, p in enumerate(d)}
-        frames = _decode_picks(sample, cand_times, {**picks, **draw_picks}, settings.frame_size) \
-            if getattr(oracle, "needs_frames", False) else {}
-        queries = [OracleQuery.for_sample(sample, cand_times[picks[m]], picks[m], frames.get(m)) for m in methods]
-        queries += [OracleQuery.for_sample(sample, cand_times[p], p, frames.get(key)) for key, p in draw_picks.items()]
-        answers = oracle.answer(queries)        # the random draws' answers come after the methods' and are only logged
-        for method, query, ans in zip(methods, queries, answers):
-            tf = temporal_reward(query.timestamps_s, sample.target_spans_s) if sample.target_spans_s else None
-            outcomes.append(Outcome(
-                sample_id=sample.id, method=method, kind=sample.kind, bucket=duration_bucket(sample.duration_s),
-                # failed -> not scored; unparsed (letter None) -> wrong
-                correct=None if ans.is_failed else ans.letter == sample.answer, target_fraction=tf,
-                seconds=seconds[method], timestamps_s=[round(float(t), 3) for t in query.timestamps_s],
-                error=ans.error, unparsed=ans.unparsed, raw=ans.raw))
+        judged = judge_selections(oracle, [sample], [{**picks, **draw_picks}], [feats.timestamps_s],
+                                  settings.frame_size, [seconds])
+        outcomes += judged[:len(methods)]
     result = summarise(outcomes, methods)
     result["feature_seconds_per_sample"] = float(np.mean(feature_seconds)) if feature_seconds else None
     result["num_samples"] = len(samples)
@@ -237,9 +207,6 @@ def _adaptive_outcomes(sample: Any, methods: Sequence[str], oracle: Any, num_fra
                        feature_fn: Callable[[Any], Any], strategy: str, zoom: Any, reflect: int, threshold: float,
                        frame_size: int | None) -> list[Outcome]:
     """Zoom and/or reflection for one sample: one select-and-answer loop per method."""
-    from tspo.reflect import select_and_answer
-    from tspo.rewards import temporal_reward
-    from tspo.zoom import sample_zoom_source
 
     out = []
     feats = feature_fn(sample) if strategy == "single" or "uniform" in methods else None
@@ -251,23 +218,9 @@ def _adaptive_outcomes(sample: Any, methods: Sequence[str], oracle: Any, num_fra
                                 method=method, zoom=zoom, features=feats,
                                 source=sample_zoom_source(sample, selector, zoom) if zoomed else None,
                                 sample_id=sample.id, meta=sample.oracle_meta(), frame_size=frame_size)
-        ans = res.answer
-        out.append(Outcome(
-            sample_id=sample.id, method=method, kind=sample.kind, bucket=duration_bucket(sample.duration_s),
-            correct=None if ans.is_failed else ans.letter == sample.answer,
-            target_fraction=temporal_reward(res.timestamps_s, sample.target_spans_s) if sample.target_spans_s else None,
-            seconds=time.perf_counter() - start, timestamps_s=[round(float(t), 3) for t in res.timestamps_s],
-            error=ans.error, unparsed=ans.unparsed, raw=ans.raw, frames_encoded=res.frames_encoded,
-            oracle_calls=res.oracle_calls))
+        out.append(outcome(sample, method, res.answer, res.timestamps_s, time.perf_counter() - start,
+                           frames_encoded=res.frames_encoded, oracle_calls=res.oracle_calls))
     return out
-
-
-def _decode_picks(sample: Any, cand_times: np.ndarray, picks: dict[str, np.ndarray],
-                  frame_size: int) -> dict[str, np.ndarray]:
-    """Whole frames of every method's picks, the union decoded once: -> {method: uint8[k, H, W, 3]}."""
-    frames = read_whole_frames(sample.video, cand_times[np.concatenate(list(picks.values()))], frame_size)
-    ends = np.cumsum([len(p) for p in picks.values()])
-    return dict(zip(picks, np.split(frames, ends[:-1])))
 
 
 def _default_feature_fn(selector: Any, fps: float, max_candidates: int | None) -> Callable[[Any], Any]:

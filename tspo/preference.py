@@ -34,7 +34,9 @@ from typing import Any
 import torch
 
 from tspo.agents import GumbelTopK
+from tspo.judge import ask_about
 from tspo.rewards import Oracle, accuracy_reward
+from tspo.settings import DEFAULT_FRAME_SIZE
 
 LOG_VERSION = 1
 LOG_COLUMNS = ("v", "sample_id", "timestamps_s", "positions", "letter", "error", "oracle_id", "policy")
@@ -348,16 +350,17 @@ def draw_selections(scores: torch.Tensor | None, shape: tuple[int, ...], num_fra
 @torch.no_grad()
 def collect_answers(dataset: Any, oracle: Any, num_frames: int, draws: int, policy: str = "uniform",
                     tau: float = 0.05, rows: Sequence[int] | None = None, seed: int = 0,
-                    batch_size: int = 32) -> int:
+                    batch_size: int = 32, frame_size: int = DEFAULT_FRAME_SIZE) -> int:
     """Ask ``oracle`` about ``draws`` random selections of ``num_frames`` candidates per question.
 
     ``policy``: ``"uniform"`` (every k-subset equally likely) or ``"clip"`` (Gumbel-top-k over the
     CLIP cosine similarity of frame and question, divided by ``tau``). Wrap ``oracle`` in an
     :class:`AnswerLogger` (inside an ``OracleCache``) to keep the answers. ``rows``: dataset rows
-    to ask about (default all). Returns the number of queries sent (cache hits included).
+    to ask about (default all). ``frame_size``: short side of the whole frames an oracle that needs
+    pixels is shown. Returns the number of queries sent (cache hits included).
     """
     from tspo.training.datamodule import collate  # lazy: tspo.training imports this module
-    from tspo.training.rollout import build_queries, gather_times
+    from tspo.training.rollout import group_picks
 
     if policy not in COLLECT_POLICIES:
         raise AnswerLogError(f"collect_answers: policy must be one of {COLLECT_POLICIES}, got {policy!r}")
@@ -371,7 +374,5 @@ def collect_answers(dataset: Any, oracle: Any, num_frames: int, draws: int, poli
         scores = None if policy == "uniform" else torch.nn.functional.cosine_similarity(feats, text[:, None, :], dim=-1)
         idx = draw_selections(scores, feats.shape[:2], num_frames, draws, tau, gen)        # [B, G, k]
         samples = list(batch["samples"])
-        queries = build_queries(samples, idx, gather_times(batch["timestamps"], idx))
-        oracle.answer(queries)
-        sent += len(queries)
+        sent += len(ask_about(oracle, samples, group_picks(idx), list(batch["timestamps"].numpy()), frame_size))
     return sent

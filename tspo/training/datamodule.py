@@ -4,7 +4,7 @@ Every sample's candidate features are computed once (``tspo.cache.video_features
 plain videos through the on-disk feature cache, virtual needle videos composed in feature space
 from their sources' cached rows) before training starts, so no video is decoded during training.
 Frames are fetched later only when the oracle needs pixels, only for the selected indices
-(``tspo.training.rollout.fetch_frames``).
+(``tspo.judge.ask_about``).
 
 Batches are dicts: ``features`` float32[B, T, D], ``text`` float32[B, D], ``timestamps``
 float64[B, T] seconds, ``target_mask`` bool[B, T] (candidate inside a target span), ``index``
@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from tspo.cache import FeatureCache, encode_candidates, video_features
 from tspo.data_synth.manifest import Sample, load_manifest
-from tspo.encoders import load_encoder
+from tspo.encoders import shared_encoder
 from tspo.rewards import in_spans
 from tspo.settings import DEFAULT_FPS, DEFAULT_MAX_CANDIDATES
 from tspo.training.synth import SynthConfig, ensure_synthetic
@@ -192,6 +192,9 @@ class TSPODataModule(L.LightningDataModule):
         # What setup() decided (read by the export callback, never re-derived there): the manifests
         # used and whether they were made from data.synth.
         self.used: dict[str, Any] | None = None
+        # Training batches handed to the model so far: the resume position, saved in checkpoints by
+        # Lightning through state_dict / load_state_dict (the DataModule's own state, not the model's).
+        self.batches_consumed = 0
         if train_manifest is None and synth is None:
             raise DataConfigError("give data.train_manifest (a JSON Lines manifest) or a data.synth block to make "
                                   "synthetic needle data")
@@ -235,24 +238,19 @@ class TSPODataModule(L.LightningDataModule):
         root = getattr(getattr(self.trainer, "strategy", None), "root_device", None)
         return root if root is not None else torch.device("cpu")
 
-    def _shared_encoder(self):
-        """The model's frozen encoder when it matches (one per process, not two), else a new one on
-        ``encoder_device`` (default: the trainer's device, so features are computed on the GPU)."""
-        device = self._encoder_device()
-        model = self.trainer.lightning_module if self.trainer is not None else None
-        enc = getattr(model, "encoder", None)
-        if enc is not None and getattr(enc, "spec", None) == self.encoder_spec and enc.device == device:
-            return enc
-        return load_encoder(self.encoder_spec, device=device)
-
     def setup(self, stage: str | None = None) -> None:
+        if stage == "fit":
+            # A new fit starts at position 0; a resumed one gets its position from load_state_dict,
+            # which Lightning calls after setup.
+            self.batches_consumed = 0
         if self.train_set is not None:
             return
 
         train, val = self._manifests()
         made = train != self.train_manifest or val != self.val_manifest
         self.used = {"train_manifest": train, "val_manifest": val, "synth": self.resolved_synth() if made else None}
-        self.encoder = self._shared_encoder()
+        # Asks the encoder owner, as the module does: one frozen encoder per process, not two.
+        self.encoder = shared_encoder(self.encoder_spec, self._encoder_device())
         cache = FeatureCache(self._feature_cache_dir())
         kw = {"fps": self.fps, "max_candidates": self.max_candidates, "cache": cache, "progress": self.progress}
         self.train_set = FeatureDataset(load_manifest(train), self.encoder, source=self.features_from, **kw)
@@ -262,7 +260,6 @@ class TSPODataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        model = trainer.lightning_module if trainer is not None else None
         # Step-based (max_steps): one "epoch" covers the whole run, so a resume never restarts a
         # data pass. Epoch-based: an epoch is one pass; positions continue across epochs.
         if trainer is not None and trainer.max_steps > 0:
@@ -273,10 +270,22 @@ class TSPODataModule(L.LightningDataModule):
             raise DataConfigError(f"{len(self.train_set)} training samples cannot fill one batch of {self.batch_size} "
                                   f"on each of {world} processes; add samples or lower data.batch_size")
         epoch = trainer.current_epoch if trainer is not None else 0
-        start = max(0, getattr(model, "batches_seen", 0) * self.batch_size - epoch * length)
+        start = max(0, self.batches_consumed * self.batch_size - epoch * length)
         sampler = StepSampler(len(self.train_set), length, self.seed, self.shuffle, rank, world, start=start)
         return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, collate_fn=collate,
                           num_workers=self.num_workers, drop_last=True, persistent_workers=self.num_workers > 0)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Counts training batches (not validation ones): each is one step of the resume position."""
+        if self.trainer is not None and self.trainer.training:
+            self.batches_consumed += 1
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"batches_consumed": self.batches_consumed}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.batches_consumed = int(state_dict["batches_consumed"])
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_set is None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 
 from tspo.agents import METHODS, RULES, get_method
+from tspo.judge import Outcome, judge_selections, metrics_of
 from tspo.settings import DEFAULT_FRAME_SIZE
 from tspo.training.datamodule import FeatureDataset, collate
-from tspo.training.rollout import ask_oracle, picks_in_target
 
 # Every registered method whose rule keeps exactly k per row (top-k, uniform): tspo, uniform, clip.
 HELDOUT_METHODS = tuple(name for name in METHODS if RULES[get_method(name).rule].batched)
@@ -36,31 +36,18 @@ def heldout_metrics(dataset: FeatureDataset, oracle, k: int, agent=None, methods
     if unbatched:
         raise ValueError(f"heldout_metrics: methods {unbatched} use a rule that keeps a varying number of frames "
                          f"per row; use top-k or uniform rules ({', '.join(n for n, r in RULES.items() if r.batched)})")
-    sums = {m: {"inside": 0.0, "needles": 0, "correct": 0.0, "answered": 0, "failures": 0, "unparsed": 0}
-            for m in methods}
     device = next(agent.parameters()).device if agent is not None else torch.device("cpu")
+    outcomes: list[Outcome] = []
     for start in range(0, len(dataset), batch_size):
         batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
         feats, text = batch["features"], batch["text"]
         samples = list(batch["samples"])
         num_t = feats.shape[1]
+        picks = {}
         for m, method in chosen.items():
             scores = method.score(agent, feats.to(device), text.to(device))                     # [B, T] | None
-            idx = method.pick(None if scores is None else scores.cpu(), num_t, k)              # [B, k]
-            if idx.dim() == 1:                                                                  # uniform on no scores
-                idx = idx.expand(len(samples), k)
-            idx = idx[:, None, :]                                                               # [B, 1, k]
-            _, rewards = ask_oracle(oracle, samples, idx, batch["timestamps"], frame_size)
-            needle = torch.tensor([s.kind == "needle" for s in samples])
-            inside = picks_in_target(batch["target_mask"], idx)
-            acc = sums[m]
-            acc["inside"] += float(inside[needle].sum())
-            acc["needles"] += int(needle.sum())
-            acc["correct"] += float(rewards.accuracy[rewards.valid].sum())
-            acc["answered"] += int(rewards.valid.sum())
-            acc["failures"] += rewards.failures
-            acc["unparsed"] += rewards.num_unparsed
-    return {m: {"target_fraction": s["inside"] / s["needles"] if s["needles"] else None,
-                "accuracy": s["correct"] / max(s["answered"], 1), "failures": s["failures"],
-                "unparsed": s["unparsed"], "n": len(dataset)}
-            for m, s in sums.items()}
+            picks[m] = method.pick(None if scores is None else scores.cpu(), num_t, k).expand(len(samples), k)
+        rows = [{m: picks[m][b].numpy() for m in chosen} for b in range(len(samples))]          # [B] x {m: [k]}
+        outcomes += judge_selections(oracle, samples, rows, list(batch["timestamps"].numpy()), frame_size)
+    return {m: metrics_of([o for o in outcomes if o.method == m]) for m in methods}
+

@@ -24,7 +24,7 @@ import lightning as L
 import torch
 
 from tspo.agents import GumbelTopK, TemporalAgent
-from tspo.encoders import load_encoder
+from tspo.encoders import shared_encoder
 from tspo.grpo import (
     decoupled_advantages,
     dpo_loss,
@@ -36,6 +36,7 @@ from tspo.grpo import (
     temperature_at,
     tspo_loss,
 )
+from tspo.judge import judge_selections, metrics_of
 from tspo.preference import AnswerLogger, PreferencePairs, pairs_from_groups, pairs_from_log, read_answer_log
 from tspo.rewards import OracleCache, build_oracle
 from tspo.selector import load_selector_agent
@@ -70,7 +71,8 @@ class TSPOModule(L.LightningModule):
         tau_start, tau_end, tau_steps: linear temperature schedule over ``tau_steps`` optimizer
             steps (default ``trainer.max_steps``).
         oracle, oracle_args: the frozen answerer, ``tspo.rewards.build_oracle(oracle, **oracle_args)``
-            (``simulated``, ``clip``, ``hf:MODEL``, ``openai:URL#MODEL``, ``package.module.Class``).
+            (``simulated``, ``clip``, ``hf:MODEL``, ``openai:URL#MODEL``, ``package.module.Class``, or in YAML
+            the LightningCLI mapping ``{class_path: package.module.Class, init_args: {...}}``).
         oracle_cache_path: SQLite file memoising answers across runs (in memory when None).
         w_accuracy, w_temporal: reward weights of R_A and R_T (with ``"decoupled"``: the weights
             of their separately normalised advantages).
@@ -119,7 +121,7 @@ class TSPOModule(L.LightningModule):
         tau_steps: int | None = None,
         window: int = 12,
         heads: int = 8,
-        oracle: str = "simulated",
+        oracle: str | dict[str, Any] = "simulated",
         oracle_args: dict[str, Any] | None = None,
         oracle_cache_path: str | None = None,
         w_accuracy: float = 1.0,
@@ -150,7 +152,7 @@ class TSPOModule(L.LightningModule):
         _check_options(num_frames, frame_size, group_size, advantage, logprob, clip_eps, num_iterations, kl_beta, tau_steps)
         _check_preference_options(objective, preference_log, replay_ratio, dpo_beta, pairs_per_step, min_margin,
                                   num_iterations)
-        enc = load_encoder(encoder) if isinstance(encoder, str) else encoder
+        enc = shared_encoder(encoder) if isinstance(encoder, str) else encoder
         # Plain dict: an nn.Module assigned as an attribute would join state_dict and the optimizer.
         self._frozen: dict[str, Any] = {"encoder": enc, "oracle": None}
         self.agent = TemporalAgent(dim=enc.dim, window=window, heads=heads, query_adapter=query_adapter,
@@ -318,20 +320,19 @@ class TSPOModule(L.LightningModule):
         self._last_step_time = now
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Held-out check: greedy top-k (no noise, as at inference), one oracle query per question."""
+        """Held-out check: greedy top-k (no noise, as at inference), one oracle query per question, judged
+        by the evaluation loop's core (:func:`tspo.judge.judge_selections`, as ``tspo eval`` and
+        :func:`~tspo.training.heldout.heldout_metrics` do)."""
         scores = self.scores(batch["features"], batch["text"])
-        idx = self.policy.greedy(scores).unsqueeze(1)                                 # [B, 1, k]
+        idx = self.policy.greedy(scores).cpu()                                        # [B, k]
         samples = list(batch["samples"])
-        h = self.hparams
-        _, rewards = ask_oracle(self.oracle, samples, idx, batch["timestamps"], h.frame_size,
-                                h.w_accuracy, h.w_temporal)
-        bsz = len(samples)
-        self.log("val/accuracy", _masked_mean(rewards.accuracy, rewards.valid), batch_size=bsz, sync_dist=True)
-        needle = torch.tensor([s.kind == "needle" for s in samples])
-        if bool(needle.any()):
-            inside = picks_in_target(batch["target_mask"], idx)
-            self.log("val/in_target", inside[needle.to(inside.device)].mean(), batch_size=int(needle.sum()),
-                     sync_dist=True)
+        outcomes = judge_selections(self.oracle, samples, [{"tspo": row} for row in idx.numpy()],
+                                    list(batch["timestamps"].cpu().numpy()), self.hparams.frame_size)
+        got = metrics_of(outcomes)
+        self.log("val/accuracy", float(got["accuracy"]), batch_size=len(samples), sync_dist=True)
+        needles = sum(s.kind == "needle" for s in samples)
+        if got["target_fraction"] is not None:
+            self.log("val/in_target", float(got["target_fraction"]), batch_size=needles, sync_dist=True)
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.agent.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from tspo.data_synth.manifest import Sample
-from tspo.rewards import OracleAnswer, OracleQuery, accuracy_reward, compose_reward, temporal_reward
-from tspo.video import read_whole_frames
+from tspo.judge import ask_about
+from tspo.rewards import OracleAnswer, accuracy_reward, compose_reward, temporal_reward
 
 
 @dataclass
@@ -50,30 +50,21 @@ def gather_times(timestamps: torch.Tensor, idx: torch.Tensor) -> np.ndarray:
     return picked.reshape(bsz, groups, k).cpu().numpy().astype(np.float64)
 
 
-def fetch_frames(samples: Sequence[Sample], times: np.ndarray, size: int) -> list[np.ndarray]:
-    """Pixels of the selected frames only: times float64[B, G, k] -> per sample uint8[G, k, H, W, 3]
-    (:func:`tspo.video.read_whole_frames`: each distinct time decoded once, whole frames)."""
-    return [read_whole_frames(sample.video, t, size) for sample, t in zip(samples, times)]
-
-
-def build_queries(samples: Sequence[Sample], idx: torch.Tensor, times: np.ndarray,
-                  frames: Sequence[np.ndarray] | None = None) -> list[OracleQuery]:
-    """Flat list of ``B * G`` queries, sample-major (query ``b * G + g`` is selection ``idx[b, g]``)."""
-    positions = idx.cpu().numpy()
-    return [OracleQuery.for_sample(sample, times[b, g], positions[b, g], None if frames is None else frames[b][g])
-            for b, sample in enumerate(samples) for g in range(positions.shape[1])]
-
-
 def ask_oracle(oracle, samples: Sequence[Sample], idx: torch.Tensor, timestamps: torch.Tensor, frame_size: int,
                w_a: float = 1.0, w_t: float = 1.0) -> tuple[np.ndarray, Rewards]:
-    """The one path from selections to rewards (training rollout, validation, held-out check):
-    idx int64[B, G, k] candidate positions, timestamps float64[B, T] seconds -> (times float64[B, G, k],
-    :class:`Rewards` [B, G]). Whole frames (short side ``frame_size``) are decoded only when the
-    oracle needs pixels; all B * G queries go to the oracle in one call."""
+    """A GRPO group's selections -> rewards (training rollout, zoom step): idx int64[B, G, k] candidate
+    positions, timestamps float64[B, T] seconds -> (times float64[B, G, k], :class:`Rewards` [B, G]).
+    Asked through the evaluation loop's one path (:func:`tspo.judge.ask_about`: whole frames only when
+    the oracle needs pixels, all B * G queries in one call)."""
     times = gather_times(timestamps, idx)
-    frames = fetch_frames(samples, times, frame_size) if getattr(oracle, "needs_frames", False) else None
-    answers = oracle.answer(build_queries(samples, idx, times, frames))
+    answers = ask_about(oracle, samples, group_picks(idx), list(timestamps.cpu().numpy()), frame_size)
     return times, score_answers(samples, answers, times, w_a, w_t)
+
+
+def group_picks(idx: torch.Tensor) -> list[dict[int, np.ndarray]]:
+    """idx int64[B, G, k] -> per sample {member g: int64[k]} (the pick sets :func:`tspo.judge.ask_about` takes)."""
+    positions = idx.cpu().numpy()
+    return [dict(enumerate(row)) for row in positions]
 
 
 def picks_in_target(target_mask: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -86,7 +77,7 @@ def score_answers(samples: Sequence[Sample], answers: Sequence[OracleAnswer], ti
                   w_a: float = 1.0, w_t: float = 1.0) -> Rewards:
     """R_A (Eq. 10), R_T (Eq. 11) and their sum per selection.
 
-    ``times`` float64[B, G, k]; ``answers`` flat, sample-major as :func:`build_queries` made them.
+    ``times`` float64[B, G, k]; ``answers`` flat, sample-major (query ``b * G + g`` is selection ``[b, g]``).
     Needle samples score ``w_a R_A + w_t R_T``, general ones ``w_a R_A + w_t``. A *failed* query
     (``OracleAnswer.is_failed``) is marked invalid (dropped, counted); an *unparsed* answer (no
     option readable) is a wrong answer, R_A = 0, and is flagged in ``unparsed``.
