@@ -127,7 +127,7 @@ class TemporalAgent(nn.Module):
     """
 
     def __init__(self, dim: int = 768, window: int = 12, heads: int = 8, block: int = 64,
-                 query_adapter: bool = False) -> None:
+                 query_adapter: bool = False, question_attention: bool = False) -> None:
         super().__init__()
         for name, value in (("dim", dim), ("window", window), ("heads", heads), ("block", block)):
             if not isinstance(value, int) or value <= 0:
@@ -152,6 +152,17 @@ class TemporalAgent(nn.Module):
             self.query = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
             nn.init.zeros_(self.query[2].weight)
             nn.init.zeros_(self.query[2].bias)
+        # Beyond the paper (off by default): question-conditioned attention. The paper's window
+        # attention mixes neighbours the same way for every question, so "what comes right after X"
+        # (the answer is the event after the one that looks like the question) and "what colour is
+        # X" (the answer is the frame that looks like it) must share one temporal mixing. Adding a
+        # projection of F_t to every attention input makes the keys, queries and values depend on
+        # the question. Zero-initialised, so an untrained agent is still CLIP's ranking.
+        self.question_attention = bool(question_attention)
+        if self.question_attention:
+            self.condition = nn.Linear(dim, dim)
+            nn.init.zeros_(self.condition.weight)
+            nn.init.zeros_(self.condition.bias)
 
     def _fused_qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
         """q, k, v as one [3D, D] projection: one matmul and one padded copy instead of three.
@@ -171,12 +182,18 @@ class TemporalAgent(nn.Module):
 
     @property
     def config(self) -> dict:
-        extra = {"query_adapter": True} if self.query_adapter else {}  # absent = the paper's agent
+        extra = {name: True for name in ("query_adapter", "question_attention")
+                 if getattr(self, name)}  # absent = the paper's agent
         return {"dim": self.dim, "window": self.window, "heads": self.heads, **extra}
 
-    def event_features(self, features: torch.Tensor) -> torch.Tensor:
-        """``F_e = MLP(WindowAttn(F_f + PE)) + F_f``: [B, T, D] -> [B, T, D]."""
+    def event_features(self, features: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
+        """``F_e = MLP(WindowAttn(F_f + PE)) + F_f``: [B, T, D] -> [B, T, D]. With question
+        attention, ``text`` [B, D] (required then) adds ``W_c F_t`` to every attention input."""
         x = features + sinusoidal_positions(features.shape[1], self.dim, features.device, features.dtype)
+        if self.question_attention:
+            if text is None:
+                raise ValueError("event_features: this agent has question_attention; pass the question text [B, D]")
+            x = x + self.condition(text)[:, None, :]
         weight, bias = self._fused_qkv()
         attn = window_attention_qkv(F.linear(x, weight, bias), self.window, self.heads, self.block)
         return self.mlp(attn) + features
@@ -198,7 +215,7 @@ class TemporalAgent(nn.Module):
             )
         if self.query_adapter:
             text = text + self.query(text)
-        scores = _cosine(self.event_features(features), text) + _cosine(features, text)
+        scores = _cosine(self.event_features(features, text), text) + _cosine(features, text)
         return scores[0] if unbatched else scores
 
     @classmethod

@@ -212,3 +212,24 @@ def test_query_adapter_starts_as_the_paper_agent_and_learns_the_text_side(tmp_pa
     sel = TSPOSelector(encoder="tiny-random", agent=with_adapter, cache=False)
     agent, config = load_selector_agent(sel.save_pretrained(tmp_path / "sel"))
     assert agent.query_adapter and config["agent"]["query_adapter"] is True
+
+
+def test_question_attention_starts_as_the_paper_agent_and_makes_mixing_depend_on_the_question(tmp_path):
+    from tspo.selector import TSPOSelector, load_selector_agent
+
+    torch.manual_seed(0)
+    cond, plain = TemporalAgent(dim=64, heads=8, question_attention=True), TemporalAgent(dim=64, heads=8)
+    plain.load_state_dict({k: v for k, v in cond.state_dict().items() if not k.startswith("condition.")})
+    feats, text = torch.randn(2, 40, 64), torch.randn(2, 64)
+    assert torch.equal(cond(feats, text), plain(feats, text))                  # zero-initialised condition
+    assert "question_attention" not in plain.config and cond.config["question_attention"] is True
+    with pytest.raises(ValueError, match="question_attention"):
+        cond.event_features(feats)
+    # once trained, the same frames mix differently under two questions
+    trained = randomise(TemporalAgent(dim=64, heads=8, question_attention=True), seed=3)
+    other = torch.randn(2, 64)
+    assert not torch.allclose(trained.event_features(feats, text), trained.event_features(feats, other))
+    sel = TSPOSelector(encoder="tiny-random", agent=trained, cache=False)
+    agent, config = load_selector_agent(sel.save_pretrained(tmp_path / "sel"))
+    assert agent.question_attention and config["agent"]["question_attention"] is True
+    torch.testing.assert_close(agent(feats, text), trained(feats, text))

@@ -388,7 +388,8 @@ def load_selector_agent(name_or_path: str | os.PathLike) -> tuple[TemporalAgent,
         ) from err
     agent_cfg = config["agent"]
     agent = TemporalAgent(dim=int(agent_cfg["dim"]), window=int(agent_cfg["window"]), heads=int(agent_cfg["heads"]),
-                          query_adapter=bool(agent_cfg.get("query_adapter", False)))
+                          query_adapter=bool(agent_cfg.get("query_adapter", False)),
+                          question_attention=bool(agent_cfg.get("question_attention", False)))
     expected = {k: tuple(v.shape) for k, v in agent.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items()}
     if expected != got:

@@ -91,6 +91,9 @@ class TSPOModule(L.LightningModule):
         query_adapter: beyond the paper, off by default: a learnable residual MLP on the question
             embedding (``TemporalAgent(query_adapter=True)``), for questions whose answer does not
             look like their words.
+        question_attention: beyond the paper, off by default: the window attention's inputs get a
+            learnable projection of the question embedding (``TemporalAgent(question_attention=True)``),
+            so which neighbours an event feature mixes in depends on the question.
         objective: ``"grpo"`` (paper, online: every step asks the oracle) or ``"dpo"`` (offline:
             every step is a DPO update on preference pairs from ``preference_log``; no oracle call
             during training). See ``docs/PREFERENCE.md``.
@@ -134,6 +137,7 @@ class TSPOModule(L.LightningModule):
         zoom: dict[str, Any] | None = None,
         w_zoom: float = 1.0,
         query_adapter: bool = False,
+        question_attention: bool = False,
         objective: Literal["grpo", "dpo"] = "grpo",
         preference_log: str | None = None,
         preference_oracle_id: str | None = None,
@@ -151,7 +155,8 @@ class TSPOModule(L.LightningModule):
         enc = shared_encoder(encoder) if isinstance(encoder, str) else encoder
         # Plain dict: an nn.Module assigned as an attribute would join state_dict and the optimizer.
         self._frozen: dict[str, Any] = {"encoder": enc, "oracle": None}
-        self.agent = TemporalAgent(dim=enc.dim, window=window, heads=heads, query_adapter=query_adapter)
+        self.agent = TemporalAgent(dim=enc.dim, window=window, heads=heads, query_adapter=query_adapter,
+                                   question_attention=question_attention)
         if init_from:
             self.agent.load_state_dict(_load_agent_weights(init_from, self.agent).state_dict())
         uses_ref = kl_beta > 0 or objective == "dpo" or replay_ratio > 0
