@@ -148,3 +148,14 @@ def test_selector_zoom_strategy(short_video, tiny_encoder, tmp_path):
     assert single.strategy == "single" and single.spans_s is None and "strategy" not in single.to_dict()
     with pytest.raises(ValueError, match="unknown strategy"):
         sel.select(short_video, "q", 4, strategy="pyramid")
+
+
+def test_pop_zoom_knobs_takes_only_the_zoom_names():
+    from tspo.zoom_config import pop_zoom_knobs
+
+    kwargs = {"coarse_candidates": 8, "span_seconds": 3.0, "max_frames_encoded": 20, "pretrained": "m"}
+    assert pop_zoom_knobs(kwargs) == ZoomConfig(coarse_candidates=8, span_s=3.0, max_frames=20)
+    assert kwargs == {"pretrained": "m"}  # what is left builds the wrapped model
+    assert pop_zoom_knobs({}) == ZoomConfig()
+    with pytest.raises(ValueError, match="max_frames"):
+        pop_zoom_knobs({"coarse_candidates": 64, "max_frames_encoded": 10})

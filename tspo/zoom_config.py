@@ -81,6 +81,16 @@ def zoom_config(coarse_candidates: int | None = None, zoom_spans: int | None = N
     return ZoomConfig(**{k: v for k, v in given.items() if v is not None})
 
 
+# The knob names of zoom_config(), as the CLI flags (dashes for underscores) and plug-in arguments spell them.
+ZOOM_KNOBS = ("coarse_candidates", "zoom_spans", "span_seconds", "fine_fps", "max_frames_encoded")
+
+
+def pop_zoom_knobs(kwargs: dict) -> ZoomConfig:
+    """A :class:`ZoomConfig` from the :data:`ZOOM_KNOBS` found in ``kwargs`` (removed from it, so the
+    rest can go on to a wrapped model); knobs not given keep their defaults."""
+    return zoom_config(**{name: kwargs.pop(name) for name in ZOOM_KNOBS if name in kwargs})
+
+
 def zoom_config_from_args(args) -> ZoomConfig:
     """A :class:`ZoomConfig` from parsed :func:`add_zoom_arguments` flags; unset flags keep its defaults."""
     return zoom_config(args.coarse_candidates, args.zoom_spans, args.span_seconds, args.fine_fps,

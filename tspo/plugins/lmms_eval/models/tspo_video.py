@@ -92,7 +92,7 @@ class TSPOVideo(lmms):
     Lines file that gets one line per replaced video (doc, times, source frame indices, what was
     handed on); ``device``: the selector's device, also passed to the wrapped model. Other keyword
     arguments build the wrapped model. ``strategy=zoom`` selects coarse-to-fine (``coarse_candidates``,
-    ``zoom_spans``, ``fine_fps``, ``max_frames_encoded``: its budget, as in ``tspo select``).
+    ``zoom_spans``, ``span_seconds``, ``fine_fps``, ``max_frames_encoded``: its budget, as in ``tspo select``).
 
     Chat models (``is_simple = False``) get the same treatment: every ``{"type": "video"}`` item of
     the messages their request builds is replaced by the clip (or by k images) and the times go
@@ -114,20 +114,16 @@ class TSPOVideo(lmms):
         clip_dir: str | None = None,
         selection_log: str | None = None,
         strategy: str = "single",
-        coarse_candidates: int | None = None,
-        zoom_spans: int | None = None,
-        fine_fps: float | None = None,
-        max_frames_encoded: int | None = None,
         **base_kwargs: Any,
     ) -> None:
         super().__init__()
-        from tspo.zoom_config import STRATEGIES, zoom_config
+        from tspo.zoom_config import STRATEGIES, pop_zoom_knobs
 
         if strategy not in STRATEGIES:
             raise TSPOVideoConfigError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         # coarse-to-fine zoom for long videos (tspo.zoom); its budget knobs keep their defaults when left out
         self.strategy = strategy
-        self.zoom = zoom_config(coarse_candidates, zoom_spans, None, fine_fps, max_frames_encoded)
+        self.zoom = pop_zoom_knobs(base_kwargs)  # the rest of base_kwargs builds the wrapped model
         if not base_model:
             raise TSPOVideoConfigError(
                 "tspo_video needs base_model=<lmms-eval model name>, e.g. base_model=llava_vid"
