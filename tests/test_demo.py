@@ -70,3 +70,14 @@ def test_question_world_demo_reports_every_kind(tmp_path: Path) -> None:
 
     val = load_manifest(result["config"]["manifest"])
     assert len(val) == 4 and all(s.extra["confuser_ratio"] == 1.0 for s in val)
+
+
+def test_demo_training_console_is_quiet(tmp_path: Path, capfd) -> None:
+    import dataclasses
+
+    cfg = dataclasses.replace(demo.quick_config(str(tmp_path / "report")), progress=True)
+    demo.run_demo(cfg)
+    console = "\n".join(capfd.readouterr()).replace("\r", "\n")
+    assert f"step {cfg.steps}/{cfg.steps}" in console
+    for noise in ("v_num", "GPU available", "TPU available", "Epoch 0/", "litlogger", "deprecated"):
+        assert noise not in console, noise

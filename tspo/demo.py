@@ -106,6 +106,7 @@ def train(cfg: DemoConfig, train_manifest: Path, val_manifest: Path) -> Path:
     from tspo.training.callbacks import ExportSelector
     from tspo.training.datamodule import TSPODataModule
     from tspo.training.module import TSPOModule
+    from tspo.training.progress import StepProgressBar, quiet_lightning
 
     out = Path(cfg.out_dir)
     L.seed_everything(cfg.seed, verbose=False)
@@ -116,10 +117,12 @@ def train(cfg: DemoConfig, train_manifest: Path, val_manifest: Path) -> Path:
                           progress=cfg.progress)
     export = ExportSelector(dirpath=str(out / "selector"))
     trainer = L.Trainer(max_steps=cfg.steps, accelerator="cpu", devices=1, logger=CSVLogger(str(out), name="logs"),
-                        callbacks=[export], enable_checkpointing=False, log_every_n_steps=max(1, min(10, cfg.steps // 10)),
+                        callbacks=[StepProgressBar(), export] if cfg.progress else [export],
+                        enable_checkpointing=False, log_every_n_steps=max(1, min(10, cfg.steps // 10)),
                         limit_val_batches=0, num_sanity_val_steps=0, enable_progress_bar=cfg.progress,
                         enable_model_summary=False)
-    trainer.fit(model, datamodule=data)
+    with quiet_lightning():
+        trainer.fit(model, datamodule=data)
     return out / "selector"
 
 

@@ -11,7 +11,6 @@ trained agent is exported as a ``TSPOSelector`` directory at the end (``export.d
 
 from __future__ import annotations
 
-import logging
 import sys
 import warnings
 
@@ -21,15 +20,7 @@ from lightning.pytorch.cli import LightningCLI
 from tspo.training.callbacks import ExportSelector
 from tspo.training.datamodule import TSPODataModule
 from tspo.training.module import TSPOModule
-from tspo.training.progress import StepProgressBar
-
-# Lightning/torch notes that say nothing about this run (deprecations inside Lightning, the
-# TensorBoard tip, the logging-interval hint for short runs); real warnings still show.
-QUIET = (
-    r".*LeafSpec.*is deprecated.*",
-    r"Starting from v1\.9\.0, `tensorboardX` has been removed.*",
-    r"The number of training batches .* is smaller than the logging interval.*",
-)
+from tspo.training.progress import StepProgressBar, quiet_lightning
 
 EXAMPLE = "example: tspo train fit --config examples/configs/synthetic_needle.yaml --trainer.max_steps 500"
 
@@ -59,15 +50,10 @@ class TSPOCLI(LightningCLI):
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``tspo train``; ``argv`` as after the subcommand (``["fit", "--config", ...]``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    # "GPU available: False", "`Trainer.fit` stopped", ...: INFO lines that say nothing new.
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    with warnings.catch_warnings():
+    with quiet_lightning(), warnings.catch_warnings():
         # `tspo train ...` hands over the arguments after the subcommand while sys.argv still holds
         # the whole command line (DDP re-launches need it); Lightning would warn about the pair.
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-        for pattern in QUIET:
-            warnings.filterwarnings("ignore", message=pattern)
         TSPOCLI(TSPOModule, TSPODataModule, args=argv, save_config_kwargs={"overwrite": True},
                 parser_kwargs={"prog": "tspo train", "epilog": EXAMPLE})
     return 0

@@ -2,11 +2,42 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections import defaultdict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
+
+# Lightning/torch notes that say nothing about this run (deprecations inside Lightning, the
+# TensorBoard tip, the logging-interval hint for short runs); real warnings still show.
+QUIET = (
+    r".*LeafSpec.*is deprecated.*",
+    r"Starting from v1\.9\.0, `tensorboardX` has been removed.*",
+    r"The number of training batches .* is smaller than the logging interval.*",
+)
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Inside: Lightning's INFO lines ("GPU available: False", "`Trainer.fit` stopped", the logger
+    tip) and the :data:`QUIET` warnings are off; real warnings still show. Used by every training
+    console we print (``tspo train``, ``tspo demo``)."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for pattern in QUIET:
+                warnings.filterwarnings("ignore", message=pattern)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 class StepProgressBar(TQDMProgressBar):
