@@ -145,7 +145,11 @@ def test_feature_cache_option_shares_one_layout_between_training_select_and_eval
     assert stored
     assert tspo_main(["select", str(short_video), "q?", "-k", "2", "--encoder", "tiny-random",
                       "--feature-cache", str(shared)]) == 0  # fmt: skip
-    assert sorted(p.name for p in shared.rglob("*") if p.is_file()) == stored  # a hit: nothing new written
+    features = sorted(p.name for p in shared.rglob("*") if p.is_file() and p.relative_to(shared).parts[0]
+                      not in ("encoders", "text"))  # fmt: skip
+    assert features == stored  # a hit: no feature entry written
+    # beside them: the encoder's card and the question's text embedding (tspo.encoder_cache)
+    assert len(list((shared / "encoders").glob("*.json"))) == 1 and len(list((shared / "text").rglob("*.safetensors"))) == 1
     selector = make_selector(None, "tiny-random", ["uniform"], str(shared))
     assert selector.cache.root == shared
     selector.features(str(short_video))

@@ -20,6 +20,7 @@ import torch
 
 from tspo.agents import TemporalAgent, get_method
 from tspo.cache import FeatureCache, VideoFeatures, video_features
+from tspo.encoder_cache import CachedEncoder, cached_encoder
 from tspo.encoders import ClipEncoder, load_encoder
 from tspo.hub import push_to_hub, resolve_pretrained
 from tspo.settings import SelectionSettings, clip_num_frames
@@ -113,7 +114,7 @@ class TSPOSelector:
 
     def __init__(
         self,
-        encoder: str | ClipEncoder = "ViT-L-14:openai",
+        encoder: str | ClipEncoder | CachedEncoder = "ViT-L-14:openai",
         agent: TemporalAgent | None = None,
         window: int = 12,
         heads: int = 8,
@@ -126,7 +127,12 @@ class TSPOSelector:
         frame_size: int | None = None,
         extra_config: dict[str, Any] | None = None,
     ) -> None:
-        self.encoder = load_encoder(encoder, device=device) if isinstance(encoder, str) else encoder
+        self.cache = FeatureCache() if cache is None or cache is True else (cache or None)
+        if isinstance(encoder, str):
+            # With a cache, the encoder's card and text embeddings live beside the features, so a
+            # question about a cached video never builds the CLIP model (tspo.encoder_cache).
+            encoder = cached_encoder(encoder, self.cache.root, device) if self.cache else load_encoder(encoder, device)
+        self.encoder = encoder
         if agent is None:
             agent = TemporalAgent(dim=self.encoder.dim, window=window, heads=heads)
         elif agent.dim != self.encoder.dim:
@@ -135,7 +141,6 @@ class TSPOSelector:
                 "use the encoder the agent was trained with"
             )
         self.agent = agent.to(self.encoder.device).eval()
-        self.cache = FeatureCache() if cache is None or cache is True else (cache or None)
         if settings is not None and not isinstance(settings, SelectionSettings):
             raise TypeError(f"settings must be a tspo.settings.SelectionSettings, got {type(settings).__name__}")
         self.settings = (settings or SelectionSettings()).override(num_frames, fps, max_candidates, frame_size)
