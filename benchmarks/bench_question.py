@@ -34,7 +34,11 @@ BASELINES = ("uniform", "clip", "bin-max", "aks")
 # ``tspo+qattn`` conditions the window attention on the question (beyond the paper, off by default).
 VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1},
                                     "tspo+adapter": {"query_adapter": True},
-                                    "tspo+qattn": {"question_attention": True}}
+                                    "tspo+qattn": {"question_attention": True},
+                                    "tspo+evidence": {"temporal_spans": "evidence"},
+                                    "tspo+explore": {"tau_start": 0.1, "tau_end": 0.025},
+                                    "tspo+evidence+explore": {"temporal_spans": "evidence", "tau_start": 0.1,
+                                                              "tau_end": 0.025}}
 VARIANTS = ("tspo", "tspo+kl", "tspo+adapter", "tspo+qattn")
 
 
@@ -84,8 +88,8 @@ def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE, num_train: int = NUM
 
         for label in variants:
             L.seed_everything(0)
-            model = TSPOModule(encoder=ENCODER, num_frames=K, group_size=8, lr=5e-4, tau_start=0.025,
-                               tau_end=0.01, seed=0, **VARIANT_OPTIONS[label])
+            options = {"tau_start": 0.025, "tau_end": 0.01, **VARIANT_OPTIONS[label]}
+            model = TSPOModule(encoder=ENCODER, num_frames=K, group_size=8, lr=5e-4, seed=0, **options)
             # step 0: the untrained agent, with the baselines, once: every variant's extra layers are
             # zero-initialised (tests/test_agent.py pins it), so all start as CLIP's ranking
             if tables:

@@ -32,17 +32,18 @@ SEED = 0
 EVIDENCE_S = (3.0, 7.0)
 
 
-def train_agent(root: Path, steps: int, seed: int):
-    """The learning check's agent: GRPO on 2.5-5 min needles at 128 candidates (tiny-random)."""
+def train_agent(root: Path, steps: int, seed: int, encoder: str = "tiny-random"):
+    """The learning check's agent: GRPO on 2.5-5 min needles at 128 candidates (``encoder``'s features)."""
     import lightning as L
 
     from tspo.training import SynthConfig, TSPODataModule, TSPOModule
 
     dm = TSPODataModule(synth=SynthConfig(out_dir=str(root / "synth"), seed=seed), feature_cache=str(root / "f"),
-                        progress=False)
+                        progress=False, encoder=encoder)
     dm.setup("fit")
     L.seed_everything(seed, verbose=False)
-    model = TSPOModule(num_frames=K, group_size=8, lr=5e-4, tau_start=0.025, tau_end=0.01, seed=seed)
+    model = TSPOModule(encoder=encoder, num_frames=K, group_size=8, lr=5e-4, tau_start=0.025, tau_end=0.01,
+                       seed=seed)
     trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
     t0 = time.perf_counter()
@@ -50,7 +51,7 @@ def train_agent(root: Path, steps: int, seed: int):
     return model.agent.eval(), time.perf_counter() - t0
 
 
-def train_zoom_agent(root: Path, agent, steps: int, seed: int):
+def train_zoom_agent(root: Path, agent, steps: int, seed: int, encoder: str = "tiny-random"):
     """GRPO over both zoom stages (``model.zoom``), warm-started from ``agent``, on 20-40 minute
     needles (training targets and haystack, never the held-out ones)."""
     import lightning as L
@@ -58,13 +59,14 @@ def train_zoom_agent(root: Path, agent, steps: int, seed: int):
     from tspo import TSPOSelector
     from tspo.training import SynthConfig, TSPODataModule, TSPOModule
 
-    TSPOSelector(encoder="tiny-random", agent=agent, cache=False).save_pretrained(root / "single_stage")
+    TSPOSelector(encoder=encoder, agent=agent, cache=False).save_pretrained(root / "single_stage")
     synth = SynthConfig(out_dir=str(root / "synth_long"), num_train=96, num_val=8, train_targets=32, val_targets=4,
                         distractors=8, target_seconds=(20, 40), min_minutes=20.0, max_minutes=40.0,
                         target_fraction=(0.005, 0.05), repeats=(1, 1), target_order="contiguous", seed=seed)
-    dm = TSPODataModule(synth=synth, feature_cache=str(root / "f"), progress=False, max_candidates=None, batch_size=1)
+    dm = TSPODataModule(synth=synth, feature_cache=str(root / "f"), progress=False, max_candidates=None, batch_size=1,
+                        encoder=encoder)
     L.seed_everything(seed, verbose=False)
-    model = TSPOModule(num_frames=K, group_size=8, lr=2e-4, tau_start=0.025, tau_end=0.01, seed=seed,
+    model = TSPOModule(encoder=encoder, num_frames=K, group_size=8, lr=2e-4, tau_start=0.025, tau_end=0.01, seed=seed,
                        zoom={"coarse_candidates": 128, "num_spans": 4}, init_from=str(root / "single_stage"))
     trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
@@ -188,10 +190,11 @@ def verdicts(rows: list[dict]) -> list[str]:
                                               and r["method"].startswith(f"{name} + reflection")), None)
             if z is None or zr is None:
                 continue
-            ratio = z["accuracy"] / ex["accuracy"] if ex["accuracy"] else float("nan")
-            frac = z["frames_encoded"] / ex["frames_encoded"]
-            gain = z["accuracy"] - one["accuracy"]
-            refl = zr["accuracy"] - z["accuracy"]
+            # rounded: 0.70 - 0.65 must count as the +5 points it is, not 4.999...
+            ratio = round(z["accuracy"] / ex["accuracy"], 6) if ex["accuracy"] else float("nan")
+            frac = round(z["frames_encoded"] / ex["frames_encoded"], 6)
+            gain = round(z["accuracy"] - one["accuracy"], 6)
+            refl = round(zr["accuracy"] - z["accuracy"], 6)
             gain_e = z["accuracy_expected"] - one["accuracy_expected"]
             refl_e = zr["accuracy_expected"] - z["accuracy_expected"]
             lines.append(

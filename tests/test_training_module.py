@@ -170,6 +170,25 @@ def test_score_answers_drops_failed_and_scores_unparsed_as_wrong():
     assert adv[1] < 0 and adv[2] == 0 and adv[1] == adv[3]          # unparsed ranks with the wrong answer
 
 
+def test_temporal_spans_evidence_counts_picks_in_the_evidence_not_the_whole_target():
+    from types import SimpleNamespace
+
+    # target clip 10-40 s; the question's evidence only 20-25 s
+    sample = SimpleNamespace(id="n1", answer="A", kind="needle", target_spans_s=[[10.0, 40.0]],
+                             evidence_spans_s=[[20.0, 25.0]])
+    times = np.array([[[12.0, 21.0, 24.0, 50.0], [30.0, 31.0, 32.0, 33.0]]])          # [B=1, G=2, k=4]
+    answers = [OracleAnswer("A"), OracleAnswer("A")]
+    paper = score_answers([sample], answers, times)
+    evidence = score_answers([sample], answers, times, temporal_spans="evidence")
+    assert paper.temporal.tolist() == [[0.75, 1.0]]          # picks in the target clip
+    assert evidence.temporal.tolist() == [[0.5, 0.0]]        # picks in the evidence only
+    no_evidence = SimpleNamespace(**{**vars(sample), "evidence_spans_s": None})
+    with pytest.raises(ValueError, match="needle 'n1' has no evidence_spans_s"):
+        score_answers([no_evidence], answers, times, temporal_spans="evidence")
+    with pytest.raises(TrainingConfigError, match="temporal_spans must be one of"):
+        TSPOModule(temporal_spans="clip")
+
+
 def _rewards(acc, temp):
     acc, temp = torch.tensor([acc]), torch.tensor([temp])
     valid = torch.ones_like(acc, dtype=torch.bool)

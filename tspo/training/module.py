@@ -42,7 +42,7 @@ from tspo.rewards import OracleCache, build_oracle
 from tspo.selector import load_selector_agent
 from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, check_frame_size, check_num_frames
 from tspo.training.datamodule import collate
-from tspo.training.rollout import ask_oracle, picks_in_target
+from tspo.training.rollout import TEMPORAL_SPANS, ask_oracle, picks_in_target
 from tspo.training.zoom_step import check_zoom_options, zoom_training_step
 
 
@@ -76,6 +76,9 @@ class TSPOModule(L.LightningModule):
         oracle_cache_path: SQLite file memoising answers across runs (in memory when None).
         w_accuracy, w_temporal: reward weights of R_A and R_T (with ``"decoupled"``: the weights
             of their separately normalised advantages).
+        temporal_spans: what R_T counts picks in: ``"target"`` (paper: the inserted needle material)
+            or ``"evidence"`` (beyond the paper, off by default: the seconds that answer the question,
+            which synthetic needles annotate; for questions whose evidence is only part of the target).
         advantage: ``"grouped"`` (paper) or ``"decoupled"`` (R_A and R_T normalised separately,
             then ``w_accuracy A(R_A) + w_temporal A(R_T)``).
         logprob: ``"per_frame"`` (paper: log_softmax(S/tau) at the picks) or ``"plackett_luce"``.
@@ -126,6 +129,7 @@ class TSPOModule(L.LightningModule):
         oracle_cache_path: str | None = None,
         w_accuracy: float = 1.0,
         w_temporal: float = 1.0,
+        temporal_spans: Literal["target", "evidence"] = "target",
         advantage: Literal["grouped", "decoupled"] = "grouped",
         logprob: Literal["per_frame", "plackett_luce"] = "per_frame",
         clip_eps: float | None = None,
@@ -150,6 +154,8 @@ class TSPOModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=[] if isinstance(encoder, str) else ["encoder"])
         _check_options(num_frames, frame_size, group_size, advantage, logprob, clip_eps, num_iterations, kl_beta, tau_steps)
+        if temporal_spans not in TEMPORAL_SPANS:
+            raise TrainingConfigError(f"model.temporal_spans must be one of {TEMPORAL_SPANS}, got {temporal_spans!r}")
         _check_preference_options(objective, preference_log, replay_ratio, dpo_beta, pairs_per_step, min_margin,
                                   num_iterations)
         enc = shared_encoder(encoder) if isinstance(encoder, str) else encoder
@@ -229,7 +235,7 @@ class TSPOModule(L.LightningModule):
         idx, _, order = self.policy.sample(logits.detach(), self.hparams.group_size, self._generator(), return_order=True)
         h = self.hparams
         _, rewards = ask_oracle(self.oracle, list(batch["samples"]), idx, batch["timestamps"], h.frame_size,
-                                h.w_accuracy, h.w_temporal)
+                                h.w_accuracy, h.w_temporal, h.temporal_spans)
         return idx, order, rewards
 
     def advantages(self, rewards) -> torch.Tensor:

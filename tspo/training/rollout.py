@@ -50,15 +50,31 @@ def gather_times(timestamps: torch.Tensor, idx: torch.Tensor) -> np.ndarray:
     return picked.reshape(bsz, groups, k).cpu().numpy().astype(np.float64)
 
 
+TEMPORAL_SPANS = ("target", "evidence")
+
+
+def reward_spans(sample: Sample, which: str = "target") -> list[list[float]]:
+    """The spans R_T counts picks in (seconds, ``[[start, end), ...]``): the needle's ``target`` material
+    (the paper) or the ``evidence`` that answers its question (a needle without evidence spans raises)."""
+    if which == "target":
+        return sample.target_spans_s
+    if which != "evidence":
+        raise ValueError(f"temporal_spans must be one of {TEMPORAL_SPANS}, got {which!r}")
+    if not sample.evidence_spans_s:
+        raise ValueError(f"needle {sample.id!r} has no evidence_spans_s, so R_T cannot count picks in its evidence; "
+                         "use model.temporal_spans: target, or a manifest with evidence spans (tspo synth)")
+    return sample.evidence_spans_s
+
+
 def ask_oracle(oracle, samples: Sequence[Sample], idx: torch.Tensor, timestamps: torch.Tensor, frame_size: int,
-               w_a: float = 1.0, w_t: float = 1.0) -> tuple[np.ndarray, Rewards]:
+               w_a: float = 1.0, w_t: float = 1.0, temporal_spans: str = "target") -> tuple[np.ndarray, Rewards]:
     """A GRPO group's selections -> rewards (training rollout, zoom step): idx int64[B, G, k] candidate
     positions, timestamps float64[B, T] seconds -> (times float64[B, G, k], :class:`Rewards` [B, G]).
     Asked through the evaluation loop's one path (:func:`tspo.judge.ask_about`: whole frames only when
     the oracle needs pixels, all B * G queries in one call)."""
     times = gather_times(timestamps, idx)
     answers = ask_about(oracle, samples, group_picks(idx), list(timestamps.cpu().numpy()), frame_size)
-    return times, score_answers(samples, answers, times, w_a, w_t)
+    return times, score_answers(samples, answers, times, w_a, w_t, temporal_spans)
 
 
 def group_picks(idx: torch.Tensor) -> list[dict[int, np.ndarray]]:
@@ -74,11 +90,11 @@ def picks_in_target(target_mask: torch.Tensor, idx: torch.Tensor) -> torch.Tenso
 
 
 def score_answers(samples: Sequence[Sample], answers: Sequence[OracleAnswer], times: np.ndarray,
-                  w_a: float = 1.0, w_t: float = 1.0) -> Rewards:
+                  w_a: float = 1.0, w_t: float = 1.0, temporal_spans: str = "target") -> Rewards:
     """R_A (Eq. 10), R_T (Eq. 11) and their sum per selection.
 
     ``times`` float64[B, G, k]; ``answers`` flat, sample-major (query ``b * G + g`` is selection ``[b, g]``).
-    Needle samples score ``w_a R_A + w_t R_T``, general ones ``w_a R_A + w_t``. A *failed* query
+    Needle samples score ``w_a R_A + w_t R_T`` (R_T over :func:`reward_spans`), general ones ``w_a R_A + w_t``. A *failed* query
     (``OracleAnswer.is_failed``) is marked invalid (dropped, counted); an *unparsed* answer (no
     option readable) is a wrong answer, R_A = 0, and is flagged in ``unparsed``.
     """
@@ -94,7 +110,7 @@ def score_answers(samples: Sequence[Sample], answers: Sequence[OracleAnswer], ti
         group = answers[b * groups:(b + 1) * groups]
         # letter None (unparsed) scores 0 inside accuracy_reward; failed ones are masked by ``valid``
         r_a[b] = [0.0 if a.is_failed else accuracy_reward(a.letter, sample.answer) for a in group]
-        temporal = temporal_reward(times[b], sample.target_spans_s) if sample.kind == "needle" else None
+        temporal = temporal_reward(times[b], reward_spans(sample, temporal_spans)) if sample.kind == "needle" else None
         parts = compose_reward(sample.kind, r_a[b], temporal, w_a=w_a, w_t=w_t)
         r_t[b], total[b] = parts.temporal, parts.total
     as_t = lambda x: torch.as_tensor(x, dtype=torch.float32)  # noqa: E731
