@@ -39,7 +39,7 @@ VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1},
                                     "tspo+explore": {"tau_start": 0.1, "tau_end": 0.025},
                                     "tspo+evidence+explore": {"temporal_spans": "evidence", "tau_start": 0.1,
                                                               "tau_end": 0.025}}
-VARIANTS = ("tspo", "tspo+kl", "tspo+adapter", "tspo+qattn")
+VARIANTS = ("tspo", "tspo+kl", "tspo+adapter", "tspo+qattn", "tspo+evidence")
 
 
 def evaluate_world(selector, samples, methods, k: int) -> dict:
@@ -145,8 +145,9 @@ def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE, num_train: int = NUM
                   f"(random guess among 4 options when the coverage rule fails). `tspo` is the paper's agent with "
                   f"the default recipe; `tspo+kl` adds the paper's KL to the frozen initial agent (CLIP's ranking, "
                   f"kl_beta {VARIANT_OPTIONS['tspo+kl'].get('kl_beta')}); `tspo+adapter` adds a learnable query "
-                  f"adapter on the text feature and `tspo+qattn` question-conditioned window attention (both beyond "
-                  f"the paper, off by default). Variants run: {', '.join(variants)}. Data made "
+                  f"adapter on the text feature, `tspo+qattn` question-conditioned window attention and `tspo+evidence` "
+                  f"R_T over the question's evidence spans instead of the whole target clip "
+                  f"(`model.temporal_spans: evidence`; all three beyond the paper, off by default). Variants run: {', '.join(variants)}. Data made "
                   f"in {synth_s:.0f} s; training time inside steps: "
                   + ", ".join(f"{v} {train_seconds[v]:.0f} s" for v in variants)
                   + ". Table: accuracy / evidence coverage after training, per question kind (step 0 of every "
