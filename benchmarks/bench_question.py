@@ -37,6 +37,8 @@ VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1},
                                     "tspo+qattn": {"question_attention": True},
                                     "tspo+evidence": {"temporal_spans": "evidence"},
                                     "tspo+explore": {"tau_start": 0.1, "tau_end": 0.025},
+                                    "tspo+eps": {"explore_eps": 0.2},
+                                    "tspo+eps+evidence": {"explore_eps": 0.2, "temporal_spans": "evidence"},
                                     "tspo+evidence+explore": {"temporal_spans": "evidence", "tau_start": 0.1,
                                                               "tau_end": 0.025}}
 VARIANTS = ("tspo", "tspo+kl", "tspo+adapter", "tspo+qattn", "tspo+evidence")

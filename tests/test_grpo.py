@@ -261,3 +261,26 @@ def test_dpo_reference_terms_carry_no_gradient_and_bad_inputs_raise():
     with pytest.raises(ObjectiveInputError, match="weights"):
         dpo_loss(lc, lr, rc, rr, 1.0, torch.tensor([1.0, -1.0, 1.0]))
     torch.testing.assert_close(selection_logp(torch.tensor([[-1.0, -2.0], [-0.5, -0.5]])), torch.tensor([-3.0, -1.0]))
+
+
+def test_explore_logits_is_the_eps_uniform_mixture_and_draws_far_frames():
+    from tspo.agents.policy import GumbelTopK
+    from tspo.grpo import explore_logits
+
+    logits = torch.tensor([[40.0, 39.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]])          # S / tau at a small tau
+    mixed = explore_logits(logits, 0.2)
+    want = 0.8 * torch.softmax(logits, -1) + 0.2 / 8
+    torch.testing.assert_close(mixed.exp(), want)
+    assert explore_logits(logits, 0.0) is logits
+    with pytest.raises(ValueError, match=r"in \[0, 1\)"):
+        explore_logits(logits, 1.0)
+    # without the mixture the 6 low frames are never drawn; with it, about eps of the time
+    policy, g = GumbelTopK(1), torch.Generator().manual_seed(0)
+    plain, _ = policy.sample(logits, 2000, g)
+    explored, _ = policy.sample(mixed, 2000, g)
+    assert (plain >= 2).float().mean() == 0.0
+    assert 0.1 < (explored >= 2).float().mean() < 0.2                             # 0.2 * 6 / 8 = 0.15
+    # the gradient reaches the agent's scores through the mixture
+    s = logits.clone().requires_grad_(True)
+    explore_logits(s, 0.2)[0, 3].backward()
+    assert s.grad.abs().sum() > 0

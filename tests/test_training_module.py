@@ -187,6 +187,8 @@ def test_temporal_spans_evidence_counts_picks_in_the_evidence_not_the_whole_targ
         score_answers([no_evidence], answers, times, temporal_spans="evidence")
     with pytest.raises(TrainingConfigError, match="temporal_spans must be one of"):
         TSPOModule(temporal_spans="clip")
+    with pytest.raises(TrainingConfigError, match=r"explore_eps must be a number in \[0, 1\)"):
+        TSPOModule(explore_eps=1.5)
 
 
 def _rewards(acc, temp):

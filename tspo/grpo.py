@@ -77,6 +77,23 @@ def decoupled_advantages(r_a: torch.Tensor, r_t: torch.Tensor, valid: torch.Tens
     return w_a * group_advantages(r_a, valid, eps) + w_t * group_advantages(r_t, valid, eps)
 
 
+def explore_logits(logits: torch.Tensor, eps: float) -> torch.Tensor:
+    """Logits of the ε-uniform mixture ``(1 − ε)·softmax(logits) + ε / T`` (log-probabilities): [..., T] -> [..., T].
+
+    Beyond the paper, off by default (``eps = 0`` returns ``logits`` unchanged). At τ = 0.01-0.025 a
+    frame that scores a little below the top is never drawn, so a question whose evidence does not
+    look like its words (e.g. "what comes right after ...") never earns a reward for it. Sampling and
+    the log-probabilities both use the mixture, so the GRPO update stays on-policy; inference still
+    takes the top-k of the agent's scores.
+    """
+    if not 0.0 <= eps < 1.0:
+        raise ValueError(f"explore eps must be in [0, 1), got {eps!r}")
+    if eps == 0.0:
+        return logits
+    uniform = torch.full_like(logits, math.log(eps / logits.shape[-1]))
+    return torch.logaddexp(torch.log_softmax(logits, dim=-1) + math.log1p(-eps), uniform)
+
+
 def plackett_luce_logp(logits: torch.Tensor, idx: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
     """Exact per-step Plackett-Luce log-probabilities of an ordered draw (option; Eq. 5 made exact).
 

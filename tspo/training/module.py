@@ -28,6 +28,7 @@ from tspo.encoders import shared_encoder
 from tspo.grpo import (
     decoupled_advantages,
     dpo_loss,
+    explore_logits,
     group_advantages,
     plackett_luce_logp,
     policy_entropy,
@@ -79,6 +80,9 @@ class TSPOModule(L.LightningModule):
         temporal_spans: what R_T counts picks in: ``"target"`` (paper: the inserted needle material)
             or ``"evidence"`` (beyond the paper, off by default: the seconds that answer the question,
             which synthetic needles annotate; for questions whose evidence is only part of the target).
+        explore_eps: beyond the paper, off by default: training samples (and scores the log-probability
+            of) the mixture ``(1 - eps) softmax(S / tau) + eps / T`` (:func:`tspo.grpo.explore_logits`),
+            so frames far below the top are still drawn now and then; single-stage GRPO only.
         advantage: ``"grouped"`` (paper) or ``"decoupled"`` (R_A and R_T normalised separately,
             then ``w_accuracy A(R_A) + w_temporal A(R_T)``).
         logprob: ``"per_frame"`` (paper: log_softmax(S/tau) at the picks) or ``"plackett_luce"``.
@@ -130,6 +134,7 @@ class TSPOModule(L.LightningModule):
         w_accuracy: float = 1.0,
         w_temporal: float = 1.0,
         temporal_spans: Literal["target", "evidence"] = "target",
+        explore_eps: float = 0.0,
         advantage: Literal["grouped", "decoupled"] = "grouped",
         logprob: Literal["per_frame", "plackett_luce"] = "per_frame",
         clip_eps: float | None = None,
@@ -154,6 +159,8 @@ class TSPOModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=[] if isinstance(encoder, str) else ["encoder"])
         _check_options(num_frames, frame_size, group_size, advantage, logprob, clip_eps, num_iterations, kl_beta, tau_steps)
+        if isinstance(explore_eps, bool) or not isinstance(explore_eps, int | float) or not 0 <= explore_eps < 1:
+            raise TrainingConfigError(f"model.explore_eps must be a number in [0, 1) (0 = off), got {explore_eps!r}")
         if temporal_spans not in TEMPORAL_SPANS:
             raise TrainingConfigError(f"model.temporal_spans must be one of {TEMPORAL_SPANS}, got {temporal_spans!r}")
         _check_preference_options(objective, preference_log, replay_ratio, dpo_beta, pairs_per_step, min_margin,
@@ -250,6 +257,10 @@ class TSPOModule(L.LightningModule):
                                         w_a=h.w_accuracy, w_t=h.w_temporal)
         return group_advantages(rewards.total, rewards.valid)
 
+    def policy_logits(self, features: torch.Tensor, text: torch.Tensor, tau: float, agent=None) -> torch.Tensor:
+        """The sampling distribution's logits [B, T]: ``S / tau``, mixed with uniform when ``explore_eps`` > 0."""
+        return explore_logits(self.scores(features, text, agent) / tau, self.hparams.explore_eps)
+
     # -- Lightning hooks -------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         if self.zoom_config is not None:
@@ -259,7 +270,7 @@ class TSPOModule(L.LightningModule):
             return self.replay_step()
         tau = self.current_tau()
         features, text = batch["features"], batch["text"]
-        logits = self.scores(features, text) / tau                              # [B, T]
+        logits = self.policy_logits(features, text, tau)                        # [B, T]
         calls_before = self.oracle.misses
         idx, order, rewards = self.rollout(batch, logits)
         self.oracle_calls += self.oracle.misses - calls_before
@@ -271,7 +282,7 @@ class TSPOModule(L.LightningModule):
         logp_ref = None
         if self.ref_agent is not None and h.kl_beta:     # the reference also serves DPO replay steps
             with torch.no_grad():
-                logp_ref = self._logp(self.scores(features, text, self.ref_agent) / tau, idx, order)
+                logp_ref = self._logp(self.policy_logits(features, text, tau, self.ref_agent), idx, order)
         loss_kw = {"valid": valid, "clip_eps": h.clip_eps, "logp_ref": logp_ref, "kl_beta": h.kl_beta}
         if self.automatic_optimization:
             loss = tspo_loss(logp_new, logp_old, adv, **loss_kw)
@@ -280,7 +291,7 @@ class TSPOModule(L.LightningModule):
             opt = self.optimizers()
             for it in range(h.num_iterations):
                 if it:  # the first update reuses the rollout's log-probs; later ones see the moved agent
-                    logits = self.scores(features, text) / tau
+                    logits = self.policy_logits(features, text, tau)
                     logp_new = self._logp(logits, idx, order)
                 stats = policy_stats(logp_new, logp_old, h.clip_eps)            # before this update, as CleanRL
                 loss = tspo_loss(logp_new, logp_old, adv, **loss_kw)
