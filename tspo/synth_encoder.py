@@ -38,7 +38,7 @@ class EncoderTrainConfig:
     """Training knobs (steps of ``batch`` frame-caption pairs; seconds budget on 2 CPU cores: ~3 min)."""
 
     seed: int = 0
-    steps: int = 900
+    steps: int = 1500
     batch: int = 128
     lr: float = 2e-3
     warmup: int = 50
