@@ -38,6 +38,8 @@ VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1},
                                     "tspo+evidence": {"temporal_spans": "evidence"},
                                     "tspo+explore": {"tau_start": 0.1, "tau_end": 0.025},
                                     "tspo+eps": {"explore_eps": 0.2},
+                                    "tspo/no-guess": {"oracle": "simulated:wrong"},
+                                    "tspo+evidence/no-guess": {"oracle": "simulated:wrong", "temporal_spans": "evidence"},
                                     "tspo+eps+evidence": {"explore_eps": 0.2, "temporal_spans": "evidence"},
                                     "tspo+evidence+explore": {"temporal_spans": "evidence", "tau_start": 0.1,
                                                               "tau_end": 0.025}}
@@ -159,6 +161,57 @@ def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE, num_train: int = NUM
     }
 
 
+def diagnose_kind(kind: str = "after", steps: int = 3000, variants: tuple[str, ...] = ("tspo", "tspo+evidence"),
+                  block: int = 500) -> dict:
+    """Can the agent learn one question kind at all? Train only on ``kind`` (256 needles) and report,
+    per ``block`` steps, the training R_T (share of picks in the target, or in the evidence with
+    ``tspo+evidence``) and R_A, plus the held-out (64 needles) coverage of greedy top-k at the end.
+    R_A rising while coverage stays flat means the policy is fitting the simulated oracle's guesses,
+    which are fixed per (needle, selection), not the evidence."""
+    import lightning as L
+    import numpy as np
+
+    from tspo.cache import FeatureCache
+    from tspo.data_synth import load_manifest
+    from tspo.selector import TSPOSelector
+    from tspo.settings import SelectionSettings
+    from tspo.training import TSPODataModule, TSPOModule
+    from tspo.training.synth import ensure_synthetic, question_world
+
+    out: dict = {"kind": kind, "steps": steps, "variants": {}}
+    with tempfile.TemporaryDirectory(prefix="tspo-bench-question-kind-") as tmp:
+        root = Path(tmp)
+        train_manifest, val_manifest = ensure_synthetic(
+            question_world(str(root / "synth"), num_train=256, num_val=64, kinds=(kind,)), progress=False)
+        val, cache = load_manifest(val_manifest), FeatureCache(root / "features")
+        dm = TSPODataModule(train_manifest=str(train_manifest), val_manifest=None, encoder=ENCODER,
+                            max_candidates=None, feature_cache=str(root / "features"), progress=False)
+        for label in variants:
+            L.seed_everything(0, verbose=False)
+            options = {"tau_start": 0.025, "tau_end": 0.01, **VARIANT_OPTIONS[label]}
+            model = TSPOModule(encoder=ENCODER, num_frames=K, group_size=8, lr=5e-4, seed=0, **options)
+            r_t, r_a = [], []
+
+            class Log(L.Callback):
+                def on_train_batch_end(self, trainer, *a, _r_t=r_t, _r_a=r_a):
+                    _r_t.append(float(trainer.callback_metrics.get("train/R_T", np.nan)))
+                    _r_a.append(float(trainer.callback_metrics.get("train/R_A", np.nan)))
+
+            L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                      num_sanity_val_steps=0, callbacks=[Log()]).fit(model, dm)
+            selector = TSPOSelector(encoder=model.encoder, agent=copy.deepcopy(model.agent), cache=cache,
+                                    settings=SelectionSettings(num_frames=K, max_candidates=None))
+            table = evaluate_world(selector, val, ("tspo", "clip"), K)[kind]
+            out["variants"][label] = {
+                "train_R_T": [round(float(np.nanmean(r_t[i:i + block])), 3) for i in range(0, steps, block)],
+                "train_R_A": [round(float(np.nanmean(r_a[i:i + block])), 3) for i in range(0, steps, block)],
+                "heldout_coverage": round(table["tspo"]["coverage"], 3),
+                "heldout_accuracy": round(table["tspo"]["accuracy"], 3),
+                "clip_heldout_coverage": round(table["clip"]["coverage"], 3)}
+    return out
+
+
 if __name__ == "__main__":
     import argparse
     import json
@@ -169,5 +222,10 @@ if __name__ == "__main__":
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANT_OPTIONS))
     p.add_argument("--steps", type=int, default=STEPS)
     p.add_argument("--curve", type=int, nargs="+", default=list(CURVE), help="steps at which to evaluate")
+    p.add_argument("--only-kind", metavar="KIND", help="instead: train on this question kind alone and print the "
+                   "training R_T / R_A per 500 steps and the held-out coverage (diagnose_kind)")
     a = p.parse_args()
-    print(json.dumps(run(steps=a.steps, curve=tuple(a.curve), variants=tuple(a.variants)), indent=2))
+    if a.only_kind:
+        print(json.dumps(diagnose_kind(a.only_kind, a.steps, tuple(a.variants)), indent=2))
+    else:
+        print(json.dumps(run(steps=a.steps, curve=tuple(a.curve), variants=tuple(a.variants)), indent=2))
