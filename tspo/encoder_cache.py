@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from tspo.encoders import ClipEncoder, load_encoder, parse_spec
+from tspo.encoders import ClipEncoder, check_text, check_texts, load_encoder, parse_spec
 
 logger = logging.getLogger(__name__)
 _CARD_VERSION = 1
@@ -162,12 +162,7 @@ class CachedEncoder:
 
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         """Text embeddings: N strings -> float32 ``[N, D]``; only texts not seen before are encoded."""
-        if isinstance(texts, str) or not texts:
-            raise ValueError("texts must be a non-empty list of strings")
-        for text in texts:
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"each text must be a non-empty string, got {text!r}")
-        found = {text: self._lookup(text) for text in dict.fromkeys(texts)}
+        found = {text: self._lookup(text) for text in dict.fromkeys(check_texts(texts))}
         missing = [text for text, emb in found.items() if emb is None]
         if missing:
             for text, emb in zip(missing, self.load().encode_texts(missing)):
@@ -177,9 +172,7 @@ class CachedEncoder:
 
     def encode_text(self, text: str) -> torch.Tensor:
         """Text embedding of one string: -> float32 ``[D]``."""
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"question/text must be a non-empty string, got {text!r}")
-        return self.encode_texts([text])[0]
+        return self.encode_texts([check_text(text)])[0]
 
 
 def _card_path(root: Path, identity: str) -> Path:

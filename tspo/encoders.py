@@ -165,11 +165,7 @@ class ClipEncoder:
     @torch.no_grad()
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         """Text embeddings: N strings -> float32 ``[N, D]``; over-long texts are truncated with a warning."""
-        if isinstance(texts, str) or not texts:
-            raise ValueError("texts must be a non-empty list of strings")
-        for text in texts:
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"each text must be a non-empty string, got {text!r}")
+        for text in check_texts(texts):
             encode = getattr(self.tokenizer, "encode", None)
             if encode is not None and len(encode(text)) + 2 > self.context_length:
                 warnings.warn(
@@ -182,9 +178,24 @@ class ClipEncoder:
 
     def encode_text(self, text: str) -> torch.Tensor:
         """Text embedding of one string: -> float32 ``[D]``."""
+        return self.encode_texts([check_text(text)])[0]
+
+
+def check_texts(texts: list[str]) -> list[str]:
+    """The texts an encoder embeds: a non-empty list of non-empty strings (else ValueError naming the bad one)."""
+    if isinstance(texts, str) or not texts:
+        raise ValueError("texts must be a non-empty list of strings")
+    for text in texts:
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"question/text must be a non-empty string, got {text!r}")
-        return self.encode_texts([text])[0]
+            raise ValueError(f"each text must be a non-empty string, got {text!r}")
+    return texts
+
+
+def check_text(text: str) -> str:
+    """One question / text to embed: a non-empty string (else ValueError)."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"question/text must be a non-empty string, got {text!r}")
+    return text
 
 
 def load_encoder(
