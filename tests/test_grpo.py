@@ -284,3 +284,20 @@ def test_explore_logits_is_the_eps_uniform_mixture_and_draws_far_frames():
     s = logits.clone().requires_grad_(True)
     explore_logits(s, 0.2)[0, 3].backward()
     assert s.grad.abs().sum() > 0
+
+
+def test_span_mass_loss_is_minus_log_mass_in_the_spans_and_ignores_rows_without():
+    import math
+
+    from tspo.grpo import span_mass_loss
+
+    logits = torch.zeros(2, 4, requires_grad=True)
+    inside = torch.tensor([[True, False, False, False], [False, False, False, False]])
+    loss = span_mass_loss(logits, inside)
+    assert math.isclose(float(loss), math.log(4), rel_tol=1e-6)          # mass 1/4 in row 0; row 1 has no span
+    loss.backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad[1].abs().sum() == 0
+    assert logits.grad[0, 0] < 0 < logits.grad[0, 1]                     # descent raises the span, lowers the rest
+    assert float(span_mass_loss(torch.zeros(1, 3), torch.zeros(1, 3, dtype=torch.bool))) == 0.0
+    with pytest.raises(ObjectiveInputError, match="span_mass_loss"):
+        span_mass_loss(torch.zeros(1, 3), torch.zeros(1, 4, dtype=torch.bool))

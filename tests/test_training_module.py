@@ -189,6 +189,8 @@ def test_temporal_spans_evidence_counts_picks_in_the_evidence_not_the_whole_targ
         TSPOModule(temporal_spans="clip")
     with pytest.raises(TrainingConfigError, match=r"explore_eps must be a number in \[0, 1\)"):
         TSPOModule(explore_eps=1.5)
+    with pytest.raises(TrainingConfigError, match="span_loss must be a number >= 0"):
+        TSPOModule(span_loss=-1)
 
 
 def _rewards(acc, temp):
@@ -342,3 +344,13 @@ def test_heldout_check_shows_pixels_to_an_oracle_that_needs_them(root):
     got = heldout_metrics(dm.val_set, PixelOracle(), 8, methods=("uniform",), frame_size=32)
     assert got["uniform"]["failures"] == 0 and len(PixelOracle.seen) == len(dm.val_set)
     assert {shape[:2] for shape, _, _ in PixelOracle.seen} == {(8, 32)}
+
+
+def test_span_loss_joins_the_grpo_loss_in_a_training_step(root):
+    """model.span_loss adds span_mass_loss (mass inside the target spans) to the step's loss."""
+    losses = {}
+    for weight in (0.0, 1.0):
+        rec = MetricRecorder()
+        trainer(1, callbacks=[rec]).fit(TSPOModule(group_size=4, seed=0, span_loss=weight), small_datamodule(root))
+        losses[weight] = rec.rows[0]["train/loss"]
+    assert losses[1.0] > losses[0.0] + 0.1       # -log mass in the target of an untrained agent is well above 0

@@ -124,6 +124,26 @@ def plackett_luce_logp(logits: torch.Tensor, idx: torch.Tensor, order: torch.Ten
     return step_logp.gather(-1, order)                                          # back to idx order
 
 
+def span_mass_loss(logits: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """−log of the policy's probability mass inside annotated spans, averaged over questions that have
+    any: logits ``S / tau`` float[B, T], inside bool[B, T] -> scalar (0 when no row has a span).
+
+    Beyond the paper, off by default: a dense, label-using companion of R_T for synthetic needles,
+    whose evidence seconds are known. R_T only rewards frames the sampler happened to draw; this
+    moves probability towards the evidence whether or not it was drawn.
+    """
+    if logits.shape != inside.shape:
+        raise ObjectiveInputError(f"span_mass_loss: logits {tuple(logits.shape)} vs inside {tuple(inside.shape)}")
+    inside = inside.to(device=logits.device, dtype=torch.bool)
+    has = inside.any(dim=-1)                                                        # [B]
+    if not bool(has.any()):
+        return logits.sum() * 0.0
+    # rows without a span keep their logits (an all -inf row would send NaN back through the mean)
+    masked = torch.where(has[:, None] & ~inside, float("-inf"), logits)
+    per_row = torch.logsumexp(logits, dim=-1) - torch.logsumexp(masked, dim=-1)      # [B], 0 where no span
+    return per_row[has].mean()
+
+
 def kl_to_reference(logp_new: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
     """Per-frame unbiased KL estimate to a frozen reference policy (Schulman's k3, paper Eq. 6).
 

@@ -21,6 +21,7 @@ import time
 from typing import Any, Literal
 
 import lightning as L
+import numpy as np
 import torch
 
 from tspo.agents import GumbelTopK, TemporalAgent
@@ -34,16 +35,17 @@ from tspo.grpo import (
     policy_entropy,
     policy_stats,
     selection_logp,
+    span_mass_loss,
     temperature_at,
     tspo_loss,
 )
 from tspo.judge import judge_selections, metrics_of
 from tspo.preference import AnswerLogger, PreferencePairs, pairs_from_groups, pairs_from_log, read_answer_log
-from tspo.rewards import OracleCache, build_oracle
+from tspo.rewards import OracleCache, build_oracle, in_spans
 from tspo.selector import load_selector_agent
 from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, check_frame_size, check_num_frames
 from tspo.training.datamodule import collate
-from tspo.training.rollout import TEMPORAL_SPANS, ask_oracle, picks_in_target
+from tspo.training.rollout import TEMPORAL_SPANS, ask_oracle, picks_in_target, reward_spans
 from tspo.training.zoom_step import check_zoom_options, zoom_training_step
 
 
@@ -83,6 +85,9 @@ class TSPOModule(L.LightningModule):
         explore_eps: beyond the paper, off by default: training samples (and scores the log-probability
             of) the mixture ``(1 - eps) softmax(S / tau) + eps / T`` (:func:`tspo.grpo.explore_logits`),
             so frames far below the top are still drawn now and then; single-stage GRPO only.
+        span_loss: beyond the paper, off by default: weight of :func:`tspo.grpo.span_mass_loss`, the
+            policy's −log probability mass inside the spans R_T counts (``temporal_spans``), added to
+            the GRPO loss for needle questions: a dense use of the spans synthetic needles annotate.
         advantage: ``"grouped"`` (paper) or ``"decoupled"`` (R_A and R_T normalised separately,
             then ``w_accuracy A(R_A) + w_temporal A(R_T)``).
         logprob: ``"per_frame"`` (paper: log_softmax(S/tau) at the picks) or ``"plackett_luce"``.
@@ -135,6 +140,7 @@ class TSPOModule(L.LightningModule):
         w_temporal: float = 1.0,
         temporal_spans: Literal["target", "evidence"] = "target",
         explore_eps: float = 0.0,
+        span_loss: float = 0.0,
         advantage: Literal["grouped", "decoupled"] = "grouped",
         logprob: Literal["per_frame", "plackett_luce"] = "per_frame",
         clip_eps: float | None = None,
@@ -161,6 +167,8 @@ class TSPOModule(L.LightningModule):
         _check_options(num_frames, frame_size, group_size, advantage, logprob, clip_eps, num_iterations, kl_beta, tau_steps)
         if isinstance(explore_eps, bool) or not isinstance(explore_eps, int | float) or not 0 <= explore_eps < 1:
             raise TrainingConfigError(f"model.explore_eps must be a number in [0, 1) (0 = off), got {explore_eps!r}")
+        if isinstance(span_loss, bool) or not isinstance(span_loss, int | float) or span_loss < 0:
+            raise TrainingConfigError(f"model.span_loss must be a number >= 0 (0 = off), got {span_loss!r}")
         if temporal_spans not in TEMPORAL_SPANS:
             raise TrainingConfigError(f"model.temporal_spans must be one of {TEMPORAL_SPANS}, got {temporal_spans!r}")
         _check_preference_options(objective, preference_log, replay_ratio, dpo_beta, pairs_per_step, min_margin,
@@ -257,6 +265,13 @@ class TSPOModule(L.LightningModule):
                                         w_a=h.w_accuracy, w_t=h.w_temporal)
         return group_advantages(rewards.total, rewards.valid)
 
+    def reward_span_mask(self, batch: dict[str, Any]) -> torch.Tensor:
+        """bool[B, T]: candidates inside the spans R_T counts (``temporal_spans``); general questions: none."""
+        times = batch["timestamps"].cpu().numpy()
+        rows = [in_spans(times[b], reward_spans(s, self.hparams.temporal_spans)) if s.kind == "needle"
+                else np.zeros(times.shape[1], dtype=bool) for b, s in enumerate(batch["samples"])]
+        return torch.from_numpy(np.stack(rows)).to(self.device)
+
     def policy_logits(self, features: torch.Tensor, text: torch.Tensor, tau: float, agent=None) -> torch.Tensor:
         """The sampling distribution's logits [B, T]: ``S / tau``, mixed with uniform when ``explore_eps`` > 0."""
         return explore_logits(self.scores(features, text, agent) / tau, self.hparams.explore_eps)
@@ -286,6 +301,8 @@ class TSPOModule(L.LightningModule):
         loss_kw = {"valid": valid, "clip_eps": h.clip_eps, "logp_ref": logp_ref, "kl_beta": h.kl_beta}
         if self.automatic_optimization:
             loss = tspo_loss(logp_new, logp_old, adv, **loss_kw)
+            if h.span_loss:
+                loss = loss + h.span_loss * span_mass_loss(logits, self.reward_span_mask(batch))
             stats = policy_stats(logp_new, logp_old, h.clip_eps)
         else:
             opt = self.optimizers()
@@ -295,6 +312,8 @@ class TSPOModule(L.LightningModule):
                     logp_new = self._logp(logits, idx, order)
                 stats = policy_stats(logp_new, logp_old, h.clip_eps)            # before this update, as CleanRL
                 loss = tspo_loss(logp_new, logp_old, adv, **loss_kw)
+                if h.span_loss:
+                    loss = loss + h.span_loss * span_mass_loss(logits, self.reward_span_mask(batch))
                 opt.zero_grad()
                 self.manual_backward(loss)
                 if self.trainer.gradient_clip_val:
