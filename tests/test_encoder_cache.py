@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from tspo.cache import FeatureCache
-from tspo.encoder_cache import CachedEncoder, cached_encoder, encoder_identity
+from tspo.encoder_cache import CachedEncoder, EncoderCardError, cached_encoder, encoder_identity
 from tspo.encoders import SYNTH_WEIGHTS, load_encoder
 from tspo.selector import TSPOSelector
 
@@ -95,7 +95,7 @@ def test_damaged_text_entry_is_recomputed_and_a_wrong_card_is_refused(tmp_path, 
     card.write_text(json.dumps({**json.loads(card.read_text()), "dim": 65}))
     wrong = cached_encoder("tiny-random", tmp_path)
     assert wrong.dim == 65 and not wrong.loaded
-    with pytest.raises(RuntimeError, match="card was removed"):
+    with pytest.raises(EncoderCardError, match="card was removed"):
         wrong.encode_text("a new text")
     assert not card.exists()
     assert cached_encoder("tiny-random", tmp_path).dim == 64  # rebuilt from the real model
@@ -105,3 +105,23 @@ def test_no_cache_means_a_plain_encoder(short_video):
     sel = TSPOSelector(encoder="tiny-random", cache=False)
     assert not isinstance(sel.encoder, CachedEncoder)
     assert sel.select(short_video, "q?", 2).indices.shape == (2,)
+
+
+def test_weights_gone_after_the_card_was_written_is_a_clean_cli_error(short_video, tmp_path, monkeypatch, capsys):
+    """The model loads lazily now, during the selection: a weights error there is exit 1, not a traceback."""
+    import tspo.encoder_cache as encoder_cache
+    from tspo.cli import main
+    from tspo.encoders import EncoderWeightsError
+
+    fc = str(tmp_path / "fc")
+    assert main(["select", str(short_video), "q one?", "-k", "2", "--encoder", "tiny-random", "--feature-cache", fc]) == 0
+
+    def gone(*a, **k):
+        raise EncoderWeightsError("could not load the weights of encoder 'tiny-random' (offline)")
+
+    monkeypatch.setattr(encoder_cache, "load_encoder", gone)
+    capsys.readouterr()
+    rc = main(["select", str(short_video), "a question never asked?", "-k", "2", "--encoder", "tiny-random",
+               "--feature-cache", fc])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 1 and "could not load the weights" in err and "Traceback" not in err

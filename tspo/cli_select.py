@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             max_candidates=args.max_candidates, return_frames=need_frames, frame_size=args.frame_size,
             strategy=args.strategy, zoom=args.zoom_config,
         )  # fmt: skip
-    except (VideoError, ValueError, OSError) as err:
+    except (VideoError, ValueError, OSError, EncoderWeightsError) as err:  # weights load lazily, on a cache miss
         return _error(err, 1)
     # With --json, stdout is the JSON alone; where files went is said on stderr.
     notes = sys.stderr if args.json else sys.stdout

@@ -29,10 +29,14 @@ from pathlib import Path
 
 import torch
 
-from tspo.encoders import ClipEncoder, check_text, check_texts, load_encoder, parse_spec
+from tspo.encoders import ClipEncoder, EncoderWeightsError, check_text, check_texts, load_encoder, parse_spec
 
 logger = logging.getLogger(__name__)
 _CARD_VERSION = 1
+
+
+class EncoderCardError(EncoderWeightsError):
+    """The cached card of an encoder does not match the model that loads for it (the card is removed)."""
 
 
 def default_dtype(device: str | torch.device) -> torch.dtype:
@@ -112,7 +116,7 @@ class CachedEncoder:
                 # The identity should have changed with anything that changes the model; if not,
                 # the card is wrong and so may be everything keyed by it.
                 _card_path(self.root, self.identity).unlink(missing_ok=True)
-                raise RuntimeError(
+                raise EncoderCardError(
                     f"encoder {self.spec!r} loaded with dim {enc.dim} / image size {enc.image_size}, but its card "
                     f"in {str(self.root)!r} says {self.dim} / {self.image_size}; the card was removed, run again")
             self._encoder = enc
