@@ -109,14 +109,20 @@ def _covers(times: np.ndarray, spans) -> bool:
 
 
 def evaluate(selector, oracle, samples, variant: str, zoom_cfg, reflect_rounds: int, threshold: float,
-             zoom_selector=None) -> list[dict]:
-    """Per (sample, method): coverage, correctness, frames encoded, oracle calls, selection ms."""
+             zoom_selector=None, wider_cfg=None) -> list[dict]:
+    """Per (sample, method): coverage, correctness, frames encoded, oracle calls, selection ms.
+    ``wider_cfg``: a second zoom budget, run with ``selector`` as the rows "tspo zoom, N spans"."""
     return [r for s in samples for r in evaluate_sample(selector, oracle, s, variant, zoom_cfg, reflect_rounds,
-                                                        threshold, zoom_selector)]
+                                                        threshold, zoom_selector, wider_cfg)]
+
+
+def zoom_name(cfg) -> str:
+    """Row name of the second zoom budget (``evaluate(wider_cfg=...)``)."""
+    return f"tspo zoom, {cfg.num_spans} spans"
 
 
 def evaluate_sample(selector, oracle, s, variant: str, zoom_cfg, reflect_rounds: int, threshold: float,
-                    zoom_selector=None) -> list[dict]:
+                    zoom_selector=None, wider_cfg=None) -> list[dict]:
     from tspo.cache import video_features
     from tspo.reflect import select_and_answer
     from tspo.rewards import OracleQuery
@@ -141,17 +147,19 @@ def evaluate_sample(selector, oracle, s, variant: str, zoom_cfg, reflect_rounds:
         t0 = time.perf_counter()
         pos, _ = selector.select_from_features(feats.features, s.question, K, method)
         record(name, feats.timestamps_s[pos.numpy()], time.perf_counter() - t0, len(feats))
-    zoomers = [("tspo zoom", selector)] + ([("tspo zoom, zoom-GRPO agent", zoom_selector)] if zoom_selector else [])
-    for name, sel in zoomers:
+    zoomers = [("tspo zoom", selector, zoom_cfg)]
+    zoomers += [("tspo zoom, zoom-GRPO agent", zoom_selector, zoom_cfg)] if zoom_selector else []
+    zoomers += [(zoom_name(wider_cfg), selector, wider_cfg)] if wider_cfg else []
+    for name, sel, cfg in zoomers:
         t0 = time.perf_counter()
-        res = sel.select_zoom_from_source(GridFeatureSource.from_video_features(full), s.question, K, "tspo", zoom_cfg)
+        res = sel.select_zoom_from_source(GridFeatureSource.from_video_features(full), s.question, K, "tspo", cfg)
         record(name, res.timestamps, time.perf_counter() - t0, res.frames_encoded)
-    runs = [(f"{name} + reflection (R={reflect_rounds})", sel, "zoom", None) for name, sel in zoomers]
-    runs.append((f"tspo single-stage (128) + reflection (R={reflect_rounds})", selector, "single", c128))
-    for label, sel, strategy, feats in runs:
+    runs = [(f"{name} + reflection (R={reflect_rounds})", sel, "zoom", None, cfg) for name, sel, cfg in zoomers]
+    runs.append((f"tspo single-stage (128) + reflection (R={reflect_rounds})", selector, "single", c128, zoom_cfg))
+    for label, sel, strategy, feats, cfg in runs:
         t0 = time.perf_counter()
         ref = select_and_answer(sel, s.video, s.question, s.options, oracle, K, rounds=reflect_rounds,
-                                threshold=threshold, strategy=strategy, zoom=zoom_cfg, features=feats,
+                                threshold=threshold, strategy=strategy, zoom=cfg, features=feats,
                                 source=GridFeatureSource.from_video_features(full), sample_id=s.id,
                                 meta=s.oracle_meta())
         record(label, ref.timestamps_s, time.perf_counter() - t0, ref.frames_encoded, ref.oracle_calls, ref.answer)
@@ -185,7 +193,9 @@ def verdicts(rows: list[dict]) -> list[str]:
     lines = []
     for variant in dict.fromkeys(r["evidence"] for r in rows):
         ex, one = get(variant, "tspo exhaustive (1 fps)"), get(variant, "tspo single-stage (128)")
-        for name in ("tspo zoom", "tspo zoom, zoom-GRPO agent"):
+        names = dict.fromkeys(r["method"] for r in rows if r["evidence"] == variant and r["method"].startswith(
+            "tspo zoom") and "reflection" not in r["method"])
+        for name in names:
             z, zr = get(variant, name), next((r for r in rows if r["evidence"] == variant
                                               and r["method"].startswith(f"{name} + reflection")), None)
             if z is None or zr is None:
