@@ -191,6 +191,10 @@ def test_temporal_spans_evidence_counts_picks_in_the_evidence_not_the_whole_targ
         TSPOModule(explore_eps=1.5)
     with pytest.raises(TrainingConfigError, match="span_loss must be a number >= 0"):
         TSPOModule(span_loss=-1)
+    with pytest.raises(TrainingConfigError, match="they do nothing with model.zoom or model.objective dpo"):
+        TSPOModule(explore_eps=0.2, zoom={"coarse_candidates": 8})
+    with pytest.raises(TrainingConfigError, match="they do nothing with model.zoom or model.objective dpo"):
+        TSPOModule(span_loss=1.0, objective="dpo", preference_log="log.jsonl")
 
 
 def _rewards(acc, temp):

@@ -124,23 +124,29 @@ class FeatureCache:
 
     def store(self, key: str, value: VideoFeatures) -> Path:
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {
             "features": value.features.float().contiguous(),
             "timestamps_s": torch.from_numpy(np.ascontiguousarray(value.timestamps_s, dtype=np.float64)),
             "frame_indices": torch.from_numpy(np.ascontiguousarray(value.frame_indices, dtype=np.int64)),
             "duration_s": torch.tensor([value.duration_s], dtype=torch.float64),
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp)
-            os.replace(tmp, path)
-            self._remember(key, value)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(path, lambda tmp: save_file(tensors, tmp))
+        self._remember(key, value)
         return path
+
+
+def atomic_write(path: Path, write) -> None:
+    """``write(tmp)`` into a temporary file beside ``path``, then ``os.replace`` it into place: readers
+    (other ranks, workers, processes) see nothing or a whole file, never a half-written one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def encode_candidates(

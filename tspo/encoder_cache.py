@@ -23,13 +23,22 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
 import torch
 
-from tspo.encoders import ClipEncoder, EncoderWeightsError, check_text, check_texts, load_encoder, parse_spec
+from tspo.cache import atomic_write
+from tspo.encoders import (
+    ClipEncoder,
+    EncoderWeightsError,
+    check_text,
+    check_texts,
+    default_dtype,
+    is_weights_path,
+    load_encoder,
+    parse_spec,
+)
 
 logger = logging.getLogger(__name__)
 _CARD_VERSION = 1
@@ -39,11 +48,6 @@ class EncoderCardError(EncoderWeightsError):
     """The cached card of an encoder does not match the model that loads for it (the card is removed)."""
 
 
-def default_dtype(device: str | torch.device) -> torch.dtype:
-    """The precision :func:`~tspo.encoders.load_encoder` picks for ``device``: fp16 on CUDA, else fp32."""
-    return torch.float16 if torch.device(device).type == "cuda" else torch.float32
-
-
 def encoder_identity(spec: str, device: str | torch.device, dtype: torch.dtype) -> str | None:
     """Hex identity of the embeddings ``spec`` gives on ``device`` in ``dtype``; ``None`` when the
     weights cannot be identified without loading them (hub / directory schemes, a missing file)."""
@@ -51,7 +55,7 @@ def encoder_identity(spec: str, device: str | torch.device, dtype: torch.dtype) 
     if model.startswith(("hf-hub:", "local-dir:")):
         return None
     weights: str | None = None
-    if pretrained is not None and (os.sep in pretrained or pretrained.endswith((".bin", ".pt", ".safetensors"))):
+    if is_weights_path(pretrained):
         if not os.path.isfile(pretrained):
             return None  # load_encoder reports the missing file with its own message
         from tspo.video import file_identity
@@ -65,19 +69,6 @@ def encoder_identity(spec: str, device: str | torch.device, dtype: torch.dtype) 
                           "device": torch.device(device).type, "dtype": str(dtype),
                           "open_clip": open_clip_version, "torch": torch.__version__}, sort_keys=True)  # fmt: skip
     return hashlib.sha256(payload.encode()).hexdigest()[:40]
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary name and ``os.replace``: readers see nothing or a whole file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class CachedEncoder:
@@ -160,7 +151,7 @@ class CachedEncoder:
         emb = emb.detach().float().cpu().contiguous()
         self._texts[text] = emb
         try:
-            _atomic_write(self._text_path(text), lambda tmp: save_file({"embedding": emb}, tmp))
+            atomic_write(self._text_path(text), lambda tmp: save_file({"embedding": emb}, tmp))
         except OSError as err:  # a read-only cache costs speed, not the answer
             logger.warning("could not store a text embedding under %s (%s)", self.root, err)
 
@@ -215,7 +206,7 @@ def cached_encoder(spec: str, root: str | os.PathLike, device: str | torch.devic
     card = {"spec": spec, "dim": enc.dim, "image_size": enc.image_size, "dtype": str(dtype),
             "device": torch.device(device).type}  # fmt: skip
     try:
-        _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2) + "\n"))
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2) + "\n"))
     except OSError as err:
         logger.warning("could not write the encoder card %s (%s)", path, err)
     return CachedEncoder(spec, device, root, identity, card, encoder=enc)

@@ -198,6 +198,16 @@ def check_text(text: str) -> str:
     return text
 
 
+def is_weights_path(pretrained: str | None) -> bool:
+    """Whether the weights part of a spec names a local file rather than an open_clip pretrained tag."""
+    return pretrained is not None and (os.sep in pretrained or pretrained.endswith((".bin", ".pt", ".safetensors")))
+
+
+def default_dtype(device: str | torch.device) -> torch.dtype:
+    """The precision an encoder runs in on ``device`` unless told otherwise: fp16 on CUDA, else fp32."""
+    return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+
+
 def load_encoder(
     spec: str = "ViT-L-14:openai", device: str | torch.device = "cpu", dtype: torch.dtype | None = None
 ) -> ClipEncoder:
@@ -208,7 +218,7 @@ def load_encoder(
     model_name, pretrained = parse_spec(spec)
     device = torch.device(device)
     if dtype is None:
-        dtype = torch.float16 if device.type == "cuda" else torch.float32
+        dtype = default_dtype(device)
     register_model_configs()
     if model_name == _TINY_ARCH:
         # Fixed seed, own RNG state: the same weights in every process, the caller's RNG untouched.
@@ -217,7 +227,7 @@ def load_encoder(
             with _quiet_open_clip():
                 model = open_clip.create_model(_TINY_ARCH, pretrained=None, device=device)
     else:
-        if pretrained is not None and (os.sep in pretrained or pretrained.endswith((".bin", ".pt", ".safetensors"))):
+        if is_weights_path(pretrained):
             if not os.path.isfile(pretrained):
                 raise EncoderWeightsError(
                     f"encoder weights file {pretrained!r} (from spec {spec!r}) does not exist; "
@@ -229,8 +239,7 @@ def load_encoder(
                 f"known ones include {', '.join(open_clip.list_models()[:8])}, ... (open_clip.list_models())"
             )
         tags = open_clip.list_pretrained_tags_by_model(model_name) if model_name in open_clip.list_models() else []
-        is_path = pretrained is not None and (os.sep in pretrained or pretrained.endswith((".bin", ".pt", ".safetensors")))
-        if pretrained is not None and not is_path and tags and pretrained not in tags:
+        if pretrained is not None and not is_weights_path(pretrained) and tags and pretrained not in tags:
             raise ValueError(
                 f"open_clip has no pretrained tag {pretrained!r} for {model_name} (encoder spec {spec!r}); "
                 f"valid tags: {', '.join(tags)} (or a local weights file: '{model_name}:/path/to/weights.bin')"

@@ -171,6 +171,9 @@ class TSPOModule(L.LightningModule):
             raise TrainingConfigError(f"model.span_loss must be a number >= 0 (0 = off), got {span_loss!r}")
         if temporal_spans not in TEMPORAL_SPANS:
             raise TrainingConfigError(f"model.temporal_spans must be one of {TEMPORAL_SPANS}, got {temporal_spans!r}")
+        if (explore_eps or span_loss) and (zoom is not None or objective != "grpo"):
+            raise TrainingConfigError("model.explore_eps and model.span_loss shape single-stage GRPO sampling; they do "
+                                      "nothing with model.zoom or model.objective dpo: set them to 0 there")
         _check_preference_options(objective, preference_log, replay_ratio, dpo_beta, pairs_per_step, min_margin,
                                   num_iterations)
         enc = shared_encoder(encoder) if isinstance(encoder, str) else encoder
@@ -267,6 +270,8 @@ class TSPOModule(L.LightningModule):
 
     def reward_span_mask(self, batch: dict[str, Any]) -> torch.Tensor:
         """bool[B, T]: candidates inside the spans R_T counts (``temporal_spans``); general questions: none."""
+        if self.hparams.temporal_spans == "target":     # the DataModule already marks the target
+            return batch["target_mask"].to(self.device)
         times = batch["timestamps"].cpu().numpy()
         rows = [in_spans(times[b], reward_spans(s, self.hparams.temporal_spans)) if s.kind == "needle"
                 else np.zeros(times.shape[1], dtype=bool) for b, s in enumerate(batch["samples"])]
@@ -299,10 +304,11 @@ class TSPOModule(L.LightningModule):
             with torch.no_grad():
                 logp_ref = self._logp(self.policy_logits(features, text, tau, self.ref_agent), idx, order)
         loss_kw = {"valid": valid, "clip_eps": h.clip_eps, "logp_ref": logp_ref, "kl_beta": h.kl_beta}
+        span_mask = self.reward_span_mask(batch) if h.span_loss else None              # [B, T], once per step
         if self.automatic_optimization:
             loss = tspo_loss(logp_new, logp_old, adv, **loss_kw)
-            if h.span_loss:
-                loss = loss + h.span_loss * span_mass_loss(logits, self.reward_span_mask(batch))
+            if span_mask is not None:
+                loss = loss + h.span_loss * span_mass_loss(logits, span_mask)
             stats = policy_stats(logp_new, logp_old, h.clip_eps)
         else:
             opt = self.optimizers()
@@ -312,8 +318,8 @@ class TSPOModule(L.LightningModule):
                     logp_new = self._logp(logits, idx, order)
                 stats = policy_stats(logp_new, logp_old, h.clip_eps)            # before this update, as CleanRL
                 loss = tspo_loss(logp_new, logp_old, adv, **loss_kw)
-                if h.span_loss:
-                    loss = loss + h.span_loss * span_mass_loss(logits, self.reward_span_mask(batch))
+                if span_mask is not None:
+                    loss = loss + h.span_loss * span_mass_loss(logits, span_mask)
                 opt.zero_grad()
                 self.manual_backward(loss)
                 if self.trainer.gradient_clip_val:

@@ -84,7 +84,7 @@ def zoom_training_step(module, batch: dict[str, Any]) -> torch.Tensor:
     # rewards: answer (oracle on the final frames), temporal (picks in target), zoom (evidence in spans)
     grid_idx = pool.to(picks_f.device)[picks_f][None]                               # [1, G, k] positions on the grid
     pick_times, rewards = ask_oracle(module.oracle, samples, grid_idx, batch["timestamps"], h.frame_size,
-                                     h.w_accuracy, h.w_temporal)
+                                     h.w_accuracy, h.w_temporal, h.temporal_spans)
     evidence = sample.evidence_spans_s or sample.target_spans_s
     r_zoom = torch.as_tensor(zoom_reward(spans, evidence), dtype=torch.float32)[None]  # [1, G]
     valid = rewards.valid
