@@ -4,7 +4,7 @@ Offline check of the plug-in (no lmms-eval needed): lists the models tspo regist
 (through the `lmms_eval.models` entry point; LMMS_EVAL_PLUGINS=tspo.plugins.lmms_eval for lmms-eval
 < 0.7) and prints the command to run:
     python examples/plugin_lmms_eval.py
-Real run (needs `pip install 'lmms-eval>=0.7'` and the model weights):
+Real run (needs `pip install 'tspo[lmms]'` and the model weights):
     python -m lmms_eval --model tspo_video \
         --model_args base_model=llava_vid,pretrained=lmms-lab/LLaVA-Video-7B-Qwen2,max_frames_num=16,selector=org/tspo-selector,num_frames=16 \
         --tasks videomme --batch_size 1 --output_path ./logs
@@ -29,7 +29,7 @@ def main() -> None:
     for name, cls in models.AVAILABLE_MODELS.items():
         print(f"lmms-eval will load --model {name} from {plugin}.models.{name}.{cls}")
     if importlib.util.find_spec("lmms_eval") is None:
-        print("lmms-eval is not installed here (pip install lmms-eval); the command to run it:")
+        print("lmms-eval is not installed here (pip install 'tspo[lmms]'); the command to run it:")
     model_args = f"base_model={args.base_model},selector={args.selector},num_frames={args.num_frames},max_frames_num={args.num_frames}"
     print(
         "python -m lmms_eval --model tspo_video "

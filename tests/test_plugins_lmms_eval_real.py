@@ -169,6 +169,29 @@ def test_wrapped_model_receives_k_frames_in_time_order_with_times(workdir, kind)
     _check_clip(workdir / clip, times)
 
 
+def test_environment_check_passes_in_the_lmms_extra():
+    proc = subprocess.run([sys.executable, "-m", "tspo.plugins.lmms_eval.compat"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
+
+
+def test_broken_dependency_stops_the_command_with_the_fix(workdir):
+    """A known-bad dependency (here simulated: the check reports filelock 4) must not end in lmms-eval's
+    'Error during evaluation' with exit 0: the real lmms-eval command exits 2 with one line."""
+    shim = workdir / "broken_env"
+    shim.mkdir(exist_ok=True)
+    (shim / "sitecustomize.py").write_text(
+        "import tspo.plugins.lmms_eval.compat as c\n"
+        "c.problems = lambda **kw: ['filelock 4.3.2 has no filelock._api (simulated)']\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TSPO_CACHE": str(workdir / "cache"),
+           "PYTHONPATH": f"{shim}:{workdir / 'plugins'}", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # fmt: skip
+    command = README_COMMAND.replace("selections.jsonl", "selections_broken.jsonl").replace("results", "results_broken")
+    proc = subprocess.run(["bash", "-c", command], cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "tspo_video cannot run here: filelock 4.3.2" in proc.stderr and "pip install 'tspo[lmms]'" in proc.stderr
+    assert not (workdir / "results_broken").exists()
+
+
 # -- in-process: request shapes the command line above does not produce -------------------------
 class _Seen:
     """A wrapped model registered with the real lmms-eval registry that keeps what it was handed."""

@@ -1,9 +1,11 @@
 """lmms-eval plug-in: evaluate any lmms-eval video model with tspo's frame selection in front of it.
 
-lmms-eval loads external models through its ``LMMS_EVAL_PLUGINS`` hook, so nothing is forked::
+lmms-eval (>= 0.7) finds the model through the ``lmms_eval.models`` entry point (older versions:
+``LMMS_EVAL_PLUGINS=tspo.plugins.lmms_eval``), so nothing is forked. The ``lmms`` extra carries the
+lmms-eval range and the pins it needs (:mod:`tspo.plugins.lmms_eval.compat` checks them)::
 
-    pip install lmms-eval 'tspo[hf]'
-    LMMS_EVAL_PLUGINS=tspo.plugins.lmms_eval python -m lmms_eval \\
+    pip install 'tspo[lmms,hf]'
+    python -m lmms_eval \\
         --model tspo_video \\
         --model_args base_model=llava_vid,selector=path/or/org-name,num_frames=16,pretrained=lmms-lab/LLaVA-Video-7B-Qwen2,max_frames_num=16 \\
         --tasks videomme --batch_size 1

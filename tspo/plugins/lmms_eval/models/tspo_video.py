@@ -30,9 +30,14 @@ try:
     from lmms_eval.api.registry import register_model
 except ImportError as err:  # pragma: no cover - exercised only without lmms-eval
     raise ImportError(
-        "tspo.plugins.lmms_eval needs lmms-eval: pip install 'lmms-eval>=0.7' (tspo registers the "
+        "tspo.plugins.lmms_eval needs lmms-eval: pip install 'tspo[lmms]' (tspo registers the "
         "model through the lmms_eval.models entry point; older versions: LMMS_EVAL_PLUGINS=tspo.plugins.lmms_eval)"
     ) from err
+
+from tspo.plugins.lmms_eval import compat
+
+# Before lmms-eval gets far enough to fail inside its own try/except (and exit 0).
+compat.check()
 
 from tspo.plugins._clip import clip_from_selection, timestamps_sentence, to_pil_images, write_clip
 
