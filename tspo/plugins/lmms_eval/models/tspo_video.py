@@ -34,12 +34,11 @@ except ImportError as err:  # pragma: no cover - exercised only without lmms-eva
         "model through the lmms_eval.models entry point; older versions: LMMS_EVAL_PLUGINS=tspo.plugins.lmms_eval)"
     ) from err
 
+from tspo.plugins._clip import clip_from_selection, timestamps_sentence, to_pil_images, write_clip
 from tspo.plugins.lmms_eval import compat
 
 # Before lmms-eval gets far enough to fail inside its own try/except (and exit 0).
 compat.check()
-
-from tspo.plugins._clip import clip_from_selection, timestamps_sentence, to_pil_images, write_clip
 
 logger = logging.getLogger(__name__)
 
