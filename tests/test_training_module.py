@@ -13,7 +13,9 @@ from tspo.grpo import group_advantages
 from tspo.judge import decode_picks
 from tspo.rewards import OracleAnswer, SimulatedOracle
 from tspo.training import TrainingConfigError, TSPOModule
+from tspo.training.grpo_step import advantages
 from tspo.training.module import step_seed
+from tspo.training.options import RewardOptions
 from tspo.training.rollout import Rewards, score_answers
 
 LOGGED = ("train/reward", "train/R_A", "train/R_T", "train/adv_std", "train/tau", "train/entropy",
@@ -206,11 +208,11 @@ def _rewards(acc, temp):
 def test_decoupled_advantages_follow_the_reward_weights():
     r = _rewards([1.0, 0.0, 1.0, 0.0], [0.9, 0.1, 0.2, 0.6])
     a_acc, a_temp = group_advantages(r.accuracy), group_advantages(r.temporal)
-    base = TSPOModule(advantage="decoupled").advantages(r)
+    base = advantages(RewardOptions(advantage="decoupled"), r)
     torch.testing.assert_close(base, a_acc + a_temp)               # weights 1: tspo.grpo.decoupled_advantages
-    only_acc = TSPOModule(advantage="decoupled", w_temporal=0.0).advantages(r)
+    only_acc = advantages(RewardOptions(advantage="decoupled", w_temporal=0.0), r)
     torch.testing.assert_close(only_acc, a_acc)
-    skewed = TSPOModule(advantage="decoupled", w_accuracy=2.0, w_temporal=0.5).advantages(r)
+    skewed = advantages(RewardOptions(advantage="decoupled", w_accuracy=2.0, w_temporal=0.5), r)
     torch.testing.assert_close(skewed, 2.0 * a_acc + 0.5 * a_temp)
     assert not torch.allclose(skewed, base)
 

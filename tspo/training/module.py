@@ -1,13 +1,10 @@
-"""``TSPOModule``: GRPO training of the temporal agent against a frozen oracle (DESIGN section 5).
+"""``TSPOModule``: the Lightning glue of TSPO training (DESIGN section 5).
 
-A training step, top to bottom (paper Fig. 2 / Eq. 4-11):
-
-    S = agent(F_f, F_t)                    [B, T]   (cached features in, no video decode)
-    idx, logp ~ GumbelTopK(k)(S / tau, G)  [B, G, k]
-    answers = oracle(B * G queries)        one batched call, memoised by OracleCache
-    r = R_A + R_T (needle) | R_A + 1       [B, G]   (failed queries masked; unparsed -> R_A = 0)
-    A = group_advantages(r)                [B, G]
-    L = tspo_loss(logp, logp_old, A)       scalar -> agent only
+The module builds the typed option groups (:mod:`tspo.training.options`), owns the trainable agent,
+the frozen references and the counters, and hands each step a :class:`~tspo.training.context.StepContext`.
+The steps themselves live one per file: :func:`~tspo.training.grpo_step.grpo_step` (the paper's GRPO),
+:func:`~tspo.training.zoom_step.zoom_step` (``model.zoom``), :func:`~tspo.training.replay_step.replay_step`
+(``objective: dpo`` / ``replay_ratio``).
 
 Only the agent is trainable state. The encoder and the oracle are references kept outside the
 ``nn.Module`` tree: never in the optimizer, never in ``state_dict`` or checkpoints.
@@ -16,51 +13,36 @@ Only the agent is trainable state. The encoder and the oracle are references kep
 from __future__ import annotations
 
 import copy
-import hashlib
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
-import numpy as np
 import torch
 
 from tspo.agents import GumbelTopK, TemporalAgent
 from tspo.encoders import shared_encoder
-from tspo.grpo import (
-    decoupled_advantages,
-    dpo_loss,
-    explore_logits,
-    group_advantages,
-    plackett_luce_logp,
-    policy_entropy,
-    policy_stats,
-    selection_logp,
-    span_mass_loss,
-    temperature_at,
-    tspo_loss,
-)
+from tspo.grpo import temperature_at
 from tspo.judge import judge_selections, metrics_of
 from tspo.preference import AnswerLogger, PreferencePairs, pairs_from_groups, pairs_from_log, read_answer_log
-from tspo.rewards import OracleCache, build_oracle, in_spans
+from tspo.rewards import OracleCache, build_oracle
 from tspo.selector import load_selector_agent
-from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, check_frame_size, check_num_frames
-from tspo.training.datamodule import collate
-from tspo.training.rollout import TEMPORAL_SPANS, ask_oracle, picks_in_target, reward_spans
-from tspo.training.zoom_step import check_zoom_options, zoom_training_step
+from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES
+from tspo.training.context import StepContext, StepOutput, agent_scores, step_seed
+from tspo.training.grpo_step import grpo_step
+from tspo.training.options import (
+    AgentOptions,
+    GRPOOptions,
+    PreferenceOptions,
+    RewardOptions,
+    TrainingConfigError,
+    check_combination,
+    zoom_options,
+)
+from tspo.training.replay_step import ReferenceScores, replay_step
+from tspo.training.zoom_step import zoom_step
 
-
-class TrainingConfigError(ValueError):
-    """A TSPOModule / TSPODataModule option has a value that cannot work."""
-
-
-def step_seed(seed: int, rank: int, batch: int) -> int:
-    """A 63-bit seed for the Gumbel noise of one training batch on one rank.
-
-    The noise depends only on (seed, rank, batches seen), not on a generator's history, so a run
-    resumed from a checkpoint draws exactly the noise the uninterrupted run would have.
-    """
-    digest = hashlib.sha256(f"tspo|{seed}|{rank}|{batch}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+__all__ = ["TSPOModule", "TrainingConfigError", "step_seed"]
 
 
 class TSPOModule(L.LightningModule):
@@ -164,37 +146,33 @@ class TSPOModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=[] if isinstance(encoder, str) else ["encoder"])
-        _check_options(num_frames, frame_size, group_size, advantage, logprob, clip_eps, num_iterations, kl_beta, tau_steps)
-        if isinstance(explore_eps, bool) or not isinstance(explore_eps, int | float) or not 0 <= explore_eps < 1:
-            raise TrainingConfigError(f"model.explore_eps must be a number in [0, 1) (0 = off), got {explore_eps!r}")
-        if isinstance(span_loss, bool) or not isinstance(span_loss, int | float) or span_loss < 0:
-            raise TrainingConfigError(f"model.span_loss must be a number >= 0 (0 = off), got {span_loss!r}")
-        if temporal_spans not in TEMPORAL_SPANS:
-            raise TrainingConfigError(f"model.temporal_spans must be one of {TEMPORAL_SPANS}, got {temporal_spans!r}")
-        if (explore_eps or span_loss) and (zoom is not None or objective != "grpo"):
-            raise TrainingConfigError("model.explore_eps and model.span_loss shape single-stage GRPO sampling; they do "
-                                      "nothing with model.zoom or model.objective dpo: set them to 0 there")
-        _check_preference_options(objective, preference_log, replay_ratio, dpo_beta, pairs_per_step, min_margin,
-                                  num_iterations)
+        self.grpo = GRPOOptions(num_frames, group_size, tau_start, tau_end, tau_steps, logprob, clip_eps,
+                                num_iterations, kl_beta, explore_eps, span_loss, seed)
+        self.reward_options = RewardOptions(w_accuracy, w_temporal, w_zoom, temporal_spans, advantage, frame_size)
+        self.preference = PreferenceOptions(objective, preference_log, preference_oracle_id, replay_ratio, dpo_beta,
+                                            pairs_per_step, min_margin)
+        check_combination(self.grpo, self.preference, zoom)
+        # zoom: train coarse span choice + fine frame choice (tspo.training.zoom_step); None = single-stage
+        self.zoom_config = zoom_options(zoom)
+        agent_options = AgentOptions(window, heads, query_adapter, question_attention, init_from)
         enc = shared_encoder(encoder) if isinstance(encoder, str) else encoder
         # Plain dict: an nn.Module assigned as an attribute would join state_dict and the optimizer.
         self._frozen: dict[str, Any] = {"encoder": enc, "oracle": None}
-        self.agent = TemporalAgent(dim=enc.dim, window=window, heads=heads, query_adapter=query_adapter,
-                                   question_attention=question_attention)
-        if init_from:
-            self.agent.load_state_dict(_load_agent_weights(init_from, self.agent).state_dict())
-        uses_ref = kl_beta > 0 or objective == "dpo" or replay_ratio > 0
+        self.agent = TemporalAgent(dim=enc.dim, window=agent_options.window, heads=agent_options.heads,
+                                   query_adapter=agent_options.query_adapter,
+                                   question_attention=agent_options.question_attention)
+        if agent_options.init_from:
+            self.agent.load_state_dict(_load_agent_weights(agent_options.init_from, self.agent).state_dict())
+        uses_ref = kl_beta > 0 or self.preference.uses_pairs
         self.ref_agent = copy.deepcopy(self.agent).requires_grad_(False) if uses_ref else None
         self.policy = GumbelTopK(num_frames)
-        # zoom: train coarse span choice + fine frame choice (tspo.training.zoom_step); None = single-stage
-        self.zoom_config = check_zoom_options(zoom, num_iterations, kl_beta, objective, replay_ratio)
         # Manual optimisation only for several PPO updates per rollout; the paper's one update
         # per rollout keeps Lightning's automatic loop (grad accumulation, clipping, precision).
         self.automatic_optimization = num_iterations == 1
         self.batches_seen = 0
         self.oracle_calls = 0                        # real (uncached) oracle calls made by training steps
         self._replay: PreferencePairs | None = None  # pairs DPO draws from (objective dpo / replay_ratio > 0)
-        self._ref_cache: dict[int, torch.Tensor] = {}  # dataset row -> reference scores [T]
+        self._reference = ReferenceScores(self.ref_agent) if self.ref_agent is not None else None
         self._last_step_time: float | None = None
         self._steps_per_s = 0.0
 
@@ -222,137 +200,63 @@ class TSPOModule(L.LightningModule):
     def trainer_attached(self) -> bool:
         return self._trainer is not None
 
-    # -- pieces of the step ----------------------------------------------------------------------
+    # -- what a step gets -----------------------------------------------------------------------
     def current_tau(self) -> float:
-        h = self.hparams
-        steps = h.tau_steps or (self.trainer.max_steps if self.trainer_attached() else -1)
+        g = self.grpo
+        steps = g.tau_steps or (self.trainer.max_steps if self.trainer_attached() else -1)
         if steps is None or steps <= 0:
             raise TrainingConfigError("the temperature schedule needs model.tau_steps or trainer.max_steps > 0")
-        return temperature_at(self.global_step, steps, h.tau_start, h.tau_end)
+        return temperature_at(self.global_step, steps, g.tau_start, g.tau_end)
 
     def scores(self, features: torch.Tensor, text: torch.Tensor, agent: TemporalAgent | None = None) -> torch.Tensor:
-        """Agent scores S float32[B, T], always computed in float32.
+        """Agent scores S float32[B, T] (:func:`~tspo.training.context.agent_scores`)."""
+        return agent_scores(agent or self.agent, features, text)
 
-        Under bf16 autocast S in [-2, 2] would be rounded to ~2^-7, which S / tau at tau = 0.01
-        magnifies to ~0.8 logits of noise; the agent is tiny, so full precision costs nothing.
-        """
-        with torch.autocast(device_type=self.device.type, enabled=False):
-            return (agent or self.agent)(features.float(), text.float()).float()
-
-    def _generator(self) -> torch.Generator:
+    def step_context(self, oracle: bool = True) -> StepContext:
+        """This step's context: seeded noise (:func:`step_seed` of seed, rank, batches seen), temperature,
+        the oracle (``oracle`` False: none, so a replay-only run never builds one) and, for several PPO
+        updates per rollout, the manual optimizer step."""
         rank = self.global_rank if self.trainer_attached() else 0
-        return torch.Generator().manual_seed(step_seed(self.hparams.seed, rank, self.batches_seen))
+        generator = torch.Generator().manual_seed(step_seed(self.grpo.seed, rank, self.batches_seen))
+        return StepContext(agent=self.agent, policy=self.policy, oracle=self.oracle if oracle else None,
+                           generator=generator,
+                           tau=self.current_tau(), device=self.device, grpo=self.grpo, reward=self.reward_options,
+                           ref_agent=self.ref_agent, update=None if self.automatic_optimization else self._manual_update)
 
-    def _logp(self, logits: torch.Tensor, idx: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-        if self.hparams.logprob == "plackett_luce":
-            return plackett_luce_logp(logits, idx, order)
-        return torch.log_softmax(logits, -1).unsqueeze(-2).expand(*idx.shape[:-1], logits.shape[-1]).gather(-1, idx)
-
-    def rollout(self, batch: dict[str, Any], logits: torch.Tensor):
-        """Sample G selections per question and score them with the oracle: -> (idx, order, Rewards)."""
-        idx, _, order = self.policy.sample(logits.detach(), self.hparams.group_size, self._generator(), return_order=True)
-        h = self.hparams
-        _, rewards = ask_oracle(self.oracle, list(batch["samples"]), idx, batch["timestamps"], h.frame_size,
-                                h.w_accuracy, h.w_temporal, h.temporal_spans)
-        return idx, order, rewards
-
-    def advantages(self, rewards) -> torch.Tensor:
-        """Advantages float32[B, G]; failed queries (``rewards.valid`` False) get 0.
-
-        ``grouped``: GRPO over ``total = w_a R_A + w_t R_T``. ``decoupled``:
-        :func:`tspo.grpo.decoupled_advantages` with the same weights.
-        """
-        h = self.hparams
-        if h.advantage == "decoupled":
-            return decoupled_advantages(rewards.accuracy, rewards.temporal, rewards.valid,
-                                        w_a=h.w_accuracy, w_t=h.w_temporal)
-        return group_advantages(rewards.total, rewards.valid)
-
-    def reward_span_mask(self, batch: dict[str, Any]) -> torch.Tensor:
-        """bool[B, T]: candidates inside the spans R_T counts (``temporal_spans``); general questions: none."""
-        if self.hparams.temporal_spans == "target":     # the DataModule already marks the target
-            return batch["target_mask"].to(self.device)
-        times = batch["timestamps"].cpu().numpy()
-        rows = [in_spans(times[b], reward_spans(s, self.hparams.temporal_spans)) if s.kind == "needle"
-                else np.zeros(times.shape[1], dtype=bool) for b, s in enumerate(batch["samples"])]
-        return torch.from_numpy(np.stack(rows)).to(self.device)
-
-    def policy_logits(self, features: torch.Tensor, text: torch.Tensor, tau: float, agent=None) -> torch.Tensor:
-        """The sampling distribution's logits [B, T]: ``S / tau``, mixed with uniform when ``explore_eps`` > 0."""
-        return explore_logits(self.scores(features, text, agent) / tau, self.hparams.explore_eps)
+    def _manual_update(self, loss: torch.Tensor) -> None:
+        opt = self.optimizers()
+        opt.zero_grad()
+        self.manual_backward(loss)
+        if self.trainer.gradient_clip_val:
+            self.clip_gradients(opt, self.trainer.gradient_clip_val, self.trainer.gradient_clip_algorithm)
+        opt.step()
 
     # -- Lightning hooks -------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        if self.zoom_config is not None:
-            return zoom_training_step(self, batch)
-        h = self.hparams
-        if self.is_replay_step():
-            return self.replay_step()
-        tau = self.current_tau()
-        features, text = batch["features"], batch["text"]
-        logits = self.policy_logits(features, text, tau)                        # [B, T]
-        calls_before = self.oracle.misses
-        idx, order, rewards = self.rollout(batch, logits)
-        self.oracle_calls += self.oracle.misses - calls_before
-        self.remember_pairs(batch, idx, rewards)
-        valid = rewards.valid.to(self.device)
-        adv = self.advantages(rewards).to(self.device)
-        logp_new = self._logp(logits, idx, order)                               # once per step
-        logp_old = logp_new.detach()
-        logp_ref = None
-        if self.ref_agent is not None and h.kl_beta:     # the reference also serves DPO replay steps
-            with torch.no_grad():
-                logp_ref = self._logp(self.policy_logits(features, text, tau, self.ref_agent), idx, order)
-        loss_kw = {"valid": valid, "clip_eps": h.clip_eps, "logp_ref": logp_ref, "kl_beta": h.kl_beta}
-        span_mask = self.reward_span_mask(batch) if h.span_loss else None              # [B, T], once per step
-        if self.automatic_optimization:
-            loss = tspo_loss(logp_new, logp_old, adv, **loss_kw)
-            if span_mask is not None:
-                loss = loss + h.span_loss * span_mass_loss(logits, span_mask)
-            stats = policy_stats(logp_new, logp_old, h.clip_eps)
+        mode = "zoom" if self.zoom_config is not None else "replay" if self.is_replay_step() else "grpo"
+        ctx = self.step_context(oracle=mode != "replay")
+        if mode == "zoom":
+            out = zoom_step(ctx, self.zoom_config, batch)
+        elif mode == "replay":
+            out = replay_step(ctx, self.preference, self._replay, self._pair_dataset(), self._reference)
         else:
-            opt = self.optimizers()
-            for it in range(h.num_iterations):
-                if it:  # the first update reuses the rollout's log-probs; later ones see the moved agent
-                    logits = self.policy_logits(features, text, tau)
-                    logp_new = self._logp(logits, idx, order)
-                stats = policy_stats(logp_new, logp_old, h.clip_eps)            # before this update, as CleanRL
-                loss = tspo_loss(logp_new, logp_old, adv, **loss_kw)
-                if span_mask is not None:
-                    loss = loss + h.span_loss * span_mass_loss(logits, span_mask)
-                opt.zero_grad()
-                self.manual_backward(loss)
-                if self.trainer.gradient_clip_val:
-                    self.clip_gradients(opt, self.trainer.gradient_clip_val, self.trainer.gradient_clip_algorithm)
-                opt.step()
-        self._log_step(batch, logits, idx, rewards, adv, tau, loss, stats)
+            calls_before = ctx.oracle.misses
+            out = grpo_step(ctx, batch)
+            self.oracle_calls += ctx.oracle.misses - calls_before
+            self.remember_pairs(batch, out.idx, out.rewards)
+        self._log_step(mode, out)
         self.batches_seen += 1
-        return loss
+        return out.loss
 
-    def _log_step(self, batch, logits, idx, rewards, adv, tau, loss, stats) -> None:
-        valid = rewards.valid
-        needle = torch.tensor([s.kind == "needle" for s in batch["samples"]])
-        metrics = {
-            "train/loss": loss.detach(),
-            "train/reward": _masked_mean(rewards.total, valid),
-            "train/R_A": _masked_mean(rewards.accuracy, valid),
-            "train/adv_std": adv[valid.to(adv.device)].std() if int(valid.sum()) > 1 else 0.0,
-            "train/tau": tau,
-            "train/entropy": policy_entropy(logits).mean(),
-            "train/oracle_failures": float(rewards.failures),
-            "train/oracle_unparsed": float(rewards.num_unparsed),
-            "train/cache_hit_rate": self.oracle.hit_rate,
-            "train/approx_kl": stats["approx_kl"],
-            "train/oracle_calls": float(self.oracle_calls),
-            "train/clipfrac": stats["clipfrac"],
-            "perf/steps_per_s": self._steps_per_s,
-        }
-        if bool(needle.any()):
-            inside = picks_in_target(batch["target_mask"], idx)                        # [B]
-            metrics["train/R_T"] = _masked_mean(rewards.temporal[needle], valid[needle])
-            metrics["train/in_target"] = inside[needle.to(inside.device)].mean()
-        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=len(needle), prog_bar=False)
-        self.log("reward", metrics["train/reward"], on_step=True, prog_bar=True, logger=False, batch_size=len(needle))
+    def _log_step(self, mode: str, out: StepOutput) -> None:
+        metrics = dict(out.metrics)
+        if mode != "zoom":                              # the single-stage steps count calls ...
+            metrics["train/oracle_calls"] = float(self.oracle_calls)
+        if mode == "grpo":                              # ... and online ones their speed
+            metrics["perf/steps_per_s"] = self._steps_per_s
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=out.batch_size, prog_bar=False)
+        if out.progress is not None:
+            self.log("reward", out.progress, on_step=True, prog_bar=True, logger=False, batch_size=out.batch_size)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         now = time.perf_counter()
@@ -369,7 +273,7 @@ class TSPOModule(L.LightningModule):
         idx = self.policy.greedy(scores).cpu()                                        # [B, k]
         samples = list(batch["samples"])
         outcomes = judge_selections(self.oracle, samples, [{"tspo": row} for row in idx.numpy()],
-                                    list(batch["timestamps"].cpu().numpy()), self.hparams.frame_size)
+                                    list(batch["timestamps"].cpu().numpy()), self.reward_options.frame_size)
         got = metrics_of(outcomes)
         self.log("val/accuracy", float(got["accuracy"]), batch_size=len(samples), sync_dist=True)
         needles = sum(s.kind == "needle" for s in samples)
@@ -389,12 +293,12 @@ class TSPOModule(L.LightningModule):
 
     # -- preference objective (objective: dpo, replay_ratio > 0) ---------------------------------
     def setup(self, stage: str) -> None:
-        h = self.hparams
-        if stage != "fit" or not (h.objective == "dpo" or h.replay_ratio > 0) or self._replay is not None:
+        p = self.preference
+        if stage != "fit" or not p.uses_pairs or self._replay is not None:
             return
         self._replay = self.logged_pairs(self._pair_dataset())
-        if h.objective == "dpo" and not len(self._replay):
-            raise TrainingConfigError(f"model.preference_log {h.preference_log!r} gives no preference pairs "
+        if p.objective == "dpo" and not len(self._replay):
+            raise TrainingConfigError(f"model.preference_log {p.preference_log!r} gives no preference pairs "
                                       f"({self._replay.stats}); log more selections per question")
 
     def _pair_dataset(self):
@@ -407,123 +311,29 @@ class TSPOModule(L.LightningModule):
 
     def logged_pairs(self, dataset) -> PreferencePairs:
         """Preference pairs from ``preference_log`` about ``dataset`` (none without a log)."""
-        h = self.hparams
-        if not h.preference_log:
-            return PreferencePairs.empty(h.num_frames)
-        records = read_answer_log(h.preference_log, h.preference_oracle_id)
-        return pairs_from_log(records, dataset, h.num_frames, h.w_accuracy, h.w_temporal, h.min_margin)
+        p, r = self.preference, self.reward_options
+        if not p.preference_log:
+            return PreferencePairs.empty(self.grpo.num_frames)
+        records = read_answer_log(p.preference_log, p.preference_oracle_id)
+        return pairs_from_log(records, dataset, self.grpo.num_frames, r.w_accuracy, r.w_temporal, p.min_margin)
 
     def is_replay_step(self) -> bool:
         """Whether this step is a DPO update on stored pairs (no oracle call) rather than online GRPO."""
-        h = self.hparams
-        if h.objective == "dpo":
+        p = self.preference
+        if p.objective == "dpo":
             return True
-        return h.replay_ratio > 0 and self.batches_seen % (h.replay_ratio + 1) != 0 and bool(self._replay)
+        return p.replay_ratio > 0 and self.batches_seen % (p.replay_ratio + 1) != 0 and bool(self._replay)
 
     def remember_pairs(self, batch: dict[str, Any], idx: torch.Tensor, rewards) -> None:
         """Keep the preference pairs of this online group for replay (``replay_ratio`` > 0)."""
-        if self._replay is None or not self.hparams.replay_ratio:
+        if self._replay is None or not self.preference.replay_ratio:
             return
-        pairs = pairs_from_groups(batch["index"], idx, rewards.total, rewards.valid, self.hparams.min_margin)
+        pairs = pairs_from_groups(batch["index"], idx, rewards.total, rewards.valid, self.preference.min_margin)
         self._replay = self._replay.extend(pairs)
-
-    @torch.no_grad()
-    def reference_scores(self, rows: torch.Tensor, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """The frozen reference agent's scores float32[U, T] of dataset ``rows`` int64[U], each row
-        computed once per run (the reference never changes, and a pair is replayed many times)."""
-        cache = self._ref_cache
-        missing = [i for i, r in enumerate(rows.tolist()) if r not in cache]
-        if missing:
-            fresh = self.scores(features[missing], text[missing], self.ref_agent)
-            cache.update(zip(rows[missing].tolist(), fresh))
-        return torch.stack([cache[r] for r in rows.tolist()])
-
-    def replay_step(self) -> torch.Tensor:
-        """One DPO update on ``pairs_per_step`` stored pairs (drawn with the step's seed)."""
-        h = self.hparams
-        pairs = self._replay
-        tau = self.current_tau()
-        pick = torch.randint(len(pairs), (h.pairs_per_step,), generator=self._generator())
-        rows, inverse = pairs.index[pick].unique(return_inverse=True)
-        dataset = self._pair_dataset()
-        batch = collate([dataset[int(r)] for r in rows])
-        features, text = batch["features"].to(self.device), batch["text"].to(self.device)
-        chosen, rejected = pairs.chosen[pick].to(self.device), pairs.rejected[pick].to(self.device)
-        inverse = inverse.to(self.device)
-
-        def sel_logp(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            logp = torch.log_softmax(scores / tau, -1)[inverse]                                 # [P, T]
-            return selection_logp(logp.gather(-1, chosen)), selection_logp(logp.gather(-1, rejected))
-
-        lc, lr = sel_logp(self.scores(features, text))
-        rc, rr = sel_logp(self.reference_scores(rows, features, text))
-        loss = dpo_loss(lc, lr, rc, rr, h.dpo_beta)
-        with torch.no_grad():
-            won = ((lc - rc) > (lr - rr)).float().mean()
-        self.log_dict({"train/loss": loss.detach(), "train/dpo_accuracy": won, "train/tau": tau,
-                       "train/replay_pairs": float(len(pairs)), "train/oracle_calls": float(self.oracle_calls)},
-                      on_step=True, on_epoch=False, batch_size=h.pairs_per_step)
-        self.batches_seen += 1
-        return loss
-
-
-def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    mask = mask.to(x.device)
-    return (x * mask).sum() / mask.sum().clamp(min=1)
-
-
-def _check_options(num_frames, frame_size, group_size, advantage, logprob, clip_eps, num_iterations, kl_beta, tau_steps) -> None:
-    for check, value, name in ((check_num_frames, num_frames, "model.num_frames"),
-                               (check_frame_size, frame_size, "model.frame_size")):
-        try:
-            check(value, name)
-        except ValueError as err:
-            raise TrainingConfigError(str(err)) from None
-    if not isinstance(group_size, int) or group_size < 2:
-        raise TrainingConfigError(f"model.group_size must be an int >= 2 (GRPO compares members), got {group_size!r}")
-    if advantage not in ("grouped", "decoupled"):
-        raise TrainingConfigError(f"model.advantage must be 'grouped' or 'decoupled', got {advantage!r}")
-    if logprob not in ("per_frame", "plackett_luce"):
-        raise TrainingConfigError(f"model.logprob must be 'per_frame' or 'plackett_luce', got {logprob!r}")
-    if clip_eps is not None and not clip_eps > 0:
-        raise TrainingConfigError(f"model.clip_eps must be > 0 or null, got {clip_eps!r}")
-    if not isinstance(num_iterations, int) or num_iterations < 1:
-        raise TrainingConfigError(f"model.num_iterations must be an int >= 1, got {num_iterations!r}")
-    if num_iterations > 1 and clip_eps is None:
-        raise TrainingConfigError("model.num_iterations > 1 reuses a rollout; set model.clip_eps (e.g. 0.2) to bound the update")
-    if kl_beta < 0:
-        raise TrainingConfigError(f"model.kl_beta must be >= 0, got {kl_beta!r}")
-    if tau_steps is not None and tau_steps < 1:
-        raise TrainingConfigError(f"model.tau_steps must be >= 1 or null (= trainer.max_steps), got {tau_steps!r}")
-
-
-def _check_preference_options(objective, preference_log, replay_ratio, dpo_beta, pairs_per_step, min_margin,
-                              num_iterations) -> None:
-    if objective not in ("grpo", "dpo"):
-        raise TrainingConfigError(f"model.objective must be 'grpo' or 'dpo', got {objective!r}")
-    if objective == "dpo" and not preference_log:
-        raise TrainingConfigError("model.objective dpo trains offline from logged answers; set model.preference_log "
-                                  "(collect one with `tspo eval --log-answers FILE` or model.answer_log)")
-    if not isinstance(replay_ratio, int) or isinstance(replay_ratio, bool) or replay_ratio < 0:
-        raise TrainingConfigError(f"model.replay_ratio must be an int >= 0 (replay updates per online update), "
-                                  f"got {replay_ratio!r}")
-    if objective == "dpo" and replay_ratio:
-        raise TrainingConfigError("model.replay_ratio mixes replay into online GRPO; with objective dpo every step "
-                                  "is already a replay step; set replay_ratio: 0")
-    if (objective == "dpo" or replay_ratio) and num_iterations > 1:
-        raise TrainingConfigError("model.num_iterations > 1 cannot be combined with DPO / replay updates")
-    if not (isinstance(dpo_beta, (int, float)) and dpo_beta > 0):
-        raise TrainingConfigError(f"model.dpo_beta must be > 0, got {dpo_beta!r}")
-    if not isinstance(pairs_per_step, int) or pairs_per_step < 1:
-        raise TrainingConfigError(f"model.pairs_per_step must be an int >= 1, got {pairs_per_step!r}")
-    if min_margin < 0:
-        raise TrainingConfigError(f"model.min_margin must be >= 0, got {min_margin!r}")
 
 
 def _load_agent_weights(source: str, like: TemporalAgent) -> TemporalAgent:
     """Agent weights from a TSPOSelector directory or a published TSPO checkpoint file."""
-    from pathlib import Path
-
     if Path(source).is_dir():
         agent, _ = load_selector_agent(source)
     else:

@@ -16,6 +16,7 @@ import torch
 from tspo.data_synth.manifest import Sample
 from tspo.judge import ask_about
 from tspo.rewards import OracleAnswer, accuracy_reward, compose_reward, temporal_reward
+from tspo.training.options import TEMPORAL_SPANS
 
 
 @dataclass
@@ -48,9 +49,6 @@ def gather_times(timestamps: torch.Tensor, idx: torch.Tensor) -> np.ndarray:
     bsz, groups, k = idx.shape
     picked = timestamps.to(idx.device).gather(-1, idx.reshape(bsz, groups * k))
     return picked.reshape(bsz, groups, k).cpu().numpy().astype(np.float64)
-
-
-TEMPORAL_SPANS = ("target", "evidence")
 
 
 def reward_spans(sample: Sample, which: str = "target") -> list[list[float]]:

@@ -1,4 +1,4 @@
-"""The zoom training step of :class:`~tspo.training.module.TSPOModule` (``model.zoom`` set).
+"""The zoom training step (``model.zoom`` set): GRPO over both stages of the coarse-to-fine policy.
 
 Glue between the batch (full ``fine_fps`` candidate grid of one video: ``data.max_candidates:
 null``, ``data.batch_size: 1``), the agent, the oracle and the pure two-stage objective of
@@ -15,8 +15,10 @@ import torch
 
 from tspo.agents import GumbelTopK
 from tspo.rewards import temporal_reward
+from tspo.training.context import StepContext, StepOutput
+from tspo.training.options import TrainingConfigError
 from tspo.training.rollout import ask_oracle
-from tspo.zoom import ZoomConfig
+from tspo.zoom_config import ZoomConfig
 from tspo.zoom_grpo import (
     coarse_positions,
     masked_logits,
@@ -28,44 +30,21 @@ from tspo.zoom_grpo import (
 )
 
 
-def check_zoom_options(zoom: dict[str, Any] | None, num_iterations: int = 1, kl_beta: float = 0.0,
-                       objective: str = "grpo", replay_ratio: int = 0) -> ZoomConfig | None:
-    """``model.zoom`` -> a validated :class:`ZoomConfig` (None: single-stage training)."""
-    if zoom is None:
-        return None
-    from tspo.training.module import TrainingConfigError
-
-    if num_iterations != 1 or kl_beta or objective != "grpo" or replay_ratio:
-        raise TrainingConfigError("model.zoom trains on-policy with GRPO, one update per rollout: leave "
-                                  "model.num_iterations 1, model.kl_beta 0, model.objective grpo, model.replay_ratio 0")
-    if not isinstance(zoom, dict):
-        raise TrainingConfigError(f"model.zoom must be a mapping of ZoomConfig fields or null, got {zoom!r}")
-    unknown = set(zoom) - set(ZoomConfig.__dataclass_fields__)
-    if unknown:
-        raise TrainingConfigError(f"model.zoom: unknown keys {sorted(unknown)}; use {sorted(ZoomConfig.__dataclass_fields__)}")
-    return ZoomConfig(**zoom)
-
-
-def zoom_training_step(module, batch: dict[str, Any]) -> torch.Tensor:
-    """One GRPO step over both zoom stages for a batch of one question; returns the loss."""
-    h, cfg = module.hparams, module.zoom_config
+def zoom_step(ctx: StepContext, cfg: ZoomConfig, batch: dict[str, Any]) -> StepOutput:
+    """One GRPO step over both zoom stages for a batch of one question."""
     samples = list(batch["samples"])
     if len(samples) != 1:
-        from tspo.training.module import TrainingConfigError
-
         raise TrainingConfigError("zoom training takes one video per step: set data.batch_size: 1 (videos differ in length)")
     sample = samples[0]
     feats, text = batch["features"][0], batch["text"][0]                              # [T, D], [D]
     times = batch["timestamps"][0].to(torch.float64)                                  # [T] fine grid
-    tau = module.current_tau()
+    tau, gen, group, r = ctx.tau, ctx.generator, ctx.grpo.group_size, ctx.reward
     duration = float(sample.duration_s)
-    gen = module._generator()
-    group = h.group_size
 
     # stage 1: coarse candidates -> G draws of num_spans span centres
     c_pos = torch.from_numpy(coarse_positions(times.cpu().numpy(), cfg.coarse_candidates)).to(feats.device)
     num_spans = min(cfg.num_spans, len(c_pos))
-    logits_c = module.scores(feats[c_pos][None], text[None])[0] / tau                # [C]
+    logits_c = ctx.scores(feats[c_pos][None], text[None])[0] / tau                # [C]
     picks_c, logp_span = GumbelTopK(num_spans).sample(logits_c, group, gen)          # [G, S]
     spans = spans_from_picks(times[c_pos].cpu(), picks_c.cpu(), cfg.span_width(duration), duration)  # [G, S, 2]
 
@@ -75,30 +54,26 @@ def zoom_training_step(module, batch: dict[str, Any]) -> torch.Tensor:
     is_coarse[c_pos.cpu()] = True
     in_any = member_pool_mask(t64, is_coarse, spans.reshape(1, -1, 2))[0]            # [T]
     pool = torch.nonzero(in_any).squeeze(-1)                                         # [P] ascending
-    logits_p = module.scores(feats[pool.to(feats.device)][None], text[None])[0] / tau
+    logits_p = ctx.scores(feats[pool.to(feats.device)][None], text[None])[0] / tau
     allowed = member_pool_mask(t64[pool], is_coarse[pool], spans).to(logits_p.device)     # [G, P]
-    k = min(module.policy.k, int(allowed.sum(-1).min()))
+    k = min(ctx.policy.k, int(allowed.sum(-1).min()))
     picks_f, logp_frames = GumbelTopK(k).sample(masked_logits(logits_p, allowed), 1, gen)  # [G, 1, k]
     picks_f, logp_frames = picks_f[:, 0], logp_frames[:, 0]                          # [G, k]
 
     # rewards: answer (oracle on the final frames), temporal (picks in target), zoom (evidence in spans)
     grid_idx = pool.to(picks_f.device)[picks_f][None]                               # [1, G, k] positions on the grid
-    pick_times, rewards = ask_oracle(module.oracle, samples, grid_idx, batch["timestamps"], h.frame_size,
-                                     h.w_accuracy, h.w_temporal, h.temporal_spans)
+    pick_times, rewards = ask_oracle(ctx.oracle, samples, grid_idx, batch["timestamps"], r.frame_size,
+                                     r.w_accuracy, r.w_temporal, r.temporal_spans)
     evidence = sample.evidence_spans_s or sample.target_spans_s
     r_zoom = torch.as_tensor(zoom_reward(spans, evidence), dtype=torch.float32)[None]  # [1, G]
     valid = rewards.valid
-    a_span, a_frames = zoom_advantages(r_zoom, rewards.accuracy, rewards.temporal, valid, h.w_zoom,
-                                       h.w_accuracy, h.w_temporal)
+    a_span, a_frames = zoom_advantages(r_zoom, rewards.accuracy, rewards.temporal, valid, r.w_zoom,
+                                       r.w_accuracy, r.w_temporal)
     dev = logp_span.device
     loss = zoom_loss(logp_span[None], logp_frames[None], a_span.to(dev), a_frames.to(dev), valid.to(dev))
     in_target = float(np.mean(temporal_reward(pick_times[0], sample.target_spans_s))) if sample.target_spans_s else 0.0
-    module.log_dict({"train/loss": loss.detach(), "train/R_A": rewards.accuracy[valid].mean() if valid.any() else 0.0,
-                     "train/R_T": rewards.temporal.mean(), "train/R_zoom": r_zoom.mean(), "train/tau": tau,
-                     "train/in_target": in_target, "train/pool_frames": float(len(pool)),
-                     "train/oracle_failures": float(rewards.failures)},
-                    on_step=True, on_epoch=False, batch_size=1)
-    module.log("reward", rewards.accuracy.mean() + r_zoom.mean(), on_step=True, prog_bar=True, logger=False,
-               batch_size=1)
-    module.batches_seen += 1
-    return loss
+    metrics = {"train/loss": loss.detach(), "train/R_A": rewards.accuracy[valid].mean() if valid.any() else 0.0,
+               "train/R_T": rewards.temporal.mean(), "train/R_zoom": r_zoom.mean(), "train/tau": tau,
+               "train/in_target": in_target, "train/pool_frames": float(len(pool)),
+               "train/oracle_failures": float(rewards.failures)}
+    return StepOutput(loss, metrics, 1, progress=rewards.accuracy.mean() + r_zoom.mean())

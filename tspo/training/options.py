@@ -1,0 +1,178 @@
+"""Typed option groups of a training run, each validated once where it is built.
+
+``TSPOModule`` keeps its flat ``model.*`` signature (the YAML configs and ``tspo train fit --model.X``
+are the user's interface); its ``__init__`` turns those keys into these groups, and every step reads
+a group, never the raw hyper-parameters:
+
+- :class:`GRPOOptions`: how selections are sampled and how the policy is updated;
+- :class:`RewardOptions`: what a selection earns and how rewards become advantages;
+- :class:`PreferenceOptions`: the offline DPO objective and replay of stored pairs;
+- :class:`AgentOptions`: the temporal agent's shape and starting weights;
+- :class:`~tspo.zoom_config.ZoomConfig`: the coarse-to-fine budget (``model.zoom``), via :func:`zoom_options`.
+
+:func:`check_combination` holds the rules that span groups (one place, not four).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tspo.settings import DEFAULT_FRAME_SIZE, check_frame_size, check_num_frames
+from tspo.zoom_config import ZoomConfig
+
+TEMPORAL_SPANS = ("target", "evidence")
+ADVANTAGES = ("grouped", "decoupled")
+LOGPROBS = ("per_frame", "plackett_luce")
+OBJECTIVES = ("grpo", "dpo")
+
+
+class TrainingConfigError(ValueError):
+    """A TSPOModule / TSPODataModule option has a value that cannot work."""
+
+
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float)
+
+
+@dataclass(frozen=True)
+class GRPOOptions:
+    """Sampling and update options of GRPO (paper Eq. 4-9; extras beyond the paper are off by default).
+
+    ``tau_steps`` None: the schedule spans ``trainer.max_steps``. ``explore_eps``: ε-uniform mixture in
+    the sampling distribution. ``span_loss``: weight of the −log policy mass inside the spans R_T counts.
+    """
+
+    num_frames: int
+    group_size: int = 8
+    tau_start: float = 0.025
+    tau_end: float = 0.01
+    tau_steps: int | None = None
+    logprob: str = "per_frame"
+    clip_eps: float | None = None
+    num_iterations: int = 1
+    kl_beta: float = 0.0
+    explore_eps: float = 0.0
+    span_loss: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        try:
+            check_num_frames(self.num_frames, "model.num_frames")
+        except ValueError as err:
+            raise TrainingConfigError(str(err)) from None
+        if not isinstance(self.group_size, int) or self.group_size < 2:
+            raise TrainingConfigError(f"model.group_size must be an int >= 2 (GRPO compares members), got {self.group_size!r}")
+        if self.logprob not in LOGPROBS:
+            raise TrainingConfigError(f"model.logprob must be 'per_frame' or 'plackett_luce', got {self.logprob!r}")
+        if self.clip_eps is not None and not self.clip_eps > 0:
+            raise TrainingConfigError(f"model.clip_eps must be > 0 or null, got {self.clip_eps!r}")
+        if not isinstance(self.num_iterations, int) or self.num_iterations < 1:
+            raise TrainingConfigError(f"model.num_iterations must be an int >= 1, got {self.num_iterations!r}")
+        if self.num_iterations > 1 and self.clip_eps is None:
+            raise TrainingConfigError("model.num_iterations > 1 reuses a rollout; set model.clip_eps (e.g. 0.2) to bound the update")
+        if self.kl_beta < 0:
+            raise TrainingConfigError(f"model.kl_beta must be >= 0, got {self.kl_beta!r}")
+        if self.tau_steps is not None and self.tau_steps < 1:
+            raise TrainingConfigError(f"model.tau_steps must be >= 1 or null (= trainer.max_steps), got {self.tau_steps!r}")
+        if not _number(self.explore_eps) or not 0 <= self.explore_eps < 1:
+            raise TrainingConfigError(f"model.explore_eps must be a number in [0, 1) (0 = off), got {self.explore_eps!r}")
+        if not _number(self.span_loss) or self.span_loss < 0:
+            raise TrainingConfigError(f"model.span_loss must be a number >= 0 (0 = off), got {self.span_loss!r}")
+
+
+@dataclass(frozen=True)
+class RewardOptions:
+    """R_A + R_T weights (or, ``decoupled``, the weights of their separately normalised advantages),
+    the spans R_T counts picks in, the short side (px) of frames fetched for oracles that need them, and
+    (zoom training) ``w_zoom``, the weight of the zoom reward's advantage, which alone credits the span choice."""
+
+    w_accuracy: float = 1.0
+    w_temporal: float = 1.0
+    w_zoom: float = 1.0
+    temporal_spans: str = "target"
+    advantage: str = "grouped"
+    frame_size: int = DEFAULT_FRAME_SIZE
+
+    def __post_init__(self) -> None:
+        try:
+            check_frame_size(self.frame_size, "model.frame_size")
+        except ValueError as err:
+            raise TrainingConfigError(str(err)) from None
+        if self.advantage not in ADVANTAGES:
+            raise TrainingConfigError(f"model.advantage must be 'grouped' or 'decoupled', got {self.advantage!r}")
+        if self.temporal_spans not in TEMPORAL_SPANS:
+            raise TrainingConfigError(f"model.temporal_spans must be one of {TEMPORAL_SPANS}, got {self.temporal_spans!r}")
+
+
+@dataclass(frozen=True)
+class PreferenceOptions:
+    """Offline DPO (``objective: dpo``) and DPO replay inside online GRPO (``replay_ratio`` > 0)."""
+
+    objective: str = "grpo"
+    preference_log: str | None = None
+    preference_oracle_id: str | None = None
+    replay_ratio: int = 0
+    dpo_beta: float = 0.1
+    pairs_per_step: int = 16
+    min_margin: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise TrainingConfigError(f"model.objective must be 'grpo' or 'dpo', got {self.objective!r}")
+        if self.objective == "dpo" and not self.preference_log:
+            raise TrainingConfigError("model.objective dpo trains offline from logged answers; set model.preference_log "
+                                      "(collect one with `tspo eval --log-answers FILE` or model.answer_log)")
+        if not isinstance(self.replay_ratio, int) or isinstance(self.replay_ratio, bool) or self.replay_ratio < 0:
+            raise TrainingConfigError(f"model.replay_ratio must be an int >= 0 (replay updates per online update), "
+                                      f"got {self.replay_ratio!r}")
+        if self.objective == "dpo" and self.replay_ratio:
+            raise TrainingConfigError("model.replay_ratio mixes replay into online GRPO; with objective dpo every step "
+                                      "is already a replay step; set replay_ratio: 0")
+        if not (isinstance(self.dpo_beta, (int, float)) and self.dpo_beta > 0):
+            raise TrainingConfigError(f"model.dpo_beta must be > 0, got {self.dpo_beta!r}")
+        if not isinstance(self.pairs_per_step, int) or self.pairs_per_step < 1:
+            raise TrainingConfigError(f"model.pairs_per_step must be an int >= 1, got {self.pairs_per_step!r}")
+        if self.min_margin < 0:
+            raise TrainingConfigError(f"model.min_margin must be >= 0, got {self.min_margin!r}")
+
+    @property
+    def uses_pairs(self) -> bool:
+        """Whether some steps are DPO updates on stored pairs."""
+        return self.objective == "dpo" or self.replay_ratio > 0
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """The temporal agent's shape (paper: window 12, 8 heads), its options beyond the paper, and
+    ``init_from``: a published TSPO checkpoint file or a TSPOSelector directory to start from."""
+
+    window: int = 12
+    heads: int = 8
+    query_adapter: bool = False
+    question_attention: bool = False
+    init_from: str | None = None
+
+
+def zoom_options(zoom: dict[str, Any] | None) -> ZoomConfig | None:
+    """``model.zoom`` -> a validated :class:`ZoomConfig` (None: single-stage training)."""
+    if zoom is None:
+        return None
+    if not isinstance(zoom, dict):
+        raise TrainingConfigError(f"model.zoom must be a mapping of ZoomConfig fields or null, got {zoom!r}")
+    unknown = set(zoom) - set(ZoomConfig.__dataclass_fields__)
+    if unknown:
+        raise TrainingConfigError(f"model.zoom: unknown keys {sorted(unknown)}; use {sorted(ZoomConfig.__dataclass_fields__)}")
+    return ZoomConfig(**zoom)
+
+
+def check_combination(grpo: GRPOOptions, preference: PreferenceOptions, zoom: dict[str, Any] | None) -> None:
+    """The rules between groups: which training modes can share a run."""
+    if (grpo.explore_eps or grpo.span_loss) and (zoom is not None or preference.objective != "grpo"):
+        raise TrainingConfigError("model.explore_eps and model.span_loss shape single-stage GRPO sampling; they do "
+                                  "nothing with model.zoom or model.objective dpo: set them to 0 there")
+    if preference.uses_pairs and grpo.num_iterations > 1:
+        raise TrainingConfigError("model.num_iterations > 1 cannot be combined with DPO / replay updates")
+    if zoom is not None and (grpo.num_iterations != 1 or grpo.kl_beta or preference.uses_pairs):
+        raise TrainingConfigError("model.zoom trains on-policy with GRPO, one update per rollout: leave "
+                                  "model.num_iterations 1, model.kl_beta 0, model.objective grpo, model.replay_ratio 0")
