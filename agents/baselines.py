@@ -1,4 +1,4 @@
-"""Selection rules: turn per-candidate scores into k candidate positions (DESIGN.md §6).
+"""Selection rules: turn per-candidate scores into k candidate positions.
 
 Every rule returns ``int64[k']`` *positions into the candidate list*, ascending and unique
 (``k' = k`` except for AKS, which may keep fewer when its kept segments are short, as the

@@ -1,4 +1,4 @@
-"""The event-aware temporal agent of TSPO (paper §3.1, Fig. 2; DESIGN.md §4).
+"""The event-aware temporal agent of TSPO (paper §3.1, Fig. 2).
 
 Scores every candidate frame against the question:
 
@@ -44,7 +44,7 @@ def sinusoidal_positions(num_frames: int, dim: int, device=None, dtype=torch.flo
 
 @lru_cache(maxsize=16)
 def _positions(num_frames: int, dim: int) -> torch.Tensor:
-    """Sinusoidal PE with positions normalised by T (DESIGN §4): [T] frames -> [T, D].
+    """Sinusoidal PE with positions normalised by T: [T] frames -> [T, D].
 
     ``pos_t = t / T``; ``PE[t, 2j] = sin(pos_t · div_j)``, ``PE[t, 2j+1] = cos(pos_t · div_j)``,
     ``div_j = exp(2j · (−ln 10000 / D))``. Normalising by T makes the encoding independent of the
@@ -119,7 +119,7 @@ def window_attention_qkv(qkv: torch.Tensor, window: int, heads: int, block: int 
 
 
 class TemporalAgent(nn.Module):
-    """Event-aware frame scorer (DESIGN §4): ``(F_f [T,D] | [B,T,D], F_t [D] | [B,D]) -> S [T] | [B,T]``.
+    """Event-aware frame scorer: ``(F_f [T,D] | [B,T,D], F_t [D] | [B,D]) -> S [T] | [B,T]``.
 
     ``F_f`` are projected (not normalised) CLIP image embeddings of the candidate frames and
     ``F_t`` the CLIP text embedding of the question. ``S`` lies in [−2, 2]; training samples from
@@ -222,7 +222,7 @@ class TemporalAgent(nn.Module):
     def load_published(
         cls, checkpoint: str | Path | Mapping[str, torch.Tensor], window: int = 12, heads: int = 8
     ) -> TemporalAgent:
-        """Build an agent from a published TSPO checkpoint (DESIGN §4 key names).
+        """Build an agent from a published TSPO checkpoint (the official release's key names).
 
         ``checkpoint``: a ``.bin``/``.pt`` file (read with ``torch.load(weights_only=True)``), a
         ``.safetensors`` file, or a state dict. Keys may live under ``selector.`` or

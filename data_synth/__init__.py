@@ -1,4 +1,4 @@
-"""Training data for TSPO (DESIGN.md §8): manifests, synthetic videos, needle composer, filters, QA.
+"""Training data for TSPO: manifests, synthetic videos, needle composer, filters, QA.
 
 Heavy optional parts (transformers captioner) load lazily; ``tspo synth ...`` is the CLI.
 """

@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import numpy as np
 
 from tspo.settings import DEFAULT_FRAME_SIZE
@@ -18,10 +16,6 @@ from tspo.video import read_whole_frames
 from .events import events_from_extra
 from .manifest import Sample
 from .qa import EventDescription, QAError, merge_descriptions
-
-
-class Captioner(Protocol):
-    def describe(self, sample: Sample) -> list[EventDescription]: ...
 
 
 class AnnotationCaptioner:

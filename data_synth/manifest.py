@@ -1,4 +1,4 @@
-"""JSON Lines manifest of QA samples (DESIGN.md §8): schema, validating loader, writer.
+"""JSON Lines manifest of QA samples: schema, validating loader, writer.
 
 One sample per line::
 

@@ -1,4 +1,4 @@
-"""Rewards and frozen video-LLM reward oracles (DESIGN.md §5, §7).
+"""Rewards and frozen video-LLM reward oracles.
 
 Reward math (pure functions): :func:`parse_option`, :func:`accuracy_reward`,
 :func:`temporal_reward`, :func:`compose_reward`. Oracles answer a whole GRPO group per call:
@@ -18,8 +18,9 @@ from .hf_oracle import HFVideoLLMOracle
 from .openai_oracle import OpenAICompatibleOracle
 from .oracle import Oracle, OracleAnswer, OracleQuery
 from .parsing import option_letters, parse_option
-from .rewards import RewardParts, accuracy_reward, compose_reward, in_spans, span_hits, temporal_reward
+from .rewards import RewardParts, accuracy_reward, compose_reward, temporal_reward
 from .simulated import SimulatedOracle
+from .spans import in_spans, span_hits, spans_around
 
 __all__ = [
     "ORACLE_KINDS",
@@ -43,5 +44,6 @@ __all__ = [
     "option_letters",
     "parse_option",
     "span_hits",
+    "spans_around",
     "temporal_reward",
 ]

@@ -1,9 +1,8 @@
-"""TSPO rewards (DESIGN.md §5): accuracy R_A, temporal R_T and their composition.
+"""TSPO rewards: accuracy R_A, temporal R_T and their composition.
 
 ``R_A = 1[predicted option == answer]``; ``R_T = (#selected frames inside target spans) / k``;
 general samples score ``r = w_a R_A + w_t · 1``, needle samples ``r = w_a R_A + w_t R_T``.
-A pick at time ``t`` is inside a span ``[start, end]`` when ``start <= t < end`` (end-exclusive,
-so back-to-back spans never count one pick twice and a pick at a clip's end belongs to the next).
+A pick is inside a span by the one span rule of :mod:`.spans` (``start <= t < end``).
 """
 
 from __future__ import annotations
@@ -14,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from .errors import RewardInputError
+from .spans import as_spans as _as_spans  # noqa: F401  (simulated.py validates spans with it)
+from .spans import in_spans, span_hits  # noqa: F401  (re-exported: the rule R_T counts with)
 
 KINDS = ("general", "needle")
 
@@ -49,25 +50,6 @@ def accuracy_reward(letter: str | None, answer: str) -> float:
     return float(_check_letter(letter, "letter") == answer)
 
 
-def _as_spans(target_spans_s: Any) -> np.ndarray:
-    """Validate spans -> float64[S, 2] (S may be 0)."""
-    try:
-        spans = np.asarray(target_spans_s, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise RewardInputError(f"target_spans_s must be a list of [start_s, end_s] pairs: {exc}") from exc
-    if spans.size == 0:
-        return spans.reshape(0, 2)
-    if spans.ndim != 2 or spans.shape[1] != 2:
-        raise RewardInputError(
-            f"target_spans_s must have shape [S, 2] ([[start_s, end_s], ...]), got shape {spans.shape}"
-        )
-    if not np.isfinite(spans).all():
-        raise RewardInputError("target_spans_s contains NaN or inf; give finite seconds")
-    if (spans[:, 1] < spans[:, 0]).any():
-        raise RewardInputError(f"target_spans_s has a span with end < start: {spans.tolist()}; swap them")
-    return spans
-
-
 def _as_timestamps(timestamps_s: Any) -> np.ndarray:
     ts = np.asarray(timestamps_s, dtype=np.float64)
     if ts.ndim not in (1, 2):
@@ -77,20 +59,6 @@ def _as_timestamps(timestamps_s: Any) -> np.ndarray:
     if not np.isfinite(ts).all():
         raise RewardInputError("timestamps_s contains NaN or inf")
     return ts
-
-
-def span_hits(timestamps_s: Any, spans_s: Any) -> np.ndarray:
-    """The one span rule: a time t lies in span [start, end) when ``start <= t < end`` (end-exclusive,
-    so back-to-back spans never share a pick). float[..., k] seconds, [[start_s, end_s], ...] ->
-    bool[..., k, S] (pick i in span s), broadcast picks x spans."""
-    ts = np.asarray(timestamps_s, dtype=np.float64)
-    spans = _as_spans(spans_s)
-    return (ts[..., None] >= spans[:, 0]) & (ts[..., None] < spans[:, 1])
-
-
-def in_spans(timestamps_s: Any, spans_s: Any) -> np.ndarray:
-    """bool[..., k]: whether each pick lies in any span (:func:`span_hits`)."""
-    return span_hits(timestamps_s, spans_s).any(axis=-1)
 
 
 def temporal_reward(
@@ -138,7 +106,7 @@ def temporal_reward(
 
 
 def compose_reward(kind: str, r_a: Any, r_t: Any = None, w_a: float = 1.0, w_t: float = 1.0) -> RewardParts:
-    """Combine R_A and R_T by sample kind (DESIGN §5).
+    """Combine R_A and R_T by sample kind.
 
     ``general``: ``total = w_a·R_A + w_t·1`` (``r_t`` is ignored; ``temporal`` is reported as 1);
     ``needle``: ``total = w_a·R_A + w_t·R_T`` (``r_t`` required). ``r_a``/``r_t`` may be floats,

@@ -1,4 +1,4 @@
-"""A simulated frozen MLLM for synthetic data whose evidence is known (DESIGN §8).
+"""A simulated frozen MLLM for synthetic data whose evidence is known.
 
 It answers the way a greedy (deterministic) video LLM would if it could read the evidence
 exactly when the selection shows it:

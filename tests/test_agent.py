@@ -1,4 +1,4 @@
-"""TemporalAgent: DESIGN §4 math, shapes, banded memory, published-checkpoint import."""
+"""TemporalAgent: math, shapes, banded memory, published-checkpoint import."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tspo.agents.temporal import window_attention
 
 
 def dense_reference(agent: TemporalAgent, feats: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-    """DESIGN §4 written the slow, obvious way: dense T x T logits with a band mask."""
+    """The agent's maths written the slow, obvious way: dense T x T logits with a band mask."""
     T, D = feats.shape
     H, w = agent.heads, agent.window
     pos = torch.arange(T, dtype=torch.float32) / T

@@ -1,4 +1,4 @@
-"""Manifest schema (DESIGN §8): round trip, validation errors naming line + field, root containment."""
+"""Manifest schema: round trip, validation errors naming line + field, root containment."""
 
 import json
 

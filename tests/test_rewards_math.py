@@ -1,4 +1,4 @@
-"""R_A, R_T and their composition (DESIGN §5)."""
+"""R_A, R_T and their composition."""
 
 import numpy as np
 import pytest

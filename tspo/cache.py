@@ -8,9 +8,7 @@ encoded (and cached) once at ``fps`` without a cap and any number of 10-60 minut
 it cost a row gather ``F[i] = F_source(s_i)[j_i]``. Without a cache, or off the grid, the composed
 candidates are decoded and encoded directly (the same frames).
 
-On-disk store of candidate features, so a video is decoded and encoded once.
-
-Key: (content identity of the video file(s) and segment bounds, encoder spec, fps,
+:class:`FeatureCache` is the on-disk store that makes a video decoded and encoded once. Key: (content identity of the video file(s) and segment bounds, encoder spec, fps,
 max_candidates, frame size). Entries are ``safetensors`` files written to a temporary name and
 ``os.replace``-d into place, so concurrent writers (DDP ranks, dataloader workers) never expose
 a half-written entry, and a reader sees either nothing or a whole one.

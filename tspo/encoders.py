@@ -1,4 +1,4 @@
-"""Frozen CLIP encoders from a spec string (DESIGN.md §3).
+"""Frozen CLIP encoders from a spec string.
 
 Specs, like open_clip's split of *architecture* and *weights*:
 

@@ -5,7 +5,7 @@ T (``T`` is a dynamic axis; T smaller than the attention window works too). The 
 not part of it: compute ``features`` (projected image embeddings of the candidate frames) and
 ``text`` with the encoder named in the selector's ``config.json``.
 
-:class:`ExportableAgent` re-states DESIGN §4 with ops that both TorchScript and the ONNX exporter
+:class:`ExportableAgent` re-states the agent's maths with ops that both TorchScript and the ONNX exporter
 handle for a symbolic T: the window of frame j is gathered with one index tensor
 ``j − w//2 + m`` (out-of-range keys masked with −1e6, as in the agent) instead of the agent's
 blocked ``unfold``, whose block count is a Python int fixed at trace time. It shares the agent's

@@ -1,4 +1,4 @@
-"""The TSPO objective as small pure functions (paper Eq. 4-11, DESIGN.md section 5).
+"""The TSPO objective as small pure functions (paper Eq. 4-11).
 
 Shapes: ``B`` samples (questions) per batch, ``G`` draws per group, ``k`` frames per draw,
 ``T`` candidates. Every function is differentiable where it should be and has no state, so the
@@ -34,7 +34,7 @@ def _check_mask(mask: torch.Tensor | None, like: torch.Tensor, name: str) -> tor
 
 
 def group_advantages(rewards: torch.Tensor, valid: torch.Tensor | None = None, eps: float = ADV_EPS) -> torch.Tensor:
-    """Group-relative advantages (GRPO, paper Eq. 6/9; DESIGN section 5).
+    """Group-relative advantages (GRPO, paper Eq. 6/9).
 
     ``A_g = (r_g - mean r) / (std r + eps)`` over the valid members of each group, with the
     unbiased standard deviation. Invalid members (failed oracle answers) get A = 0 and do not
@@ -166,7 +166,7 @@ def _masked_group_mean(per_frame: torch.Tensor, valid: torch.Tensor) -> torch.Te
 def tspo_loss(logp_new: torch.Tensor, logp_old: torch.Tensor | None, advantages: torch.Tensor,
               valid: torch.Tensor | None = None, clip_eps: float | None = None,
               logp_ref: torch.Tensor | None = None, kl_beta: float = 0.0) -> torch.Tensor:
-    """TSPO policy loss (paper Eq. 9; DESIGN section 5), a scalar to minimise.
+    """TSPO policy loss (paper Eq. 9), a scalar to minimise.
 
     Default (paper, on-policy): ``logp_old`` is None (or ``logp_new.detach()``) and
     ``L = -mean_g( mean_i exp(logp_i - logp_old_i) * A_g )``.
@@ -292,3 +292,9 @@ def temperature_at(step: int, max_steps: int, start: float = 0.025, end: float =
         raise ObjectiveInputError(f"temperature_at: temperatures must be > 0, got start={start}, end={end}")
     frac = min(max(step, 0) / max_steps, 1.0)
     return start + (end - start) * frac
+
+
+def picks_in_target(target_mask: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Share of each question's picks inside its target: target_mask bool[B, T], idx int64[B, G, k]
+    -> float32[B] (mean over the G selections)."""
+    return target_mask.to(idx.device).gather(-1, idx.flatten(1)).float().mean(-1)

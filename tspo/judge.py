@@ -14,12 +14,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tspo.rewards import OracleQuery, temporal_reward
 from tspo.video import read_whole_frames
+
+if TYPE_CHECKING:
+    import torch
 
 # (upper bound in seconds, label); a sample falls in the first bucket whose bound exceeds its duration
 DURATION_BUCKETS: tuple[tuple[float, str], ...] = (
@@ -121,3 +124,9 @@ def metrics_of(outcomes: Sequence[Outcome]) -> dict[str, float | int | None]:
             "accuracy": answered_accuracy(outcomes) or 0.0,
             "failures": sum(o.correct is None for o in outcomes), "unparsed": sum(o.unparsed for o in outcomes),
             "n": len(outcomes)}
+
+
+def group_picks(idx: torch.Tensor) -> list[dict[int, np.ndarray]]:
+    """idx int64[B, G, k] -> per sample {member g: int64[k]} (the pick sets :func:`ask_about` takes)."""
+    positions = idx.cpu().numpy()
+    return [dict(enumerate(row)) for row in positions]

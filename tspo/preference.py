@@ -34,7 +34,8 @@ from typing import Any
 import torch
 
 from tspo.agents import GumbelTopK
-from tspo.judge import ask_about
+from tspo.grpo import picks_in_target
+from tspo.judge import ask_about, group_picks
 from tspo.rewards import Oracle, accuracy_reward
 from tspo.settings import DEFAULT_FRAME_SIZE
 
@@ -252,8 +253,6 @@ def pairs_from_log(records: Sequence[dict[str, Any]], dataset: Any, num_frames: 
     selection is scored like a training rollout (an unparsed answer is wrong, R_A = 0) and every
     two selections of one question whose rewards differ by more than ``min_margin`` form a pair.
     """
-    from tspo.training.rollout import picks_in_target  # lazy: tspo.training imports this module
-
     rows = {s.id: i for i, s in enumerate(dataset.samples)}
     stats = {"records": len(records), "failed": 0, "unknown_sample": 0, "other_k": 0, "off_grid": 0,
              "duplicates": 0}
@@ -360,7 +359,6 @@ def collect_answers(dataset: Any, oracle: Any, num_frames: int, draws: int, poli
     pixels is shown. Returns the number of queries sent (cache hits included).
     """
     from tspo.training.datamodule import collate  # lazy: tspo.training imports this module
-    from tspo.training.rollout import group_picks
 
     if policy not in COLLECT_POLICIES:
         raise AnswerLogError(f"collect_answers: policy must be one of {COLLECT_POLICIES}, got {policy!r}")

@@ -119,9 +119,9 @@ def select_and_answer(selector: Any, video: Any, question: str, options: list[st
     ``frame_size`` left None are the selector's settings.
     """
     from tspo.agents import get_method
-    from tspo.rewards import OracleQuery
+    from tspo.rewards import OracleQuery, in_spans
     from tspo.video import read_whole_frames
-    from tspo.zoom import demote_scores, inside_spans
+    from tspo.zoom import demote_scores
 
     settings = selector.settings.override(num_frames=num_frames, frame_size=frame_size)
     k, frame_size = settings.num_frames, settings.frame_size
@@ -141,7 +141,7 @@ def select_and_answer(selector: Any, video: Any, question: str, options: list[st
         scores = selector.score(feats.features, question, method) if rule.needs_scores else None
 
         def select_fn(suppress: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            blocked = inside_spans(times, suppress)
+            blocked = in_spans(times, suppress)
             if blocked.all():  # everything inspected already: start over
                 blocked[:] = False
             kk = min(k, int((~blocked).sum()))

@@ -1,7 +1,7 @@
 """Candidate frames of a video: which frames, at which seconds, decoded small and in chunks.
 
 A *video* is a file path or a *virtual video*: a list of ``{"source", "start_s", "end_s"}``
-segments played back to back (needle-in-a-haystack samples, DESIGN.md §8), so 10–60 minute
+segments played back to back (needle-in-a-haystack samples), so 10–60 minute
 training videos cost no disk. Candidates sit on a fixed grid of the (composed) timeline,
 ``t_i = i / fps``; each maps to the source frame whose presentation interval contains it, which
 keeps variable-frame-rate files right. Frames are decoded by decord at the encoder's size
@@ -165,10 +165,15 @@ def candidate_times(duration_s: float, fps: float = DEFAULT_FPS, max_candidates:
     if not duration_s > 0:
         raise ValueError(f"duration_s must be positive, got {duration_s!r}")
     count = max(1, math.ceil(duration_s * fps - 1e-9))
-    grid = np.arange(count, dtype=np.float64) / fps
-    if max_candidates is not None and count > max_candidates:
-        grid = grid[np.linspace(0, count - 1, max_candidates).round().astype(np.int64)]
-    return grid
+    return even_positions(count, max_candidates) / fps
+
+
+def even_positions(count: int, cap: int | None) -> np.ndarray:
+    """int64[min(count, cap)]: evenly spaced, ascending positions into a grid of ``count`` points (all
+    of them when ``cap`` is None or not smaller): the one rule for capping a candidate grid."""
+    if cap is None or count <= cap:
+        return np.arange(count, dtype=np.int64)
+    return np.linspace(0, count - 1, cap).round().astype(np.int64)
 
 
 def _segments(video: VideoLike) -> list[_Segment]:
@@ -468,9 +473,3 @@ def _file_identity(path: str, size: int, mtime_ns: int) -> str:
             digest.update(fh.read(1 << 20))
     return digest.hexdigest()[:32]
 
-
-def as_path_or_segments(video: VideoLike) -> str | list[dict]:
-    """Normalise a video argument for JSON (paths as str, segments as plain dicts)."""
-    if isinstance(video, str | os.PathLike):
-        return str(Path(video))
-    return [dict(source=str(s["source"]), start_s=float(s["start_s"]), end_s=float(s["end_s"])) for s in video]

@@ -36,12 +36,13 @@ import numpy as np
 import torch
 
 from tspo.agents import get_method
+from tspo.rewards.spans import in_spans, span_hits, spans_around
 from tspo.settings import check_num_frames, clip_num_frames
 from tspo.video import VideoLike, candidate_times
 from tspo.zoom_config import STRATEGIES, ZoomConfig, ZoomConfigError
 
 __all__ = ["STRATEGIES", "FeatureSource", "GridFeatureSource", "VideoFeatureSource", "ZoomConfig", "ZoomConfigError",
-           "ZoomResult", "choose_spans", "demote_scores", "fine_times", "inside_spans", "sample_zoom_source",
+           "ZoomResult", "choose_spans", "demote_scores", "fine_times", "sample_zoom_source",
            "zoom_select"]
 
 logger = logging.getLogger(__name__)
@@ -185,16 +186,6 @@ class ZoomResult:
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]  # features float32[n, D] (time-ordered) -> scores [n]
 
 
-def inside_spans(times_s: np.ndarray, spans_s: np.ndarray) -> np.ndarray:
-    """bool[n]: times inside any span (``start <= t < end``); spans float64[S, 2] (S may be 0)."""
-    from tspo.rewards import in_spans
-
-    spans = np.asarray(spans_s, dtype=np.float64).reshape(-1, 2)
-    if spans.shape[0] == 0:
-        return np.zeros(np.shape(times_s), dtype=bool)
-    return in_spans(times_s, spans)
-
-
 def demote_scores(scores: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
     """Scores [n] with the entries where ``mask`` bool[n] is True moved below every other one (finite
     values, so the top-k rules accept them); their order among themselves is kept."""
@@ -213,7 +204,7 @@ def choose_spans(times_s: np.ndarray, scores: torch.Tensor, num_spans: int, widt
     inspected), opens none.
     """
     times = np.asarray(times_s, dtype=np.float64)
-    blocked = inside_spans(times, suppress_s) if suppress_s is not None else np.zeros(len(times), bool)
+    blocked = in_spans(times, suppress_s) if suppress_s is not None else np.zeros(len(times), bool)
     order = torch.argsort(torch.as_tensor(scores, dtype=torch.float32), descending=True, stable=True).numpy()
     order = order[~blocked[order]]
     centres = times[order]
@@ -222,9 +213,7 @@ def choose_spans(times_s: np.ndarray, scores: torch.Tensor, num_spans: int, widt
     near = np.abs(centres[:, None] - centres[None, :]) < width_s / 2
     redundant = np.tril(near, k=-1).any(axis=1)
     centres = centres[~redundant][:num_spans]
-    spans = np.stack([np.clip(centres - width_s / 2, 0.0, duration_s), np.clip(centres + width_s / 2, 0.0, duration_s)],
-                     axis=-1)
-    return spans.reshape(-1, 2)
+    return spans_around(centres, width_s, duration_s).reshape(-1, 2)
 
 
 def fine_times(spans_s: np.ndarray, fps: float, duration_s: float, budget: int,
@@ -238,7 +227,7 @@ def fine_times(spans_s: np.ndarray, fps: float, duration_s: float, budget: int,
     if spans.shape[0] == 0 or budget <= 0:
         return np.zeros(0, dtype=np.float64)
     grid = candidate_times(duration_s, fps)
-    inside = (grid[:, None] >= spans[None, :, 0]) & (grid[:, None] < spans[None, :, 1])   # [G, S]
+    inside = span_hits(grid, spans)                                                     # [G, S]
     rank = np.where(inside, np.arange(spans.shape[0])[None, :], spans.shape[0]).min(axis=1)  # best span per point
     keep = rank < spans.shape[0]
     if exclude_s is not None and len(exclude_s):
@@ -271,7 +260,7 @@ def zoom_select(source: FeatureSource, score_fn: ScoreFn, num_frames: int, confi
     fine = fine_times(spans, cfg.fine_fps, duration, cfg.max_frames - len(coarse), exclude_s=coarse)
     pool = np.union1d(coarse, fine)
     pool_scores = torch.as_tensor(score_fn(source.features_at(pool)), dtype=torch.float32)
-    blocked = inside_spans(pool, suppress_s) if suppress_s is not None else np.zeros(len(pool), bool)
+    blocked = in_spans(pool, suppress_s) if suppress_s is not None else np.zeros(len(pool), bool)
     k, warning = clip_num_frames(num_frames, len(pool))
     if warning:
         warnings.warn(warning, stacklevel=2)

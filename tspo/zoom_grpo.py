@@ -24,6 +24,8 @@ import numpy as np
 import torch
 
 from tspo.grpo import ObjectiveInputError, group_advantages, tspo_loss
+from tspo.rewards.spans import in_spans, span_hits, spans_around
+from tspo.video import even_positions
 
 # A logit no Gumbel draw can lift above a real one (finite, so the policy's checks accept it).
 MASKED_LOGIT = -1e9
@@ -36,7 +38,7 @@ def coarse_positions(timestamps_s: np.ndarray, num_coarse: int) -> np.ndarray:
     num = len(timestamps_s)
     if num < 1 or num_coarse < 1:
         raise ObjectiveInputError(f"coarse_positions: need T >= 1 and num_coarse >= 1, got {num}, {num_coarse}")
-    return np.unique(np.linspace(0, num - 1, min(num_coarse, num)).round().astype(np.int64))
+    return even_positions(num, num_coarse)
 
 
 def spans_from_picks(coarse_times_s: torch.Tensor, picks: torch.Tensor, width_s: float,
@@ -46,7 +48,7 @@ def spans_from_picks(coarse_times_s: torch.Tensor, picks: torch.Tensor, width_s:
     ``coarse_times_s`` float[C], ``picks`` int64[G, S] -> float64[G, S, 2].
     """
     t = coarse_times_s.to(torch.float64)[picks]
-    return torch.stack([(t - width_s / 2).clamp(0, duration_s), (t + width_s / 2).clamp(0, duration_s)], dim=-1)
+    return torch.from_numpy(spans_around(t.numpy(), width_s, duration_s))
 
 
 def member_pool_mask(pool_times_s: torch.Tensor, is_coarse: torch.Tensor, spans_s: torch.Tensor) -> torch.Tensor:
@@ -54,8 +56,6 @@ def member_pool_mask(pool_times_s: torch.Tensor, is_coarse: torch.Tensor, spans_
 
     ``pool_times_s`` float[P], ``is_coarse`` bool[P], ``spans_s`` float[G, S, 2].
     """
-    from tspo.rewards import span_hits
-
     groups, num_spans = spans_s.shape[:2]
     hits = span_hits(pool_times_s.double().numpy(), spans_s.reshape(-1, 2).double().numpy())   # [P, G * S]
     inside = torch.from_numpy(hits.reshape(-1, groups, num_spans).any(-1).T.copy())         # [G, P]
@@ -75,8 +75,6 @@ def zoom_reward(spans_s: torch.Tensor | np.ndarray, evidence_s) -> np.ndarray:
     ``spans_s`` float[G, S, 2]; ``evidence_s`` [[start, end], ...] (the evidence spans, or the
     target spans when a sample has none). Measured on a 50 ms grid over the evidence.
     """
-    from tspo.rewards import in_spans, span_hits
-
     spans = np.asarray(spans_s, dtype=np.float64)
     ev = np.asarray(evidence_s, dtype=np.float64).reshape(-1, 2)
     if ev.shape[0] == 0:

@@ -151,7 +151,7 @@ class StepSampler(DistributedSampler):
 
 
 class TSPODataModule(L.LightningDataModule):
-    """Training / held-out samples from manifests (DESIGN section 8), as cached features.
+    """Training / held-out samples from manifests, as cached features.
 
     Args:
         train_manifest, val_manifest: JSON Lines manifests. Left out with ``synth`` given (or

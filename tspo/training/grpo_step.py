@@ -21,6 +21,7 @@ from tspo.grpo import (
     decoupled_advantages,
     explore_logits,
     group_advantages,
+    picks_in_target,
     plackett_luce_logp,
     policy_entropy,
     policy_stats,
@@ -30,7 +31,7 @@ from tspo.grpo import (
 from tspo.rewards import in_spans
 from tspo.training.context import StepContext, StepOutput
 from tspo.training.options import RewardOptions
-from tspo.training.rollout import Rewards, ask_oracle, picks_in_target, reward_spans
+from tspo.training.rollout import Rewards, ask_oracle, reward_spans
 
 
 def policy_logits(ctx: StepContext, features: torch.Tensor, text: torch.Tensor,

@@ -1,4 +1,4 @@
-"""``TSPOModule``: the Lightning glue of TSPO training (DESIGN section 5).
+"""``TSPOModule``: the Lightning glue of TSPO training.
 
 The module builds the typed option groups (:mod:`tspo.training.options`), owns the trainable agent,
 the frozen references and the counters, and hands each step a :class:`~tspo.training.context.StepContext`.
@@ -46,7 +46,7 @@ __all__ = ["TSPOModule", "TrainingConfigError", "step_seed"]
 
 
 class TSPOModule(L.LightningModule):
-    """Temporal agent + GRPO objective. Options mirror DESIGN section 5; all are off by default.
+    """Temporal agent + GRPO objective. Options beyond the paper are off by default.
 
     Args:
         encoder: frozen CLIP spec (``"tiny-random"``, ``"ViT-L-14:openai"``) or a loaded ClipEncoder;

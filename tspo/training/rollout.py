@@ -2,7 +2,7 @@
 
 The agent and the sampler work on tensors ``[B, G, k]``; the oracle works on a flat list of
 :class:`~tspo.rewards.OracleQuery` (``B * G`` of them, sample-major, one call per batch). These
-helpers convert between the two and turn answers into the reward tensors of DESIGN section 5.
+helpers convert between the two and turn answers into the reward tensors.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from tspo.data_synth.manifest import Sample
-from tspo.judge import ask_about
+from tspo.judge import ask_about, group_picks
 from tspo.rewards import OracleAnswer, accuracy_reward, compose_reward, temporal_reward
 from tspo.training.options import TEMPORAL_SPANS
 
@@ -73,18 +73,6 @@ def ask_oracle(oracle, samples: Sequence[Sample], idx: torch.Tensor, timestamps:
     times = gather_times(timestamps, idx)
     answers = ask_about(oracle, samples, group_picks(idx), list(timestamps.cpu().numpy()), frame_size)
     return times, score_answers(samples, answers, times, w_a, w_t, temporal_spans)
-
-
-def group_picks(idx: torch.Tensor) -> list[dict[int, np.ndarray]]:
-    """idx int64[B, G, k] -> per sample {member g: int64[k]} (the pick sets :func:`tspo.judge.ask_about` takes)."""
-    positions = idx.cpu().numpy()
-    return [dict(enumerate(row)) for row in positions]
-
-
-def picks_in_target(target_mask: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Share of each question's picks inside its target: target_mask bool[B, T], idx int64[B, G, k]
-    -> float32[B] (mean over the G selections)."""
-    return target_mask.to(idx.device).gather(-1, idx.flatten(1)).float().mean(-1)
 
 
 def score_answers(samples: Sequence[Sample], answers: Sequence[OracleAnswer], times: np.ndarray,
