@@ -11,10 +11,11 @@ from __future__ import annotations
 import torch
 
 from tspo.agents.baselines import select_topk
+from tspo.errors import TSPOError
 from tspo.settings import check_num_frames
 
 
-class PolicyInputError(ValueError):
+class PolicyInputError(TSPOError, ValueError):
     """Bad input to the sampling policy (shape, k larger than the number of candidates, ...)."""
 
 

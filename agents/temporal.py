@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from tspo.errors import TSPOError
+
 # Published TSPO checkpoints name the selector `selector` (TSPO repo) or `multiModal_align`
 # (LLaVA-side checkpoints), possibly under a `model.` prefix.
 _PUBLISHED_TO_NATIVE = {
@@ -34,7 +36,7 @@ _PUBLISHED_TO_NATIVE = {
 _PUBLISHED_UNUSED = ("temporal.ffn_o.",)
 
 
-class PublishedCheckpointError(ValueError):
+class PublishedCheckpointError(TSPOError, ValueError):
     """A checkpoint that does not hold a TSPO selector in the published layout."""
 
 

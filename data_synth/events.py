@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from tspo.errors import TSPOError
+
 SHAPES = ("circle", "square", "triangle", "star", "cross", "diamond", "ring")
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (235, 30, 30), "green": (30, 205, 60), "blue": (40, 80, 250), "yellow": (250, 225, 30),
@@ -48,7 +50,7 @@ COVERAGE_RULES: dict[str, dict] = {
 }
 
 
-class RenderError(ValueError):
+class RenderError(TSPOError, ValueError):
     """Bad arguments to the synthetic renderer (durations, sizes, option counts)."""
 
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tspo.errors import TSPOError
+
 KINDS = ("general", "needle")
 FIELDS = ("id", "video", "question", "options", "answer", "kind", "target_spans_s", "evidence_spans_s",
           "duration_s", "extra")
@@ -33,7 +35,7 @@ SEGMENT_KEYS = ("source", "start_s", "end_s")
 _TIME_TOL = 1e-6
 
 
-class ManifestError(ValueError):
+class ManifestError(TSPOError, ValueError):
     """A manifest line (or the file) breaks the schema; the message names the line and the field."""
 
 

@@ -15,8 +15,10 @@ from pathlib import Path
 import av
 import numpy as np
 
+from tspo.errors import TSPOError
 
-class SourceError(ValueError):
+
+class SourceError(TSPOError, ValueError):
     """A source video is missing, unreadable or has no video frames."""
 
 

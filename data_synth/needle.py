@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tspo.errors import TSPOError
 from tspo.settings import DEFAULT_FPS
 from tspo.video import probe_video
 
@@ -32,7 +33,7 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v")
 TARGET_ORDERS = ("shuffle", "ordered", "contiguous")
 
 
-class SynthError(ValueError):
+class SynthError(TSPOError, ValueError):
     """Bad composer input: empty pools, targets longer than the timeline, bad parameters."""
 
 

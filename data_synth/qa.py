@@ -15,12 +15,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from tspo.errors import TSPOError
+
 from .manifest import Sample
 
 QA_STYLES = ("which", "after", "before")
 
 
-class QAError(ValueError):
+class QAError(TSPOError, ValueError):
     """Not enough material to build a question (no events, too few distractor descriptions)."""
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from tspo.errors import TSPOError
 
-class RewardInputError(ValueError):
+
+class RewardInputError(TSPOError, ValueError):
     """A reward function or the option parser got an input it cannot score (shape, range, type)."""
 
 
-class OracleInputError(ValueError):
+class OracleInputError(TSPOError, ValueError):
     """An :class:`OracleQuery` (or a batch of them) is malformed: options, answer, frames, selection."""
 
 
-class OracleConfigError(ValueError):
+class OracleConfigError(TSPOError, ValueError):
     """An oracle cannot be built: unsupported model type, missing weights, bad settings."""

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from tspo.errors import TSPOError
 from tspo.settings import DEFAULT_FPS
 from tspo.video import VideoLike, candidate_times, file_identity, iter_frames_at, plan_candidates
 
@@ -165,7 +166,7 @@ def encode_candidates(
 _GRID_TOL = 1e-6
 
 
-class CompositionError(ValueError):
+class CompositionError(TSPOError, ValueError):
     """A virtual video whose cuts are off the candidate grid, or that runs past a source."""
 
 

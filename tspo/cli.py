@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from tspo.errors import TSPOError
+
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "select": ("tspo.cli_select", "pick the k frames of a video that matter for a question"),
     "synth": ("tspo.data_synth.cli", "render synthetic clips, compose needle videos, filter, validate"),
@@ -45,7 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tspo: unknown subcommand {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(SUBCOMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    except TSPOError as err:
+        # A problem tspo detected and explained: the explanation, not a traceback, on stderr.
+        print(f"tspo {name}: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

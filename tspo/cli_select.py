@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from tspo.errors import TSPOError
 from tspo.settings import (
     add_settings_arguments,
     check_fps,
@@ -30,7 +31,7 @@ EXAMPLES = """examples:
 exit codes: 0 done, 1 the selection failed, 2 bad arguments."""
 
 
-class UsageError(ValueError):
+class UsageError(TSPOError, ValueError):
     """A command-line argument that cannot work (exit code 2)."""
 
 

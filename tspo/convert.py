@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from tspo.agents import PublishedCheckpointError, TemporalAgent
+from tspo.errors import TSPOError
 from tspo.hub import is_offline
 from tspo.selector import write_selector_dir
 
@@ -27,7 +28,7 @@ EXAMPLES = f"""examples:
   tspo select clip.mp4 "When does the dog jump?" --selector tspo-0.4b"""
 
 
-class ConvertError(ValueError):
+class ConvertError(TSPOError, ValueError):
     """A source that holds no TSPO selector, or one that cannot be fetched (the message says what to get)."""
 
 

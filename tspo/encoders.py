@@ -29,6 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tspo.errors import TSPOError
+
 logger = logging.getLogger(__name__)
 
 TINY_RANDOM = "tiny-random"
@@ -41,7 +43,7 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-class EncoderWeightsError(RuntimeError):
+class EncoderWeightsError(TSPOError, RuntimeError):
     """Pretrained encoder weights are not available (offline, not cached, or a bad local file)."""
 
 

@@ -41,6 +41,7 @@ from tspo.agents import METHODS, get_method
 from tspo.cache import FeatureCache
 from tspo.data_synth.manifest import load_manifest
 from tspo.encoders import EncoderWeightsError
+from tspo.errors import TSPOError
 from tspo.judge import (
     DURATION_BUCKETS,
     Outcome,
@@ -65,7 +66,7 @@ __all__ = ["DURATION_BUCKETS", "EvalConfigError", "Outcome", "check_methods", "d
 DRAW_RULES = ("top-k", "uniform")
 
 
-class EvalConfigError(ValueError):
+class EvalConfigError(TSPOError, ValueError):
     """Bad arguments to an evaluation (unknown method, missing selector, bad k, bad oracle spec)."""
 
 

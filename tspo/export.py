@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tspo.agents import TemporalAgent
+from tspo.errors import TSPOError
 from tspo.selector import SelectorConfigError, load_selector_agent
 
 FORMATS = ("torchscript", "onnx")
@@ -34,7 +35,7 @@ INPUT_NAMES = ("features", "text")
 OUTPUT_NAME = "scores"
 
 
-class ExportError(ValueError):
+class ExportError(TSPOError, ValueError):
     """A selector, format or output path that cannot be exported."""
 
 

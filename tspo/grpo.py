@@ -17,8 +17,10 @@ import math
 
 import torch
 
+from tspo.errors import TSPOError
 
-class ObjectiveInputError(ValueError):
+
+class ObjectiveInputError(TSPOError, ValueError):
     """Bad input to a TSPO objective function (shape mismatch, bad option value, ...)."""
 
 

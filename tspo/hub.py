@@ -16,12 +16,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tspo.errors import TSPOError
+
 SELECTOR_FILES = ("config.json", "model.safetensors")
 CARD_NAME = "README.md"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class HubError(ValueError):
+class HubError(TSPOError, ValueError):
     """A hub id that cannot be resolved, pushed, or that holds no tspo selector."""
 
 

@@ -21,8 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from tspo.errors import TSPOError
 
-class PlotInputError(ValueError):
+
+class PlotInputError(TSPOError, ValueError):
     """A plot was asked for with inputs it cannot draw (the message names the input and the fix)."""
 
 

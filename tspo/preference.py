@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from tspo.agents import GumbelTopK
+from tspo.errors import TSPOError
 from tspo.grpo import picks_in_target
 from tspo.judge import ask_about, group_picks
 from tspo.rewards import Oracle, accuracy_reward
@@ -45,7 +46,7 @@ LOG_COLUMNS = ("v", "sample_id", "timestamps_s", "positions", "letter", "error",
 MATCH_TOL_S = 5e-4
 
 
-class AnswerLogError(ValueError):
+class AnswerLogError(TSPOError, ValueError):
     """An answer log that cannot be read or used (unknown format, mixed oracles, nothing usable)."""
 
 

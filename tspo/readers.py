@@ -44,10 +44,11 @@ from pathlib import Path
 from typing import Any
 
 from tspo.data_synth.manifest import ManifestError, Sample, parse_sample, write_manifest
+from tspo.errors import TSPOError
 from tspo.video import VideoError, probe_video
 
 
-class BenchmarkFormatError(ValueError):
+class BenchmarkFormatError(TSPOError, ValueError):
     """An annotation file does not look like the benchmark format it was read as."""
 
 

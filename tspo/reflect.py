@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from tspo.errors import TSPOError
 
-class ReflectionError(ValueError):
+
+class ReflectionError(TSPOError, ValueError):
     """Bad reflection settings, or an oracle that reports no confidence."""
 
 

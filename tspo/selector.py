@@ -22,6 +22,7 @@ from tspo.agents import TemporalAgent, get_method
 from tspo.cache import FeatureCache, VideoFeatures, video_features
 from tspo.encoder_cache import CachedEncoder, cached_encoder
 from tspo.encoders import ClipEncoder, load_encoder
+from tspo.errors import TSPOError
 from tspo.hub import push_to_hub, resolve_pretrained
 from tspo.settings import SelectionSettings, clip_num_frames
 from tspo.video import VideoLike, plan_candidates, read_whole_frames, segments_at, source_frame_indices
@@ -35,7 +36,7 @@ FORMAT = "tspo-selector"
 FORMAT_VERSION = 1
 
 
-class SelectorConfigError(ValueError):
+class SelectorConfigError(TSPOError, ValueError):
     """A selector directory whose config or weights cannot be used."""
 
 

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from tspo.errors import TSPOError
 from tspo.settings import DEFAULT_FPS
 
 VideoLike = str | os.PathLike | Sequence[Mapping]
 
 
-class VideoError(ValueError):
+class VideoError(TSPOError, ValueError):
     """A video that cannot be used: missing, not a video, corrupt, no frames, audio-only."""
 
 

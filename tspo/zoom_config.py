@@ -8,10 +8,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from tspo.errors import TSPOError
+
 STRATEGIES = ("single", "zoom")
 
 
-class ZoomConfigError(ValueError):
+class ZoomConfigError(TSPOError, ValueError):
     """A zoom budget knob with a value that cannot work."""
 
 

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from tspo.errors import TSPOError
 from tspo.video import write_frames
 
 
-class AdapterInputError(ValueError):
+class AdapterInputError(TSPOError, ValueError):
     """A selection, frame array or prompt that an MLLM adapter cannot turn into model inputs."""
 
 

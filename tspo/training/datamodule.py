@@ -27,12 +27,13 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tspo.cache import FeatureCache, encode_candidates, video_features
 from tspo.data_synth.manifest import Sample, load_manifest
 from tspo.encoders import shared_encoder
+from tspo.errors import TSPOError
 from tspo.rewards import in_spans
 from tspo.settings import DEFAULT_FPS, DEFAULT_MAX_CANDIDATES
 from tspo.training.synth import SynthConfig, ensure_synthetic
 
 
-class DataConfigError(ValueError):
+class DataConfigError(TSPOError, ValueError):
     """A TSPODataModule option that cannot work (no manifest, mismatched candidate counts, ...)."""
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tspo.errors import TSPOError
 from tspo.settings import DEFAULT_FRAME_SIZE, check_frame_size, check_num_frames
 from tspo.zoom_config import ZoomConfig
 
@@ -27,7 +28,7 @@ LOGPROBS = ("per_frame", "plackett_luce")
 OBJECTIVES = ("grpo", "dpo")
 
 
-class TrainingConfigError(ValueError):
+class TrainingConfigError(TSPOError, ValueError):
     """A TSPOModule / TSPODataModule option has a value that cannot work."""
 
 

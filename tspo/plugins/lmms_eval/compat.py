@@ -16,10 +16,12 @@ import sys
 from collections.abc import Callable
 from importlib import metadata
 
+from tspo.errors import TSPOError
+
 FIX = "pip install 'tspo[lmms]'"
 
 
-class LmmsEvalEnvironmentError(ImportError):
+class LmmsEvalEnvironmentError(TSPOError, ImportError):
     """lmms-eval or one of its dependencies is in a state known to fail inside lmms-eval."""
 
 

@@ -25,6 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tspo.errors import TSPOError
+
 try:
     from lmms_eval.api.model import lmms
     from lmms_eval.api.registry import register_model
@@ -61,7 +63,7 @@ VISUAL_MODES = ("clip", "frames")
 FRAME_COUNT_ATTRS = ("max_frames_num", "max_num_frames", "num_frames", "nframes", "frames_upbound")
 
 
-class TSPOVideoConfigError(ValueError):
+class TSPOVideoConfigError(TSPOError, ValueError):
     """Arguments of the tspo_video lmms-eval model that cannot work."""
 
 
