@@ -39,12 +39,15 @@ class Rule:
     """A selection rule: ``pick(scores [T] | [B, T] | None, T, k) -> int64 positions``, ascending.
 
     ``needs_scores``: False for rules that only look at the grid. ``batched``: the rule takes a
-    batch ``[B, T]`` of score rows at once and keeps exactly k per row."""
+    batch ``[B, T]`` of score rows at once and keeps exactly k per row. ``drawable``: the rule has a
+    random version, Gumbel-top-k over its scores (uniform: over none), which GRPO, ``--log-draws`` and
+    answer collection draw from."""
 
     name: str
     pick: Callable[[torch.Tensor | None, int, int], torch.Tensor]
     needs_scores: bool = True
     batched: bool = False
+    drawable: bool = False
 
 
 def _uniform(scores: torch.Tensor | None, num_candidates: int, k: int) -> torch.Tensor:
@@ -53,8 +56,8 @@ def _uniform(scores: torch.Tensor | None, num_candidates: int, k: int) -> torch.
 
 
 RULES: dict[str, Rule] = {
-    "top-k": Rule("top-k", lambda scores, num, k: select_topk(scores, k), batched=True),
-    "uniform": Rule("uniform", _uniform, needs_scores=False, batched=True),
+    "top-k": Rule("top-k", lambda scores, num, k: select_topk(scores, k), batched=True, drawable=True),
+    "uniform": Rule("uniform", _uniform, needs_scores=False, batched=True, drawable=True),
     "bin-max": Rule("bin-max", lambda scores, num, k: select_bin_max(scores, k)),
     "aks": Rule("aks", lambda scores, num, k: select_aks(scores, k)),
 }
@@ -99,6 +102,10 @@ METHOD_TABLE: dict[str, Method] = {
     )
 }
 METHODS: tuple[str, ...] = tuple(METHOD_TABLE)
+# Rules with a random version (Rule.drawable), and the named methods that draw without a trained agent.
+DRAWABLE_RULES: tuple[str, ...] = tuple(name for name, rule in RULES.items() if rule.drawable)
+AGENT_FREE_DRAWS: tuple[str, ...] = tuple(m.name for m in METHOD_TABLE.values()
+                                          if RULES[m.rule].drawable and not m.needs_agent)
 
 
 def get_method(name: str) -> Method:

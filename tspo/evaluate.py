@@ -38,6 +38,7 @@ import torch
 from tqdm import tqdm
 
 from tspo.agents import METHODS, get_method
+from tspo.agents.methods import DRAWABLE_RULES
 from tspo.cache import FeatureCache
 from tspo.data_synth.manifest import load_manifest
 from tspo.encoders import EncoderWeightsError
@@ -51,7 +52,7 @@ from tspo.judge import (
     outcome,
 )
 from tspo.preference import AnswerLogger, draw_selections
-from tspo.readers import read_benchmark
+from tspo.readers import READERS, read_benchmark
 from tspo.reflect import check_reflection, select_and_answer
 from tspo.rewards import SPEC_HELP, build_oracle
 from tspo.selector import TSPOSelector
@@ -62,8 +63,6 @@ from tspo.zoom_config import add_zoom_arguments, zoom_config_from_args
 __all__ = ["DURATION_BUCKETS", "EvalConfigError", "Outcome", "check_methods", "duration_bucket", "evaluate_samples",
            "format_table", "main", "summarise"]
 
-# Rules with a random version for --log-draws: Gumbel-top-k over the method's scores (uniform: over none).
-DRAW_RULES = ("top-k", "uniform")
 
 
 class EvalConfigError(TSPOError, ValueError):
@@ -165,9 +164,9 @@ def evaluate_samples(
     if not samples:
         raise EvalConfigError("no samples to evaluate; check the manifest")
     feature_fn = feature_fn or _default_feature_fn(selector, settings.fps, settings.max_candidates)
-    drawn_methods = [m for m in methods if get_method(m).rule in DRAW_RULES] if log_draws else []
+    drawn_methods = [m for m in methods if get_method(m).rule in DRAWABLE_RULES] if log_draws else []
     if log_draws and not drawn_methods:
-        raise EvalConfigError(f"log_draws needs a method whose rule is one of {', '.join(DRAW_RULES)} (random draws "
+        raise EvalConfigError(f"log_draws needs a method whose rule is one of {', '.join(DRAWABLE_RULES)} (random draws "
                               "from its scores), e.g. uniform, clip or tspo")
     generator = torch.Generator().manual_seed(seed)
     outcomes: list[Outcome] = []
@@ -280,7 +279,7 @@ def _parser() -> argparse.ArgumentParser:
                                        "--methods tspo,uniform,aks -k 8 --oracle simulated --out eval.json")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--manifest", help="JSON Lines manifest (schema: docs/INTERFACES.md, Manifest)")
-    src.add_argument("--benchmark", choices=("longvideobench", "mlvu", "videomme"),
+    src.add_argument("--benchmark", choices=sorted(READERS),
                      help="read a public benchmark's annotations instead (needs --annotations)")
     p.add_argument("--annotations", help="benchmark annotation file (MLVU: the json/ folder)")
     p.add_argument("--video-root", help="folder of the benchmark's videos (default: its published layout)")

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from tspo.agents import GumbelTopK
+from tspo.agents.methods import AGENT_FREE_DRAWS, get_method
 from tspo.errors import TSPOError
 from tspo.grpo import picks_in_target
 from tspo.judge import ask_about, group_picks
@@ -332,7 +333,7 @@ def _first_occurrence(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # -- collecting a log -----------------------------------------------------------------------------
-COLLECT_POLICIES = ("uniform", "clip")
+COLLECT_POLICIES = AGENT_FREE_DRAWS  # ("uniform", "clip"): the method registry owns the list
 
 
 def draw_selections(scores: torch.Tensor | None, shape: tuple[int, ...], num_frames: int, draws: int, tau: float,
@@ -370,7 +371,7 @@ def collect_answers(dataset: Any, oracle: Any, num_frames: int, draws: int, poli
     for start in range(0, len(rows), batch_size):
         batch = collate([dataset[i] for i in rows[start:start + batch_size]])
         feats, text = batch["features"], batch["text"]
-        scores = None if policy == "uniform" else torch.nn.functional.cosine_similarity(feats, text[:, None, :], dim=-1)
+        scores = get_method(policy).score(None, feats, text)                              # None for uniform
         idx = draw_selections(scores, feats.shape[:2], num_frames, draws, tau, gen)        # [B, G, k]
         samples = list(batch["samples"])
         sent += len(ask_about(oracle, samples, group_picks(idx), list(batch["timestamps"].numpy()), frame_size))
