@@ -39,7 +39,7 @@ FIGURE = Path(__file__).resolve().parent / "results" / "preference.png"
 def run() -> dict:
     import lightning as L
 
-    from tspo.preference import AnswerLogger, collect_answers
+    from tspo.answer_log import AnswerLogger, collect_answers
     from tspo.rewards import OracleCache, SimulatedOracle
     from tspo.training import SynthConfig, TSPODataModule, TSPOModule
     from tspo.training.heldout import heldout_metrics

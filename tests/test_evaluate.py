@@ -201,7 +201,7 @@ def test_cli_with_a_pixel_oracle_and_the_benchmark_guard(small_manifest: Path, t
 
 
 def test_log_answers_with_draws_logs_groups_without_changing_the_figures(tmp_path) -> None:
-    from tspo.preference import AnswerLogger, read_answer_log
+    from tspo.answer_log import AnswerLogger, read_answer_log
 
     samples = [_needle("s0", 100, (40, 50)), _needle("s1", 120, (60, 75))]
     plain = evaluate_samples(samples, "tspo,uniform,aks", SimulatedOracle(guess="wrong"), 4, FeatureSelector(),

@@ -178,7 +178,7 @@ def _pair_logps(logits: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tens
 
 
 def test_dpo_loss_value_is_minus_log_sigmoid_of_the_margin():
-    from tspo.grpo import dpo_loss
+    from tspo.preference import dpo_loss
 
     lc, lr = torch.tensor([-1.0, -3.0]), torch.tensor([-2.0, -1.0])
     rc, rr = torch.tensor([-1.5, -2.0]), torch.tensor([-1.5, -2.0])
@@ -192,7 +192,7 @@ def test_dpo_loss_value_is_minus_log_sigmoid_of_the_margin():
 
 
 def test_dpo_gradient_raises_the_chosen_selection_and_lowers_the_rejected_one():
-    from tspo.grpo import dpo_loss
+    from tspo.preference import dpo_loss
 
     torch.manual_seed(0)
     logits = torch.randn(1, 12, requires_grad=True)
@@ -217,7 +217,7 @@ def test_dpo_gradient_raises_the_chosen_selection_and_lowers_the_rejected_one():
 
 
 def test_dpo_identical_selections_give_log2_and_zero_gradient():
-    from tspo.grpo import dpo_loss
+    from tspo.preference import dpo_loss
 
     logits = torch.randn(1, 8, requires_grad=True)
     sel = torch.tensor([[1, 4, 6]])
@@ -230,7 +230,7 @@ def test_dpo_identical_selections_give_log2_and_zero_gradient():
 
 
 def test_dpo_beta_to_zero_limit_is_log2_with_a_vanishing_linear_gradient():
-    from tspo.grpo import dpo_loss
+    from tspo.preference import dpo_loss
 
     torch.manual_seed(1)
     lc = torch.randn(5, requires_grad=True)
@@ -246,7 +246,8 @@ def test_dpo_beta_to_zero_limit_is_log2_with_a_vanishing_linear_gradient():
 
 
 def test_dpo_reference_terms_carry_no_gradient_and_bad_inputs_raise():
-    from tspo.grpo import dpo_loss, selection_logp
+    from tspo.grpo import selection_logp
+    from tspo.preference import dpo_loss
 
     lc, lr = torch.zeros(3, requires_grad=True), torch.zeros(3, requires_grad=True)
     rc, rr = torch.zeros(3, requires_grad=True), torch.zeros(3, requires_grad=True)

@@ -1,4 +1,4 @@
-"""Answer logs and preference pairs (tspo.preference): formats, pairing rule, what is dropped and why."""
+"""Answer logs (tspo.answer_log) and preference pairs (tspo.preference): formats, pairing rule, what is dropped and why."""
 
 from __future__ import annotations
 
@@ -9,16 +9,8 @@ import pytest
 import torch
 from training_helpers import small_datamodule
 
-from tspo.preference import (
-    AnswerLogError,
-    AnswerLogger,
-    collect_answers,
-    group_pairs,
-    pairs_from_groups,
-    pairs_from_log,
-    read_answer_log,
-    write_answer_log,
-)
+from tspo.answer_log import AnswerLogError, AnswerLogger, collect_answers, read_answer_log, write_answer_log
+from tspo.preference import PreferenceError, group_pairs, pairs_from_groups, pairs_from_log
 from tspo.rewards import OracleCache, SimulatedOracle
 
 K = 16
@@ -41,9 +33,9 @@ def test_group_pairs_orders_by_reward_and_drops_ties_padding_and_small_margins()
     assert (r[q, c] > r[q, rj]).all()
     q2, _, _ = group_pairs(r, valid, min_margin=0.5)                # 1.0 vs 0.5 is not more than 0.5
     assert len(q2) == 3
-    with pytest.raises(AnswerLogError, match="min_margin"):
+    with pytest.raises(PreferenceError, match="min_margin"):
         group_pairs(r, valid, min_margin=-1)
-    with pytest.raises(AnswerLogError, match=r"\[Q, M\]"):
+    with pytest.raises(PreferenceError, match=r"\[Q, M\]"):
         group_pairs(r[0])
 
 
@@ -83,7 +75,7 @@ def test_pairs_from_log_scores_like_training_and_counts_what_it_drops(dataset):
     # reward weights change the ranking: with w_a = 0 good and other tie (dropped), both beat bad
     only_t = pairs_from_log(records, dataset, K, w_accuracy=0.0)
     assert len(only_t) == 2 and torch.allclose(only_t.margin, torch.tensor([0.5, 0.5]))
-    with pytest.raises(AnswerLogError, match="no usable answers"):
+    with pytest.raises(PreferenceError, match="no usable answers"):
         pairs_from_log(records[4:5], dataset, K)
 
 

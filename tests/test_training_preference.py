@@ -13,7 +13,7 @@ import yaml
 from training_helpers import MetricRecorder, small_datamodule, small_synth, trainer
 
 from tspo import TSPOSelector
-from tspo.preference import AnswerLogger, collect_answers, read_answer_log
+from tspo.answer_log import AnswerLogger, collect_answers, read_answer_log
 from tspo.rewards import OracleCache, SimulatedOracle
 from tspo.training import TrainingConfigError, TSPOModule
 from tspo.training.heldout import heldout_metrics

@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from tspo.agents import METHODS, get_method
 from tspo.agents.methods import DRAWABLE_RULES
+from tspo.answer_log import AnswerLogger, draw_selections
 from tspo.cache import FeatureCache
 from tspo.data_synth.manifest import load_manifest
 from tspo.encoders import EncoderWeightsError
@@ -51,7 +52,6 @@ from tspo.judge import (
     judge_selections,
     outcome,
 )
-from tspo.preference import AnswerLogger, draw_selections
 from tspo.readers import READERS, read_benchmark
 from tspo.reflect import check_reflection, select_and_answer
 from tspo.rewards import SPEC_HELP, build_oracle

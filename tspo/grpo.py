@@ -229,47 +229,6 @@ def selection_logp(logp_frames: torch.Tensor) -> torch.Tensor:
     return logp_frames.sum(-1)
 
 
-def dpo_loss(logp_chosen: torch.Tensor, logp_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-             ref_rejected: torch.Tensor, beta: float, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """DPO loss on preference pairs of selections (TPO's objective, applied to the sampler), a scalar.
-
-    For each pair ``p`` (same question; ``chosen`` earned the higher reward)::
-
-        h_p = beta * ((logp_chosen - ref_chosen) - (logp_rejected - ref_rejected))
-        L   = mean_p( w_p * -log sigmoid(h_p) ) / mean_p(w_p)
-
-    ``ref_*`` are log-probabilities under a frozen reference agent and carry no gradient. A pair
-    whose policy and reference margins agree (e.g. the untrained policy is the reference) gives
-    ``log 2``; the gradient is ``-beta * sigmoid(-h) * grad(margin)``, so it raises the chosen
-    selection's log-probability and lowers the rejected one's, and vanishes as ``beta -> 0``.
-
-    Args:
-        logp_chosen, logp_rejected: float[P] selection log-probs under the policy
-            (:func:`selection_logp`), with gradient.
-        ref_chosen, ref_rejected: float[P] the same under the reference.
-        beta: > 0, inverse temperature of the implicit reward (how far from the reference the
-            policy may move before a pair counts as learned).
-        weights: float[P] >= 0 optional per-pair weights (e.g. reward margins); None = all 1.
-    """
-    shape = logp_chosen.shape
-    if logp_chosen.dim() != 1 or any(t.shape != shape for t in (logp_rejected, ref_chosen, ref_rejected)):
-        raise ObjectiveInputError(
-            "dpo_loss: logp_chosen, logp_rejected, ref_chosen, ref_rejected must all be float[P], got "
-            f"{[tuple(t.shape) for t in (logp_chosen, logp_rejected, ref_chosen, ref_rejected)]}")
-    if shape[0] == 0:
-        raise ObjectiveInputError("dpo_loss: no pairs (P = 0); skip the step or log more answers")
-    if not (isinstance(beta, (int, float)) and beta > 0 and math.isfinite(beta)):
-        raise ObjectiveInputError(f"dpo_loss: beta must be a finite number > 0, got {beta!r}")
-    margin = (logp_chosen - ref_chosen.detach()) - (logp_rejected - ref_rejected.detach())
-    per_pair = -torch.nn.functional.logsigmoid(beta * margin)
-    if weights is None:
-        return per_pair.mean()
-    if weights.shape != shape or bool((weights < 0).any()):
-        raise ObjectiveInputError(f"dpo_loss: weights must be float[P] >= 0 like the log-probs, got {tuple(weights.shape)}")
-    w = weights.detach().to(per_pair.dtype)
-    return (per_pair * w).sum() / w.sum().clamp(min=torch.finfo(w.dtype).tiny)
-
-
 @torch.no_grad()
 def policy_stats(logp_new: torch.Tensor, logp_old: torch.Tensor, clip_eps: float | None = None) -> dict[str, float]:
     """CleanRL diagnostics: ``approx_kl = mean((ratio - 1) - log ratio)`` and the clipped fraction."""

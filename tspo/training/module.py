@@ -21,10 +21,11 @@ import lightning as L
 import torch
 
 from tspo.agents import GumbelTopK, TemporalAgent
+from tspo.answer_log import AnswerLogger, read_answer_log
 from tspo.encoders import shared_encoder
 from tspo.grpo import temperature_at
 from tspo.judge import judge_selections, metrics_of
-from tspo.preference import AnswerLogger, PreferencePairs, pairs_from_groups, pairs_from_log, read_answer_log
+from tspo.preference import PreferencePairs, pairs_from_groups, pairs_from_log
 from tspo.rewards import OracleCache, build_oracle
 from tspo.selector import load_selector_agent
 from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 
 from tspo.agents import TemporalAgent
-from tspo.grpo import dpo_loss, selection_logp
-from tspo.preference import PreferencePairs
+from tspo.grpo import selection_logp
+from tspo.preference import PreferencePairs, dpo_loss
 from tspo.training.context import StepContext, StepOutput, agent_scores
 from tspo.training.datamodule import collate
 from tspo.training.options import PreferenceOptions
