@@ -1,0 +1,110 @@
+"""Key clips instead of key frames: clip-level selection under a visual-token budget (after F2C,
+"From Frames to Clips: Efficient Key Clip Selection for Long-Form Video Understanding").
+
+Isolated top-k frames lose motion and "what happened next"; a short clip around a cue keeps both.
+A video LLM's visual-token budget buys ``k`` frames at full size or more frames at a smaller size
+(:func:`tspo.token_budget.plan_frames`); clip selection spends the extra frames on context:
+
+1. **anchors**: the ``k`` moments the method's rule picks from the scores (any scorer: the
+   agent's, CLIP similarity; top-k, bin-max, AKS), exactly the frames a frame selection keeps;
+2. **clips**: the ``n`` candidates nearest to an anchor (in candidate steps; at equal distance the
+   later one, so a clip reaches a step further into what happened next, then the better-ranked
+   anchor's), so every group of neighbouring anchors grows evenly into one clip; clips that touch
+   merge. The clip length is thus chosen per video: anchors bunched on one event give one long
+   clip, anchors spread over many events give many short ones;
+3. the chosen candidates, in time order, are the flat frame list; each maximal run of
+   consecutive candidates is one clip.
+
+Every anchor is kept, so a clip selection shows every frame the frame selection would (at the
+planned size). Everything here is pure and vectorised over candidates and anchors; the selector
+(``select_frames(..., unit="clip")``) wires it to videos, scorers and token budgets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+UNITS = ("frame", "clip")
+
+
+class ClipConfigError(ValueError):
+    """A clip-selection knob with a value that cannot work."""
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """Knobs of clip selection. ``max_frames``: most frames a budget may buy per video (a smaller
+    frame size buys more). ``min_frame_size``: smallest short side (px) frames may shrink to for
+    it (None: whatever the model's processor still accepts, e.g. Qwen's ``min_pixels``)."""
+
+    max_frames: int = 32
+    min_frame_size: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_frames", "min_frame_size"):
+            v = getattr(self, name)
+            if v is None and name == "min_frame_size":
+                continue
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ClipConfigError(f"clip {name} must be a positive int, got {v!r}")
+
+
+@dataclass
+class ClipPicks:
+    """Clip selection over ``T`` candidates: ``n`` picks in ``C`` clips."""
+
+    positions: np.ndarray  # int64[n] chosen candidate positions, ascending
+    clip_ids: np.ndarray  # int64[n] which clip each pick belongs to (0..C-1, in time order)
+    anchors: np.ndarray  # int64[A] anchor positions, best first (A >= C: touching clips merge)
+    runs: np.ndarray  # int64[C, 2] first and last candidate position of each clip
+
+    def spans_s(self, times_s: np.ndarray) -> np.ndarray:
+        """float64[C, 2]: each clip's first and last frame time (seconds) on the candidate times."""
+        times = np.asarray(times_s, dtype=np.float64)
+        return np.stack([times[self.runs[:, 0]], times[self.runs[:, 1]]], axis=-1).reshape(-1, 2)
+
+
+def grow_clips(anchors: np.ndarray, num_candidates: int, num_frames: int) -> np.ndarray:
+    """bool[T]: the ``num_frames`` candidates nearest (in candidate steps) to any of ``anchors``
+    int64[A] (best first); ties go to the later candidate, then to the better anchor. Clips grow
+    evenly around their anchors and merge when they touch; exactly ``min(num_frames, T)`` picks."""
+    anchors = np.asarray(anchors, dtype=np.int64)
+    if anchors.size == 0:
+        raise ValueError("grow_clips needs at least one anchor")
+    pos = np.arange(num_candidates, dtype=np.int64)
+    offset = pos[None, :] - anchors[:, None]                                 # [A, T]
+    # 2|d| - (d > 0): at equal distance the step after the anchor comes before the step before it
+    key = 2 * np.abs(offset) - (offset > 0)
+    best_anchor = key.argmin(axis=0)                                          # [T] (first = better anchor on ties)
+    rank = key.min(axis=0) * anchors.size + best_anchor                       # [T] distance first, anchor rank next
+    chosen = np.argsort(rank, kind="stable")[: min(num_frames, num_candidates)]
+    mask = np.zeros(num_candidates, dtype=bool)
+    mask[chosen] = True
+    return mask
+
+
+def runs_of(mask: np.ndarray) -> np.ndarray:
+    """int64[C, 2]: first and last index of every maximal run of True in ``mask`` bool[T]."""
+    m = np.asarray(mask, dtype=bool).astype(np.int8)
+    edges = np.diff(np.concatenate([[0], m, [0]]))
+    return np.stack([np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1], axis=-1).astype(np.int64)
+
+
+def select_clips(anchors: np.ndarray, num_candidates: int, num_frames: int) -> ClipPicks:
+    """Clips of ``num_frames`` frames in all grown around ``anchors`` int64[A] (candidate positions,
+    best first) among ``num_candidates`` candidates: see the module docstring."""
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int | np.integer) or num_frames < 1:
+        raise ValueError(f"num_frames must be a positive int, got {num_frames!r}")
+    anchors = np.asarray(anchors, dtype=np.int64).reshape(-1)
+    if anchors.size and (anchors.min() < 0 or anchors.max() >= num_candidates):
+        raise ValueError(f"anchors must be candidate positions in [0, {num_candidates}), got {anchors.tolist()}")
+    mask = grow_clips(anchors, num_candidates, max(int(num_frames), len(np.unique(anchors))))
+    positions = np.flatnonzero(mask).astype(np.int64)
+    runs = runs_of(mask)
+    clip_ids = np.searchsorted(runs[:, 0], positions, side="right") - 1
+    return ClipPicks(positions=positions, clip_ids=clip_ids.astype(np.int64), anchors=anchors, runs=runs)
+
+
+__all__ = ["UNITS", "ClipConfig", "ClipConfigError", "ClipPicks", "grow_clips", "runs_of", "select_clips"]
