@@ -107,4 +107,24 @@ def select_clips(anchors: np.ndarray, num_candidates: int, num_frames: int) -> C
     return ClipPicks(positions=positions, clip_ids=clip_ids.astype(np.int64), anchors=anchors, runs=runs)
 
 
-__all__ = ["UNITS", "ClipConfig", "ClipConfigError", "ClipPicks", "grow_clips", "runs_of", "select_clips"]
+
+
+
+def plan_for_video(video, num_frames: int, frame_size: int, token_budget: int | None, model,
+                   config: ClipConfig | None = None, max_frames: int | None = None):
+    """The :class:`tspo.token_budget.FramePlan` of a clip selection on ``video``: ``token_budget``
+    tokens of ``model`` (None: what ``num_frames`` whole frames at short side ``frame_size`` px
+    cost) spent on as many frames as fit (at most ``config.max_frames`` and ``max_frames``, e.g. the
+    candidates there are), at the largest size that keeps them within it."""
+    from tspo.token_budget import frames_budget, plan_frames
+    from tspo.video import video_frame_shape
+
+    cfg = config or ClipConfig()
+    hw = video_frame_shape(video)
+    budget = frames_budget(model, num_frames, frame_size, hw) if token_budget is None else token_budget
+    cap = cfg.max_frames if max_frames is None else max(1, min(cfg.max_frames, max_frames))
+    return plan_frames(model, budget, hw, max_frame_size=frame_size, max_frames=cap,
+                       min_frame_size=min(cfg.min_frame_size or 1, frame_size))
+
+__all__ = ["UNITS", "ClipConfig", "ClipConfigError", "ClipPicks", "grow_clips", "plan_for_video", "runs_of",
+           "select_clips"]

@@ -489,3 +489,11 @@ def whole_frame_shape(height: int, width: int, size: int | np.ndarray | None) ->
     h = np.where(keep, height, np.maximum(s, np.round(height * scale))).astype(np.int64)
     w = np.where(keep, width, np.maximum(s, np.round(width * scale))).astype(np.int64)
     return (int(h), int(w)) if h.ndim == 0 else (h, w)
+
+
+def video_frame_shape(video: VideoLike) -> tuple[int, int]:
+    """(height, width) px of the video's frames: a file's, or a virtual video's first source (later
+    sources are resized to it when frames are read together, :func:`read_frames_at`)."""
+    segments = _segments(video)
+    info = probe_video(segments[0].source)
+    return info.height, info.width
