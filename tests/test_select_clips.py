@@ -3,6 +3,8 @@ LLaVA-OneVision processors receive equals the one the package planned (and never
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import write_video
@@ -79,3 +81,19 @@ def test_clip_unit_errors(selector, big_video):
         selector.select(big_video, QUESTION, method="uniform", unit="clip")
     with pytest.raises(ValueError, match="strategy 'zoom' is not supported"):
         selector.select(big_video, QUESTION, unit="clip", strategy="zoom")
+
+
+def test_cli_select_clips(big_video, capsys):
+    from tspo.cli import main as tspo_main
+
+    code = tspo_main(["select", str(big_video), "q?", "-k", "4", "--encoder", "tiny-random", "--method", "clip",
+                      "--clips", "--frame-size", "448", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    # 224 px frames: Qwen's min_pixels already puts them at 316 px, so the budget buys no extra frame here
+    assert out["unit"] == "clip" and out["token_model"] == "qwen2-vl" and out["tokens"] <= out["token_budget"]
+    assert tspo_main(["select", str(big_video), "q?", "--encoder", "tiny-random", "--token-budget", "100"]) == 2
+    assert "pass --clips too" in capsys.readouterr().err
+    assert tspo_main(["select", str(big_video), "q?", "--encoder", "tiny-random", "--clips", "--token-budget",
+                      "0"]) == 2
+    assert "--token-budget must be a positive" in capsys.readouterr().err

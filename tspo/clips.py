@@ -126,5 +126,33 @@ def plan_for_video(video, num_frames: int, frame_size: int, token_budget: int | 
     return plan_frames(model, budget, hw, max_frame_size=frame_size, max_frames=cap,
                        min_frame_size=min(cfg.min_frame_size or 1, frame_size))
 
-__all__ = ["UNITS", "ClipConfig", "ClipConfigError", "ClipPicks", "grow_clips", "plan_for_video", "runs_of",
-           "select_clips"]
+def add_clip_arguments(parser) -> None:
+    """The ``--clips`` flag and its token budget knobs (``tspo select``)."""
+    from tspo.token_budget import DEFAULT_TOKEN_MODEL, TOKEN_MODELS
+
+    g = parser.add_argument_group("key clips (--clips)")
+    g.add_argument("--clips", action="store_true",
+                   help="select clips, not frames: the k picks are anchors grown into clips with the extra frames the "
+                        "video LLM's visual-token budget buys at a smaller frame size")
+    g.add_argument("--token-budget", type=int, default=None,
+                   help="--clips: visual tokens to spend (default: what k frames at --frame-size cost)")
+    g.add_argument("--token-model", default=DEFAULT_TOKEN_MODEL, choices=TOKEN_MODELS,
+                   help=f"--clips: whose token rule the budget follows (default {DEFAULT_TOKEN_MODEL})")
+    g.add_argument("--max-clip-frames", type=int, default=None,
+                   help=f"--clips: most frames the budget may buy (default {ClipConfig().max_frames})")
+
+
+def clip_options_from_args(args) -> dict:
+    """``select()`` keyword arguments from :func:`add_clip_arguments` flags; ValueError on bad values."""
+    if not args.clips:
+        if args.token_budget is not None or args.max_clip_frames is not None:
+            raise ValueError("--token-budget / --max-clip-frames apply to clip selection; pass --clips too")
+        return {}
+    if args.token_budget is not None and (isinstance(args.token_budget, bool) or args.token_budget < 1):
+        raise ValueError(f"--token-budget must be a positive number of visual tokens, got {args.token_budget}")
+    cfg = ClipConfig() if args.max_clip_frames is None else ClipConfig(max_frames=args.max_clip_frames)
+    return {"unit": "clip", "token_budget": args.token_budget, "model": args.token_model, "clips": cfg}
+
+
+__all__ = ["UNITS", "ClipConfig", "ClipConfigError", "ClipPicks", "add_clip_arguments", "clip_options_from_args",
+           "grow_clips", "plan_for_video", "runs_of", "select_clips"]
