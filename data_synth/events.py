@@ -39,8 +39,8 @@ QUESTION_TEMPLATES = {
 }
 # The smallest frame (short side, px, of a frame rendered at 64 px and shrunk) whose written word the
 # ``tspo-synth`` encoder still reads as well as at full size: zero-shot word top-1 0.90 at 64, 56, 52
-# and 48 px, 0.79 at 44, 0.57 at 40, 0.49 at 32 (600 held-out frames; `python -m benchmarks.bench_clips
-# --legibility`, benchmarks/RESULTS.md). Below it a word is not legible.
+# and 48 px, 0.79 at 44, 0.57 at 40, 0.49 at 32 (600 held-out frames;
+# `python -m benchmarks legibility`, benchmarks/RESULTS.md). Below it a word is not legible.
 TEXT_MIN_PX = 48
 # What a selection must show for each kind (``extra["coverage"]`` of a sample; the simulated oracle
 # applies it): "any" = at least ``min_picks`` picks inside the evidence (any group), "all" = at least

@@ -45,3 +45,15 @@ def test_bad_inputs_are_named():
         select_clips(np.array([1]), 30, 0)
     with pytest.raises(ClipConfigError, match="max_frames"):
         ClipConfig(max_frames=0)
+
+
+def test_cluster_bootstrap_resamples_whole_clusters():
+    from tspo.kind_report import cluster_bootstrap
+
+    assert cluster_bootstrap([1.0, 1.0, 1.0], ["a", "b", "c"]) == (1.0, 1.0)
+    lo, hi = cluster_bootstrap([0.0] * 10 + [1.0] * 10, ["a"] * 10 + ["b"] * 10)
+    assert (lo, hi) == (0.0, 1.0)                    # two clusters: the mean is 0, 0.5 or 1, never between
+    lo, hi = cluster_bootstrap(np.r_[np.zeros(50), np.ones(50)], list(range(100)), seed=1)
+    assert 0.38 < lo < 0.5 < hi < 0.62
+    with pytest.raises(ValueError, match="agree"):
+        cluster_bootstrap([1.0], ["a", "b"])

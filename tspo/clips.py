@@ -110,6 +110,20 @@ def select_clips(anchors: np.ndarray, num_candidates: int, num_frames: int) -> C
 
 
 
+def clips_from_scores(scores, num_anchors: int, num_frames: int, method: str = "tspo") -> ClipPicks:
+    """The clip selection of a scored method: its rule picks ``num_anchors`` anchors from ``scores``
+    [T] (ranked best first; at most ``num_frames`` of them), grown into ``num_frames`` frames."""
+    import torch
+
+    from tspo.agents import get_method
+
+    s = torch.as_tensor(scores, dtype=torch.float32).reshape(-1)
+    k = min(int(num_anchors), int(num_frames), s.numel())
+    anchors = get_method(method).pick(s, s.numel(), k).numpy().astype(np.int64)
+    anchors = anchors[np.argsort(-s.numpy()[anchors], kind="stable")]          # best first: ties go to them
+    return select_clips(anchors, s.numel(), num_frames)
+
+
 def plan_for_video(video, num_frames: int, frame_size: int, token_budget: int | None, model,
                    config: ClipConfig | None = None, max_frames: int | None = None):
     """The :class:`tspo.token_budget.FramePlan` of a clip selection on ``video``: ``token_budget``
@@ -155,4 +169,4 @@ def clip_options_from_args(args) -> dict:
 
 
 __all__ = ["UNITS", "ClipConfig", "ClipConfigError", "ClipPicks", "add_clip_arguments", "clip_options_from_args",
-           "grow_clips", "plan_for_video", "runs_of", "select_clips"]
+           "clips_from_scores", "grow_clips", "plan_for_video", "runs_of", "select_clips"]

@@ -20,7 +20,7 @@ import torch
 
 from tspo.agents import TemporalAgent, get_method
 from tspo.cache import FeatureCache, VideoFeatures, video_features
-from tspo.clips import UNITS, ClipConfig, plan_for_video, select_clips
+from tspo.clips import UNITS, ClipConfig, clips_from_scores, plan_for_video
 from tspo.encoder_cache import CachedEncoder, cached_encoder
 from tspo.encoders import ClipEncoder, load_encoder
 from tspo.hub import push_to_hub, resolve_pretrained
@@ -285,13 +285,10 @@ class TSPOSelector:
         feats = self.features(video, settings.fps, settings.max_candidates)
         times, frame_idx = feats.timestamps_s, feats.frame_indices
         num = len(times)
-        score_t = self.score(feats.features, question, method)
-        anchors = m.pick(score_t, num, self._clip_k(settings.num_frames, num)).numpy().astype(np.int64)
-        scores = score_t.numpy().astype(np.float32)
-        anchors = anchors[np.argsort(-scores[anchors], kind="stable")]          # best first: ties go to them
+        scores = self.score(feats.features, question, method).numpy().astype(np.float32)
         plan = plan_for_video(video, settings.num_frames, settings.frame_size, token_budget, model, clips,
                               max_frames=num)
-        picks = select_clips(anchors[: plan.num_frames], num, plan.num_frames)
+        picks = clips_from_scores(scores, self._clip_k(settings.num_frames, num), plan.num_frames, method)
         positions = picks.positions
         timestamps = times[positions]
         segment_ids, sources = segments_at(video, timestamps)
