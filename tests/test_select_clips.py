@@ -49,6 +49,11 @@ def test_qwen_receives_exactly_the_planned_tokens(selector, big_video, variant):
     assert set(frames_sel.positions.tolist()) <= set(sel.positions.tolist())           # every anchor kept
     np.testing.assert_array_equal(sel.timestamps, sel.candidate_timestamps[sel.positions])
     assert "clip(s) of consecutive frames" in built.text
+    clips = sel.clip_list()
+    assert sum(len(c["timestamps_s"]) for c in clips) == plan.num_frames
+    assert all(c["frames"].shape[0] == len(c["indices"]) for c in clips)
+    with pytest.raises(ValueError, match="unit='clip'"):
+        frames_sel.clip_list()
 
 
 def test_llava_receives_exactly_the_planned_tokens(selector, big_video):

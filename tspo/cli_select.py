@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from tspo.clips import add_clip_arguments, clip_options_from_args
 from tspo.settings import (
     add_settings_arguments,
     check_fps,
@@ -19,7 +20,6 @@ from tspo.settings import (
     check_max_candidates,
     check_num_frames,
 )
-from tspo.clips import add_clip_arguments, clip_options_from_args
 from tspo.zoom_config import add_zoom_arguments, zoom_config_from_args
 
 EXAMPLES = """examples:

@@ -79,6 +79,19 @@ class Selection:
         return (f"Selection(method={self.method!r}, k={len(self.indices)} of {self.num_candidates}, "
                 f"timestamps_s=[{times}]{frames})")  # fmt: skip
 
+    def clip_list(self) -> list[dict[str, Any]]:
+        """``unit="clip"``: each clip in time order as ``{start_s, end_s, timestamps_s float64[n_c],
+        indices int64[n_c] (source frames), positions int64[n_c], frames uint8[n_c, H, W, 3] | None}``."""
+        if self.unit != "clip":
+            raise ValueError(f"this selection picked frames (unit={self.unit!r}); select with unit='clip' for clips")
+        out = []
+        for c, (start, end) in enumerate(self.clip_spans_s):
+            member = self.clip_ids == c
+            out.append({"start_s": float(start), "end_s": float(end), "timestamps_s": self.timestamps[member],
+                        "indices": self.indices[member], "positions": self.positions[member],
+                        "frames": None if self.frames is None else self.frames[member]})
+        return out
+
     def to_dict(self, scores: bool = False) -> dict[str, Any]:
         """JSON-ready summary (what ``tspo select --json`` prints); ``scores=True`` adds every
         candidate's time (s) and score (``null`` scores for uniform, which has none)."""
