@@ -117,3 +117,11 @@ def test_whole_frame_shape_is_what_read_whole_frames_returns(short_video):
     for size in (16, 40, 10_000):
         frames = read_whole_frames(short_video, np.array([0.0]), size)
         assert frames.shape[1:3] == whole_frame_shape(info.height, info.width, size)
+
+
+def test_video_frame_shape_of_files_and_virtual_videos(short_video):
+    from tspo.video import video_frame_shape
+
+    assert video_frame_shape(short_video) == (48, 64)
+    assert video_frame_shape([{"source": str(short_video), "start_s": 1.0, "end_s": 3.0}]) == (48, 64)
+    assert video_tokens("llava-onevision", np.array([1, 2]), 100, 100).tolist() == [197, 393]

@@ -145,7 +145,8 @@ def video_tokens(model: str | TokenRule | Any, num_frames: np.ndarray | int, hei
         raise TokenBudgetError(f"num_frames must be >= 1, got {num_frames!r}")
     if rule.family == "llava":
         pooled = math.ceil(rule.image_size // rule.patch_size / 2) ** 2
-        out = n * pooled + 1 + 0 * np.asarray(height) * np.asarray(width)
+        # the frame size does not enter: broadcast only so that arrays of sizes give arrays of counts
+        out = np.broadcast_to(n * pooled + 1, np.broadcast_shapes(n.shape, np.shape(height), np.shape(width)))
     else:
         h, w = smart_resize(height, width, rule.factor, rule.min_pixels, _max_pixels(rule, n))
         grid_t = -(-n // rule.temporal_patch_size)
