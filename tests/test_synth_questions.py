@@ -174,3 +174,19 @@ def test_kind_table_joins_outcomes_with_kinds_and_rules(world):
     assert f"| {kind} | 1 | 1.00 / 1.00 |" in format_kind_table(table, ("x", "y"))
     with pytest.raises(ValueError, match="per_sample"):
         kind_table({}, targets)
+
+
+def test_text_needs_legible_frames():
+    from tspo.data_synth.events import TEXT_MIN_PX
+
+    groups = [[[10.0, 14.0]]]
+    oracle = SimulatedOracle(guess="wrong")
+    text = {"kind": "needle", "coverage": COVERAGE_RULES["text"], "evidence_groups_s": groups}
+    assert oracle.answer([_query([11.0], text)])[0].letter == "B"                    # full size: as before
+    assert oracle.answer([_query([11.0], {**text, "frame_px": TEXT_MIN_PX})])[0].letter == "B"
+    assert oracle.answer([_query([11.0], {**text, "frame_px": TEXT_MIN_PX - 1})])[0].letter != "B"
+    small = OracleQuery("s", "q?", ("a", "b", "c", "d"), np.array([11.0]), frames=np.zeros((1, 40, 40, 3), np.uint8),
+                        meta={"answer": "B", **text})
+    assert oracle.answer([small])[0].letter != "B"                                  # the frames' own size
+    colour = {"kind": "needle", "coverage": COVERAGE_RULES["colour"], "evidence_groups_s": groups, "frame_px": 20}
+    assert oracle.answer([_query([11.0], colour)])[0].letter == "B"                 # colour needs no resolution

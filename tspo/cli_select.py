@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from tspo.clips import add_clip_arguments, clip_options_from_args
 from tspo.settings import (
     add_settings_arguments,
     check_fps,
@@ -26,6 +27,7 @@ EXAMPLES = """examples:
   tspo select clip.mp4 "What is on the table?" --selector runs/exp1/selector --json --scores
   tspo select clip.mp4 "Who enters?" --method aks --plot picks.png --save-frames picks/
   tspo select lecture.mp4 "When is the proof shown?" --selector runs/exp1/selector --strategy zoom
+  tspo select clip.mp4 "What happens after the dog jumps?" -k 8 --clips --token-model qwen2-vl --json
 
 exit codes: 0 done, 1 the selection failed, 2 bad arguments."""
 
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-frames", metavar="DIR", help="write the selected frames as JPEG files into DIR")
     p.add_argument("--plot", metavar="FILE", help="write a PNG of the scores over time with the picks marked")
     add_zoom_arguments(p)
+    add_clip_arguments(p)
     return p
 
 
@@ -80,6 +83,7 @@ def check_args(args: argparse.Namespace) -> None:
         if args.frame_size is not None:
             check_frame_size(args.frame_size, "--frame-size")
         args.zoom_config = zoom_config_from_args(args)
+        args.clip_options = clip_options_from_args(args)
     except ValueError as err:
         raise UsageError(str(err)) from err
     if args.scores and not args.json:
@@ -162,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         selection = selector.select(
             args.video, args.question, args.num_frames, method=args.method, fps=args.fps,
             max_candidates=args.max_candidates, return_frames=need_frames, frame_size=args.frame_size,
-            strategy=args.strategy, zoom=args.zoom_config,
+            strategy=args.strategy, zoom=args.zoom_config, **args.clip_options,
         )  # fmt: skip
     except (VideoError, ValueError, OSError, EncoderWeightsError) as err:  # weights load lazily, on a cache miss
         return _error(err, 1)
@@ -182,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         if selection.strategy == "zoom":
             spans = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in selection.spans_s)
             print(f"  zoom: {selection.frames_encoded} frames encoded; spans visited: {spans}")
+        if selection.unit == "clip":
+            p = selection.token_plan
+            spans = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in selection.clip_spans_s)
+            print(f"  clips: {spans}; {p.num_frames} frames of {p.height}x{p.width} px, {p.tokens} of {p.budget} "
+                  f"{p.model} tokens")
         for idx, t in zip(selection.indices, selection.timestamps):
             print(f"  frame {int(idx):>7d}  at {t:9.2f} s")
     return 0

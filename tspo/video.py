@@ -474,3 +474,26 @@ def as_path_or_segments(video: VideoLike) -> str | list[dict]:
     if isinstance(video, str | os.PathLike):
         return str(Path(video))
     return [dict(source=str(s["source"]), start_s=float(s["start_s"]), end_s=float(s["end_s"])) for s in video]
+
+
+def whole_frame_shape(height: int, width: int, size: int | np.ndarray | None) -> tuple:
+    """(height, width) px of a whole frame handed on at short side ``size`` from a ``height`` x
+    ``width`` source: aspect kept, never upscaled (what :func:`read_whole_frames` returns; ``size``
+    may be an int array, giving arrays). The rule :func:`_decode_size` applies with ``crop=False``."""
+    if size is None:
+        return height, width
+    s = np.asarray(size, dtype=np.int64)
+    short = min(height, width)
+    keep = s >= short
+    scale = s / short
+    h = np.where(keep, height, np.maximum(s, np.round(height * scale))).astype(np.int64)
+    w = np.where(keep, width, np.maximum(s, np.round(width * scale))).astype(np.int64)
+    return (int(h), int(w)) if h.ndim == 0 else (h, w)
+
+
+def video_frame_shape(video: VideoLike) -> tuple[int, int]:
+    """(height, width) px of the video's frames: a file's, or a virtual video's first source (later
+    sources are resized to it when frames are read together, :func:`read_frames_at`)."""
+    segments = _segments(video)
+    info = probe_video(segments[0].source)
+    return info.height, info.width
