@@ -55,6 +55,7 @@ from tspo.preference import AnswerLogger, draw_selections
 from tspo.readers import read_benchmark
 from tspo.reflect import check_reflection, select_and_answer
 from tspo.rewards import SPEC_HELP, build_oracle
+from tspo.rewards import check_oracle_fits as _check_oracle_fits
 from tspo.selector import TSPOSelector
 from tspo.settings import add_settings_arguments
 from tspo.video import VideoError
@@ -282,14 +283,8 @@ def _default_feature_fn(selector: Any, fps: float, max_candidates: int | None) -
 
 
 def check_oracle_fits(spec: str, samples: Sequence[Any]) -> None:
-    """The simulated oracle answers from known evidence; on samples without any (public benchmarks)
-    it would call every selection right, so refuse instead of printing meaningless 100 %."""
-    if spec.startswith("simulated"):
-        blind = [s.id for s in samples if not s.evidence_spans_s and not s.target_spans_s]
-        if blind:
-            raise EvalConfigError(
-                f"{len(blind)} samples (e.g. {blind[0]!r}) have no evidence or target spans, so the simulated "
-                "oracle cannot judge them; use --oracle clip, hf:MODEL or openai:URL#MODEL for benchmark data")
+    """:func:`tspo.rewards.check_oracle_fits` (the one rule, shared with training) for ``--oracle``."""
+    _check_oracle_fits(spec, samples, "--oracle")
 
 
 def _fmt(v: Any, pct: bool = False) -> str:
