@@ -8,9 +8,9 @@ import logging
 from pathlib import Path
 
 import pytest
-
 from conftest import write_video
 from training_helpers import MetricRecorder, trainer
+
 from tspo.training import TSPODataModule, TSPOModule
 from tspo.training.datamodule import DataConfigError
 from tspo.training.module import TrainingConfigError

@@ -33,7 +33,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tspo.settings import DEFAULT_FPS
-from tspo.video import VideoLike, candidate_times, file_identity, iter_frames_at, nearest_frames, plan_candidates
+from tspo.video import (
+    VideoLike,
+    candidate_times,
+    file_identity,
+    iter_frames_at,
+    nearest_frames,
+    plan_candidates,
+)
 
 logger = logging.getLogger(__name__)
 # 2: candidates take the frame nearest their grid time and carry its presentation time (1: the frame

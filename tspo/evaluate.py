@@ -40,9 +40,8 @@ from tqdm import tqdm
 
 from tspo.agents import METHODS, get_method
 from tspo.cache import FeatureCache
-from tspo.data_synth.manifest import load_manifest
+from tspo.data_synth.manifest import Sample, load_manifest
 from tspo.encoders import EncoderWeightsError
-from tspo.data_synth.manifest import Sample
 from tspo.judge import (
     DURATION_BUCKETS,
     Outcome,

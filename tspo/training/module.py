@@ -42,13 +42,25 @@ from tspo.grpo import (
 )
 from tspo.judge import judge_selections, metrics_of
 from tspo.preference import AnswerLogger, PreferencePairs, pairs_from_groups, pairs_from_log, read_answer_log
-from tspo.rewards import OracleCache, OracleConfigError, build_oracle, check_oracle_args, check_oracle_fits, in_spans
+from tspo.rewards import (
+    OracleCache,
+    OracleConfigError,
+    build_oracle,
+    check_oracle_args,
+    check_oracle_fits,
+    in_spans,
+)
 from tspo.selector import load_selector_agent
-from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, check_frame_size, check_num_frames, clip_num_frames
+from tspo.settings import (
+    DEFAULT_FRAME_SIZE,
+    DEFAULT_NUM_FRAMES,
+    check_frame_size,
+    check_num_frames,
+    clip_num_frames,
+)
 from tspo.training.datamodule import collate
 from tspo.training.rollout import TEMPORAL_SPANS, ask_oracle, picks_in_target, reward_spans
 from tspo.training.zoom_step import check_zoom_options, zoom_training_step
-
 
 logger = logging.getLogger(__name__)
 
