@@ -26,7 +26,14 @@ from tspo.encoders import ClipEncoder, load_encoder
 from tspo.hub import push_to_hub, resolve_pretrained
 from tspo.settings import SelectionSettings, clip_num_frames
 from tspo.token_budget import DEFAULT_TOKEN_MODEL
-from tspo.video import VideoLike, plan_candidates, read_whole_frames, segments_at, source_frame_indices
+from tspo.video import (
+    VideoLike,
+    plan_candidates,
+    presentation_times,
+    read_whole_frames,
+    segments_at,
+    source_frame_indices,
+)
 from tspo.zoom import STRATEGIES, FeatureSource, VideoFeatureSource, ZoomConfig, ZoomResult, zoom_select
 
 logger = logging.getLogger(__name__)
@@ -51,7 +58,7 @@ class Selection:
 
     indices: np.ndarray  # int64[k] frame indices in the source video, ascending
     positions: np.ndarray  # int64[k] positions in the candidate list
-    timestamps: np.ndarray  # float64[k] seconds
+    timestamps: np.ndarray  # float64[k] seconds: when each picked frame is presented (its pts on the timeline)
     scores: np.ndarray | None  # float32[T] score of every candidate (None for uniform)
     candidate_timestamps: np.ndarray  # float64[T] seconds
     frames: np.ndarray | None  # uint8[k, H, W, 3] whole frames (short side = frame_size) when asked for
@@ -327,14 +334,15 @@ class TSPOSelector:
                      return_frames: bool, frame_size: int) -> Selection:
         source = self.zoom_source(video)
         result = self.select_zoom_from_source(source, question, k, method, zoom)
-        timestamps = result.timestamps
+        # zoom samples at grid seconds; report when the frames taken are really presented, as single-stage does
+        timestamps = presentation_times(video, result.timestamps)
         segment_ids, sources = segments_at(video, timestamps)
         return Selection(
             indices=source_frame_indices(video, timestamps),
             positions=result.positions,
             timestamps=timestamps,
             scores=result.pool_scores,
-            candidate_timestamps=result.pool_times,
+            candidate_timestamps=presentation_times(video, result.pool_times),
             frames=read_whole_frames(video, timestamps, frame_size) if return_frames else None,
             method=method,
             num_candidates=len(result.pool_times),

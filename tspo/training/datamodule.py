@@ -14,6 +14,7 @@ int64[B], ``samples`` (a :class:`SampleBatch` of manifest samples, for the oracl
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -80,6 +81,11 @@ class FeatureDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    @property
+    def num_candidates(self) -> list[int]:
+        """T of every sample, in order."""
+        return [len(t) for t in self._times]
+
     def features(self, i: int) -> torch.Tensor:
         if self.source == "cache":
             return self._features[i]
@@ -93,13 +99,24 @@ class FeatureDataset(Dataset):
                 "target_mask": torch.from_numpy(in_spans(times, spans)), "index": i, "sample": sample}
 
 
-def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack a batch; every sample must have the same number of candidates T."""
-    sizes = {int(it["features"].shape[0]) for it in items}
-    if len(sizes) > 1:
-        raise DataConfigError(
-            f"samples in one batch have different candidate counts {sorted(sizes)}; use data.batch_size=1 or set "
-            "data.max_candidates no larger than the shortest video's candidates (e.g. 128 for >= 128 s at 1 fps)")
+def unequal_batches(num_candidates: Sequence[int], batch_size: int, option: str) -> str | None:
+    """Why samples with these candidate counts cannot share batches of ``batch_size`` (None: they can);
+    ``option`` is the setting to change (``data.batch_size`` or ``data.val_batch_size``)."""
+    sizes = sorted(set(num_candidates))
+    if batch_size == 1 or len(sizes) <= 1:
+        return None
+    return (f"{option}={batch_size} puts samples with different candidate counts (T from {sizes[0]} to {sizes[-1]}: "
+            f"videos shorter than data.max_candidates / data.fps) in one batch; set {option}=1, or "
+            f"data.max_candidates no larger than the shortest video's candidates ({sizes[0]})")
+
+
+def collate(items: list[dict[str, Any]], option: str = "data.batch_size", batch_size: int | None = None) -> dict[str, Any]:
+    """Stack a batch; every sample must have the same number of candidates T (``option`` = ``batch_size``:
+    the setting to name when they do not)."""
+    sizes = [int(it["features"].shape[0]) for it in items]
+    why = unequal_batches(sizes, batch_size or len(items), option) if len(set(sizes)) > 1 else None
+    if why:
+        raise DataConfigError(why)
     return {
         "features": torch.stack([it["features"] for it in items]),
         "text": torch.stack([it["text"] for it in items]),
@@ -256,6 +273,11 @@ class TSPODataModule(L.LightningDataModule):
         self.train_set = FeatureDataset(load_manifest(train), self.encoder, source=self.features_from, **kw)
         if val is not None:
             self.val_set = FeatureDataset(load_manifest(val), self.encoder, **kw)
+        # Found now, not some steps in (held-out batches are checked as they are made: a run may never
+        # validate, e.g. trainer.limit_val_batches: 0).
+        why = unequal_batches(self.train_set.num_candidates, self.batch_size, "data.batch_size")
+        if why:
+            raise DataConfigError(why)
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
@@ -290,5 +312,5 @@ class TSPODataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader | list:
         if self.val_set is None:
             return []
-        return DataLoader(self.val_set, batch_size=self.val_batch_size, shuffle=False, collate_fn=collate,
-                          num_workers=self.num_workers)
+        return DataLoader(self.val_set, batch_size=self.val_batch_size, shuffle=False,
+                          collate_fn=functools.partial(collate, option="data.val_batch_size", batch_size=self.val_batch_size), num_workers=self.num_workers)

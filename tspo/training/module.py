@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import time
 from typing import Any, Literal
 
@@ -41,12 +42,27 @@ from tspo.grpo import (
 )
 from tspo.judge import judge_selections, metrics_of
 from tspo.preference import AnswerLogger, PreferencePairs, pairs_from_groups, pairs_from_log, read_answer_log
-from tspo.rewards import OracleCache, build_oracle, in_spans
+from tspo.rewards import (
+    OracleCache,
+    OracleConfigError,
+    build_oracle,
+    check_oracle_args,
+    check_oracle_fits,
+    in_spans,
+)
 from tspo.selector import load_selector_agent
-from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, check_frame_size, check_num_frames
+from tspo.settings import (
+    DEFAULT_FRAME_SIZE,
+    DEFAULT_NUM_FRAMES,
+    check_frame_size,
+    check_num_frames,
+    clip_num_frames,
+)
 from tspo.training.datamodule import collate
 from tspo.training.rollout import TEMPORAL_SPANS, ask_oracle, picks_in_target, reward_spans
 from tspo.training.zoom_step import check_zoom_options, zoom_training_step
+
+logger = logging.getLogger(__name__)
 
 
 class TrainingConfigError(ValueError):
@@ -176,6 +192,10 @@ class TSPOModule(L.LightningModule):
                                       "nothing with model.zoom or model.objective dpo: set them to 0 there")
         _check_preference_options(objective, preference_log, replay_ratio, dpo_beta, pairs_per_step, min_margin,
                                   num_iterations)
+        try:  # options written for another oracle must not reach this one (found now, not at the first step)
+            check_oracle_args(oracle, oracle_args, "model.oracle_args")
+        except OracleConfigError as err:
+            raise TrainingConfigError(str(err)) from None
         enc = shared_encoder(encoder) if isinstance(encoder, str) else encoder
         # Plain dict: an nn.Module assigned as an attribute would join state_dict and the optimizer.
         self._frozen: dict[str, Any] = {"encoder": enc, "oracle": None}
@@ -248,9 +268,16 @@ class TSPOModule(L.LightningModule):
             return plackett_luce_logp(logits, idx, order)
         return torch.log_softmax(logits, -1).unsqueeze(-2).expand(*idx.shape[:-1], logits.shape[-1]).gather(-1, idx)
 
+    def policy_for(self, num_candidates: int) -> GumbelTopK:
+        """The sampler for a batch of ``num_candidates`` candidates: k clipped to T by the one rule
+        (:func:`tspo.settings.clip_num_frames`, as ``tspo select``; said once, in :meth:`setup`)."""
+        k, _ = clip_num_frames(self.policy.k, num_candidates)
+        return self.policy if k == self.policy.k else GumbelTopK(k)
+
     def rollout(self, batch: dict[str, Any], logits: torch.Tensor):
         """Sample G selections per question and score them with the oracle: -> (idx, order, Rewards)."""
-        idx, _, order = self.policy.sample(logits.detach(), self.hparams.group_size, self._generator(), return_order=True)
+        policy = self.policy_for(logits.shape[-1])
+        idx, _, order = policy.sample(logits.detach(), self.hparams.group_size, self._generator(), return_order=True)
         h = self.hparams
         _, rewards = ask_oracle(self.oracle, list(batch["samples"]), idx, batch["timestamps"], h.frame_size,
                                 h.w_accuracy, h.w_temporal, h.temporal_spans)
@@ -366,7 +393,7 @@ class TSPOModule(L.LightningModule):
         by the evaluation loop's core (:func:`tspo.judge.judge_selections`, as ``tspo eval`` and
         :func:`~tspo.training.heldout.heldout_metrics` do)."""
         scores = self.scores(batch["features"], batch["text"])
-        idx = self.policy.greedy(scores).cpu()                                        # [B, k]
+        idx = self.policy_for(scores.shape[-1]).greedy(scores).cpu()                  # [B, k]
         samples = list(batch["samples"])
         outcomes = judge_selections(self.oracle, samples, [{"tspo": row} for row in idx.numpy()],
                                     list(batch["timestamps"].cpu().numpy()), self.hparams.frame_size)
@@ -390,12 +417,43 @@ class TSPOModule(L.LightningModule):
     # -- preference objective (objective: dpo, replay_ratio > 0) ---------------------------------
     def setup(self, stage: str) -> None:
         h = self.hparams
+        if stage == "fit":
+            self.check_data()
         if stage != "fit" or not (h.objective == "dpo" or h.replay_ratio > 0) or self._replay is not None:
             return
         self._replay = self.logged_pairs(self._pair_dataset())
         if h.objective == "dpo" and not len(self._replay):
             raise TrainingConfigError(f"model.preference_log {h.preference_log!r} gives no preference pairs "
                                       f"({self._replay.stats}); log more selections per question")
+
+    def check_data(self) -> None:
+        """Before the first step, against the DataModule's samples: refuse an oracle that cannot judge
+        them (the rule ``tspo eval`` applies), and say once which samples have no R_T and which clips
+        have fewer candidates than k."""
+        dm = getattr(self.trainer, "datamodule", None) if self.trainer_attached() else None
+        sets = [(name, getattr(dm, f"{name}_set", None)) for name in ("train", "val")]
+        sets = [(name, ds) for name, ds in sets if ds is not None]
+        if not sets:
+            return
+        samples = [s for _, ds in sets for s in ds.samples]
+        try:
+            check_oracle_fits(self.hparams.oracle, samples, "model.oracle")
+        except OracleConfigError as err:
+            raise TrainingConfigError(str(err)) from None
+        train = next((ds for name, ds in sets if name == "train"), None)
+        if train is not None:
+            plain = sum(not s.target_spans_s for s in train.samples)
+            if plain:
+                logger.warning(
+                    "%d of %d training samples have no target spans: they have no R_T and train on R_A alone "
+                    "(their reward is R_A + %g, a constant the group advantages cancel)",
+                    plain, len(train.samples), self.hparams.w_temporal)
+        k = self.hparams.num_frames
+        short = [(name, n) for name, ds in sets for n in ds.num_candidates if n < k]
+        if short:
+            _, warning = clip_num_frames(k, min(n for _, n in short))
+            logger.warning("%d sample(s) have fewer candidates than model.num_frames = %d; their selections take "
+                           "all of their candidates (shortest: %s)", len(short), k, warning)
 
     def _pair_dataset(self):
         dm = getattr(self.trainer, "datamodule", None) if self.trainer_attached() else None
