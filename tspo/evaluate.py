@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from tspo.agents import METHODS, get_method
 from tspo.cache import FeatureCache
@@ -50,6 +49,7 @@ from tspo.judge import (
     outcome,
 )
 from tspo.preference import AnswerLogger, draw_selections
+from tspo.progress import progress_bar
 from tspo.readers import read_benchmark
 from tspo.reflect import check_reflection, select_and_answer
 from tspo.rewards import SPEC_HELP, build_oracle
@@ -171,7 +171,7 @@ def evaluate_samples(
     generator = torch.Generator().manual_seed(seed)
     outcomes: list[Outcome] = []
     feature_seconds = []
-    for sample in tqdm(samples, desc="eval", unit="sample", disable=not progress):
+    for sample in progress_bar(samples, desc="eval", unit="sample", disable=not progress):
         if strategy != "single" or reflect:
             outcomes += _adaptive_outcomes(sample, methods, oracle, settings.num_frames, selector, feature_fn,
                                            strategy, zoom, reflect, reflect_threshold, settings.frame_size)
