@@ -142,10 +142,10 @@ def _needle(a) -> int:
     if a.materialize:
         from dataclasses import replace
 
-        from tqdm.auto import tqdm
+        from tspo.progress import progress_bar
 
         done = []
-        for s in tqdm(samples, desc="materialize", unit="video"):
+        for s in progress_bar(samples, desc="materialize", unit="video"):
             mp4 = materialize(s.video, out / "videos" / f"{s.id}.mp4")
             # provenance; like the manifest's own paths, relative to the manifest's directory
             segments = [{**seg, "source": _relative(seg["source"], out)} for seg in s.video]

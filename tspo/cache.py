@@ -46,6 +46,9 @@ logger = logging.getLogger(__name__)
 # 2: candidates take the frame nearest their grid time and carry its presentation time (1: the frame
 # on screen at the grid time, reported at the grid time).
 _FORMAT_VERSION = 2
+# A video whose candidates take longer than this to decode and encode shows progress (tspo.progress):
+# a 2,400-candidate encode is half a minute on CPU; a short clip's stays silent.
+ENCODE_PROGRESS_DELAY_S = 2.0
 
 
 @dataclass
@@ -164,12 +167,17 @@ def encode_candidates(
     """Decode and encode the candidates of ``video`` chunk by chunk (no cache): -> ``[T, D]``.
 
     Only ``chunk_size`` decoded frames live in memory at once, so an hour of video costs the
-    features (T x D floats), not the frames.
+    features (T x D floats), not the frames. Progress shows on stderr once the work has taken
+    :data:`ENCODE_PROGRESS_DELAY_S`.
     """
+    from tspo.progress import progress_bar
+
     times, _, frame_idx, duration = plan_candidates(video, fps, max_candidates)
     features = torch.empty(len(times), encoder.dim, dtype=torch.float32)
-    for pos, frames in iter_frames_at(video, times, encoder.image_size, chunk_size):
-        features[torch.from_numpy(pos)] = encoder.encode_frames(frames)
+    with progress_bar(total=len(times), desc="encode candidates", unit="frame", delay_s=ENCODE_PROGRESS_DELAY_S) as bar:
+        for pos, frames in iter_frames_at(video, times, encoder.image_size, chunk_size):
+            features[torch.from_numpy(pos)] = encoder.encode_frames(frames)
+            bar.update(len(pos))
     return VideoFeatures(features, times, frame_idx, duration)
 
 

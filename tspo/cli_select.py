@@ -99,6 +99,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--feature-cache {args.feature_cache!r} is a file; give a directory")
     if args.save_frames and Path(args.save_frames).exists() and not Path(args.save_frames).is_dir():
         raise UsageError(f"--save-frames {args.save_frames!r} is an existing file; give a directory")
+    if args.save_frames and Path(args.save_frames).is_dir() and any(Path(args.save_frames).iterdir()):
+        # frames of an earlier selection would mix with this one's
+        raise UsageError(f"--save-frames {args.save_frames!r} is not empty; give a new or empty folder")
 
 
 def check_runtime_args(args: argparse.Namespace) -> None:
@@ -139,6 +142,13 @@ def _error(message: object, code: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tspo.console import plain_warnings
+
+    with plain_warnings("tspo select"):
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_args(args)

@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from tspo.agents import METHODS, get_method
 from tspo.cache import FeatureCache
@@ -51,6 +50,7 @@ from tspo.judge import (
     outcome,
 )
 from tspo.preference import AnswerLogger, draw_selections
+from tspo.progress import progress_bar
 from tspo.readers import read_benchmark
 from tspo.reflect import check_reflection, select_and_answer
 from tspo.rewards import SPEC_HELP, build_oracle
@@ -191,7 +191,7 @@ def evaluate_samples(
     feature_seconds: list[float] = []
     skipped: list[dict[str, str]] = []
     stopped = None
-    for sample in tqdm(samples, desc="eval", unit="sample", disable=not progress):
+    for sample in progress_bar(samples, desc="eval", unit="sample", disable=not progress):
         try:
             outcomes += _sample_outcomes(sample, methods, oracle, settings, selector, feature_fn, strategy, zoom,
                                          reflect, reflect_threshold, drawn_methods, log_draws, log_temperature,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -38,6 +39,12 @@ def check_plot_path(out_path: str | Path) -> Path:
         raise PlotInputError(f"plot file must end in {' or '.join(PLOT_SUFFIXES)}, got {str(out)!r}")
     if out.is_dir():
         raise PlotInputError(f"plot file {str(out)!r} is a directory; give a file name ending in .png")
+    # checked before the work: the folder (made if missing) must be creatable and writable
+    existing = next(p for p in (out.absolute().parent, *out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise PlotInputError(f"cannot write plot {str(out)!r}: {str(existing)!r} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PlotInputError(f"cannot write plot {str(out)!r}: folder {str(existing)!r} is not writable")
     return out
 
 

@@ -64,7 +64,7 @@ class FeatureDataset(Dataset):
 
     def __init__(self, samples: Sequence[Sample], encoder, fps: float = DEFAULT_FPS,
                  max_candidates: int | None = DEFAULT_MAX_CANDIDATES, cache=None, source: Literal["cache", "decode"] = "cache", progress: bool = True) -> None:
-        from tqdm.auto import tqdm
+        from tspo.progress import progress_bar
 
         if not samples:
             raise DataConfigError("the manifest has no samples; check data.train_manifest / data.val_manifest")
@@ -73,7 +73,7 @@ class FeatureDataset(Dataset):
         self.text = encoder.encode_texts([s.question for s in self.samples])                  # [N, D]
         self._features: list[torch.Tensor] = []
         self._times: list[np.ndarray] = []
-        for s in tqdm(self.samples, desc="candidate features", unit="video", disable=not progress):
+        for s in progress_bar(self.samples, desc="candidate features", unit="video", disable=not progress):
             vf = video_features(s.video, encoder, fps, max_candidates, cache)
             self._times.append(np.asarray(vf.timestamps_s, dtype=np.float64))
             self._features.append(vf.features.float() if source == "cache" else torch.empty(0))

@@ -19,6 +19,7 @@ import copy
 import hashlib
 import logging
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -576,6 +577,12 @@ def _check_preference_options(objective, preference_log, replay_ratio, dpo_beta,
         raise TrainingConfigError(f"model.pairs_per_step must be an int >= 1, got {pairs_per_step!r}")
     if min_margin < 0:
         raise TrainingConfigError(f"model.min_margin must be >= 0, got {min_margin!r}")
+    if objective == "dpo" and "://" not in str(preference_log) and not Path(preference_log).exists():
+        # before any data is rendered or encoded: the log is made by an earlier step, not by this run
+        raise TrainingConfigError(
+            f"model.preference_log {str(preference_log)!r} does not exist (relative paths resolve from "
+            f"{str(Path.cwd())!r}); write it first with `tspo eval --manifest TRAIN_MANIFEST --methods uniform "
+            f"--log-answers {preference_log} --log-draws 4 ...` (README: Fewer oracle calls, the commands before this one)")
 
 
 def _load_agent_weights(source: str, like: TemporalAgent) -> TemporalAgent:

@@ -154,6 +154,12 @@ class TSPOVideo(lmms):
         # coarse-to-fine zoom for long videos (tspo.zoom); its budget knobs keep their defaults when left out
         self.strategy = strategy
         self.zoom = pop_zoom_knobs(base_kwargs)  # the rest of base_kwargs builds the wrapped model
+        from tspo.plugins.lmms_eval.args import check_passed_on
+
+        try:  # num_frame=4 would reach the wrapped model silently, and tspo would use its default k
+            check_passed_on(base_kwargs)
+        except ValueError as err:
+            raise TSPOVideoConfigError(str(err)) from None
         if not base_model:
             raise TSPOVideoConfigError(
                 "tspo_video needs base_model=<lmms-eval model name>, e.g. base_model=llava_vid"
