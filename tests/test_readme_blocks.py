@@ -52,6 +52,15 @@ BLOCKS: dict[str, tuple[str, str | None]] = {
     "from tspo import select_frames":
         ("skip", "fragment: `selector`, `question`, `options` and `oracle` are the reader's own; zoom and "
                  "reflection: tests/test_zoom.py, tests/test_reflect.py"),
+    '{"id": "kitchen-03", "video": "clips/kitchen-03.mp4", "question": "What does the woman pick up?", "options": ["a cup", "a knife", "a towel", "a phone"], "answer": "B", "kind": "general", "duration_s": 94.0, "target_spans_s": [], "evidence_spans_s": [[41.0, 47.5]], "extra": {}}':
+        ("skip", "a manifest line, not a command; the schema: tests/test_manifest.py"),
+    "tspo synth render --out own --num 3 --min-seconds 8 --max-seconds 12 --size 64 --seed 0   # or your clips":
+        ("elsewhere", "tests/test_own_videos.py::test_readme_own_videos_worked_example_runs"),
+    "pip install 'tspo[lmms]'":
+        ("elsewhere", "make test-lmms builds .venv-lmms from this extra alone (tests/test_plugins_lmms_compat.py)"),
+    'sel = select_frames("video.mp4", "What happens after the goal?", num_frames=8, selector="my_selector",':
+        ("skip", "fragment: `processor` and `question` are the reader's own Qwen2-VL; the same path with tiny "
+                 "models: tests/test_select_clips.py"),
     'tspo select long.mp4 "QUESTION" --strategy zoom [--coarse-candidates 128] [--zoom-spans 4] \\':
         ("skip", "synopsis with optional flags in brackets; tests/test_cli_select.py runs --strategy zoom"),
 }
