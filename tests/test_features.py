@@ -146,3 +146,18 @@ def test_cache_entries_of_a_needle_are_its_sources(videos):
     assert cache_entries(virtual, 1.0, 16) == [(videos[0], None)]
     off_grid = [{"source": videos[0], "start_s": 0.5, "end_s": 4.0}]
     assert cache_entries(off_grid, 1.0, 16) == [(off_grid, 16)]
+
+
+def test_datamodule_extracts_through_the_engine_and_skips_unreadable_videos(manifest, tmp_path, caplog):
+    from tspo.training.datamodule import TSPODataModule
+
+    lines = manifest.read_text().splitlines()
+    broken = json.loads(lines[0]) | {"id": "broken", "video": str(tmp_path / "gone.mp4")}
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join([*lines, json.dumps(broken)]) + "\n")
+    dm = TSPODataModule(train_manifest=str(path), encoder="tiny-random", max_candidates=CAP,
+                        feature_cache=str(tmp_path / "cache"), progress=False)
+    with caplog.at_level("WARNING"):
+        dm.setup("fit")
+    assert len(dm.train_set) == len(lines) and "skipping 1 of 6 samples" in caplog.text
+    assert dm.train_set.cache.hits == len(lines) and dm.train_set.cache.misses == 0   # read, not re-encoded
