@@ -72,18 +72,24 @@ def _cli(manifest: Path, cache: Path, out: Path, *extra: str, wait: bool = True)
 def _same(c1: Path, c2: Path) -> bool:
     from safetensors.torch import load_file
 
-    a = sorted(p.relative_to(c1) for p in c1.rglob("*.safetensors") if "features" not in p.parts[:-2])
+    a = sorted(p.relative_to(c1) for p in c1.rglob("*.safetensors"))
     b = sorted(p.relative_to(c2) for p in c2.rglob("*.safetensors"))
     return a == b and all(load_file(str(c1 / p))["features"].equal(load_file(str(c2 / p))["features"]) for p in a)
 
 
 def measure() -> dict:
+    import torch
+
     from tspo.cache import FeatureCache
     from tspo.encoders import load_encoder
     from tspo.features import extract_features
 
     videos = _videos()
     enc = load_encoder("tiny-random")
+    # One intra-op thread for both in-process runs, so the workers row compares decode workers only
+    # (the engine itself lowers threads to the cores the workers leave free).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     m: dict = {"videos": len(videos), "seconds_each": SECONDS, "encoder_size": enc.image_size}
     with tempfile.TemporaryDirectory(prefix="tspo-bench-features-") as tmp:
         tmp = Path(tmp)
@@ -93,6 +99,7 @@ def measure() -> dict:
                                  batch_frames=B, progress=False)
             m[f"extract_s_w{w}"], m[f"videos_per_s_w{w}"] = s.seconds, s.done / s.seconds
             m[f"encoder_calls_w{w}"] = s.encoder_calls
+        torch.set_num_threads(threads)
         manifest = _manifest(videos, tmp / "m.jsonl")
         one, m["cli_1proc_s"] = _cli(manifest, tmp / "one", tmp / "one.json", "--num-workers", "0")
         two, m["cli_2proc_s"] = _cli(manifest, tmp / "two", tmp / "two.json", "--num-workers", "0", "--devices", "2")
@@ -138,7 +145,7 @@ def run() -> dict:
     ]
     notes = (f"{N_VIDEOS} rendered {SECONDS}-s videos ({SRC_FPS} fps, 160x90, H.264), 1 candidate/s, no cap: "
              f"{m['frames']} candidate frames, tiny-random encoder ({m['encoder_size']} px), batch {B} frames per "
-             f"encoder call. Wall times (s): in-process extraction {m['extract_s_w0']:.1f} "
+             f"encoder call, 1 torch thread in the in-process runs (the CLI runs: torch's default). Wall times (s): in-process extraction {m['extract_s_w0']:.1f} "
              f"({m['encoder_calls_w0']} encoder calls), 2 workers {m['extract_s_w2']:.1f}; decode alone "
              f"{m['decode_s_w0']:.1f} / {m['decode_s_w2']:.1f}; `tspo features` CLI 1 process "
              f"{m['cli_1proc_s']:.1f}, 2 gloo processes {m['cli_2proc_s']:.1f} (both --num-workers 0; start-up "

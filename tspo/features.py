@@ -288,6 +288,10 @@ def encode_shard(entries: Sequence[Entry], encoder, cache: FeatureCache, fps: fl
     start = time.perf_counter()
     if not entries:
         return report
+    if torch.device(getattr(encoder, "device", "cpu")).type == "cpu" and num_workers > 0:
+        # The decode workers share these cores: intra-op threads beyond the rest only spin-wait
+        # (a small encoder on a busy 2-core machine ran 10x slower with 2 threads than with 1).
+        torch.set_num_threads(min(torch.get_num_threads(), max(1, (os.cpu_count() or 1) - num_workers)))
     stream = DecodeStream(entries, fps, encoder.image_size, batch_frames)
     # spawn, not fork: a forked worker inherits the parent's open decord readers (tspo.video keeps
     # them cached) without their threads, and hangs on them.
