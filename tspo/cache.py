@@ -105,6 +105,20 @@ class FeatureCache:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.safetensors"
 
+    def has(self, key: str) -> bool:
+        """Whether a whole entry for ``key`` is on disk (its header and tensor sizes check out), without
+        reading the features; a damaged entry counts as missing, so it is computed again."""
+        from safetensors import safe_open
+
+        path = self.path(key)
+        if not path.is_file():
+            return False
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                return {"features", "timestamps_s", "frame_indices", "duration_s"} <= set(fh.keys())
+        except Exception:  # truncated or foreign file
+            return False
+
     def load(self, key: str) -> VideoFeatures | None:
         if key in self._memory:
             self._memory.move_to_end(key)
@@ -253,6 +267,21 @@ def compose_features(segments: Sequence[Mapping], source_features: Mapping[str, 
     return VideoFeatures(feats, shown, frame_idx, duration)
 
 
+def cache_entries(video: VideoLike, fps: float, max_candidates: int | None) -> list[tuple[VideoLike, int | None]]:
+    """The cache entries ``(video, max_candidates)`` that :func:`video_features` reads for ``video``:
+    the video itself, or, for a virtual video with cuts on the ``1/fps`` grid, each source once at
+    the full grid (no cap). No file is opened."""
+    if not isinstance(video, str | os.PathLike) and isinstance(video, Sequence) and on_grid(video, fps):
+        return [(src, None) for src in dict.fromkeys(str(s["source"]) for s in video)]
+    return [(video, max_candidates)]
+
+
+def entry_key(cache: FeatureCache, video: VideoLike, encoder, fps: float, max_candidates: int | None) -> str:
+    """The cache key of one entry for ``encoder`` (its spec, input size and precision)."""
+    # fp16 features (GPU) and fp32 features (CPU) differ slightly: never mix them.
+    return cache.key(video, encoder.spec, fps, max_candidates, encoder.image_size, str(getattr(encoder, "dtype", "")))
+
+
 def video_features(
     video: VideoLike,
     encoder,
@@ -270,10 +299,9 @@ def video_features(
         return encode_candidates(video, encoder, fps, max_candidates)
     if not isinstance(video, str | os.PathLike) and on_grid(video, fps):
         per_source = {src: video_features(src, encoder, fps, None, cache)
-                      for src in dict.fromkeys(str(s["source"]) for s in video)}
+                      for src, _ in cache_entries(video, fps, max_candidates)}
         return compose_features(video, per_source, fps, max_candidates)
-    # fp16 features (GPU) and fp32 features (CPU) differ slightly: never mix them.
-    key = cache.key(video, encoder.spec, fps, max_candidates, encoder.image_size, str(getattr(encoder, "dtype", "")))
+    key = entry_key(cache, video, encoder, fps, max_candidates)
     hit = cache.load(key)
     if hit is not None:
         cache.hits += 1

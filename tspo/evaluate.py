@@ -406,6 +406,21 @@ def make_selector(selector_dir: str | None, encoder: str | None, methods: Iterab
     return TSPOSelector(encoder=encoder or "ViT-L-14:openai", cache=cache)
 
 
+def prefetch_features(samples: Sequence[Any], selector: Any, settings: Any, strategy: str = "single") -> Any:
+    """The samples' candidate features into the selector's cache in one pass (``tspo.features``:
+    decode workers, packed encoder calls, each video once), before the per-sample loop reads them.
+    Unreadable videos are reported here and left to the loop's own handling."""
+    if selector.cache is None or strategy != "single":
+        return None
+    from tspo.features import extract_features
+
+    summary = extract_features([s.video for s in samples], selector.encoder, selector.cache, settings.fps,
+                               settings.max_candidates)
+    if summary.failed:
+        print(summary.text())
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -415,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         samples = load_samples(args)
         selector = make_selector(args.selector, args.encoder, methods, args.feature_cache)
         settings = selector.settings.override(args.num_frames, args.fps, args.max_candidates, args.frame_size)
+        prefetch_features(samples, selector, settings, args.strategy)
         oracle = build_oracle(args.oracle, encoder=selector.encoder, seed=args.seed)
         check_oracle_fits(args.oracle, samples)
         check_reflection(args.reflect, args.reflect_threshold)

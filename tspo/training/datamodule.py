@@ -182,6 +182,9 @@ class TSPODataModule(L.LightningDataModule):
         synth: a :class:`SynthConfig` (``tspo.training.synth``) to make offline data with.
         features_from: ``"cache"`` (train from cached features) or ``"decode"`` (every step; benchmarks only).
         encoder_device: where features are computed (default: the trainer's device).
+        feature_workers: decode processes per rank while features are extracted (``tspo.features``;
+            0: decode in the training process, None: this node's cores per rank). Extraction is sharded
+            across the ranks, each video once; pre-extract with ``tspo features`` to keep it out of the run.
     """
 
     def __init__(self, train_manifest: str | None = None, val_manifest: str | None = None,
@@ -190,7 +193,7 @@ class TSPODataModule(L.LightningDataModule):
                  batch_size: int = 1, val_batch_size: int = 16, num_workers: int = 0, feature_cache: str | None = None,
                  shuffle: bool = True, seed: int = 0, synth: SynthConfig | None = None,
                  features_from: Literal["cache", "decode"] = "cache", encoder_device: str | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, feature_workers: int | None = 0) -> None:
         super().__init__()
         if batch_size < 1 or val_batch_size < 1:
             raise DataConfigError(f"data.batch_size and data.val_batch_size must be >= 1, got {batch_size}, {val_batch_size}")
@@ -203,6 +206,7 @@ class TSPODataModule(L.LightningDataModule):
         self.feature_cache, self.shuffle, self.seed = feature_cache, shuffle, seed
         self.synth, self.features_from, self.progress = synth, features_from, progress
         self.encoder_device = encoder_device
+        self.feature_workers = feature_workers
         self.encoder = None
         self.train_set: FeatureDataset | None = None
         self.val_set: FeatureDataset | None = None
@@ -270,14 +274,38 @@ class TSPODataModule(L.LightningDataModule):
         self.encoder = shared_encoder(self.encoder_spec, self._encoder_device())
         cache = FeatureCache(self._feature_cache_dir())
         kw = {"fps": self.fps, "max_candidates": self.max_candidates, "cache": cache, "progress": self.progress}
-        self.train_set = FeatureDataset(load_manifest(train), self.encoder, source=self.features_from, **kw)
+        train_samples, val_samples = load_manifest(train), load_manifest(val) if val is not None else []
+        train_samples, val_samples = self._extract(train_samples, val_samples, cache)
+        self.train_set = FeatureDataset(train_samples, self.encoder, source=self.features_from, **kw)
         if val is not None:
-            self.val_set = FeatureDataset(load_manifest(val), self.encoder, **kw)
+            self.val_set = FeatureDataset(val_samples, self.encoder, **kw)
         # Found now, not some steps in (held-out batches are checked as they are made: a run may never
         # validate, e.g. trainer.limit_val_batches: 0).
         why = unequal_batches(self.train_set.num_candidates, self.batch_size, "data.batch_size")
         if why:
             raise DataConfigError(why)
+
+    def _extract(self, train: list[Sample], val: list[Sample], cache: FeatureCache) -> tuple[list[Sample], list[Sample]]:
+        """Every sample's features into ``cache``, sharded across the ranks (each video once in the
+        job, ``tspo.features``), then every rank reads them; samples whose video failed are dropped
+        with a count and their reasons (logged), never ending the run."""
+        import logging
+
+        from tspo.features import extract_features
+
+        summary = extract_features([s.video for s in train + val], self.encoder, cache, self.fps, self.max_candidates,
+                                   self.feature_workers, progress=self.progress)
+        failed = summary.failed_owners
+        if failed:
+            reasons = sorted(set(failed.values()))
+            logging.getLogger(__name__).warning("skipping %d of %d samples whose videos cannot be read: %s",
+                                                len(failed), len(train) + len(val), "; ".join(reasons[:5]))
+        kept_train = [s for i, s in enumerate(train) if i not in failed]
+        kept_val = [s for i, s in enumerate(val) if i + len(train) not in failed]
+        if not kept_train:
+            raise DataConfigError(f"none of the {len(train)} training samples has a readable video "
+                                  f"(first reason: {reasons[0]})")
+        return kept_train, kept_val
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
