@@ -21,12 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from tspo.training.synth import QUESTION_WORLD_NUM_TRAIN, QUESTION_WORLD_NUM_VAL
+
 COMMAND = "python -m benchmarks question"
 ENCODER = "tspo-synth"
 K = 8
 STEPS = 1500
 CURVE = (0, 250, 500, 1000, 1500)
-NUM_TRAIN, NUM_VAL = 384, 210
+NUM_TRAIN, NUM_VAL = QUESTION_WORLD_NUM_TRAIN, QUESTION_WORLD_NUM_VAL   # the world's owner: tspo.training.synth
 BASELINES = ("uniform", "clip", "bin-max", "aks")
 # each variant: TSPOModule options on top of the shared recipe. ``tspo`` is the paper's agent as
 # the default recipe trains it; ``tspo+kl`` adds the paper's KL to the frozen initial agent (CLIP's

@@ -46,6 +46,8 @@ def machine_info() -> dict[str, Any]:
         pass
     info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
                             "platform": platform.platform(terse=True)}
+    if hasattr(os, "getloadavg"):  # > cores: the figures were taken on cores shared with other work
+        info["load_1min"] = round(os.getloadavg()[0], 2)
     try:
         import torch
 
@@ -113,6 +115,8 @@ def render_section(record: dict[str, Any]) -> str:
     machine = f"{m.get('cpu')} ({m.get('cores')} cores), torch {m.get('torch')}, python {m.get('python')}"
     if m.get("gpu"):
         machine += f", GPU {m['gpu']}"
+    if m.get("load_1min") is not None:
+        machine += f", load average {m['load_1min']} at the start"
     parts = [f"## {record['title']}", "", f"- command: `{record['command']}`",
              f"- date: {record['date']} · wall time {record.get('wall_s', '?')} s",
              f"- machine: {machine}", ""]

@@ -1,5 +1,6 @@
-"""``tspo synth render|needle|filter|qa|validate|encoder``: build and check TSPO training manifests,
-and train the small open_clip encoder of the synthetic world."""
+"""``tspo synth render|needle|world|filter|qa|validate|encoder``: build and check TSPO training manifests,
+make the whole question world of the benchmark in one command, and train the small open_clip encoder of
+the synthetic world."""
 
 from __future__ import annotations
 
@@ -62,6 +63,15 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--fps", type=float, default=DEFAULT_FPS, help="candidate grid: cuts are multiples of 1/fps s")
     n.add_argument("--materialize", action="store_true", help="also write each sample as a lossless mp4")
     n.add_argument("--root", default=None, help="root that the manifests' paths must stay inside")
+
+    w = sub.add_parser("world", help="the whole question world of `python -m benchmarks question` in one command: "
+                                     "target clips, confuser haystacks, train and held-out needles")
+    w.add_argument("--out", required=True, help="output directory (train/manifest.jsonl, val/manifest.jsonl, clips)")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--num-train", type=int, default=None,
+                   help="training needles (default: the benchmark's, tspo.training.synth.QUESTION_WORLD_NUM_TRAIN)")
+    w.add_argument("--num-val", type=int, default=None,
+                   help="held-out needles (default: the benchmark's, QUESTION_WORLD_NUM_VAL)")
 
     f = sub.add_parser("filter", help="drop samples too easy (4 frames) or too hard (64 frames) for an oracle")
     f.add_argument("--manifest", required=True)
@@ -132,10 +142,10 @@ def _needle(a) -> int:
     if a.materialize:
         from dataclasses import replace
 
-        from tqdm.auto import tqdm
+        from tspo.progress import progress_bar
 
         done = []
-        for s in tqdm(samples, desc="materialize", unit="video"):
+        for s in progress_bar(samples, desc="materialize", unit="video"):
             mp4 = materialize(s.video, out / "videos" / f"{s.id}.mp4")
             # provenance; like the manifest's own paths, relative to the manifest's directory
             segments = [{**seg, "source": _relative(seg["source"], out)} for seg in s.video]
@@ -143,6 +153,23 @@ def _needle(a) -> int:
         samples = done
     path = write_manifest(out / "manifest.jsonl", samples)
     print(f"{report.summary()}\nmanifest: {path}")
+    return 0
+
+
+def _world(a) -> int:
+    from tspo.training.synth import ensure_synthetic, question_world
+
+    sizes = {k: v for k, v in (("num_train", a.num_train), ("num_val", a.num_val)) if v is not None}
+    if any(v < 1 for v in sizes.values()):
+        raise ValueError(f"--num-train and --num-val must be >= 1, got {sizes}")
+    cfg = question_world(a.out, seed=a.seed, **sizes)
+    t0 = time.perf_counter()
+    train, val = ensure_synthetic(cfg, progress=sys.stderr.isatty())
+    print(f"question world ({cfg.num_train} training / {cfg.num_val} held-out needles, seed {cfg.seed}) in "
+          f"{time.perf_counter() - t0:.0f} s; settings: {Path(a.out) / 'synth_config.json'}\n"
+          f"train manifest: {train}\nheld-out manifest: {val}\n"
+          f"baselines with the synthetic world's encoder (shipped): tspo eval --manifest {val} --encoder tspo-synth "
+          "--methods uniform,clip,bin-max,aks -k 8 --max-candidates 600  # every second, as the benchmark")
     return 0
 
 
@@ -227,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help or a usage error: return its code instead of exiting the caller
         return int(exc.code or 0)
-    handler = {"render": _render, "needle": _needle, "filter": _filter, "qa": _qa, "validate": _validate,
+    handler = {"render": _render, "needle": _needle, "world": _world, "filter": _filter, "qa": _qa, "validate": _validate,
                "encoder": _encoder}[args.cmd]
     try:
         return handler(args)

@@ -39,11 +39,17 @@ QUESTION_TEMPLATES = {
     "shape": "Which shape is {colour}?",
     "after": "What appears right after the {colour} {shape}?",
 }
+# The smallest frame (short side, px, of a frame rendered at 64 px and shrunk) whose written word the
+# ``tspo-synth`` encoder still reads as well as at full size: zero-shot word top-1 0.90 at 64, 56, 52
+# and 48 px, 0.79 at 44, 0.57 at 40, 0.49 at 32 (600 held-out frames;
+# `python -m benchmarks legibility`, benchmarks/RESULTS.md). Below it a word is not legible.
+TEXT_MIN_PX = 48
 # What a selection must show for each kind (``extra["coverage"]`` of a sample; the simulated oracle
 # applies it): "any" = at least ``min_picks`` picks inside the evidence (any group), "all" = at least
-# ``min_picks`` picks inside every evidence group (one group per key event).
+# ``min_picks`` picks inside every evidence group (one group per key event); ``min_px``: the frames
+# must be at least this many world pixels (short side; the world renders at 64) for it to count.
 COVERAGE_RULES: dict[str, dict] = {
-    "colour": {"rule": "any", "min_picks": 1}, "text": {"rule": "any", "min_picks": 1},
+    "colour": {"rule": "any", "min_picks": 1}, "text": {"rule": "any", "min_picks": 1, "min_px": TEXT_MIN_PX},
     "shape": {"rule": "any", "min_picks": 1}, "after": {"rule": "any", "min_picks": 1},
     "order": {"rule": "all", "min_picks": 1}, "count": {"rule": "all", "min_picks": 1},
     "motion": {"rule": "any", "min_picks": 2},

@@ -72,7 +72,7 @@ def filter_samples(samples: Sequence[Sample], oracle, easy_frames: int = 4, hard
     stops half-way. An answer with no readable option is a wrong answer (listed in
     ``report.unparsed``). Oracle frames are whole (short side ``frame_size``, aspect kept).
     """
-    from tqdm.auto import tqdm
+    from tspo.progress import progress_bar
 
     if not 1 <= easy_frames < hard_frames:
         raise ValueError(f"need 1 <= easy_frames < hard_frames, got {easy_frames}, {hard_frames}")
@@ -80,7 +80,7 @@ def filter_samples(samples: Sequence[Sample], oracle, easy_frames: int = 4, hard
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     needs_frames = bool(getattr(oracle, "needs_frames", False))
     report, kept = FilterReport(), []
-    bar = tqdm(total=len(samples), desc="filter", unit="sample", disable=not progress)
+    bar = progress_bar(total=len(samples), desc="filter", unit="sample", disable=not progress)
     for lo in range(0, len(samples), batch_size):
         batch = list(samples[lo: lo + batch_size])
         queries, ok = [], []

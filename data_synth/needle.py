@@ -148,10 +148,10 @@ def source_duration(path: str) -> float:
 
 def probe_pool(paths: Sequence[str], fps: float, report: NeedleReport, progress: bool = False) -> list[PoolVideo]:
     """Probe every path; unusable ones go to ``report.skipped`` instead of raising."""
-    from tqdm.auto import tqdm
+    from tspo.progress import progress_bar
 
     out = []
-    for path in tqdm(paths, desc="probe haystack", unit="video", disable=not progress):
+    for path in progress_bar(paths, desc="probe haystack", unit="video", disable=not progress):
         try:
             steps = grid_steps(source_duration(path), fps)
         except ValueError as exc:  # tspo.video.VideoError: missing, empty, corrupt, audio-only
@@ -166,10 +166,10 @@ def probe_pool(paths: Sequence[str], fps: float, report: NeedleReport, progress:
 
 def probe_targets(samples: Sequence[Sample], fps: float, report: NeedleReport, progress: bool = False) -> list[PoolVideo]:
     """Usable target clips (a plain video with its QA); others go to ``report.skipped``."""
-    from tqdm.auto import tqdm
+    from tspo.progress import progress_bar
 
     out = []
-    for s in tqdm(samples, desc="probe targets", unit="clip", disable=not progress):
+    for s in progress_bar(samples, desc="probe targets", unit="clip", disable=not progress):
         if not isinstance(s.video, str):
             report.skipped.append((s.id, "target is itself a virtual video; targets must be plain clips"))
             continue
@@ -355,7 +355,7 @@ def compose_needles(targets: Sequence[Sample], distractors: Sequence[str], num: 
     Missing/unreadable sources are skipped and listed in the report; empty pools and targets longer
     than the longest timeline raise :class:`SynthError` before any work.
     """
-    from tqdm.auto import tqdm
+    from tspo.progress import progress_bar
 
     cfg = config or NeedleConfig()
     cfg.validate()
@@ -389,7 +389,7 @@ def compose_needles(targets: Sequence[Sample], distractors: Sequence[str], num: 
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pool_t))
     samples = []
-    for i in tqdm(range(num), desc="compose needles", unit="sample", disable=not progress):
+    for i in progress_bar(range(num), desc="compose needles", unit="sample", disable=not progress):
         target = pool_t[order[i % len(order)]]
         s = compose_needle(target, pool_d, rng, cfg, f"{cfg.id_prefix}-{seed}-{i:05d}", pool_c)
         samples.append(s)

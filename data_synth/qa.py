@@ -104,9 +104,9 @@ def augment_sample(sample: Sample, events: Sequence[EventDescription], other_des
 def augment_samples(samples: Sequence[Sample], captioner, seed: int = 0, num_options: int = 4,
                     styles: Sequence[str] = QA_STYLES, progress: bool = True) -> list[Sample]:
     """Caption every sample, then give each a question whose distractors are other clips' captions."""
-    from tqdm.auto import tqdm
+    from tspo.progress import progress_bar
 
-    described = [captioner.describe(s) for s in tqdm(samples, desc="caption", unit="clip", disable=not progress)]
+    described = [captioner.describe(s) for s in progress_bar(samples, desc="caption", unit="clip", disable=not progress)]
     rng = np.random.default_rng(seed)
     out = []
     for i, (s, events) in enumerate(zip(samples, described)):

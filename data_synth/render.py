@@ -181,7 +181,7 @@ def render_dataset(out_dir: str | Path, num: int, seed: int = 0, family: str = "
     ``family="distractor"`` renders haystack videos (``extra["scenes"]`` instead of a question); their
     samples carry a placeholder question and are not meant for training.
     """
-    from tqdm.auto import tqdm
+    from tspo.progress import progress_bar
 
     if num < 1:
         raise RenderError(f"num must be >= 1, got {num}")
@@ -192,7 +192,7 @@ def render_dataset(out_dir: str | Path, num: int, seed: int = 0, family: str = "
     rng = np.random.default_rng(seed)
     out = Path(out_dir)
     samples = []
-    for i in tqdm(range(num), desc=f"render {family}", unit="video", disable=not progress):
+    for i in progress_bar(range(num), desc=f"render {family}", unit="video", disable=not progress):
         duration = int(rng.integers(min_seconds, max_seconds + 1))
         sid = f"{'clip' if family == 'target' else 'haystack'}-{seed}-{i:05d}"
         path = out / "videos" / f"{sid}.mp4"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from .cache import OracleCache
 from .clip_oracle import ClipZeroShotOracle
 from .errors import OracleConfigError, OracleInputError, RewardInputError
-from .factory import ORACLE_KINDS, SPEC_HELP, build_oracle
+from .factory import ORACLE_KINDS, SPEC_HELP, build_oracle, check_oracle_args, check_oracle_fits
 from .hf_oracle import HFVideoLLMOracle
 from .openai_oracle import OpenAICompatibleOracle
 from .oracle import Oracle, OracleAnswer, OracleQuery
@@ -26,6 +26,8 @@ __all__ = [
     "ORACLE_KINDS",
     "SPEC_HELP",
     "build_oracle",
+    "check_oracle_args",
+    "check_oracle_fits",
     "ClipZeroShotOracle",
     "HFVideoLLMOracle",
     "OpenAICompatibleOracle",

@@ -37,6 +37,62 @@ SPEC_HELP = "simulated[:random|wrong|first] | clip | hf:MODEL | openai:URL#MODEL
 # (in a training YAML, model.oracle may also be the mapping {class_path: package.module.Class, init_args: {...}})
 
 
+def _takes(fn: Any, *skip: str) -> set[str] | None:
+    """Keyword names ``fn`` accepts (None: any, it takes ``**kwargs``)."""
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.name not in ("self", *skip)}
+
+
+def oracle_options(spec: Any) -> set[str] | None:
+    """The keyword options the oracle named by ``spec`` takes (its constructor's), or None when the
+    spec is not one of :data:`ORACLE_KINDS` (a class path or an object: not checked here)."""
+    name = spec.partition(":")[0] if isinstance(spec, str) else None
+    if name == "simulated":
+        return _takes(SimulatedOracle.__init__)
+    if name == "clip":
+        return _takes(ClipZeroShotOracle.__init__, "encoder")
+    if name == "hf":
+        return (_takes(HFVideoLLMOracle.from_pretrained) or set()) | (_takes(HFVideoLLMOracle.__init__, "model",
+                                                                             "processor") or set())
+    if name == "openai":
+        return _takes(OpenAICompatibleOracle.__init__)
+    return None
+
+
+def check_oracle_args(spec: Any, args: Mapping[str, Any] | None, option: str = "oracle arguments") -> None:
+    """Refuse options the oracle named by ``spec`` does not take, before anything is built.
+
+    Options written for one oracle (e.g. the simulated oracle's ``min_needle_picks`` in a config) must
+    not leak into another: raise :class:`OracleConfigError` naming them, the options this oracle takes,
+    and where they came from (``option``, e.g. ``model.oracle_args``).
+    """
+    takes = oracle_options(spec)
+    bad = sorted(set(args or {}) - takes) if takes is not None else []
+    if bad:
+        name = spec.partition(":")[0]
+        raise OracleConfigError(
+            f"oracle {spec!r} does not take {', '.join(bad)} (from {option}); it takes "
+            f"{', '.join(sorted(takes)) or 'no options'}. Options of another oracle left in a config? "
+            f"Drop them (on the command line: --model.oracle_args '{{}}') when switching to {name!r}")
+
+
+def check_oracle_fits(spec: Any, samples: Any, option: str = "--oracle") -> None:
+    """The one rule for an oracle that needs annotations: the simulated oracle answers from known
+    evidence, so on samples with neither evidence nor target spans (real clips, public benchmarks) it
+    would call every selection right. Refuse (training and ``tspo eval`` alike) instead of a silent
+    maximum reward; ``option`` names the setting to change in the message."""
+    simulated = (isinstance(spec, str) and spec.partition(":")[0] == "simulated") or isinstance(spec, SimulatedOracle)
+    if simulated:
+        blind = [s.id for s in samples if not s.evidence_spans_s and not s.target_spans_s]
+        if blind:
+            raise OracleConfigError(
+                f"{len(blind)} samples (e.g. {blind[0]!r}) have no evidence or target spans, so the simulated "
+                f"oracle cannot judge them (it would call every selection right); set {option} to clip (CLIP "
+                "zero-shot, CPU), hf:MODEL or openai:URL#MODEL, or add spans to the manifest")
+
+
 def build_oracle(spec: Any, *, encoder: Any = None, seed: int | None = None, **args: Any) -> Any:
     """An :class:`~tspo.rewards.Oracle` from a spec string (see the module docstring) and keyword args.
 
@@ -55,6 +111,7 @@ def build_oracle(spec: Any, *, encoder: Any = None, seed: int | None = None, **a
             return spec
         raise OracleConfigError(f"oracle spec must be a string ({SPEC_HELP}), a {{class_path, init_args}} mapping "
                                f"or an oracle object, got {spec!r}")
+    check_oracle_args(spec, args)
     name, _, arg = spec.partition(":")
     seeded = {} if seed is None else {"seed": seed}
     if name == "simulated":

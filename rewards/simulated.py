@@ -14,7 +14,10 @@ exactly when the selection shows it:
   per key event): ``{"rule": "any", "min_picks": m}`` — at least ``m`` picks inside the evidence
   (e.g. colour/text/shape/after: one; motion: two); ``{"rule": "all", "min_picks": m}`` — at least
   ``m`` picks inside every group (order, count: every key event seen). This rule replaces the two
-  above for such samples;
+  above for such samples. A rule with ``"min_px": p`` (the text kind: the word must be legible)
+  also needs the frames to be at least ``p`` px on their short side: ``meta["frame_px"]`` when
+  given (e.g. a clip selection's smaller frames, in the world's pixels), else the short side of
+  ``query.frames``, else full size (always legible);
 - otherwise a *guess*, by ``guess``: ``"random"`` — uniform among all options (right 1/N of the
   time, like a real model guessing); ``"wrong"`` — uniform among the wrong options (the
   reward is then exactly the coverage indicator); ``"first"`` — always ``"A"``.
@@ -56,9 +59,14 @@ def group_hits(timestamps_s: np.ndarray, groups: list) -> np.ndarray:
     return ((inside.astype(np.int64) @ member) > 0).sum(axis=0)
 
 
-def covers_groups(timestamps_s: np.ndarray, groups: list | None, coverage: dict, sample_id: str = "?") -> bool:
-    """Whether picks at ``timestamps_s`` satisfy a per-kind coverage rule (module docstring)."""
+def covers_groups(timestamps_s: np.ndarray, groups: list | None, coverage: dict, sample_id: str = "?",
+                  frame_px: float | None = None) -> bool:
+    """Whether picks at ``timestamps_s`` satisfy a per-kind coverage rule (module docstring);
+    ``frame_px``: short side (px) of the frames shown, None = full size."""
     mode, need = coverage.get("rule"), coverage.get("min_picks", 1)
+    min_px = coverage.get("min_px")
+    if min_px is not None and frame_px is not None and frame_px < min_px:
+        return False   # the picks may be in the evidence, but what the question asks is not legible
     if mode not in COVERAGE_MODES or not isinstance(need, int) or need < 1:
         raise OracleInputError(f"SimulatedOracle: sample {sample_id!r} has coverage {coverage!r}; expected "
                                f"{{'rule': one of {COVERAGE_MODES}, 'min_picks': int >= 1}}")
@@ -103,8 +111,11 @@ class SimulatedOracle:
     def covers_evidence(self, query: OracleQuery) -> bool:
         """Whether the selection shows what the question needs (see the module docstring)."""
         if query.meta.get("coverage") is not None:
+            frame_px = query.meta.get("frame_px")
+            if frame_px is None and query.frames is not None:
+                frame_px = min(query.frames.shape[1:3])
             return covers_groups(query.timestamps_s, query.meta.get("evidence_groups_s"), query.meta["coverage"],
-                                 query.sample_id)
+                                 query.sample_id, frame_px)
         kind = query.meta.get("kind", "general")
         evidence = _as_spans(query.meta.get("evidence_spans_s") or [])
         ts = query.timestamps_s

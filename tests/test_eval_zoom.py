@@ -40,10 +40,10 @@ def test_eval_cli_zoom_and_reflection(plain_manifest: Path, tmp_path: Path, monk
     assert "oracle calls" in capsys.readouterr().out
     assert main(["--manifest", str(plain_manifest), "--methods", "uniform", "--encoder", "tiny-random",
                  "--reflect", "-1"]) == 2
-    assert "rounds" in capsys.readouterr().out
+    assert "rounds" in capsys.readouterr().err
     assert main(["--manifest", str(plain_manifest), "--methods", "uniform", "--encoder", "tiny-random",
                  "--strategy", "zoom", "--coarse-candidates", "200", "--max-frames-encoded", "100"]) == 2
-    assert "max_frames" in capsys.readouterr().out
+    assert "max_frames" in capsys.readouterr().err
 
 
 def test_select_cli_zoom(plain_manifest: Path, tmp_path: Path, monkeypatch, capsys) -> None:

@@ -176,9 +176,9 @@ def test_cli_on_rendered_videos_with_tiny_random(small_manifest: Path, tmp_path:
     assert "all samples (2)" in capsys.readouterr().out
     # without a selector, tspo cannot run: a clear error, exit code 2
     assert main(["--manifest", str(small_manifest), "--methods", "tspo", "--encoder", "tiny-random"]) == 2
-    assert "needs --selector" in capsys.readouterr().out
+    assert "needs --selector" in capsys.readouterr().err
     assert main(["--manifest", str(tmp_path / "none.jsonl"), "--methods", "uniform", "--encoder", "tiny-random"]) == 2
-    assert "does not exist" in capsys.readouterr().out
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_cli_with_a_pixel_oracle_and_the_benchmark_guard(small_manifest: Path, tmp_path: Path, monkeypatch,
@@ -197,7 +197,7 @@ def test_cli_with_a_pixel_oracle_and_the_benchmark_guard(small_manifest: Path, t
     capsys.readouterr()
     assert main(["--benchmark", "longvideobench", "--annotations", str(lvb), "--methods", "uniform",
                  "--encoder", "tiny-random", "--oracle", "simulated"]) == 2
-    assert "cannot judge them" in capsys.readouterr().out
+    assert "cannot judge them" in capsys.readouterr().err
 
 
 def test_log_answers_with_draws_logs_groups_without_changing_the_figures(tmp_path) -> None:
@@ -227,4 +227,35 @@ def test_cli_log_answers_flag_is_checked(tmp_path, capsys) -> None:
     manifest = tmp_path / "m.jsonl"
     write_manifest(manifest, [_needle("s0", 100, (40, 50))])
     code = main(["--manifest", str(manifest), "--methods", "uniform", "--encoder", "tiny-random", "--log-draws", "2"])
-    assert code == 2 and "--log-answers" in capsys.readouterr().out
+    assert code == 2 and "--log-answers" in capsys.readouterr().err
+
+
+def test_cli_skips_a_missing_video_reports_kinds_and_errors_on_stderr(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Issue 21 item 8: one missing video is skipped with its reason (stderr, counted in --out), the other
+    samples are still evaluated and written; the per-question-kind table is printed; --on-error stop stops."""
+    monkeypatch.setenv("TSPO_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    samples = render_dataset(data, 3, seed=5, min_seconds=8, max_seconds=10, fps=2, size=32, progress=False,
+                             kinds=("colour", "count"))
+    manifest = write_manifest(data / "manifest.jsonl", samples)
+    Path(samples[1].video).unlink()
+    out = tmp_path / "eval.json"
+    args = ["--manifest", str(manifest), "--methods", "uniform,clip", "--encoder", "tiny-random", "-k", "3",
+            "--out", str(out)]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    result = json.loads(out.read_text())
+    assert result["num_samples"] == 2 and result["methods"]["uniform"]["n"] == 2
+    assert [r["sample_id"] for r in result["skipped"]] == [samples[1].id]
+    reason = result["skipped"][0]["error"]
+    assert "does not exist" in reason and "manifest's folder" in reason and str(data.resolve()) in reason
+    assert samples[1].id in captured.err and "skipped 1 sample" in captured.err
+    assert "skipped" not in captured.out
+    kinds = {s.extra["qa_kind"] for i, s in enumerate(samples) if i != 1}
+    assert set(result["by_question_kind"]) == kinds | {"all"}
+    assert "per question kind" in captured.out and all(f"| {k} |" in captured.out for k in kinds)
+    # --on-error stop: the run stops at the broken sample, the samples before it are still written, exit 1
+    assert main([*args, "--on-error", "stop"]) == 1
+    result = json.loads(out.read_text())
+    assert result["stopped"]["sample_id"] == samples[1].id and result["num_samples"] == 1
+    assert "stopped at sample" in capsys.readouterr().err

@@ -299,3 +299,27 @@ def test_zoom_strategy_matches_the_selector(workdir):
     np.testing.assert_array_equal(direct.timestamps, sel.timestamps)
     with pytest.raises(ValueError, match="strategy"):
         cls(base_model="tspo_test_seen", selector=selector, strategy="pyramid")
+
+
+def test_clip_unit_matches_the_selector(workdir):
+    from tspo.selector import TSPOSelector
+
+    _Seen.register()
+    cls, selector = _tspo_video(), str(workdir / "DIR")
+    model = cls.create_from_arg_string(
+        f"base_model=tspo_test_seen,selector={selector},num_frames=3,visual_mode=frames,unit=clip,"
+        "token_budget=2000,token_model=llava-onevision")
+    assert (model.unit, model.token_budget, model.token_model) == ("clip", 2000, "llava-onevision")
+    model.task_dict = {"t": {"test": {0: {"video": str(workdir / "clip.mp4")}}}}
+    question = "When is the screen brightest?"
+    model.loglikelihood([_instance("loglikelihood", (question, " A", lambda doc: [doc["video"]], 0, "t", "test"))])
+    sel = model.last_selections[0]
+    # LLaVA-OneVision: 196 tokens a frame + 1, so 2000 tokens buy 10 frames grown around the 3 picks
+    assert sel.unit == "clip" and sel.token_plan.num_frames == len(sel.timestamps) == 10
+    direct = TSPOSelector.from_pretrained(selector, cache=False).select(
+        str(workdir / "clip.mp4"), question, num_frames=3, unit="clip", token_budget=2000, model="llava-onevision")
+    np.testing.assert_array_equal(direct.timestamps, sel.timestamps)
+    with pytest.raises(ValueError, match="add unit=clip"):
+        cls(base_model="tspo_test_seen", selector=selector, token_budget=100)
+    with pytest.raises(ValueError, match="token_model must be one of"):
+        cls(base_model="tspo_test_seen", selector=selector, unit="clip", token_model="gpt")

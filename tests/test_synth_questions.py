@@ -174,3 +174,45 @@ def test_kind_table_joins_outcomes_with_kinds_and_rules(world):
     assert f"| {kind} | 1 | 1.00 / 1.00 |" in format_kind_table(table, ("x", "y"))
     with pytest.raises(ValueError, match="per_sample"):
         kind_table({}, targets)
+
+
+def test_text_needs_legible_frames():
+    from tspo.data_synth.events import TEXT_MIN_PX
+
+    groups = [[[10.0, 14.0]]]
+    oracle = SimulatedOracle(guess="wrong")
+    text = {"kind": "needle", "coverage": COVERAGE_RULES["text"], "evidence_groups_s": groups}
+    assert oracle.answer([_query([11.0], text)])[0].letter == "B"                    # full size: as before
+    assert oracle.answer([_query([11.0], {**text, "frame_px": TEXT_MIN_PX})])[0].letter == "B"
+    assert oracle.answer([_query([11.0], {**text, "frame_px": TEXT_MIN_PX - 1})])[0].letter != "B"
+    small = OracleQuery("s", "q?", ("a", "b", "c", "d"), np.array([11.0]), frames=np.zeros((1, 40, 40, 3), np.uint8),
+                        meta={"answer": "B", **text})
+    assert oracle.answer([small])[0].letter != "B"                                  # the frames' own size
+    colour = {"kind": "needle", "coverage": COVERAGE_RULES["colour"], "evidence_groups_s": groups, "frame_px": 20}
+    assert oracle.answer([_query([11.0], colour)])[0].letter == "B"                 # colour needs no resolution
+
+
+def test_synth_world_makes_the_benchmark_question_world_in_one_command(tmp_path):
+    """Issue 21 item 7: `tspo synth world` = question_world() (the benchmark's sizes and flags, one owner)."""
+    import json
+    from dataclasses import asdict
+
+    from benchmarks import bench_question
+    from tspo.data_synth.cli import main as synth_main
+    from tspo.data_synth.manifest import load_manifest
+    from tspo.training.synth import question_world
+
+    assert (question_world("x").num_train, question_world("x").num_val) == (bench_question.NUM_TRAIN,
+                                                                            bench_question.NUM_VAL)
+    out = tmp_path / "world"
+    assert synth_main(["world", "--out", str(out), "--seed", "1", "--num-train", "4", "--num-val", "2"]) == 0
+    made = json.loads((out / "synth_config.json").read_text())
+    assert made == json.loads(json.dumps(asdict(question_world(str(out), num_train=4, num_val=2, seed=1)), default=list))
+    train, val = load_manifest(out / "train" / "manifest.jsonl"), load_manifest(out / "val" / "manifest.jsonl")
+    assert (len(train), len(val)) == (4, 2)
+    assert all(s.kind == "needle" and s.extra.get("qa_kind") and s.target_spans_s for s in train + val)
+    # the haystack is confuser clips only, and held-out needles never reuse a training clip
+    sources = lambda ss: {seg["source"] for s in ss for seg in s.video}  # noqa: E731
+    assert all("confusers" in src or "targets" in src for src in sources(train + val))
+    assert not sources(train) & sources(val)
+    assert synth_main(["world", "--out", str(out), "--num-train", "0"]) == 2

@@ -3,7 +3,7 @@
 :func:`video_features` takes a file or a virtual video (a list of ``{source, start_s, end_s}``
 segments, e.g. a needle sample's ``video``). A virtual video whose cuts lie on the ``1/fps`` grid is
 composed in feature space: composed candidate ``t_i = i/fps`` inside segment ``s`` (offset ``o_s``)
-shows source time ``start_s + t_i - o_s``, a point of the source's own grid, so each source is
+samples source time ``start_s + t_i - o_s``, a point of the source's own grid, so each source is
 encoded (and cached) once at ``fps`` without a cap and any number of 10-60 minute needles built from
 it cost a row gather ``F[i] = F_source(s_i)[j_i]``. Without a cache, or off the grid, the composed
 candidates are decoded and encoded directly (the same frames).
@@ -32,10 +32,22 @@ from safetensors.torch import load_file, save_file
 
 from tspo.errors import TSPOError
 from tspo.settings import DEFAULT_FPS
-from tspo.video import VideoLike, candidate_times, file_identity, iter_frames_at, plan_candidates
+from tspo.video import (
+    VideoLike,
+    candidate_times,
+    file_identity,
+    iter_frames_at,
+    nearest_frames,
+    plan_candidates,
+)
 
 logger = logging.getLogger(__name__)
-_FORMAT_VERSION = 1
+# 2: candidates take the frame nearest their grid time and carry its presentation time (1: the frame
+# on screen at the grid time, reported at the grid time).
+_FORMAT_VERSION = 2
+# A video whose candidates take longer than this to decode and encode shows progress (tspo.progress):
+# a 2,400-candidate encode is half a minute on CPU; a short clip's stays silent.
+ENCODE_PROGRESS_DELAY_S = 2.0
 
 
 @dataclass
@@ -91,6 +103,20 @@ class FeatureCache:
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.safetensors"
+
+    def has(self, key: str) -> bool:
+        """Whether a whole entry for ``key`` is on disk (its header and tensor sizes check out), without
+        reading the features; a damaged entry counts as missing, so it is computed again."""
+        from safetensors import safe_open
+
+        path = self.path(key)
+        if not path.is_file():
+            return False
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                return {"features", "timestamps_s", "frame_indices", "duration_s"} <= set(fh.keys())
+        except Exception:  # truncated or foreign file
+            return False
 
     def load(self, key: str) -> VideoFeatures | None:
         if key in self._memory:
@@ -154,12 +180,17 @@ def encode_candidates(
     """Decode and encode the candidates of ``video`` chunk by chunk (no cache): -> ``[T, D]``.
 
     Only ``chunk_size`` decoded frames live in memory at once, so an hour of video costs the
-    features (T x D floats), not the frames.
+    features (T x D floats), not the frames. Progress shows on stderr once the work has taken
+    :data:`ENCODE_PROGRESS_DELAY_S`.
     """
+    from tspo.progress import progress_bar
+
     times, _, frame_idx, duration = plan_candidates(video, fps, max_candidates)
     features = torch.empty(len(times), encoder.dim, dtype=torch.float32)
-    for pos, frames in iter_frames_at(video, times, encoder.image_size, chunk_size):
-        features[torch.from_numpy(pos)] = encoder.encode_frames(frames)
+    with progress_bar(total=len(times), desc="encode candidates", unit="frame", delay_s=ENCODE_PROGRESS_DELAY_S) as bar:
+        for pos, frames in iter_frames_at(video, times, encoder.image_size, chunk_size):
+            features[torch.from_numpy(pos)] = encoder.encode_frames(frames)
+            bar.update(len(pos))
     return VideoFeatures(features, times, frame_idx, duration)
 
 
@@ -195,17 +226,21 @@ def compose_features(segments: Sequence[Mapping], source_features: Mapping[str, 
                      max_candidates: int | None = None):
     """Features of a virtual video from per-source ``VideoFeatures`` (full grid at ``fps``, no cap).
 
-    Returns ``VideoFeatures`` with ``T`` rows on the composed timeline (``candidate_times`` of the
-    total length at ``fps``, capped at ``max_candidates``); ``frame_indices`` are source frames.
+    Returns ``VideoFeatures`` with ``T`` rows, one per ``candidate_times`` grid point of the total length
+    at ``fps`` (capped at ``max_candidates``): the source candidate nearest the grid point's source time,
+    at its presentation time on the composed timeline (as :func:`tspo.video.plan_candidates` reports a
+    decoded virtual video); ``frame_indices`` are source frames.
     """
     check_grid(segments, fps)
     lengths = np.array([float(s["end_s"]) - float(s["start_s"]) for s in segments])
     offsets = np.concatenate([[0.0], np.cumsum(lengths)])
     duration = float(offsets[-1])
-    times = candidate_times(duration, fps, max_candidates)                        # [T]
+    times = candidate_times(duration, fps, max_candidates)                        # [T] grid
     seg = np.clip(np.searchsorted(offsets, times + _GRID_TOL, side="right") - 1, 0, len(segments) - 1)
     starts = np.array([float(s["start_s"]) for s in segments])
+    ends = np.array([float(s["end_s"]) for s in segments])
     src_times = starts[seg] + (times - offsets[seg])                              # [T] source seconds
+    shown = np.empty(len(times), dtype=np.float64)                                # [T] presentation times
     sources = [str(s["source"]) for s in segments]
     first = source_features[sources[0]]
     feats = torch.empty(len(times), first.features.shape[1], dtype=first.features.dtype)
@@ -214,16 +249,36 @@ def compose_features(segments: Sequence[Mapping], source_features: Mapping[str, 
     for src in dict.fromkeys(sources):                                            # one gather per source
         rows_here = np.flatnonzero(seg_source == src)
         vf = source_features[src]
-        # the source's candidate shown at that source time (its last grid point <= t)
-        rows = np.searchsorted(vf.timestamps_s, src_times[rows_here] + _GRID_TOL, side="right") - 1
-        bad = (rows < 0) | (src_times[rows_here] >= vf.duration_s + _GRID_TOL)
+        bad = src_times[rows_here] >= vf.duration_s + _GRID_TOL
         if bad.any():
             t = float(src_times[rows_here][bad][0])
             raise CompositionError(f"a segment reads {src} at {t:.3f} s, past its end ({vf.duration_s:.3f} s); "
                                    "cut segments inside their sources")
+        # the source's candidate nearest that source time (its candidates are its frames nearest its grid
+        # points, so this is the frame nearest the time), never one presented at or after the cut's end
+        rows = nearest_frames(vf.timestamps_s, src_times[rows_here])
+        over = (vf.timestamps_s[rows] >= ends[seg[rows_here]] - 1e-9) & (rows > 0)
+        rows = rows - over
         feats[torch.from_numpy(rows_here)] = vf.features[torch.from_numpy(rows)]
         frame_idx[rows_here] = vf.frame_indices[rows]
-    return VideoFeatures(feats, times, frame_idx, duration)
+        s_here = seg[rows_here]
+        shown[rows_here] = offsets[s_here] + np.clip(vf.timestamps_s[rows] - starts[s_here], 0.0, lengths[s_here])
+    return VideoFeatures(feats, shown, frame_idx, duration)
+
+
+def cache_entries(video: VideoLike, fps: float, max_candidates: int | None) -> list[tuple[VideoLike, int | None]]:
+    """The cache entries ``(video, max_candidates)`` that :func:`video_features` reads for ``video``:
+    the video itself, or, for a virtual video with cuts on the ``1/fps`` grid, each source once at
+    the full grid (no cap). No file is opened."""
+    if not isinstance(video, str | os.PathLike) and isinstance(video, Sequence) and on_grid(video, fps):
+        return [(src, None) for src in dict.fromkeys(str(s["source"]) for s in video)]
+    return [(video, max_candidates)]
+
+
+def entry_key(cache: FeatureCache, video: VideoLike, encoder, fps: float, max_candidates: int | None) -> str:
+    """The cache key of one entry for ``encoder`` (its spec, input size and precision)."""
+    # fp16 features (GPU) and fp32 features (CPU) differ slightly: never mix them.
+    return cache.key(video, encoder.spec, fps, max_candidates, encoder.image_size, str(getattr(encoder, "dtype", "")))
 
 
 def video_features(
@@ -243,10 +298,9 @@ def video_features(
         return encode_candidates(video, encoder, fps, max_candidates)
     if not isinstance(video, str | os.PathLike) and on_grid(video, fps):
         per_source = {src: video_features(src, encoder, fps, None, cache)
-                      for src in dict.fromkeys(str(s["source"]) for s in video)}
+                      for src, _ in cache_entries(video, fps, max_candidates)}
         return compose_features(video, per_source, fps, max_candidates)
-    # fp16 features (GPU) and fp32 features (CPU) differ slightly: never mix them.
-    key = cache.key(video, encoder.spec, fps, max_candidates, encoder.image_size, str(getattr(encoder, "dtype", "")))
+    key = entry_key(cache, video, encoder, fps, max_candidates)
     hit = cache.load(key)
     if hit is not None:
         cache.hits += 1

@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "select": ("tspo.cli_select", "pick the k frames of a video that matter for a question"),
     "synth": ("tspo.data_synth.cli", "render synthetic clips, compose needle videos, filter, validate"),
     "train": ("tspo.training.cli", "train the temporal agent with TSPO (LightningCLI)"),
+    "features": ("tspo.cli_features", "extract a manifest's candidate features once, across workers and GPUs"),
     "eval": ("tspo.evaluate", "compare selection methods on a manifest with an oracle"),
     "demo": ("tspo.demo", "offline end-to-end demo: synth -> train -> eval -> report"),
     "export": ("tspo.export", "export a trained agent to TorchScript or ONNX"),
@@ -26,7 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 def _usage() -> str:
     lines = ["usage: tspo SUBCOMMAND [ARGS...]", "", "subcommands:"]
-    lines += [f"  {name:<8} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    lines += [f"  {name:<9} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
     lines += ["", "`tspo SUBCOMMAND --help` for the arguments and examples of one subcommand; `tspo --version`.",
               "example: tspo select clip.mp4 \"When does the dog jump?\" -k 8 --encoder tiny-random"]
     return "\n".join(lines)

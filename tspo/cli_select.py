@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from tspo.clips import add_clip_arguments, clip_options_from_args
 from tspo.errors import TSPOError
 from tspo.settings import (
     add_settings_arguments,
@@ -27,6 +28,7 @@ EXAMPLES = """examples:
   tspo select clip.mp4 "What is on the table?" --selector runs/exp1/selector --json --scores
   tspo select clip.mp4 "Who enters?" --method aks --plot picks.png --save-frames picks/
   tspo select lecture.mp4 "When is the proof shown?" --selector runs/exp1/selector --strategy zoom
+  tspo select clip.mp4 "What happens after the dog jumps?" -k 8 --clips --token-model qwen2-vl --json
 
 exit codes: 0 done, 1 the selection failed, 2 bad arguments."""
 
@@ -58,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-frames", metavar="DIR", help="write the selected frames as JPEG files into DIR")
     p.add_argument("--plot", metavar="FILE", help="write a PNG of the scores over time with the picks marked")
     add_zoom_arguments(p)
+    add_clip_arguments(p)
     return p
 
 
@@ -81,6 +84,7 @@ def check_args(args: argparse.Namespace) -> None:
         if args.frame_size is not None:
             check_frame_size(args.frame_size, "--frame-size")
         args.zoom_config = zoom_config_from_args(args)
+        args.clip_options = clip_options_from_args(args)
     except ValueError as err:
         raise UsageError(str(err)) from err
     if args.scores and not args.json:
@@ -96,6 +100,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--feature-cache {args.feature_cache!r} is a file; give a directory")
     if args.save_frames and Path(args.save_frames).exists() and not Path(args.save_frames).is_dir():
         raise UsageError(f"--save-frames {args.save_frames!r} is an existing file; give a directory")
+    if args.save_frames and Path(args.save_frames).is_dir() and any(Path(args.save_frames).iterdir()):
+        # frames of an earlier selection would mix with this one's
+        raise UsageError(f"--save-frames {args.save_frames!r} is not empty; give a new or empty folder")
 
 
 def check_runtime_args(args: argparse.Namespace) -> None:
@@ -136,6 +143,13 @@ def _error(message: object, code: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tspo.console import plain_warnings
+
+    with plain_warnings("tspo select"):
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_args(args)
@@ -163,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         selection = selector.select(
             args.video, args.question, args.num_frames, method=args.method, fps=args.fps,
             max_candidates=args.max_candidates, return_frames=need_frames, frame_size=args.frame_size,
-            strategy=args.strategy, zoom=args.zoom_config,
+            strategy=args.strategy, zoom=args.zoom_config, **args.clip_options,
         )  # fmt: skip
     except (VideoError, ValueError, OSError, EncoderWeightsError) as err:  # weights load lazily, on a cache miss
         return _error(err, 1)
@@ -183,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         if selection.strategy == "zoom":
             spans = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in selection.spans_s)
             print(f"  zoom: {selection.frames_encoded} frames encoded; spans visited: {spans}")
+        if selection.unit == "clip":
+            p = selection.token_plan
+            spans = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in selection.clip_spans_s)
+            print(f"  clips: {spans}; {p.num_frames} frames of {p.height}x{p.width} px, {p.tokens} of {p.budget} "
+                  f"{p.model} tokens")
         for idx, t in zip(selection.indices, selection.timestamps):
             print(f"  frame {int(idx):>7d}  at {t:9.2f} s")
     return 0

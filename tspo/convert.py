@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tspo.agents import PublishedCheckpointError, TemporalAgent
 from tspo.errors import TSPOError
-from tspo.hub import is_offline
+from tspo.hub import _REPO_ID, is_offline
 from tspo.selector import write_selector_dir
 
 OFFICIAL_ID = "hzf666/TSPO-0.4B"
@@ -74,7 +74,7 @@ def convert(source: str | None, out: str | Path, encoder: str = OFFICIAL_ENCODER
     source = source or OFFICIAL_ID
     local = Path(source).expanduser()
     if not local.exists():
-        if source.count("/") != 1:
+        if not _REPO_ID.match(source):  # '/typo', '../x', 'a b/c' are paths that do not exist, not hub ids
             raise ConvertError(f"{source!r} is neither a file/folder here nor a hub id 'org/name'")
         local = _download(source)
     path, agent = find_checkpoint(local)

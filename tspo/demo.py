@@ -215,7 +215,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     from tspo.cache import FeatureCache
     from tspo.data_synth.manifest import load_manifest
     from tspo.evaluate import evaluate_samples, format_table
-    from tspo.kind_report import format_kind_table, kind_table
+    from tspo.kind_report import format_kind_table
     from tspo.plots import plot_eval_summary, plot_training_curves
     from tspo.rewards import build_oracle
     from tspo.selector import TSPOSelector
@@ -237,12 +237,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     selector = TSPOSelector.from_pretrained(selector_dir, cache=FeatureCache(out / "cache"))
     samples = load_manifest(val_manifest)
     oracle = build_oracle("simulated", seed=cfg.seed)
-    result = evaluate_samples(samples, cfg.methods, oracle, cfg.num_frames, selector, progress=cfg.progress,
-                              per_sample=True)
-    kinds = kind_table(result, samples) if cfg.world == "question" else {}
-    del result["samples"]  # eval.json keeps the `tspo eval` shape (per-kind figures are added below)
-    if kinds:
-        result["by_question_kind"] = kinds
+    result = evaluate_samples(samples, cfg.methods, oracle, cfg.num_frames, selector, progress=cfg.progress)
+    kinds = result.get("by_question_kind", {}) if cfg.world == "question" else {}
+    if not kinds:
+        result.pop("by_question_kind", None)
     command = eval_command(cfg, val_manifest)
     result["config"] = {"manifest": str(val_manifest), "benchmark": None, "methods": list(cfg.methods),
                         "selector": str(selector_dir), "encoder": cfg.encoder, "oracle": "simulated", "seed": cfg.seed,

@@ -103,11 +103,11 @@ def preprocess_frames(frames: torch.Tensor, image_size: int, mean=CLIP_MEAN, std
     return (x - mean) / std
 
 
-def _missing_weights_message(spec: str, model: str, pretrained: str, err: Exception) -> str:
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
+def _missing_weights_message(spec: str, model: str, pretrained: str, err: Exception, no_network: str | None) -> str:
+    """``no_network``: why the hub cannot be reached (:func:`tspo.hub.hub_unreachable`), or None."""
     return (
         f"could not load the weights of encoder {spec!r} ({type(err).__name__}: {err}).\n"
-        f"{'The network is off (HF_HUB_OFFLINE=1) and they' if offline else 'They'} are not in the local cache. "
+        f"{f'The network is off ({no_network}) and they' if no_network else 'They'} are not in the local cache. "
         "Either:\n"
         f"  1. on a machine with internet, run once: python -c \"import open_clip; "
         f"open_clip.create_model_and_transforms('{model}', pretrained='{pretrained}')\" "
@@ -246,10 +246,16 @@ def load_encoder(
                 f"open_clip has no pretrained tag {pretrained!r} for {model_name} (encoder spec {spec!r}); "
                 f"valid tags: {', '.join(tags)} (or a local weights file: '{model_name}:/path/to/weights.bin')"
             )
+        from tspo.hub import hub_files_only, hub_unreachable
+
+        # Without a network, the cache alone: the advice below comes in seconds, not after a minute of retries.
+        no_network = None if is_weights_path(pretrained) or model_name.startswith("local-dir:") else hub_unreachable()
         try:
-            model = open_clip.create_model(model_name, pretrained=pretrained, device=device, require_pretrained=True)
+            with hub_files_only(no_network is not None), _quiet_open_clip(logging.CRITICAL):
+                model = open_clip.create_model(model_name, pretrained=pretrained, device=device,
+                                               require_pretrained=True)  # fmt: skip
         except Exception as err:  # download, file and state-dict errors all mean "no usable weights"
-            raise EncoderWeightsError(_missing_weights_message(spec, model_name, pretrained or "", err)) from err
+            raise EncoderWeightsError(_missing_weights_message(spec, model_name, pretrained or "", err, no_network)) from err
     model = model.to(dtype=dtype)
     tokenizer = open_clip.get_tokenizer(model_name)
     return ClipEncoder(spec, model, tokenizer, device, dtype)
@@ -272,11 +278,12 @@ def shared_encoder(spec: str, device: str | torch.device = "cpu") -> ClipEncoder
 
 
 @contextlib.contextmanager
-def _quiet_open_clip():
-    """open_clip logs 'initialized randomly' at WARNING; for tiny-random that is the point."""
+def _quiet_open_clip(level_inside: int = logging.ERROR):
+    """open_clip logs 'initialized randomly' at WARNING; for tiny-random that is the point. Its
+    'Failed to download weights' ERROR repeats what EncoderWeightsError says (pass CRITICAL)."""
     root = logging.getLogger()
     level = root.level
-    root.setLevel(logging.ERROR)
+    root.setLevel(level_inside)
     try:
         yield
     finally:

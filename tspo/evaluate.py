@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
@@ -35,13 +36,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from tspo.agents import METHODS, get_method
 from tspo.agents.methods import DRAWABLE_RULES
 from tspo.answer_log import AnswerLogger, draw_selections
 from tspo.cache import FeatureCache
-from tspo.data_synth.manifest import load_manifest
+from tspo.data_synth.manifest import Sample, load_manifest
 from tspo.encoders import EncoderWeightsError
 from tspo.errors import TSPOError
 from tspo.judge import (
@@ -52,16 +52,23 @@ from tspo.judge import (
     judge_selections,
     outcome,
 )
+from tspo.progress import progress_bar
 from tspo.readers import READERS, read_benchmark
 from tspo.reflect import check_reflection, select_and_answer
 from tspo.rewards import SPEC_HELP, build_oracle
+from tspo.rewards import check_oracle_fits as _check_oracle_fits
 from tspo.selector import TSPOSelector
 from tspo.settings import add_settings_arguments
+from tspo.video import VideoError
 from tspo.zoom import sample_zoom_source
 from tspo.zoom_config import add_zoom_arguments, zoom_config_from_args
 
 __all__ = ["DURATION_BUCKETS", "EvalConfigError", "Outcome", "check_methods", "duration_bucket", "evaluate_samples",
            "format_table", "main", "summarise"]
+
+ON_ERROR = ("skip", "stop")
+# What a broken sample raises while its video is read: skipped (or the run stopped) per --on-error.
+SAMPLE_ERRORS = (VideoError, OSError, RuntimeError)
 
 
 
@@ -140,6 +147,8 @@ def evaluate_samples(
     zoom: Any = None,
     reflect: int = 0,
     reflect_threshold: float = 0.5,
+    on_error: str = "skip",
+    path_hint: str = "",
 ) -> dict[str, Any]:
     """Run every method on every sample and ask ``oracle``; returns the eval.json dict.
 
@@ -158,8 +167,17 @@ def evaluate_samples(
     scored methods (``uniform`` stays single-stage); ``reflect`` > 0 re-selects up to that many times
     while the oracle's confidence is below ``reflect_threshold`` (:mod:`tspo.reflect`). Either adds
     ``frames_encoded`` and ``oracle_calls`` per method.
+    ``on_error``: a sample whose video is missing or cannot be read is ``"skip"``-ped (its reason kept
+    under ``"skipped"``, the others evaluated) or ``"stop"``-s the loop (``"stopped"``: the figures
+    cover the samples before it). ``path_hint``: added to a missing video's reason (where its path
+    resolves from). Samples with a question kind (``extra["qa_kind"]``, ``tspo synth``) add
+    ``by_question_kind`` (:func:`tspo.kind_report.kind_table`).
     """
+    from tspo.kind_report import kind_table
+
     methods = check_methods(methods)
+    if on_error not in ON_ERROR:
+        raise EvalConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     settings = selector.settings.override(num_frames, fps, max_candidates, frame_size)
     if not samples:
         raise EvalConfigError("no samples to evaluate; check the manifest")
@@ -170,37 +188,70 @@ def evaluate_samples(
                               "from its scores), e.g. uniform, clip or tspo")
     generator = torch.Generator().manual_seed(seed)
     outcomes: list[Outcome] = []
-    feature_seconds = []
-    for sample in tqdm(samples, desc="eval", unit="sample", disable=not progress):
-        if strategy != "single" or reflect:
-            outcomes += _adaptive_outcomes(sample, methods, oracle, settings.num_frames, selector, feature_fn,
-                                           strategy, zoom, reflect, reflect_threshold, settings.frame_size)
-            continue
-        start = time.perf_counter()
-        feats = feature_fn(sample)
-        feature_seconds.append(time.perf_counter() - start)
-        picks, seconds, scores = {}, {}, {}
-        for method in methods:
-            start = time.perf_counter()
-            positions, scores[method] = selector.select_from_features(feats.features, sample.question,
-                                                                      settings.num_frames, method)
-            seconds[method] = time.perf_counter() - start
-            picks[method] = np.asarray(positions, dtype=np.int64)
-        num_t = int(feats.features.shape[0])
-        drawn = {m: draw_selections(scores[m], (num_t,), int(picks[m].size), log_draws, log_temperature,
-                                    generator).numpy() for m in drawn_methods}                     # [G, k] each
-        # Random draws per method, only for the answer log: one entry per draw, keyed "method#g"; their
-        # answers come after the methods' and are left out of the figures.
-        draw_picks = {f"{m}#{g}": p for m, d in drawn.items() for g, p in enumerate(d)}
-        judged = judge_selections(oracle, [sample], [{**picks, **draw_picks}], [feats.timestamps_s],
-                                  settings.frame_size, [seconds])
-        outcomes += judged[:len(methods)]
+    feature_seconds: list[float] = []
+    skipped: list[dict[str, str]] = []
+    stopped = None
+    for sample in progress_bar(samples, desc="eval", unit="sample", disable=not progress):
+        try:
+            outcomes += _sample_outcomes(sample, methods, oracle, settings, selector, feature_fn, strategy, zoom,
+                                         reflect, reflect_threshold, drawn_methods, log_draws, log_temperature,
+                                         generator, feature_seconds)
+        except SAMPLE_ERRORS as err:
+            reason = {"sample_id": sample.id, "error": missing_source(sample, path_hint) or f"{type(err).__name__}: {err}"}
+            if on_error == "stop":
+                stopped = reason
+                break
+            skipped.append(reason)
     result = summarise(outcomes, methods)
     result["feature_seconds_per_sample"] = float(np.mean(feature_seconds)) if feature_seconds else None
-    result["num_samples"] = len(samples)
+    result["num_samples"] = len({o.sample_id for o in outcomes})
+    result["skipped"] = skipped
+    if stopped is not None:
+        result["stopped"] = stopped
+    samples_out = [dict(o.__dict__) for o in outcomes]
+    if any("qa_kind" in s.extra for s in samples) and samples_out:
+        result["by_question_kind"] = kind_table({"samples": samples_out}, samples)
     if per_sample:
-        result["samples"] = [dict(o.__dict__) for o in outcomes]
+        result["samples"] = samples_out
     return result
+
+
+def missing_source(sample: Any, path_hint: str = "") -> str | None:
+    """Why ``sample`` cannot be read when one of its video files does not exist (``path_hint``: where
+    its path resolved from, e.g. the manifest's folder), else None."""
+    for src in dict.fromkeys(sample.sources() if isinstance(sample, Sample) else []):
+        if not Path(src).is_file():
+            return f"video {src!r} does not exist" + (f" ({path_hint})" if path_hint else "")
+    return None
+
+
+def _sample_outcomes(sample: Any, methods: Sequence[str], oracle: Any, settings: Any, selector: Any,
+                     feature_fn: Callable[[Any], Any], strategy: str, zoom: Any, reflect: int, reflect_threshold: float,
+                     drawn_methods: Sequence[str], log_draws: int, log_temperature: float,
+                     generator: torch.Generator, feature_seconds: list[float]) -> list[Outcome]:
+    """Every method's outcome on one sample (one oracle call for the single-stage methods)."""
+    if strategy != "single" or reflect:
+        return _adaptive_outcomes(sample, methods, oracle, settings.num_frames, selector, feature_fn,
+                                  strategy, zoom, reflect, reflect_threshold, settings.frame_size)
+    start = time.perf_counter()
+    feats = feature_fn(sample)
+    feature_seconds.append(time.perf_counter() - start)
+    picks, seconds, scores = {}, {}, {}
+    for method in methods:
+        start = time.perf_counter()
+        positions, scores[method] = selector.select_from_features(feats.features, sample.question,
+                                                                  settings.num_frames, method)
+        seconds[method] = time.perf_counter() - start
+        picks[method] = np.asarray(positions, dtype=np.int64)
+    num_t = int(feats.features.shape[0])
+    drawn = {m: draw_selections(scores[m], (num_t,), int(picks[m].size), log_draws, log_temperature,
+                                generator).numpy() for m in drawn_methods}                     # [G, k] each
+    # Random draws per method, only for the answer log: one entry per draw, keyed "method#g"; their
+    # answers come after the methods' and are left out of the figures.
+    draw_picks = {f"{m}#{g}": p for m, d in drawn.items() for g, p in enumerate(d)}
+    judged = judge_selections(oracle, [sample], [{**picks, **draw_picks}], [feats.timestamps_s],
+                              settings.frame_size, [seconds])
+    return judged[:len(methods)]
 
 
 def _adaptive_outcomes(sample: Any, methods: Sequence[str], oracle: Any, num_frames: int, selector: Any,
@@ -231,14 +282,8 @@ def _default_feature_fn(selector: Any, fps: float, max_candidates: int | None) -
 
 
 def check_oracle_fits(spec: str, samples: Sequence[Any]) -> None:
-    """The simulated oracle answers from known evidence; on samples without any (public benchmarks)
-    it would call every selection right, so refuse instead of printing meaningless 100 %."""
-    if spec.startswith("simulated"):
-        blind = [s.id for s in samples if not s.evidence_spans_s and not s.target_spans_s]
-        if blind:
-            raise EvalConfigError(
-                f"{len(blind)} samples (e.g. {blind[0]!r}) have no evidence or target spans, so the simulated "
-                "oracle cannot judge them; use --oracle clip, hf:MODEL or openai:URL#MODEL for benchmark data")
+    """:func:`tspo.rewards.check_oracle_fits` (the one rule, shared with training) for ``--oracle``."""
+    _check_oracle_fits(spec, samples, "--oracle")
 
 
 def _fmt(v: Any, pct: bool = False) -> str:
@@ -270,6 +315,29 @@ def format_table(result: dict[str, Any]) -> str:
     unparsed = {m: n for m, n in result.get("unparsed", {}).items() if n}
     if unparsed:
         lines.append(f"unparsed answers (scored as wrong): {unparsed}")
+    return "\n".join(lines)
+
+
+def format_kinds(result: dict[str, Any]) -> str:
+    """The per-question-kind table (``by_question_kind``), or "" when the samples carry no kind."""
+    from tspo.kind_report import format_kind_table
+
+    if not result.get("by_question_kind"):
+        return ""
+    return ("per question kind (accuracy / share of selections that show the evidence):\n"
+            + format_kind_table(result["by_question_kind"], list(result["methods"])))
+
+
+def format_skipped(result: dict[str, Any]) -> str:
+    """The samples left out (``skipped``) or the one that stopped the run (``stopped``), with reasons."""
+    lines = []
+    if result.get("skipped"):
+        lines.append(f"skipped {len(result['skipped'])} sample(s) that could not be read (not scored):")
+        lines += [f"  {r['sample_id']}: {r['error']}" for r in result["skipped"]]
+    if result.get("stopped"):
+        r = result["stopped"]
+        lines.append(f"stopped at sample {r['sample_id']} (--on-error stop): {r['error']}; the figures cover the "
+                     "samples before it")
     return "\n".join(lines)
 
 
@@ -309,6 +377,9 @@ def _parser() -> argparse.ArgumentParser:
                         "inspected spans suppressed, up to R more times (needs option probabilities; default 0)")
     p.add_argument("--reflect-threshold", type=float, default=0.5,
                    help="confidence (largest option probability) that ends reflection (default 0.5)")
+    p.add_argument("--on-error", choices=ON_ERROR, default="skip",
+                   help="a sample whose video is missing or unreadable: skip it (reason printed and counted in "
+                        "--out) or stop there (default skip); either way the other samples' results are written")
     add_zoom_arguments(p)
     return p
 
@@ -335,6 +406,21 @@ def make_selector(selector_dir: str | None, encoder: str | None, methods: Iterab
     return TSPOSelector(encoder=encoder or "ViT-L-14:openai", cache=cache)
 
 
+def prefetch_features(samples: Sequence[Any], selector: Any, settings: Any, strategy: str = "single") -> Any:
+    """The samples' candidate features into the selector's cache in one pass (``tspo.features``:
+    decode workers, packed encoder calls, each video once), before the per-sample loop reads them.
+    Unreadable videos are reported here and left to the loop's own handling."""
+    if selector.cache is None or strategy != "single":
+        return None
+    from tspo.features import extract_features
+
+    summary = extract_features([s.video for s in samples], selector.encoder, selector.cache, settings.fps,
+                               settings.max_candidates)
+    if summary.failed:
+        print(summary.text())
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -344,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         samples = load_samples(args)
         selector = make_selector(args.selector, args.encoder, methods, args.feature_cache)
         settings = selector.settings.override(args.num_frames, args.fps, args.max_candidates, args.frame_size)
+        prefetch_features(samples, selector, settings, args.strategy)
         oracle = build_oracle(args.oracle, encoder=selector.encoder, seed=args.seed)
         check_oracle_fits(args.oracle, samples)
         check_reflection(args.reflect, args.reflect_threshold)
@@ -352,13 +439,16 @@ def main(argv: list[str] | None = None) -> int:
             raise EvalConfigError("--log-draws must be >= 0 and needs --log-answers FILE; --log-temperature must be > 0")
         if args.log_answers:
             oracle = AnswerLogger(oracle, args.log_answers, policy="eval:" + ",".join(methods))
+        hint = (f"a manifest's relative paths resolve from the manifest's folder, {Path(args.manifest).parent.resolve()}"
+                if args.manifest else "benchmark videos resolve from --video-root")
         result = evaluate_samples(samples, methods, oracle, settings.num_frames, selector, fps=settings.fps,
                                   max_candidates=settings.max_candidates, frame_size=settings.frame_size,
                                   per_sample=args.per_sample, log_draws=args.log_draws,
                                   log_temperature=args.log_temperature, seed=args.seed, strategy=args.strategy,
-                                  zoom=zoom_cfg, reflect=args.reflect, reflect_threshold=args.reflect_threshold)
+                                  zoom=zoom_cfg, reflect=args.reflect, reflect_threshold=args.reflect_threshold,
+                                  on_error=args.on_error, path_hint=hint)
     except (ValueError, EncoderWeightsError) as exc:  # our input errors: ValueError subclasses naming the fix
-        print(f"tspo eval: error: {exc}")
+        print(f"tspo eval: error: {exc}", file=sys.stderr)
         return 2
     result["config"] = {"manifest": args.manifest, "benchmark": args.benchmark, "methods": methods,
                         "selector": args.selector, "encoder": selector.encoder.spec, "oracle": args.oracle,
@@ -366,12 +456,17 @@ def main(argv: list[str] | None = None) -> int:
                         **({"strategy": args.strategy, "zoom": asdict(zoom_cfg),
                             "reflect": args.reflect, "reflect_threshold": args.reflect_threshold}
                            if args.strategy != "single" or args.reflect else {})}
-    print(format_table(result))
+    if result["num_samples"]:
+        print(format_table(result))
+        if format_kinds(result):
+            print(format_kinds(result))
+    if format_skipped(result):
+        print(f"tspo eval: {format_skipped(result)}", file=sys.stderr)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.out}")
-    return 0
+    return 1 if result.get("stopped") or not result["num_samples"] else 0
 
 
 if __name__ == "__main__":

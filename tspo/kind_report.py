@@ -63,3 +63,20 @@ def format_kind_table(table: dict[str, dict[str, dict[str, float]]], methods: Se
         n = max(v["n"] for v in table[kind].values())
         lines.append(f"| {kind} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def cluster_bootstrap(values: Any, clusters: Sequence[Any], num: int = 2000, seed: int = 0,
+                      level: float = 0.95) -> tuple[float, float]:
+    """A ``level`` percentile bootstrap interval of the mean of ``values`` float[n] resampling whole
+    ``clusters`` (one label per value, e.g. the target clip a needle was built from), so needles that
+    share a target clip count as one draw. Deterministic per ``seed``."""
+    vals = np.asarray(values, dtype=np.float64).reshape(-1)
+    if vals.size == 0 or vals.size != len(clusters):
+        raise ValueError(f"values [n] and clusters [n] must be non-empty and agree, got {vals.size} and {len(clusters)}")
+    _, owner = np.unique(np.asarray([str(c) for c in clusters]), return_inverse=True)
+    sums, counts = np.bincount(owner, weights=vals), np.bincount(owner).astype(np.float64)   # [C]
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(len(sums), np.full(len(sums), 1.0 / len(sums)), size=num)       # [B, C] cluster counts
+    means = (draws @ sums) / (draws @ counts)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)

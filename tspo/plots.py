@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,6 +41,12 @@ def check_plot_path(out_path: str | Path) -> Path:
         raise PlotInputError(f"plot file must end in {' or '.join(PLOT_SUFFIXES)}, got {str(out)!r}")
     if out.is_dir():
         raise PlotInputError(f"plot file {str(out)!r} is a directory; give a file name ending in .png")
+    # checked before the work: the folder (made if missing) must be creatable and writable
+    existing = next(p for p in (out.absolute().parent, *out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise PlotInputError(f"cannot write plot {str(out)!r}: {str(existing)!r} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PlotInputError(f"cannot write plot {str(out)!r}: folder {str(existing)!r} is not writable")
     return out
 
 
@@ -142,8 +149,14 @@ def plot_selection(
         ax.axvspan(a, b, color=_TARGET_COLOR, alpha=0.3, lw=0, label="target span" if i == 0 else None)
     for i, (a, b) in enumerate(evidence):
         ax.axvspan(a, b, color=_EVIDENCE_COLOR, alpha=0.45, lw=0, label="evidence" if i == 0 else None)
+    clips = getattr(selection, "clip_spans_s", None)
+    half = 0.5 * float(np.median(np.diff(cand_t))) if len(cand_t) > 1 else 0.5   # a 1-frame clip stays visible
+    for i, (a, b) in enumerate(_spans("selection.clip_spans_s", clips)):   # unit="clip" selections
+        ax.axvspan(a - half, b + half, ymax=0.08, color=_PICK_COLOR, alpha=0.6, lw=0,
+                   label="clips" if i == 0 else None)
     if scores is not None:
-        ax.plot(cand_t, scores, color="#457b9d", lw=1.2, label="agent score S(t)")
+        clip_scored = getattr(selection, "method", None) in ("clip", "bin-max", "aks")
+        ax.plot(cand_t, scores, color="#457b9d", lw=1.2, label="CLIP similarity" if clip_scored else "agent score S(t)")
         pick_y = np.interp(picks_t, cand_t, scores)
         ax.set_ylabel("score")
         lo, hi = float(np.min(scores)), float(np.max(scores))

@@ -20,12 +20,21 @@ import torch
 
 from tspo.agents import TemporalAgent, get_method
 from tspo.cache import FeatureCache, VideoFeatures, video_features
+from tspo.clips import UNITS, ClipConfig, clips_from_scores, plan_for_video
 from tspo.encoder_cache import CachedEncoder, cached_encoder
 from tspo.encoders import ClipEncoder, load_encoder
 from tspo.errors import TSPOError
 from tspo.hub import push_to_hub, resolve_pretrained
 from tspo.settings import SelectionSettings, clip_num_frames
-from tspo.video import VideoLike, plan_candidates, read_whole_frames, segments_at, source_frame_indices
+from tspo.token_budget import DEFAULT_TOKEN_MODEL
+from tspo.video import (
+    VideoLike,
+    plan_candidates,
+    presentation_times,
+    read_whole_frames,
+    segments_at,
+    source_frame_indices,
+)
 from tspo.zoom import STRATEGIES, FeatureSource, VideoFeatureSource, ZoomConfig, ZoomResult, zoom_select
 
 logger = logging.getLogger(__name__)
@@ -50,7 +59,7 @@ class Selection:
 
     indices: np.ndarray  # int64[k] frame indices in the source video, ascending
     positions: np.ndarray  # int64[k] positions in the candidate list
-    timestamps: np.ndarray  # float64[k] seconds
+    timestamps: np.ndarray  # float64[k] seconds: when each picked frame is presented (its pts on the timeline)
     scores: np.ndarray | None  # float32[T] score of every candidate (None for uniform)
     candidate_timestamps: np.ndarray  # float64[T] seconds
     frames: np.ndarray | None  # uint8[k, H, W, 3] whole frames (short side = frame_size) when asked for
@@ -66,12 +75,30 @@ class Selection:
     spans_s: np.ndarray | None = None  # float64[S, 2] spans visited [start, end) seconds, best first
     frames_encoded: int | None = None  # frames this selection had to encode (cache hits excluded)
     duration_s: float | None = None  # zoom: the video's length (its candidates do not tell it)
+    # unit="clip" (tspo.clips): the k picks are grown into clips within a visual-token budget
+    unit: str = "frame"
+    clip_spans_s: np.ndarray | None = None  # float64[C, 2] first and last frame time of each clip, seconds
+    clip_ids: np.ndarray | None = None  # int64[k] clip of each pick (0..C-1, time order)
+    token_plan: Any = None  # tspo.token_budget.FramePlan: frames, frame size, tokens vs budget
 
     def __repr__(self) -> str:
         times = ", ".join(f"{t:.1f}" for t in self.timestamps[:8]) + (", ..." if len(self.timestamps) > 8 else "")
         frames = "" if self.frames is None else f", frames={tuple(self.frames.shape)}"
         return (f"Selection(method={self.method!r}, k={len(self.indices)} of {self.num_candidates}, "
                 f"timestamps_s=[{times}]{frames})")  # fmt: skip
+
+    def clip_list(self) -> list[dict[str, Any]]:
+        """``unit="clip"``: each clip in time order as ``{start_s, end_s, timestamps_s float64[n_c],
+        indices int64[n_c] (source frames), positions int64[n_c], frames uint8[n_c, H, W, 3] | None}``."""
+        if self.unit != "clip":
+            raise ValueError(f"this selection picked frames (unit={self.unit!r}); select with unit='clip' for clips")
+        out = []
+        for c, (start, end) in enumerate(self.clip_spans_s):
+            member = self.clip_ids == c
+            out.append({"start_s": float(start), "end_s": float(end), "timestamps_s": self.timestamps[member],
+                        "indices": self.indices[member], "positions": self.positions[member],
+                        "frames": None if self.frames is None else self.frames[member]})
+        return out
 
     def to_dict(self, scores: bool = False) -> dict[str, Any]:
         """JSON-ready summary (what ``tspo select --json`` prints); ``scores=True`` adds every
@@ -91,6 +118,11 @@ class Selection:
         if self.strategy != "single":
             out.update(strategy=self.strategy, frames_encoded=self.frames_encoded,
                        spans_s=[[round(float(a), 3), round(float(b), 3)] for a, b in self.spans_s])
+        if self.unit == "clip":
+            p = self.token_plan
+            out.update(unit="clip", clips_s=[[round(float(a), 3), round(float(b), 3)] for a, b in self.clip_spans_s],
+                       clip_ids=[int(i) for i in self.clip_ids], token_model=p.model, tokens=p.tokens,
+                       token_budget=p.budget, frame_size=p.frame_size, frame_hw=[p.height, p.width])
         return out
 
 
@@ -215,6 +247,10 @@ class TSPOSelector:
         frame_size: int | tuple[int, int] | None = None,
         strategy: str = "single",
         zoom: ZoomConfig | None = None,
+        unit: str = "frame",
+        token_budget: int | None = None,
+        model: Any = DEFAULT_TOKEN_MODEL,
+        clips: ClipConfig | None = None,
     ) -> Selection:
         """Pick ``num_frames`` frames of ``video`` for ``question`` (see :func:`select_frames`); every
         argument left None takes the selector's :attr:`settings`."""
@@ -222,6 +258,13 @@ class TSPOSelector:
         settings = self.settings.override(num_frames, fps, max_candidates, frame_size)
         k, fps, max_candidates = settings.num_frames, settings.fps, settings.max_candidates
         m = get_method(method)
+        if unit not in UNITS:
+            raise ValueError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
+        if unit == "clip":
+            if strategy != "single":
+                raise ValueError(f"unit='clip' works on the single-stage candidates; strategy {strategy!r} is not "
+                                 "supported with it (use strategy='single')")
+            return self._select_clips(video, question, settings, method, token_budget, model, clips, return_frames)
         if strategy == "zoom":
             return self._select_zoom(video, question, k, method, zoom, return_frames, settings.frame_size)
         if strategy != "single":
@@ -252,6 +295,32 @@ class TSPOSelector:
             sources=sources,
         )
 
+    def _select_clips(self, video: VideoLike, question: str, settings: SelectionSettings, method: str,
+                      token_budget: int | None, model: Any, clips: ClipConfig | None, return_frames: bool) -> Selection:
+        """Clip selection (:mod:`tspo.clips`): the method's k picks are the anchors, grown into clips
+        with the frames the token budget buys at a smaller size (:mod:`tspo.token_budget`)."""
+        m = get_method(method)
+        if not m.needs_scores:
+            raise ValueError(f"unit='clip' grows clips around scored anchors; method {method!r} has no scores: use a "
+                             "scored method (tspo, clip, bin-max, aks, tspo+aks)")
+        feats = self.features(video, settings.fps, settings.max_candidates)
+        times, frame_idx = feats.timestamps_s, feats.frame_indices
+        num = len(times)
+        scores = self.score(feats.features, question, method).numpy().astype(np.float32)
+        plan = plan_for_video(video, settings.num_frames, settings.frame_size, token_budget, model, clips,
+                              max_frames=num)
+        picks = clips_from_scores(scores, self._clip_k(settings.num_frames, num), plan.num_frames, method)
+        positions = picks.positions
+        timestamps = times[positions]
+        segment_ids, sources = segments_at(video, timestamps)
+        return Selection(
+            indices=frame_idx[positions].astype(np.int64), positions=positions, timestamps=timestamps, scores=scores,
+            candidate_timestamps=np.asarray(times, dtype=np.float64),
+            frames=read_whole_frames(video, timestamps, plan.frame_size) if return_frames else None,
+            method=method, num_candidates=num, segment_ids=segment_ids, sources=sources, unit="clip",
+            clip_spans_s=picks.spans_s(times), clip_ids=picks.clip_ids, token_plan=plan,
+        )
+
     def zoom_source(self, video: VideoLike) -> VideoFeatureSource:
         """Features of ``video`` at any seconds, encoded on demand through this selector's cache."""
         return VideoFeatureSource(video, self.encoder, self.cache)
@@ -266,14 +335,15 @@ class TSPOSelector:
                      return_frames: bool, frame_size: int) -> Selection:
         source = self.zoom_source(video)
         result = self.select_zoom_from_source(source, question, k, method, zoom)
-        timestamps = result.timestamps
+        # zoom samples at grid seconds; report when the frames taken are really presented, as single-stage does
+        timestamps = presentation_times(video, result.timestamps)
         segment_ids, sources = segments_at(video, timestamps)
         return Selection(
             indices=source_frame_indices(video, timestamps),
             positions=result.positions,
             timestamps=timestamps,
             scores=result.pool_scores,
-            candidate_timestamps=result.pool_times,
+            candidate_timestamps=presentation_times(video, result.pool_times),
             frames=read_whole_frames(video, timestamps, frame_size) if return_frames else None,
             method=method,
             num_candidates=len(result.pool_times),
@@ -422,6 +492,10 @@ def select_frames(
     frame_size: int | None = None,
     strategy: str = "single",
     zoom: ZoomConfig | None = None,
+    unit: str = "frame",
+    token_budget: int | None = None,
+    model: Any = DEFAULT_TOKEN_MODEL,
+    clips: ClipConfig | None = None,
 ) -> Selection:
     """Pick the ``num_frames`` frames of ``video`` that matter for ``question``.
 
@@ -435,6 +509,14 @@ def select_frames(
     ``strategy="zoom"``: coarse-to-fine selection for long videos (:mod:`tspo.zoom`; budget knobs
     in ``zoom``, a :class:`~tspo.zoom.ZoomConfig`; ``fps``/``max_candidates`` are not used): the
     :class:`Selection` then also reports ``spans_s`` visited and ``frames_encoded``.
+
+    ``unit="clip"``: key clips instead of key frames (:mod:`tspo.clips`). The method's k picks are
+    anchors; the visual-token budget of ``model`` (a name in :data:`tspo.token_budget.TOKEN_MODELS`,
+    e.g. ``"qwen2-vl"``, or its transformers processor) — ``token_budget`` tokens, or by default what
+    k whole frames at ``frame_size`` cost — buys as many frames as fit at the largest size that
+    keeps them within it, and the extra frames grow each anchor into a clip (knobs in ``clips``, a
+    :class:`~tspo.clips.ClipConfig`). The :class:`Selection` holds the flat frame list (frames read
+    at the planned size) plus ``clip_spans_s``, ``clip_ids`` and ``token_plan``.
     """
     if selector is None:
         selector = _DEFAULT_SELECTORS.get(encoder)
@@ -444,5 +526,6 @@ def select_frames(
         selector = TSPOSelector.from_pretrained(selector)
     return selector.select(
         video, question, num_frames, method=method, fps=fps, max_candidates=max_candidates,
-        return_frames=return_frames, frame_size=frame_size, strategy=strategy, zoom=zoom,
+        return_frames=return_frames, frame_size=frame_size, strategy=strategy, zoom=zoom, unit=unit,
+        token_budget=token_budget, model=model, clips=clips,
     )

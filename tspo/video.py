@@ -2,9 +2,11 @@
 
 A *video* is a file path or a *virtual video*: a list of ``{"source", "start_s", "end_s"}``
 segments played back to back (needle-in-a-haystack samples), so 10–60 minute
-training videos cost no disk. Candidates sit on a fixed grid of the (composed) timeline,
-``t_i = i / fps``; each maps to the source frame whose presentation interval contains it, which
-keeps variable-frame-rate files right. Frames are decoded by decord at the encoder's size
+training videos cost no disk. Candidates are *sampled* on a fixed grid of the (composed) timeline,
+``t_i = i / fps``; each takes the source frame whose presentation time (pts) is nearest (ties: the
+earlier frame), and is *reported* at that frame's presentation time on the timeline, not at the
+grid time: on a 29.97 fps file the candidate for 1 s is frame 30, shown at 1.001 s (frame 29 is at
+0.968 s). Variable-frame-rate files are right for the same reason. Frames are decoded by decord at the encoder's size
 (``size`` on the short side, centre-cropped square), ``chunk_size`` at a time: a full-resolution
 video is never held in memory.
 """
@@ -51,7 +53,7 @@ class Candidates:
     """Candidate frames of one video. ``T`` candidates; times in seconds, indices in frames."""
 
     frame_indices: np.ndarray  # int64[T] frame index in the source file of each candidate
-    timestamps_s: np.ndarray  # float64[T] seconds on the video's (composed) timeline
+    timestamps_s: np.ndarray  # float64[T] presentation time (s) of each candidate's frame on the (composed) timeline
     frames: np.ndarray | None  # uint8[T, H, W, 3] or None
     duration_s: float
     segment_ids: np.ndarray | None = None  # int64[T] segment of each candidate (virtual videos)
@@ -215,8 +217,25 @@ def _segments(video: VideoLike) -> list[_Segment]:
     return segments
 
 
-def _locate(video: VideoLike, timestamps_s: np.ndarray) -> tuple[list[_Segment], np.ndarray, np.ndarray, float]:
-    """Map timeline seconds to (segment id, source frame index): int64[T] each, and the duration."""
+def nearest_frames(pts: np.ndarray, times_s: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
+    """int64[n]: the frame whose presentation time ``pts`` float64[N] (s, ascending) is nearest each of
+    ``times_s`` float64[n], among frames ``lo .. hi-1``; a tie goes to the earlier frame."""
+    hi = len(pts) if hi is None else hi
+    t = np.asarray(times_s, dtype=np.float64)
+    after = np.clip(np.searchsorted(pts[lo:hi], t, side="left") + lo, lo, hi - 1)   # first frame at or after t
+    before = np.clip(after - 1, lo, hi - 1)
+    return np.where(np.abs(pts[after] - t) < np.abs(t - pts[before]), after, before).astype(np.int64)
+
+
+def _locate(
+    video: VideoLike, timestamps_s: np.ndarray
+) -> tuple[list[_Segment], np.ndarray, np.ndarray, float, np.ndarray]:
+    """Map timeline seconds to (segment id, source frame index, that frame's presentation time on the
+    timeline): int64[T], int64[T], float64[T], and the duration.
+
+    The frame is the one nearest in presentation time, among the frames a segment shows: from the one on
+    screen at its ``start_s`` to the last one presented before its ``end_s``. A frame presented before the
+    cut is reported at the cut (where the timeline starts showing it)."""
     segments = _segments(video)
     lengths = np.array([s.end_s - s.start_s for s in segments])
     offsets = np.concatenate([[0.0], np.cumsum(lengths)])
@@ -228,11 +247,16 @@ def _locate(video: VideoLike, timestamps_s: np.ndarray) -> tuple[list[_Segment],
     starts = np.array([s.start_s for s in segments])
     source_times = starts[seg_ids] + (times - offsets[seg_ids])
     frame_idx = np.empty(times.shape, dtype=np.int64)
+    shown = np.empty(times.shape, dtype=np.float64)
     for sid in np.unique(seg_ids):  # one vectorised lookup per segment, not per frame
-        pts = _probe_cached(segments[sid].source, os.stat(segments[sid].source).st_mtime_ns)[1]
+        seg = segments[sid]
+        pts = _probe_cached(seg.source, os.stat(seg.source).st_mtime_ns)[1]
+        lo = max(int(np.searchsorted(pts, seg.start_s + 1e-6, side="right")) - 1, 0)   # on screen at start_s
+        hi = max(int(np.searchsorted(pts, seg.end_s - 1e-9, side="left")), lo + 1)      # presented before end_s
         sel = seg_ids == sid
-        frame_idx[sel] = np.clip(np.searchsorted(pts, source_times[sel] + 1e-6, side="right") - 1, 0, len(pts) - 1)
-    return segments, seg_ids.astype(np.int64), frame_idx, duration
+        frame_idx[sel] = nearest_frames(pts, source_times[sel], lo, hi)
+        shown[sel] = offsets[sid] + np.clip(pts[frame_idx[sel]] - seg.start_s, 0.0, lengths[sid])
+    return segments, seg_ids.astype(np.int64), frame_idx, duration, shown
 
 
 def _decode_size(
@@ -312,7 +336,7 @@ def iter_frames_at(
     """
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    segments, seg_ids, frame_idx, _ = _locate(video, timestamps_s)
+    segments, seg_ids, frame_idx, _, _ = _locate(video, timestamps_s)
     for sid in np.unique(seg_ids):
         members = np.flatnonzero(seg_ids == sid)
         for pos, frames in _decode(segments[sid].source, frame_idx[members], size, chunk_size, crop):
@@ -351,8 +375,15 @@ def read_frames_at(
 
 
 def source_frame_indices(video: VideoLike, timestamps_s: np.ndarray) -> np.ndarray:
-    """int64[k]: the source frame shown at each of ``timestamps_s`` (seconds on the timeline)."""
+    """int64[k]: the source frame taken for each of ``timestamps_s`` (seconds on the timeline): the one
+    nearest in presentation time."""
     return _locate(video, np.asarray(timestamps_s, dtype=np.float64))[2]
+
+
+def presentation_times(video: VideoLike, timestamps_s: np.ndarray) -> np.ndarray:
+    """float64[k]: when the frame taken for each of ``timestamps_s`` (seconds) is really presented, in
+    seconds on the (composed) timeline: what to tell a video LLM about the frame. Idempotent."""
+    return _locate(video, np.asarray(timestamps_s, dtype=np.float64))[4]
 
 
 def write_frames(path: str | os.PathLike, frames: Iterable[np.ndarray], rate: int | float | Fraction,
@@ -400,7 +431,7 @@ def segments_at(video: VideoLike, timestamps_s: np.ndarray) -> tuple[np.ndarray 
     source path of each); ``(None, None)`` for a file. No decoding (probes are cached)."""
     if isinstance(video, str | os.PathLike):
         return None, None
-    segments, seg_ids, _, _ = _locate(video, np.asarray(timestamps_s, dtype=np.float64))
+    segments, seg_ids, _, _, _ = _locate(video, np.asarray(timestamps_s, dtype=np.float64))
     return seg_ids, [segments[i].source for i in seg_ids]
 
 
@@ -414,14 +445,15 @@ def plan_candidates(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Where the candidates of ``video`` are, without decoding anything.
 
-    Returns ``(timestamps_s float64[T], segment_ids int64[T], frame_indices int64[T], duration_s)``.
+    Returns ``(timestamps_s float64[T], segment_ids int64[T], frame_indices int64[T], duration_s)``:
+    the frame nearest each grid point ``i / fps`` and its presentation time (not the grid time).
     Grid points that land on the same source frame (fps above the video's) are kept once.
     """
     times = candidate_times(video_duration(video), fps, max_candidates)
-    _, seg_ids, frame_idx, duration = _locate(video, times)
+    _, seg_ids, frame_idx, duration, shown = _locate(video, times)
     key = seg_ids * (int(frame_idx.max()) + 1) + frame_idx
     keep = np.concatenate([[True], key[1:] != key[:-1]])
-    return times[keep], seg_ids[keep], frame_idx[keep], duration
+    return shown[keep], seg_ids[keep], frame_idx[keep], duration
 
 
 def sample_candidates(
@@ -474,3 +506,25 @@ def _file_identity(path: str, size: int, mtime_ns: int) -> str:
             digest.update(fh.read(1 << 20))
     return digest.hexdigest()[:32]
 
+
+def whole_frame_shape(height: int, width: int, size: int | np.ndarray | None) -> tuple:
+    """(height, width) px of a whole frame handed on at short side ``size`` from a ``height`` x
+    ``width`` source: aspect kept, never upscaled (what :func:`read_whole_frames` returns; ``size``
+    may be an int array, giving arrays). The rule :func:`_decode_size` applies with ``crop=False``."""
+    if size is None:
+        return height, width
+    s = np.asarray(size, dtype=np.int64)
+    short = min(height, width)
+    keep = s >= short
+    scale = s / short
+    h = np.where(keep, height, np.maximum(s, np.round(height * scale))).astype(np.int64)
+    w = np.where(keep, width, np.maximum(s, np.round(width * scale))).astype(np.int64)
+    return (int(h), int(w)) if h.ndim == 0 else (h, w)
+
+
+def video_frame_shape(video: VideoLike) -> tuple[int, int]:
+    """(height, width) px of the video's frames: a file's, or a virtual video's first source (later
+    sources are resized to it when frames are read together, :func:`read_frames_at`)."""
+    segments = _segments(video)
+    info = probe_video(segments[0].source)
+    return info.height, info.width

@@ -38,7 +38,7 @@ import torch
 from tspo.agents import get_method
 from tspo.rewards.spans import in_spans, span_hits, spans_around
 from tspo.settings import check_num_frames, clip_num_frames
-from tspo.video import VideoLike, candidate_times
+from tspo.video import VideoLike, candidate_times, nearest_frames
 from tspo.zoom_config import STRATEGIES, ZoomConfig, ZoomConfigError
 
 __all__ = ["STRATEGIES", "FeatureSource", "GridFeatureSource", "VideoFeatureSource", "ZoomConfig", "ZoomConfigError",
@@ -101,8 +101,11 @@ class GridFeatureSource:
 
     def features_at(self, times_s: np.ndarray) -> torch.Tensor:
         keys = _ms(times_s)
-        rows = np.clip(np.searchsorted(self._keys, keys), 0, len(self._keys) - 1)
-        off = self._keys[rows] != keys
+        # Rows carry their frames' presentation times, within half a source frame of the grid point they
+        # were sampled for (tspo.video): the nearest row, if that close (50 ms: sources of >= 10 fps).
+        rows = nearest_frames(self._keys, keys)
+        step = int(np.diff(self._keys).min()) if len(self._keys) > 1 else int(_MS)
+        off = np.abs(self._keys[rows] - keys) > min(step // 4, _MS // 20)
         if off.any():
             t = float(np.asarray(times_s)[off][0])
             raise ValueError(f"time {t:.3f} s is not a point of this feature grid; sample the grid at a fps "

@@ -34,6 +34,7 @@ class SelectedClip:
     frames: np.ndarray
     timestamps_s: np.ndarray
     indices: np.ndarray
+    clip_spans_s: np.ndarray | None = None  # float64[C, 2] first/last frame time of each clip (unit="clip")
 
     @property
     def num_frames(self) -> int:
@@ -70,7 +71,11 @@ def clip_from_selection(selection: Any) -> SelectedClip:
         )
     if indices is None:
         indices = np.arange(len(timestamps), dtype=np.int64)
-    return make_clip(frames, timestamps, indices)
+    clip = make_clip(frames, timestamps, indices)
+    spans = getattr(selection, "clip_spans_s", None)
+    if spans is None:
+        return clip
+    return SelectedClip(clip.frames, clip.timestamps_s, clip.indices, np.asarray(spans, dtype=np.float64).reshape(-1, 2))
 
 
 def make_clip(frames: Any, timestamps_s: Sequence[float] | np.ndarray, indices: Any = None) -> SelectedClip:
@@ -175,7 +180,14 @@ def format_times(timestamps_s: np.ndarray) -> list[str]:
 def timestamps_sentence(clip: SelectedClip) -> str:
     """One line telling the model when each frame was taken, in order."""
     times = ", ".join(f"{t}s" for t in format_times(clip.timestamps_s))
-    return f"The {clip.num_frames} video frames were taken at {times}."
+    sentence = f"The {clip.num_frames} video frames were taken at {times}."
+    if clip.clip_spans_s is not None and len(clip.clip_spans_s):
+        # clip selections: say which frames run on as one clip, so the model reads motion across them
+        bounds = format_times(np.unique(clip.clip_spans_s))
+        lookup = dict(zip(np.unique(clip.clip_spans_s).tolist(), bounds))
+        spans = ", ".join(f"{lookup[a]}s-{lookup[b]}s" for a, b in clip.clip_spans_s.tolist())
+        sentence += f" They form {len(clip.clip_spans_s)} clip(s) of consecutive frames: {spans}."
+    return sentence
 
 
 def to_pil_images(clip: SelectedClip) -> list:

@@ -7,6 +7,11 @@ patches); we set it from the *real* timestamps of the selected frames (their mea
 from a frame rate the selection never had. Qwen2-VL has no time axis, so the real timestamps also
 go into the prompt as text (``timestamps_in_prompt``, on by default).
 
+A clip selection (``select_frames(..., unit="clip")``) goes in as one video too: its frames were
+read at the size the token budget planned (``tspo.token_budget``), so the processor spends exactly
+``selection.token_plan.tokens`` video tokens, and the prompt names the clips and every frame's real
+time (Qwen2.5-VL's single ``second_per_grid_ts`` can only carry their mean spacing).
+
 Usage with real weights::
 
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import sys
 import warnings
+from argparse import ArgumentError
 
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 from tspo.training.callbacks import ExportSelector
+from tspo.training.config_errors import ConfigError, check_yaml_syntax, config_files, explain_argument_error
 from tspo.training.datamodule import TSPODataModule
 from tspo.training.module import TSPOModule
 from tspo.training.progress import StepProgressBar, quiet_lightning
@@ -33,6 +36,28 @@ class TSPOCLI(LightningCLI):
         parser.add_argument("--run_dir", type=str | None, default=None,
                             help="the run folder: sets trainer.default_root_dir; logs, checkpoints, the exported "
                                  "selector, and (unless given as paths) data/ and feature_cache/ go inside it")
+
+    def parse_arguments(self, parser, args) -> None:
+        # exit_on_error=False: jsonargparse raises instead of printing ~100 usage lines; say the key instead.
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as err:
+            sub = getattr(parser, "_subcommands_action", None)
+            name = next((a for a in (args or []) if not str(a).startswith("-")), None)
+            target = sub._name_parser_map.get(name, parser) if sub is not None and name else parser
+            try:
+                keys = [k for k in target.get_defaults().keys() if k != "config"]
+            except Exception:  # the defaults themselves may be what fails; no suggestions then
+                keys = []
+            raise ConfigError(explain_argument_error(str(err), keys, config_files(args or []))) from None
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except MisconfigurationException as err:  # e.g. trainer.accelerator gpu on a machine without one
+            raise ConfigError(f"trainer: {err} (see --trainer.accelerator / --trainer.devices; cpu always works)") from None
+        except (ValueError, TypeError) as err:  # a class refused a value from the config
+            raise ConfigError(str(err)) from err
 
     def _instantiate_trainer(self, config: dict, callbacks: list):
         # Our bar unless the config turns the bar off or brings its own.
@@ -50,12 +75,21 @@ class TSPOCLI(LightningCLI):
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``tspo train``; ``argv`` as after the subcommand (``["fit", "--config", ...]``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    with quiet_lightning(), warnings.catch_warnings():
-        # `tspo train ...` hands over the arguments after the subcommand while sys.argv still holds
-        # the whole command line (DDP re-launches need it); Lightning would warn about the pair.
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-        TSPOCLI(TSPOModule, TSPODataModule, args=argv, save_config_kwargs={"overwrite": True},
-                parser_kwargs={"prog": "tspo train", "epilog": EXAMPLE})
+    if any(a in {"-h", "--help"} or a.startswith("--print_config") for a in argv):
+        parser_kwargs = {"prog": "tspo train", "epilog": EXAMPLE}
+    else:  # errors as one line (ConfigError) instead of the usage text
+        parser_kwargs = {"prog": "tspo train", "epilog": EXAMPLE, "exit_on_error": False}
+    try:
+        check_yaml_syntax(config_files(argv))
+        with quiet_lightning(), warnings.catch_warnings():
+            # `tspo train ...` hands over the arguments after the subcommand while sys.argv still holds
+            # the whole command line (DDP re-launches need it); Lightning would warn about the pair.
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+            TSPOCLI(TSPOModule, TSPODataModule, args=argv, save_config_kwargs={"overwrite": True},
+                    parser_kwargs=parser_kwargs)
+    except ConfigError as err:
+        print(f"tspo train: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from tspo.agents import GumbelTopK, TemporalAgent
+from tspo.settings import clip_num_frames
 from tspo.training.options import GRPOOptions, RewardOptions
 
 
@@ -37,6 +38,13 @@ def agent_scores(agent: TemporalAgent, features: torch.Tensor, text: torch.Tenso
     """
     with torch.autocast(device_type=features.device.type, enabled=False):
         return agent(features.float(), text.float()).float()
+
+
+def clipped_policy(policy: GumbelTopK, num_candidates: int) -> GumbelTopK:
+    """The sampler for a batch of ``num_candidates`` candidates: k clipped to T by the one rule
+    (:func:`tspo.settings.clip_num_frames`, as ``tspo select``; the module says so once at setup)."""
+    k, _ = clip_num_frames(policy.k, num_candidates)
+    return policy if k == policy.k else GumbelTopK(k)
 
 
 @dataclass

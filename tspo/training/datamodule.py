@@ -14,6 +14,7 @@ int64[B], ``samples`` (a :class:`SampleBatch` of manifest samples, for the oracl
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -64,7 +65,7 @@ class FeatureDataset(Dataset):
 
     def __init__(self, samples: Sequence[Sample], encoder, fps: float = DEFAULT_FPS,
                  max_candidates: int | None = DEFAULT_MAX_CANDIDATES, cache=None, source: Literal["cache", "decode"] = "cache", progress: bool = True) -> None:
-        from tqdm.auto import tqdm
+        from tspo.progress import progress_bar
 
         if not samples:
             raise DataConfigError("the manifest has no samples; check data.train_manifest / data.val_manifest")
@@ -73,13 +74,18 @@ class FeatureDataset(Dataset):
         self.text = encoder.encode_texts([s.question for s in self.samples])                  # [N, D]
         self._features: list[torch.Tensor] = []
         self._times: list[np.ndarray] = []
-        for s in tqdm(self.samples, desc="candidate features", unit="video", disable=not progress):
+        for s in progress_bar(self.samples, desc="candidate features", unit="video", disable=not progress):
             vf = video_features(s.video, encoder, fps, max_candidates, cache)
             self._times.append(np.asarray(vf.timestamps_s, dtype=np.float64))
             self._features.append(vf.features.float() if source == "cache" else torch.empty(0))
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    @property
+    def num_candidates(self) -> list[int]:
+        """T of every sample, in order."""
+        return [len(t) for t in self._times]
 
     def features(self, i: int) -> torch.Tensor:
         if self.source == "cache":
@@ -94,13 +100,24 @@ class FeatureDataset(Dataset):
                 "target_mask": torch.from_numpy(in_spans(times, spans)), "index": i, "sample": sample}
 
 
-def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack a batch; every sample must have the same number of candidates T."""
-    sizes = {int(it["features"].shape[0]) for it in items}
-    if len(sizes) > 1:
-        raise DataConfigError(
-            f"samples in one batch have different candidate counts {sorted(sizes)}; use data.batch_size=1 or set "
-            "data.max_candidates no larger than the shortest video's candidates (e.g. 128 for >= 128 s at 1 fps)")
+def unequal_batches(num_candidates: Sequence[int], batch_size: int, option: str) -> str | None:
+    """Why samples with these candidate counts cannot share batches of ``batch_size`` (None: they can);
+    ``option`` is the setting to change (``data.batch_size`` or ``data.val_batch_size``)."""
+    sizes = sorted(set(num_candidates))
+    if batch_size == 1 or len(sizes) <= 1:
+        return None
+    return (f"{option}={batch_size} puts samples with different candidate counts (T from {sizes[0]} to {sizes[-1]}: "
+            f"videos shorter than data.max_candidates / data.fps) in one batch; set {option}=1, or "
+            f"data.max_candidates no larger than the shortest video's candidates ({sizes[0]})")
+
+
+def collate(items: list[dict[str, Any]], option: str = "data.batch_size", batch_size: int | None = None) -> dict[str, Any]:
+    """Stack a batch; every sample must have the same number of candidates T (``option`` = ``batch_size``:
+    the setting to name when they do not)."""
+    sizes = [int(it["features"].shape[0]) for it in items]
+    why = unequal_batches(sizes, batch_size or len(items), option) if len(set(sizes)) > 1 else None
+    if why:
+        raise DataConfigError(why)
     return {
         "features": torch.stack([it["features"] for it in items]),
         "text": torch.stack([it["text"] for it in items]),
@@ -166,6 +183,9 @@ class TSPODataModule(L.LightningDataModule):
         synth: a :class:`SynthConfig` (``tspo.training.synth``) to make offline data with.
         features_from: ``"cache"`` (train from cached features) or ``"decode"`` (every step; benchmarks only).
         encoder_device: where features are computed (default: the trainer's device).
+        feature_workers: decode processes per rank while features are extracted (``tspo.features``;
+            0: decode in the training process, None: this node's cores per rank). Extraction is sharded
+            across the ranks, each video once; pre-extract with ``tspo features`` to keep it out of the run.
     """
 
     def __init__(self, train_manifest: str | None = None, val_manifest: str | None = None,
@@ -174,7 +194,7 @@ class TSPODataModule(L.LightningDataModule):
                  batch_size: int = 1, val_batch_size: int = 16, num_workers: int = 0, feature_cache: str | None = None,
                  shuffle: bool = True, seed: int = 0, synth: SynthConfig | None = None,
                  features_from: Literal["cache", "decode"] = "cache", encoder_device: str | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, feature_workers: int | None = 0) -> None:
         super().__init__()
         if batch_size < 1 or val_batch_size < 1:
             raise DataConfigError(f"data.batch_size and data.val_batch_size must be >= 1, got {batch_size}, {val_batch_size}")
@@ -187,6 +207,7 @@ class TSPODataModule(L.LightningDataModule):
         self.feature_cache, self.shuffle, self.seed = feature_cache, shuffle, seed
         self.synth, self.features_from, self.progress = synth, features_from, progress
         self.encoder_device = encoder_device
+        self.feature_workers = feature_workers
         self.encoder = None
         self.train_set: FeatureDataset | None = None
         self.val_set: FeatureDataset | None = None
@@ -254,9 +275,38 @@ class TSPODataModule(L.LightningDataModule):
         self.encoder = shared_encoder(self.encoder_spec, self._encoder_device())
         cache = FeatureCache(self._feature_cache_dir())
         kw = {"fps": self.fps, "max_candidates": self.max_candidates, "cache": cache, "progress": self.progress}
-        self.train_set = FeatureDataset(load_manifest(train), self.encoder, source=self.features_from, **kw)
+        train_samples, val_samples = load_manifest(train), load_manifest(val) if val is not None else []
+        train_samples, val_samples = self._extract(train_samples, val_samples, cache)
+        self.train_set = FeatureDataset(train_samples, self.encoder, source=self.features_from, **kw)
         if val is not None:
-            self.val_set = FeatureDataset(load_manifest(val), self.encoder, **kw)
+            self.val_set = FeatureDataset(val_samples, self.encoder, **kw)
+        # Found now, not some steps in (held-out batches are checked as they are made: a run may never
+        # validate, e.g. trainer.limit_val_batches: 0).
+        why = unequal_batches(self.train_set.num_candidates, self.batch_size, "data.batch_size")
+        if why:
+            raise DataConfigError(why)
+
+    def _extract(self, train: list[Sample], val: list[Sample], cache: FeatureCache) -> tuple[list[Sample], list[Sample]]:
+        """Every sample's features into ``cache``, sharded across the ranks (each video once in the
+        job, ``tspo.features``), then every rank reads them; samples whose video failed are dropped
+        with a count and their reasons (logged), never ending the run."""
+        import logging
+
+        from tspo.features import extract_features
+
+        summary = extract_features([s.video for s in train + val], self.encoder, cache, self.fps, self.max_candidates,
+                                   self.feature_workers, progress=self.progress)
+        failed = summary.failed_owners
+        if failed:
+            reasons = sorted(set(failed.values()))
+            logging.getLogger(__name__).warning("skipping %d of %d samples whose videos cannot be read: %s",
+                                                len(failed), len(train) + len(val), "; ".join(reasons[:5]))
+        kept_train = [s for i, s in enumerate(train) if i not in failed]
+        kept_val = [s for i, s in enumerate(val) if i + len(train) not in failed]
+        if not kept_train:
+            raise DataConfigError(f"none of the {len(train)} training samples has a readable video "
+                                  f"(first reason: {reasons[0]})")
+        return kept_train, kept_val
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
@@ -291,5 +341,5 @@ class TSPODataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader | list:
         if self.val_set is None:
             return []
-        return DataLoader(self.val_set, batch_size=self.val_batch_size, shuffle=False, collate_fn=collate,
-                          num_workers=self.num_workers)
+        return DataLoader(self.val_set, batch_size=self.val_batch_size, shuffle=False,
+                          collate_fn=functools.partial(collate, option="data.val_batch_size", batch_size=self.val_batch_size), num_workers=self.num_workers)

@@ -29,7 +29,7 @@ from tspo.grpo import (
     tspo_loss,
 )
 from tspo.rewards import in_spans
-from tspo.training.context import StepContext, StepOutput
+from tspo.training.context import StepContext, StepOutput, clipped_policy
 from tspo.training.options import RewardOptions
 from tspo.training.rollout import Rewards, ask_oracle, reward_spans
 
@@ -50,7 +50,8 @@ def selection_log_probs(logprob: str, logits: torch.Tensor, idx: torch.Tensor, o
 
 def rollout(ctx: StepContext, batch: dict[str, Any], logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Rewards]:
     """Sample G selections per question and score them with the oracle: -> (idx, order, Rewards)."""
-    idx, _, order = ctx.policy.sample(logits.detach(), ctx.grpo.group_size, ctx.generator, return_order=True)
+    policy = clipped_policy(ctx.policy, logits.shape[-1])
+    idx, _, order = policy.sample(logits.detach(), ctx.grpo.group_size, ctx.generator, return_order=True)
     r = ctx.reward
     _, rewards = ask_oracle(ctx.oracle, list(batch["samples"]), idx, batch["timestamps"], r.frame_size,
                             r.w_accuracy, r.w_temporal, r.temporal_spans)

@@ -13,6 +13,7 @@ Only the agent is trainable state. The encoder and the oracle are references kep
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -26,10 +27,10 @@ from tspo.encoders import shared_encoder
 from tspo.grpo import temperature_at
 from tspo.judge import judge_selections, metrics_of
 from tspo.preference import PreferencePairs, pairs_from_groups, pairs_from_log
-from tspo.rewards import OracleCache, build_oracle
+from tspo.rewards import OracleCache, OracleConfigError, build_oracle, check_oracle_args, check_oracle_fits
 from tspo.selector import load_selector_agent
-from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES
-from tspo.training.context import StepContext, StepOutput, agent_scores, step_seed
+from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, clip_num_frames
+from tspo.training.context import StepContext, StepOutput, agent_scores, clipped_policy, step_seed
 from tspo.training.grpo_step import grpo_step
 from tspo.training.options import (
     AgentOptions,
@@ -44,6 +45,8 @@ from tspo.training.replay_step import ReferenceScores, replay_step
 from tspo.training.zoom_step import zoom_step
 
 __all__ = ["TSPOModule", "TrainingConfigError", "step_seed"]
+
+logger = logging.getLogger(__name__)
 
 
 class TSPOModule(L.LightningModule):
@@ -156,6 +159,10 @@ class TSPOModule(L.LightningModule):
         # zoom: train coarse span choice + fine frame choice (tspo.training.zoom_step); None = single-stage
         self.zoom_config = zoom_options(zoom)
         agent_options = AgentOptions(window, heads, query_adapter, question_attention, init_from)
+        try:  # options written for another oracle must not reach this one (found now, not at the first step)
+            check_oracle_args(oracle, oracle_args, "model.oracle_args")
+        except OracleConfigError as err:
+            raise TrainingConfigError(str(err)) from None
         enc = shared_encoder(encoder) if isinstance(encoder, str) else encoder
         # Plain dict: an nn.Module assigned as an attribute would join state_dict and the optimizer.
         self._frozen: dict[str, Any] = {"encoder": enc, "oracle": None}
@@ -232,6 +239,10 @@ class TSPOModule(L.LightningModule):
             self.clip_gradients(opt, self.trainer.gradient_clip_val, self.trainer.gradient_clip_algorithm)
         opt.step()
 
+    def policy_for(self, num_candidates: int) -> GumbelTopK:
+        """The sampler for a batch of ``num_candidates`` candidates (:func:`~tspo.training.context.clipped_policy`)."""
+        return clipped_policy(self.policy, num_candidates)
+
     # -- Lightning hooks -------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         mode = "zoom" if self.zoom_config is not None else "replay" if self.is_replay_step() else "grpo"
@@ -271,7 +282,7 @@ class TSPOModule(L.LightningModule):
         by the evaluation loop's core (:func:`tspo.judge.judge_selections`, as ``tspo eval`` and
         :func:`~tspo.training.heldout.heldout_metrics` do)."""
         scores = self.scores(batch["features"], batch["text"])
-        idx = self.policy.greedy(scores).cpu()                                        # [B, k]
+        idx = self.policy_for(scores.shape[-1]).greedy(scores).cpu()                  # [B, k]
         samples = list(batch["samples"])
         outcomes = judge_selections(self.oracle, samples, [{"tspo": row} for row in idx.numpy()],
                                     list(batch["timestamps"].cpu().numpy()), self.reward_options.frame_size)
@@ -295,12 +306,43 @@ class TSPOModule(L.LightningModule):
     # -- preference objective (objective: dpo, replay_ratio > 0) ---------------------------------
     def setup(self, stage: str) -> None:
         p = self.preference
+        if stage == "fit":
+            self.check_data()
         if stage != "fit" or not p.uses_pairs or self._replay is not None:
             return
         self._replay = self.logged_pairs(self._pair_dataset())
         if p.objective == "dpo" and not len(self._replay):
             raise TrainingConfigError(f"model.preference_log {p.preference_log!r} gives no preference pairs "
                                       f"({self._replay.stats}); log more selections per question")
+
+    def check_data(self) -> None:
+        """Before the first step, against the DataModule's samples: refuse an oracle that cannot judge
+        them (the rule ``tspo eval`` applies), and say once which samples have no R_T and which clips
+        have fewer candidates than k."""
+        dm = getattr(self.trainer, "datamodule", None) if self.trainer_attached() else None
+        sets = [(name, getattr(dm, f"{name}_set", None)) for name in ("train", "val")]
+        sets = [(name, ds) for name, ds in sets if ds is not None]
+        if not sets:
+            return
+        samples = [s for _, ds in sets for s in ds.samples]
+        try:
+            check_oracle_fits(self.hparams.oracle, samples, "model.oracle")
+        except OracleConfigError as err:
+            raise TrainingConfigError(str(err)) from None
+        train = next((ds for name, ds in sets if name == "train"), None)
+        if train is not None:
+            plain = sum(not s.target_spans_s for s in train.samples)
+            if plain:
+                logger.warning(
+                    "%d of %d training samples have no target spans: they have no R_T and train on R_A alone "
+                    "(their reward is R_A + %g, a constant the group advantages cancel)",
+                    plain, len(train.samples), self.hparams.w_temporal)
+        k = self.hparams.num_frames
+        short = [(name, n) for name, ds in sets for n in ds.num_candidates if n < k]
+        if short:
+            _, warning = clip_num_frames(k, min(n for _, n in short))
+            logger.warning("%d sample(s) have fewer candidates than model.num_frames = %d; their selections take "
+                           "all of their candidates (shortest: %s)", len(short), k, warning)
 
     def _pair_dataset(self):
         dm = getattr(self.trainer, "datamodule", None) if self.trainer_attached() else None

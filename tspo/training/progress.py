@@ -1,8 +1,10 @@
-"""The training console: one bar over the whole run, ``step 812/3000``, with smoothed metrics."""
+"""The training console: one bar over the whole run, ``step 812/3000``, with smoothed metrics; plain
+lines instead of redraws when stdout is not a terminal (the pace: :mod:`tspo.progress`)."""
 
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 from collections import defaultdict, deque
 from collections.abc import Iterator
@@ -11,6 +13,8 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
+
+from tspo.progress import LineProgress, is_terminal
 
 # Lightning/torch notes that say nothing about this run (deprecations inside Lightning, the
 # TensorBoard tip, the logging-interval hint for short runs); real warnings still show.
@@ -51,6 +55,27 @@ class StepProgressBar(TQDMProgressBar):
         self.window = window
         self._recent: dict[str, deque] = defaultdict(lambda: deque(maxlen=self.window))
 
+    # Redirected stdout (`tspo train fit ... > log.txt`): LineProgress bars, whose pace tspo.progress
+    # owns, instead of Lightning's redrawn ones.
+    def init_train_tqdm(self):
+        if is_terminal(sys.stdout):
+            return super().init_train_tqdm()
+        return LineProgress(desc="step", disable=self.is_disabled, leave=True, file=sys.stdout, smoothing=0)
+
+    def init_validation_tqdm(self):
+        if is_terminal(sys.stdout):
+            return super().init_validation_tqdm()
+        return LineProgress(desc=self.validation_description, disable=self.is_disabled, leave=False, file=sys.stdout)
+
+    def init_sanity_tqdm(self):
+        if is_terminal(sys.stdout):
+            return super().init_sanity_tqdm()
+        return LineProgress(desc=self.sanity_check_description, disable=self.is_disabled, leave=False, file=sys.stdout)
+
+    def _describe(self, bar, step: int, trainer: L.Trainer) -> None:
+        if not isinstance(bar, LineProgress):  # a line already says "n/total"
+            bar.set_description(f"step {step}/{self._total(trainer)}", refresh=False)
+
     def _total(self, trainer: L.Trainer) -> int | None:
         if trainer.max_steps and trainer.max_steps > 0:
             return int(trainer.max_steps)
@@ -61,7 +86,7 @@ class StepProgressBar(TQDMProgressBar):
         bar = self.train_progress_bar
         bar.reset(total=self._total(trainer))
         bar.n = trainer.global_step  # a resumed run starts where it stopped
-        bar.set_description(f"step {trainer.global_step}/{self._total(trainer)}")
+        self._describe(bar, trainer.global_step, trainer)
         bar.refresh()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
@@ -72,7 +97,7 @@ class StepProgressBar(TQDMProgressBar):
         bar = self.train_progress_bar
         if step % max(self.refresh_rate, 1) == 0 or step == self._total(trainer):
             bar.n = step
-            bar.set_description(f"step {step}/{self._total(trainer)}")
+            self._describe(bar, step, trainer)
             bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
             bar.refresh()
 

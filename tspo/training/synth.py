@@ -97,11 +97,18 @@ def ensure_synthetic(cfg: SynthConfig, progress: bool = True) -> tuple[Path, Pat
     return paths["train"], paths["val"]
 
 
-def question_world(out_dir: str, num_train: int = 512, num_val: int = 168, seed: int = 0, **overrides) -> SynthConfig:
+# The question world's sizes as ``python -m benchmarks question`` reports them (benchmarks/RESULTS.md):
+# the one owner, read by the benchmark and by ``tspo synth world``.
+QUESTION_WORLD_NUM_TRAIN, QUESTION_WORLD_NUM_VAL = 384, 210
+
+
+def question_world(out_dir: str, num_train: int = QUESTION_WORLD_NUM_TRAIN, num_val: int = QUESTION_WORLD_NUM_VAL,
+                   seed: int = 0, **overrides) -> SynthConfig:
     """The question world: 2.5-10 min needles whose haystack is 100 % confuser clips (same shapes,
     colours, backgrounds and motion, never what the question names), one contiguous target clip
-    per needle (so "after" and "order" keep their meaning), every question kind. Used by
-    ``python -m benchmarks question`` and ``tspo demo``; evaluate with the ``tspo-synth`` encoder."""
+    per needle (so "after" and "order" keep their meaning), every question kind. The one owner of its
+    sizes and flags: ``python -m benchmarks question``, ``tspo synth world`` and ``tspo demo`` ask it;
+    evaluate with the ``tspo-synth`` encoder."""
     cfg = {"out_dir": out_dir, "num_train": num_train, "num_val": num_val, "train_targets": max(8, num_train // 4),
            "val_targets": max(7, num_val // 2), "distractors": 0, "target_seconds": (16, 40),
            "min_minutes": 2.5, "max_minutes": 10.0, "target_fraction": None, "repeats": (1, 1),

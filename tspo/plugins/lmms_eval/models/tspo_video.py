@@ -99,6 +99,10 @@ class TSPOVideo(lmms):
     handed on); ``device``: the selector's device, also passed to the wrapped model. Other keyword
     arguments build the wrapped model. ``strategy=zoom`` selects coarse-to-fine (``coarse_candidates``,
     ``zoom_spans``, ``span_seconds``, ``fine_fps``, ``max_frames_encoded``: its budget, as in ``tspo select``).
+    ``unit=clip`` selects key clips (:mod:`tspo.clips`): ``token_budget`` visual tokens of ``token_model``
+    (default ``qwen2-vl``; default budget: what ``num_frames`` frames at ``frame_size`` cost) buy more,
+    smaller frames, grown around the k picks; ``max_clip_frames`` caps them. Wrap a model with the
+    ``token_model`` whose processor it uses, so the tokens it spends are the planned ones.
 
     Chat models (``is_simple = False``) get the same treatment: every ``{"type": "video"}`` item of
     the messages their request builds is replaced by the clip (or by k images) and the times go
@@ -120,16 +124,44 @@ class TSPOVideo(lmms):
         clip_dir: str | None = None,
         selection_log: str | None = None,
         strategy: str = "single",
+        unit: str = "frame",
+        token_budget: int | None = None,
+        token_model: str | None = None,
+        max_clip_frames: int | None = None,
         **base_kwargs: Any,
     ) -> None:
         super().__init__()
+        from tspo.clips import UNITS, ClipConfig
+        from tspo.token_budget import DEFAULT_TOKEN_MODEL, TOKEN_MODELS
         from tspo.zoom_config import STRATEGIES, pop_zoom_knobs
 
         if strategy not in STRATEGIES:
             raise TSPOVideoConfigError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        if unit not in UNITS:
+            raise TSPOVideoConfigError(f"unit must be one of {UNITS}, got {unit!r}")
+        if unit != "clip" and (token_budget is not None or token_model is not None or max_clip_frames is not None):
+            raise TSPOVideoConfigError("token_budget / token_model / max_clip_frames apply to clip selection; "
+                                       "add unit=clip")
+        if token_budget is not None and (not isinstance(token_budget, int) or token_budget < 1):
+            raise TSPOVideoConfigError(f"token_budget must be a positive int (visual tokens), got {token_budget!r}")
+        if token_model is not None and token_model not in TOKEN_MODELS:
+            raise TSPOVideoConfigError(f"token_model must be one of {TOKEN_MODELS}, got {token_model!r}")
+        # key clips within a visual-token budget (tspo.clips, tspo.token_budget)
+        self.unit, self.token_budget = unit, token_budget
+        self.token_model = token_model or DEFAULT_TOKEN_MODEL
+        try:
+            self.clips = ClipConfig() if max_clip_frames is None else ClipConfig(max_frames=max_clip_frames)
+        except ValueError as err:
+            raise TSPOVideoConfigError(str(err)) from None
         # coarse-to-fine zoom for long videos (tspo.zoom); its budget knobs keep their defaults when left out
         self.strategy = strategy
         self.zoom = pop_zoom_knobs(base_kwargs)  # the rest of base_kwargs builds the wrapped model
+        from tspo.plugins.lmms_eval.args import check_passed_on
+
+        try:  # num_frame=4 would reach the wrapped model silently, and tspo would use its default k
+            check_passed_on(base_kwargs)
+        except ValueError as err:
+            raise TSPOVideoConfigError(str(err)) from None
         if not base_model:
             raise TSPOVideoConfigError(
                 "tspo_video needs base_model=<lmms-eval model name>, e.g. base_model=llava_vid"
@@ -207,7 +239,8 @@ class TSPOVideo(lmms):
         return self.selector.select(
             str(video), question, num_frames=s.num_frames, fps=s.fps,
             max_candidates=s.max_candidates, return_frames=True, frame_size=s.frame_size,
-            strategy=self.strategy, zoom=self.zoom,
+            strategy=self.strategy, zoom=self.zoom, unit=self.unit, token_budget=self.token_budget,
+            model=self.token_model, clips=self.clips,
         )  # fmt: skip
 
     def _replacement(self, video: str, question: str, tag: str) -> tuple[Any, str]:
@@ -230,6 +263,8 @@ class TSPOVideo(lmms):
             "indices": [int(i) for i in clip.indices],
             "handed_on": handed if isinstance(handed, str) else f"{len(handed)} images",
         }  # fmt: skip
+        if clip.clip_spans_s is not None:
+            record["clips_s"] = [[round(float(a), 3), round(float(b), 3)] for a, b in clip.clip_spans_s]
         self.selection_log.parent.mkdir(parents=True, exist_ok=True)
         with self.selection_log.open("a") as f:
             f.write(json.dumps(record) + "\n")
