@@ -26,10 +26,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tspo.errors import TSPOError
+
 UNITS = ("frame", "clip")
 
 
-class ClipConfigError(ValueError):
+class ClipConfigError(TSPOError, ValueError):
     """A clip-selection knob with a value that cannot work."""
 
 

@@ -27,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from tspo.errors import TSPOError
 from tspo.video import whole_frame_shape
 
 FAMILIES = ("qwen", "llava")
 
 
-class TokenBudgetError(ValueError):
+class TokenBudgetError(TSPOError, ValueError):
     """A token budget, model name or frame size that cannot give a plan."""
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import yaml
 
+from tspo.errors import TSPOError
 
-class ConfigError(ValueError):
+
+class ConfigError(TSPOError, ValueError):
     """A `tspo train` configuration that cannot work; the message names the key, the file and the fix."""
 
 
