@@ -56,6 +56,9 @@ BLOCKS: dict[str, tuple[str, str | None]] = {
         ("skip", "a manifest line, not a command; the schema: tests/test_manifest.py"),
     "tspo synth render --out own --num 3 --min-seconds 8 --max-seconds 12 --size 64 --seed 0   # or your clips":
         ("elsewhere", "tests/test_own_videos.py::test_readme_own_videos_worked_example_runs"),
+    "# one GPU (or CPU): decode workers feed batched encoder calls":
+        ("skip", "needs 8 GPUs / several nodes and a data/train.jsonl of the reader's; `tspo features` on CPU with "
+                 "2 gloo ranks and decode workers: tests/test_features.py"),
     "pip install 'tspo[lmms]'":
         ("elsewhere", "make test-lmms builds .venv-lmms from this extra alone (tests/test_plugins_lmms_compat.py)"),
     'sel = select_frames("video.mp4", "What happens after the goal?", num_frames=8, selector="my_selector",':

@@ -156,6 +156,7 @@ class TSPOModule(L.LightningModule):
         self.preference = PreferenceOptions(objective, preference_log, preference_oracle_id, replay_ratio, dpo_beta,
                                             pairs_per_step, min_margin)
         check_combination(self.grpo, self.preference, zoom)
+        self.preference.check_log_exists()
         # zoom: train coarse span choice + fine frame choice (tspo.training.zoom_step); None = single-stage
         self.zoom_config = zoom_options(zoom)
         agent_options = AgentOptions(window, heads, query_adapter, question_attention, init_from)

@@ -137,9 +137,12 @@ class PreferenceOptions:
             raise TrainingConfigError(f"model.pairs_per_step must be an int >= 1, got {self.pairs_per_step!r}")
         if self.min_margin < 0:
             raise TrainingConfigError(f"model.min_margin must be >= 0, got {self.min_margin!r}")
+
+    def check_log_exists(self) -> None:
+        """Refuse ``objective: dpo`` with a preference log that is not there yet (checked last, before any
+        data is rendered or encoded: the log is made by an earlier step, not by this run)."""
         log = self.preference_log
         if self.objective == "dpo" and "://" not in str(log) and not Path(log).exists():
-            # before any data is rendered or encoded: the log is made by an earlier step, not by this run
             raise TrainingConfigError(
                 f"model.preference_log {str(log)!r} does not exist (relative paths resolve from "
                 f"{str(Path.cwd())!r}); write it first with `tspo eval --manifest TRAIN_MANIFEST --methods uniform "
