@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 
 from .errors import RewardInputError
-from .spans import as_spans as _as_spans  # noqa: F401  (simulated.py validates spans with it)
-from .spans import in_spans, span_hits  # noqa: F401  (re-exported: the rule R_T counts with)
+from .spans import in_spans
 
 KINDS = ("general", "needle")
 

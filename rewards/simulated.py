@@ -41,7 +41,7 @@ import numpy as np
 
 from .errors import OracleConfigError, OracleInputError
 from .oracle import OracleAnswer, OracleQuery, check_queries
-from .rewards import _as_spans, span_hits
+from .spans import as_spans, span_hits
 
 GUESS_RULES = ("random", "wrong", "first")
 
@@ -117,12 +117,12 @@ class SimulatedOracle:
             return covers_groups(query.timestamps_s, query.meta.get("evidence_groups_s"), query.meta["coverage"],
                                  query.sample_id, frame_px)
         kind = query.meta.get("kind", "general")
-        evidence = _as_spans(query.meta.get("evidence_spans_s") or [])
+        evidence = as_spans(query.meta.get("evidence_spans_s") or [])
         ts = query.timestamps_s
         inside = span_hits(ts, evidence)                     # [k, S]: pick i lies in span s
         if kind == "needle":
             if evidence.shape[0] == 0:
-                target = _as_spans(query.meta.get("target_spans_s") or [])
+                target = as_spans(query.meta.get("target_spans_s") or [])
                 if target.shape[0] == 0:
                     raise OracleInputError(
                         f"SimulatedOracle: needle sample {query.sample_id!r} has neither evidence_spans_s "

@@ -32,26 +32,26 @@ def test_every_error_class_derives_from_tspo_error():
     assert [e.__qualname__ for e in errors if not issubclass(e, TSPOError) and not e.__name__.startswith("_")] == []
 
 
-def test_the_cli_prints_a_tspo_error_on_stderr(monkeypatch, capsys):
-    class Boom:
+def _subcommand_raising(monkeypatch, name: str, error: Exception) -> None:
+    """Register a `tspo NAME` subcommand whose main raises ``error``."""
+
+    class Command:
         @staticmethod
         def main(argv):
-            raise TSPOError("the manifest names no video; add a 'video' field")
+            raise error
 
-    monkeypatch.setitem(cli.SUBCOMMANDS, "boom", ("boom_module", "test"))
-    monkeypatch.setattr(cli.importlib, "import_module", lambda name: Boom)
+    monkeypatch.setitem(cli.SUBCOMMANDS, name, (f"{name}_module", "test"))
+    monkeypatch.setattr(cli.importlib, "import_module", lambda module: Command)
+
+
+def test_the_cli_prints_a_tspo_error_on_stderr(monkeypatch, capsys):
+    _subcommand_raising(monkeypatch, "boom", TSPOError("the manifest names no video; add a 'video' field"))
     assert cli.main(["boom"]) == 1
     out = capsys.readouterr()
     assert out.out == "" and out.err.strip() == "tspo boom: error: the manifest names no video; add a 'video' field"
 
 
 def test_other_exceptions_still_raise(monkeypatch):
-    class Bug:
-        @staticmethod
-        def main(argv):
-            raise KeyError("a bug, not an input problem")
-
-    monkeypatch.setitem(cli.SUBCOMMANDS, "bug", ("bug_module", "test"))
-    monkeypatch.setattr(cli.importlib, "import_module", lambda name: Bug)
+    _subcommand_raising(monkeypatch, "bug", KeyError("a bug, not an input problem"))
     with pytest.raises(KeyError):
         cli.main(["bug"])
