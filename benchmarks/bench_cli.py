@@ -50,7 +50,7 @@ def measure() -> dict:
         if rc != 0:
             raise RuntimeError(f"`{' '.join(select)}` failed with exit code {rc}")
         cached = sorted(_wall(select, env)[0] for _ in range(3))
-        costs = _import_costs(select, env, ("torch", "open_clip", "tspo.selector", "matplotlib"))
+        costs = _import_costs(select, env, ("torch", "open_clip", "tspo.selection.selector", "matplotlib"))
         # A question never asked about this video: features cached, text embedding not (loads open_clip).
         new_q = sorted(_wall([*select[:5], f"What is shown after event {i}?", *select[6:]], env)[0] for i in range(3))
     return {
@@ -85,7 +85,7 @@ def run() -> dict:
         "`--plot` suffix, `--save-frames` onto a file, k <= 0, `--scores` without `--json`) return before torch "
         "is imported (tests/test_cli_behaviour.py). A cached call never imports open_clip: the encoder's card "
         "(dim, image size) and the question's text embedding are kept beside the features "
-        "(`tspo.encoder_cache`), so the model is built only on a miss; a question not asked before about a "
+        "(`tspo.features.encoder_cache`), so the model is built only on a miss; a question not asked before about a "
         "cached video still loads the text tower (the last row)."
     )
     return {"title": "CLI wall time: argument errors and a cached `tspo select`", "command": COMMAND,

@@ -60,9 +60,9 @@ def arms():
 
 def outcomes(sample, times: np.ndarray, scores: np.ndarray, plan, frame_px: float, oracle) -> dict:
     """Coverage and accuracy of one arm on one needle."""
-    from tspo.clips import clips_from_scores
     from tspo.rewards import OracleQuery
     from tspo.rewards.simulated import covers_groups
+    from tspo.selection.clips import clips_from_scores
 
     picks = clips_from_scores(scores, K, plan.num_frames, "clip")   # top-k anchors (the rule, not the scorer)
     ts = times[picks.positions]
@@ -107,12 +107,12 @@ def figure(sample, times, scores, frames_out, clips_out, out: Path = FIGURE) -> 
 
 
 def run(steps: int = STEPS, num_train: int = NUM_TRAIN, num_val: int = NUM_VAL, out_dir: str | None = None) -> dict:
-    from tspo.cache import FeatureCache, video_features
     from tspo.data_synth import load_manifest
     from tspo.data_synth.events import TEXT_MIN_PX
-    from tspo.kind_report import cluster_bootstrap
+    from tspo.evaluation.kind_report import cluster_bootstrap
+    from tspo.features.cache import FeatureCache, video_features
     from tspo.rewards import SimulatedOracle
-    from tspo.selector import TSPOSelector
+    from tspo.selection.selector import TSPOSelector
     from tspo.settings import SelectionSettings
     from tspo.training.synth import ensure_synthetic, question_world
 

@@ -7,8 +7,8 @@ import time
 
 
 def run() -> dict:
-    from tspo.demo import DemoConfig, run_demo
-    from tspo.kind_report import format_kind_table
+    from tspo.cli.demo import DemoConfig, run_demo
+    from tspo.evaluation.kind_report import format_kind_table
 
     with tempfile.TemporaryDirectory(prefix="tspo_bench_demo_") as tmp:
         cfg = DemoConfig(out_dir=tmp, progress=False)

@@ -25,7 +25,7 @@ GOAL_SECONDS = 180.0
 def measure(seed: int = 0) -> dict:
     from safetensors.torch import load_file
 
-    from tspo.encoders import SYNTH_WEIGHTS
+    from tspo.features.encoders import SYNTH_WEIGHTS
 
     with tempfile.TemporaryDirectory(prefix="tspo-bench-encoder-") as tmp:
         argv = [sys.executable, "-m", "tspo", "synth", "encoder", "--out", tmp, "--seed", str(seed)]
@@ -43,7 +43,7 @@ def measure(seed: int = 0) -> dict:
 
 def run() -> dict:
     """The runner's protocol: title, command, rows, notes."""
-    from tspo.synth_encoder import EncoderTrainConfig
+    from tspo.data_synth.encoder_training import EncoderTrainConfig
 
     m, cfg = measure(), EncoderTrainConfig()
     rows = [{"measure": f"held-out zero-shot top-1, {k}", "target": f">= {GOAL_TOP1}", "measured": round(v, 3),

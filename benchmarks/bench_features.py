@@ -43,7 +43,7 @@ def _decode_only(videos, size: int, workers: int) -> tuple[float, int]:
     """The floor: the same DecodeStream (reader, chunks, worker processes) with no encoder."""
     from torch.utils.data import DataLoader
 
-    from tspo.features import PREFETCH, DecodeStream, Entry, _as_is
+    from tspo.features.extract import PREFETCH, DecodeStream, Entry, _as_is
 
     entries = [Entry(str(i), v, None, v, os.path.getsize(v), [i]) for i, v in enumerate(videos)]
     loader = DataLoader(DecodeStream(entries, 1.0, size, B), batch_size=None, num_workers=workers, collate_fn=_as_is,
@@ -80,9 +80,9 @@ def _same(c1: Path, c2: Path) -> bool:
 def measure() -> dict:
     import torch
 
-    from tspo.cache import FeatureCache
-    from tspo.encoders import load_encoder
-    from tspo.features import extract_features
+    from tspo.features.cache import FeatureCache
+    from tspo.features.encoders import load_encoder
+    from tspo.features.extract import extract_features
 
     videos = _videos()
     enc = load_encoder("tiny-random")

@@ -23,9 +23,9 @@ CURVE = (100, 300, 1000, 3000)
 def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE) -> dict:
     import lightning as L
 
+    from tspo.evaluation.heldout import heldout_metrics
     from tspo.rewards import SimulatedOracle
     from tspo.training import SynthConfig, TSPODataModule, TSPOModule
-    from tspo.training.heldout import heldout_metrics
 
     k = 16
     oracle = SimulatedOracle()

@@ -25,8 +25,8 @@ def word_accuracy(sizes: tuple[int, ...] = SIZES, num: int = NUM, seed: int = SE
     import torch
     import torch.nn.functional as F
 
-    from tspo.encoders import load_encoder
-    from tspo.synth_encoder import _vocab, render_attributes, sample_attributes
+    from tspo.data_synth.encoder_training import _vocab, render_attributes, sample_attributes
+    from tspo.features.encoders import load_encoder
 
     encoder = load_encoder("tspo-synth")
     rng = np.random.default_rng(seed)

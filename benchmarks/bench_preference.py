@@ -39,10 +39,10 @@ FIGURE = Path(__file__).resolve().parent / "results" / "preference.png"
 def run() -> dict:
     import lightning as L
 
-    from tspo.answer_log import AnswerLogger, collect_answers
+    from tspo.evaluation.answer_log import AnswerLogger, collect_answers
+    from tspo.evaluation.heldout import heldout_metrics
     from tspo.rewards import OracleCache, SimulatedOracle
     from tspo.training import SynthConfig, TSPODataModule, TSPOModule
-    from tspo.training.heldout import heldout_metrics
 
     curves: dict[str, list[dict]] = {}
 

@@ -51,10 +51,10 @@ VARIANTS = ("tspo", "tspo+kl", "tspo+adapter", "tspo+qattn", "tspo+evidence")
 
 
 def evaluate_world(selector, samples, methods, k: int) -> dict:
-    """Per-kind accuracy / coverage (``tspo.kind_report.kind_table``) of ``methods`` on ``samples``
+    """Per-kind accuracy / coverage (``tspo.evaluation.kind_report.kind_table``) of ``methods`` on ``samples``
     (candidates and k as the selector's settings say)."""
-    from tspo.evaluate import evaluate_samples
-    from tspo.kind_report import kind_table
+    from tspo.evaluation.evaluate import evaluate_samples
+    from tspo.evaluation.kind_report import kind_table
     from tspo.rewards import SimulatedOracle
 
     result = evaluate_samples(samples, methods, SimulatedOracle(), k, selector, progress=False, per_sample=True)
@@ -65,10 +65,10 @@ def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE, num_train: int = NUM
         out_dir: str | None = None, variants: tuple[str, ...] = VARIANTS) -> dict:
     import lightning as L
 
-    from tspo.cache import FeatureCache
     from tspo.data_synth import load_manifest
-    from tspo.kind_report import format_kind_table
-    from tspo.selector import TSPOSelector
+    from tspo.evaluation.kind_report import format_kind_table
+    from tspo.features.cache import FeatureCache
+    from tspo.selection.selector import TSPOSelector
     from tspo.settings import SelectionSettings
     from tspo.training import TSPODataModule, TSPOModule
     from tspo.training.synth import ensure_synthetic, question_world
@@ -175,9 +175,9 @@ def diagnose_kind(kind: str = "after", steps: int = 3000, variants: tuple[str, .
     import lightning as L
     import numpy as np
 
-    from tspo.cache import FeatureCache
     from tspo.data_synth import load_manifest
-    from tspo.selector import TSPOSelector
+    from tspo.features.cache import FeatureCache
+    from tspo.selection.selector import TSPOSelector
     from tspo.settings import SelectionSettings
     from tspo.training import TSPODataModule, TSPOModule
     from tspo.training.synth import ensure_synthetic, question_world

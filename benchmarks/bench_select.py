@@ -33,7 +33,7 @@ def select_timings() -> list[dict]:
     import torch
 
     from tspo import TSPOSelector
-    from tspo.cache import FeatureCache
+    from tspo.features.cache import FeatureCache
 
     video = render_scene_video(bench_media_dir() / "ten_minutes_30fps_320x180.mp4", 600, 30, 180, 320)
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,8 +65,8 @@ def _vm_hwm_mib() -> float:
 
 
 def _extraction_child(path: str, mode: str) -> dict:
-    from tspo.cache import encode_candidates
-    from tspo.encoders import load_encoder
+    from tspo.features.cache import encode_candidates
+    from tspo.features.encoders import load_encoder
     from tspo.video import sample_candidates
 
     encoder = load_encoder("tiny-random") if mode == "features" else None

@@ -36,7 +36,7 @@ def _median_s(fn, repeats: int = 30, warmup: int = 5) -> float:
 def grpo_vs_forward_backward(dim: int = 768, num_t: int = 128, groups: int = 8, k: int = 16) -> dict:
     """Median seconds of a GRPO update (no oracle) and of a plain agent forward+backward."""
     from tspo.agents import GumbelTopK, TemporalAgent
-    from tspo.grpo import group_advantages, tspo_loss
+    from tspo.objectives.grpo import group_advantages, tspo_loss
 
     torch.manual_seed(0)
     agent = TemporalAgent(dim=dim, window=12, heads=8)
@@ -87,7 +87,7 @@ class _Timer:
 
 def demo_steps_per_s(work: Path, steps: int, features_from: str = "cache", skip: int = 10) -> float:
     """Steps/s of the demo config's training loop (data made and cached before timing starts)."""
-    from tspo.training.cli import TSPOCLI
+    from tspo.cli.train import TSPOCLI
     from tspo.training.datamodule import TSPODataModule
     from tspo.training.module import TSPOModule
 

@@ -123,10 +123,10 @@ def zoom_name(cfg) -> str:
 
 def evaluate_sample(selector, oracle, s, variant: str, zoom_cfg, reflect_rounds: int, threshold: float,
                     zoom_selector=None, wider_cfg=None) -> list[dict]:
-    from tspo.cache import video_features
-    from tspo.reflect import select_and_answer
+    from tspo.features.cache import video_features
     from tspo.rewards import OracleQuery
-    from tspo.zoom import GridFeatureSource
+    from tspo.selection.reflect import select_and_answer
+    from tspo.selection.zoom import GridFeatureSource
 
     enc, cache = selector.encoder, selector.cache
     full = video_features(s.video, enc, fps=1.0, max_candidates=None, cache=cache)     # [T, D] at 1 fps
@@ -239,9 +239,9 @@ EXPLANATION = (
 def run(steps: int = STEPS, num: int = NUM_HELDOUT, seed: int = SEED, reflect_rounds: int = 1,
         threshold: float = 0.5, zoom_steps: int = ZOOM_STEPS) -> dict:
     from tspo import TSPOSelector
-    from tspo.cache import FeatureCache
+    from tspo.features.cache import FeatureCache
     from tspo.rewards import SimulatedOracle
-    from tspo.zoom import ZoomConfig
+    from tspo.selection.zoom import ZoomConfig
 
     # two spans: on 30-60 min videos 128 coarse + 2 spans of two coarse steps stay near 8 % of the 1 fps
     # frames (the default four spans cost ~11 % here, for the same coverage in a trial run)
@@ -272,7 +272,7 @@ def run(steps: int = STEPS, num: int = NUM_HELDOUT, seed: int = SEED, reflect_ro
         f"options; confidence 0.9 when the evidence is covered, flat 0.25 when guessing); reflection threshold "
         f"{threshold}, R = {reflect_rounds}. Agent: {steps} GRPO steps on 2.5-5 min needles at 128 candidates "
         f"({train_s:.0f} s)" + (f"; 'zoom-GRPO agent': that agent fine-tuned {zoom_steps} steps with GRPO over both "
-                                  "zoom stages (tspo.zoom_grpo, lr 2e-4) on 20-40 min needles of training targets "
+                                  "zoom stages (tspo.objectives.zoom_credit, lr 2e-4) on 20-40 min needles of training targets "
                                   f"({zoom_train_s:.0f} s)" if zoom_steps else "")
         + f"; held-out rendering + composition {synth_s:.0f} s.",
         f"Zoom budget: {zoom_cfg}. frames_encoded: distinct frames the encoder had to see per video "

@@ -54,8 +54,8 @@ def coarse_grid_hits(samples) -> dict[str, float]:
     """Share of ``samples`` whose 128 uniform coarse candidates (the single-stage / zoom grid) include a
     time inside the evidence, and inside the target clip: the most any 128-candidate method can cover."""
     from tspo.rewards import in_spans
+    from tspo.selection.zoom import ZoomConfig
     from tspo.video import candidate_times
-    from tspo.zoom import ZoomConfig
 
     grids = [candidate_times(s.duration_s, 1.0, ZoomConfig().coarse_candidates) for s in samples]
     return {key: float(np.mean([in_spans(g, getattr(s, f"{key}_spans_s")).any() for g, s in zip(grids, samples)]))
@@ -65,9 +65,9 @@ def coarse_grid_hits(samples) -> dict[str, float]:
 def coarse_top_on_target(selector, samples, zoom_cfg) -> float:
     """Share of ``samples`` whose best-scored coarse candidate lies on the target clip: where zoom's
     first span opens (the agent's coarse ranking, measured on the same features as the table)."""
-    from tspo.cache import video_features
+    from tspo.features.cache import video_features
     from tspo.rewards import in_spans
-    from tspo.zoom import GridFeatureSource
+    from tspo.selection.zoom import GridFeatureSource
 
     hits = []
     for s in samples:
@@ -96,10 +96,10 @@ def run(num: int = NUM_HELDOUT, seed: int = SEED, reflect_rounds: int = 1, thres
     import torch
 
     from tspo import TSPOSelector
-    from tspo.cache import FeatureCache
-    from tspo.encoders import load_encoder
+    from tspo.features.cache import FeatureCache
+    from tspo.features.encoders import load_encoder
     from tspo.rewards import SimulatedOracle
-    from tspo.zoom import ZoomConfig
+    from tspo.selection.zoom import ZoomConfig
 
     zoom_cfg = ZoomConfig(num_spans=2)   # the tiny-random run's budget (see bench_zoom.run)
     # a second budget: three spans stay under 10 % of the 1 fps frames on 30-60 min videos (four do not)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tspo.selector import TSPOSelector
+from tspo.selection.selector import TSPOSelector
 
 
 def parser(description: str, model_help: str) -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ class ClipZeroShotOracle:
     """Oracle over a frozen CLIP-style encoder.
 
     ``encoder``: has ``encode_frames(uint8[k,H,W,3]) -> [k,D]`` and ``encode_texts(list[str]) -> [N,D]``
-    (e.g. ``tspo.encoders.load_encoder(...)``). ``logit_scale`` turns mean cosines into option
+    (e.g. ``tspo.features.encoders.load_encoder(...)``). ``logit_scale`` turns mean cosines into option
     probabilities (CLIP's trained scale is 100).
     """
 

@@ -55,7 +55,7 @@ def write_video(
 
 @pytest.fixture(scope="session")
 def tiny_encoder():
-    from tspo.encoders import load_encoder
+    from tspo.features.encoders import load_encoder
 
     return load_encoder("tiny-random")
 

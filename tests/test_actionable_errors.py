@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import write_video
 
-from tspo.training.cli import main as train
+from tspo.cli.train import main as train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "examples" / "configs"
 NEEDLE = str(CONFIGS / "synthetic_needle.yaml")
@@ -61,7 +61,7 @@ def test_dpo_without_its_answer_log_fails_before_any_work(capsys, tmp_path, monk
 
 @pytest.mark.parametrize("source", ["/typo", "../typo", "a b/c", "/typo/path"])
 def test_convert_a_missing_path_is_not_a_hub_id(source, capsys, tmp_path):
-    from tspo.convert import main as convert
+    from tspo.selection.convert import main as convert
 
     assert convert([source, "--out", str(tmp_path / "sel")]) != 0
     err = capsys.readouterr().err
@@ -70,7 +70,7 @@ def test_convert_a_missing_path_is_not_a_hub_id(source, capsys, tmp_path):
 
 
 def _select(*argv: str) -> int:
-    from tspo.cli_select import main
+    from tspo.cli.select import main
 
     return main(list(argv))
 

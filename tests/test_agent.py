@@ -199,7 +199,7 @@ def test_inference_cache_of_fused_projection_follows_weight_updates():
 
 
 def test_query_adapter_starts_as_the_paper_agent_and_learns_the_text_side(tmp_path):
-    from tspo.selector import TSPOSelector, load_selector_agent
+    from tspo.selection.selector import TSPOSelector, load_selector_agent
 
     torch.manual_seed(0)
     with_adapter, plain = TemporalAgent(dim=64, heads=8, query_adapter=True), TemporalAgent(dim=64, heads=8)
@@ -215,7 +215,7 @@ def test_query_adapter_starts_as_the_paper_agent_and_learns_the_text_side(tmp_pa
 
 
 def test_question_attention_starts_as_the_paper_agent_and_makes_mixing_depend_on_the_question(tmp_path):
-    from tspo.selector import TSPOSelector, load_selector_agent
+    from tspo.selection.selector import TSPOSelector, load_selector_agent
 
     torch.manual_seed(0)
     cond, plain = TemporalAgent(dim=64, heads=8, question_attention=True), TemporalAgent(dim=64, heads=8)

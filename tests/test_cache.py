@@ -7,7 +7,7 @@ import multiprocessing as mp
 import numpy as np
 import torch
 
-from tspo.cache import FeatureCache, VideoFeatures
+from tspo.features.cache import FeatureCache, VideoFeatures
 
 
 def _writer(root: str, seed: int) -> None:

@@ -70,7 +70,7 @@ def test_cuda_without_gpu_is_a_usage_error(short_video, capsys):
 
 
 def test_damaged_selector_weights_exit_1(short_video, tmp_path, capsys):
-    from tspo.selector import TSPOSelector
+    from tspo.selection.selector import TSPOSelector
 
     directory = TSPOSelector(encoder="tiny-random", cache=False).save_pretrained(tmp_path / "sel")
     weights = directory / "model.safetensors"
@@ -121,7 +121,7 @@ def test_eval_on_a_video_instead_of_a_manifest(short_video, capsys):
 
 def test_dir_and_repr():
     import tspo
-    from tspo.selector import Selection
+    from tspo.selection.selector import Selection
 
     assert {"TSPOSelector", "Selection", "select_frames", "__version__"} <= set(dir(tspo))
     assert "importlib" not in dir(tspo)
@@ -133,9 +133,9 @@ def test_dir_and_repr():
 
 
 def test_feature_cache_option_shares_one_layout_between_training_select_and_eval(short_video, tmp_path, capsys):
-    from tspo.cache import FeatureCache, video_features
-    from tspo.encoders import load_encoder
-    from tspo.evaluate import make_selector
+    from tspo.evaluation.evaluate import make_selector
+    from tspo.features.cache import FeatureCache, video_features
+    from tspo.features.encoders import load_encoder
     from tspo.settings import DEFAULT_FPS, DEFAULT_MAX_CANDIDATES
 
     shared = tmp_path / "run" / "feature_cache"
@@ -148,7 +148,7 @@ def test_feature_cache_option_shares_one_layout_between_training_select_and_eval
     features = sorted(p.name for p in shared.rglob("*") if p.is_file() and p.relative_to(shared).parts[0]
                       not in ("encoders", "text"))  # fmt: skip
     assert features == stored  # a hit: no feature entry written
-    # beside them: the encoder's card and the question's text embedding (tspo.encoder_cache)
+    # beside them: the encoder's card and the question's text embedding (tspo.features.encoder_cache)
     assert len(list((shared / "encoders").glob("*.json"))) == 1 and len(list((shared / "text").rglob("*.safetensors"))) == 1
     selector = make_selector(None, "tiny-random", ["uniform"], str(shared))
     assert selector.cache.root == shared

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tspo.clips import ClipConfig, ClipConfigError, grow_clips, runs_of, select_clips
+from tspo.selection.clips import ClipConfig, ClipConfigError, grow_clips, runs_of, select_clips
 
 
 def test_one_anchor_grows_into_one_clip_reaching_forward():
@@ -48,7 +48,7 @@ def test_bad_inputs_are_named():
 
 
 def test_cluster_bootstrap_resamples_whole_clusters():
-    from tspo.kind_report import cluster_bootstrap
+    from tspo.evaluation.kind_report import cluster_bootstrap
 
     assert cluster_bootstrap([1.0, 1.0, 1.0], ["a", "b", "c"]) == (1.0, 1.0)
     lo, hi = cluster_bootstrap([0.0] * 10 + [1.0] * 10, ["a"] * 10 + ["b"] * 10)

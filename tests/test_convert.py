@@ -7,7 +7,7 @@ from test_agent import _published_state
 
 from tspo.agents import TemporalAgent
 from tspo.cli import main as tspo_main
-from tspo.selector import TSPOSelector, read_selector_config
+from tspo.selection.selector import TSPOSelector, read_selector_config
 
 
 def test_convert_release_folder_to_selector(tmp_path, capsys):

@@ -9,7 +9,7 @@ import pytest
 
 from tspo import demo, evaluate
 from tspo.agents import METHODS
-from tspo.selector import TSPOSelector
+from tspo.selection.selector import TSPOSelector
 
 STATS_KEYS = {"accuracy", "target_fraction", "seconds_per_sample", "n"}
 

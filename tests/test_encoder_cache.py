@@ -1,4 +1,4 @@
-"""The encoder that loads only on a cache miss (tspo.encoder_cache): a question about a cached video
+"""The encoder that loads only on a cache miss (tspo.features.encoder_cache): a question about a cached video
 gives the same selection without building the CLIP model or importing open_clip; new texts,
 changed weights and damaged entries are never served stale."""
 
@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from tspo.cache import FeatureCache
-from tspo.encoder_cache import CachedEncoder, EncoderCardError, cached_encoder, encoder_identity
-from tspo.encoders import SYNTH_WEIGHTS, load_encoder
-from tspo.selector import TSPOSelector
+from tspo.features.cache import FeatureCache
+from tspo.features.encoder_cache import CachedEncoder, EncoderCardError, cached_encoder, encoder_identity
+from tspo.features.encoders import SYNTH_WEIGHTS, load_encoder
+from tspo.selection.selector import TSPOSelector
 
 
 def test_second_selector_answers_a_cached_question_without_loading_the_model(short_video, tmp_path):
@@ -109,9 +109,9 @@ def test_no_cache_means_a_plain_encoder(short_video):
 
 def test_weights_gone_after_the_card_was_written_is_a_clean_cli_error(short_video, tmp_path, monkeypatch, capsys):
     """The model loads lazily now, during the selection: a weights error there is exit 1, not a traceback."""
-    import tspo.encoder_cache as encoder_cache
+    import tspo.features.encoder_cache as encoder_cache
     from tspo.cli import main
-    from tspo.encoders import EncoderWeightsError
+    from tspo.features.encoders import EncoderWeightsError
 
     fc = str(tmp_path / "fc")
     assert main(["select", str(short_video), "q one?", "-k", "2", "--encoder", "tiny-random", "--feature-cache", fc]) == 0

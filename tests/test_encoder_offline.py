@@ -28,7 +28,7 @@ def _env(tmp_path, offline: bool) -> dict[str, str]:
     return env
 
 
-LOAD = ("import time, sys\nfrom tspo.encoders import load_encoder, EncoderWeightsError\nt = time.perf_counter()\n"
+LOAD = ("import time, sys\nfrom tspo.features.encoders import load_encoder, EncoderWeightsError\nt = time.perf_counter()\n"
         "try:\n    load_encoder('ViT-L-14:openai')\nexcept EncoderWeightsError as err:\n"
         "    print(f'{time.perf_counter() - t:.2f}'); print(err, file=sys.stderr)\n")
 

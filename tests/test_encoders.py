@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tspo.encoders import EncoderWeightsError, load_encoder, parse_spec
+from tspo.features.encoders import EncoderWeightsError, load_encoder, parse_spec
 
 
 def test_spec_parsing():

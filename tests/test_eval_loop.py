@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from training_helpers import small_datamodule
 
-from tspo.evaluate import evaluate_samples
-from tspo.judge import judge_selections
+from tspo.evaluation.evaluate import evaluate_samples
+from tspo.evaluation.heldout import heldout_metrics
+from tspo.evaluation.judge import judge_selections
 from tspo.rewards import OracleAnswer, SimulatedOracle
-from tspo.selector import TSPOSelector
+from tspo.selection.selector import TSPOSelector
 from tspo.training import TSPOModule
-from tspo.training.heldout import heldout_metrics
 
 K = 8
 

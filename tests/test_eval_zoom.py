@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from tspo.data_synth import NeedleConfig, compose_needles, render_dataset, write_manifest
-from tspo.evaluate import evaluate_samples, main
+from tspo.evaluation.evaluate import evaluate_samples, main
 from tspo.rewards import SimulatedOracle
-from tspo.selector import TSPOSelector
-from tspo.zoom import ZoomConfig, sample_zoom_source
+from tspo.selection.selector import TSPOSelector
+from tspo.selection.zoom import ZoomConfig, sample_zoom_source
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_eval_cli_zoom_and_reflection(plain_manifest: Path, tmp_path: Path, monk
 
 
 def test_select_cli_zoom(plain_manifest: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    from tspo.cli_select import main as select_main
+    from tspo.cli.select import main as select_main
     from tspo.data_synth import load_manifest
 
     monkeypatch.setenv("TSPO_CACHE", str(tmp_path / "cache"))

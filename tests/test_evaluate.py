@@ -12,7 +12,7 @@ import torch
 
 from tspo.agents import get_method
 from tspo.data_synth import Sample, render_dataset, write_manifest
-from tspo.evaluate import (
+from tspo.evaluation.evaluate import (
     EvalConfigError,
     check_methods,
     duration_bucket,
@@ -161,7 +161,7 @@ def small_manifest(tmp_path_factory) -> Path:
 
 def test_cli_on_rendered_videos_with_tiny_random(small_manifest: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("TSPO_CACHE", str(tmp_path / "cache"))
-    from tspo.selector import TSPOSelector
+    from tspo.selection.selector import TSPOSelector
 
     TSPOSelector(encoder="tiny-random", cache=False).save_pretrained(tmp_path / "sel")
     out = tmp_path / "eval.json"
@@ -201,7 +201,7 @@ def test_cli_with_a_pixel_oracle_and_the_benchmark_guard(small_manifest: Path, t
 
 
 def test_log_answers_with_draws_logs_groups_without_changing_the_figures(tmp_path) -> None:
-    from tspo.answer_log import AnswerLogger, read_answer_log
+    from tspo.evaluation.answer_log import AnswerLogger, read_answer_log
 
     samples = [_needle("s0", 100, (40, 50)), _needle("s1", 120, (60, 75))]
     plain = evaluate_samples(samples, "tspo,uniform,aks", SimulatedOracle(guess="wrong"), 4, FeatureSelector(),

@@ -10,8 +10,15 @@ import torch
 
 from tspo.agents import TemporalAgent
 from tspo.cli import main as cli_main
-from tspo.export import ExportableAgent, ExportError, check_round_trip, export_agent, main, run_exported
-from tspo.selector import TSPOSelector
+from tspo.selection.export import (
+    ExportableAgent,
+    ExportError,
+    check_round_trip,
+    export_agent,
+    main,
+    run_exported,
+)
+from tspo.selection.selector import TSPOSelector
 
 LENGTHS = (1, 3, 11, 12, 13, 64, 65, 150)  # T < window (12), around it, around the block (64)
 

@@ -1,4 +1,4 @@
-"""`tspo features` / tspo.features: every video encoded once across ranks, bit-identical, resumable."""
+"""`tspo features` / tspo.features.extract: every video encoded once across ranks, bit-identical, resumable."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 import torch
 from conftest import write_video
 
-from tspo.cache import FeatureCache, cache_entries, entry_key, video_features
-from tspo.features import Entry, assign, extract_features
+from tspo.features.cache import FeatureCache, cache_entries, entry_key, video_features
+from tspo.features.extract import Entry, assign, extract_features
 
 FPS, CAP, B = 1.0, 16, 8
 
@@ -134,7 +134,7 @@ def test_two_gloo_processes_encode_each_video_once_bit_identical(manifest, video
 
 
 def test_cli_errors_name_the_input(tmp_path, capsys):
-    from tspo.cli_features import main
+    from tspo.cli.features import main
 
     assert main([str(tmp_path / "nope.jsonl")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -1,11 +1,11 @@
-"""The TSPO objective (tspo.grpo): advantages, loss and its options, temperature schedule."""
+"""The TSPO objective (tspo.objectives.grpo): advantages, loss and its options, temperature schedule."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from tspo.grpo import (
+from tspo.objectives.grpo import (
     ObjectiveInputError,
     decoupled_advantages,
     group_advantages,
@@ -171,14 +171,14 @@ def test_shape_errors_name_the_inputs():
 
 # -- DPO on preference pairs of selections -----------------------------------------------------------
 def _pair_logps(logits: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor):
-    from tspo.grpo import selection_logp
+    from tspo.objectives.grpo import selection_logp
 
     logp = torch.log_softmax(logits, -1)
     return selection_logp(logp.gather(-1, chosen)), selection_logp(logp.gather(-1, rejected))
 
 
 def test_dpo_loss_value_is_minus_log_sigmoid_of_the_margin():
-    from tspo.preference import dpo_loss
+    from tspo.objectives.preference import dpo_loss
 
     lc, lr = torch.tensor([-1.0, -3.0]), torch.tensor([-2.0, -1.0])
     rc, rr = torch.tensor([-1.5, -2.0]), torch.tensor([-1.5, -2.0])
@@ -192,7 +192,7 @@ def test_dpo_loss_value_is_minus_log_sigmoid_of_the_margin():
 
 
 def test_dpo_gradient_raises_the_chosen_selection_and_lowers_the_rejected_one():
-    from tspo.preference import dpo_loss
+    from tspo.objectives.preference import dpo_loss
 
     torch.manual_seed(0)
     logits = torch.randn(1, 12, requires_grad=True)
@@ -217,7 +217,7 @@ def test_dpo_gradient_raises_the_chosen_selection_and_lowers_the_rejected_one():
 
 
 def test_dpo_identical_selections_give_log2_and_zero_gradient():
-    from tspo.preference import dpo_loss
+    from tspo.objectives.preference import dpo_loss
 
     logits = torch.randn(1, 8, requires_grad=True)
     sel = torch.tensor([[1, 4, 6]])
@@ -230,7 +230,7 @@ def test_dpo_identical_selections_give_log2_and_zero_gradient():
 
 
 def test_dpo_beta_to_zero_limit_is_log2_with_a_vanishing_linear_gradient():
-    from tspo.preference import dpo_loss
+    from tspo.objectives.preference import dpo_loss
 
     torch.manual_seed(1)
     lc = torch.randn(5, requires_grad=True)
@@ -246,8 +246,8 @@ def test_dpo_beta_to_zero_limit_is_log2_with_a_vanishing_linear_gradient():
 
 
 def test_dpo_reference_terms_carry_no_gradient_and_bad_inputs_raise():
-    from tspo.grpo import selection_logp
-    from tspo.preference import dpo_loss
+    from tspo.objectives.grpo import selection_logp
+    from tspo.objectives.preference import dpo_loss
 
     lc, lr = torch.zeros(3, requires_grad=True), torch.zeros(3, requires_grad=True)
     rc, rr = torch.zeros(3, requires_grad=True), torch.zeros(3, requires_grad=True)
@@ -266,7 +266,7 @@ def test_dpo_reference_terms_carry_no_gradient_and_bad_inputs_raise():
 
 def test_explore_logits_is_the_eps_uniform_mixture_and_draws_far_frames():
     from tspo.agents.policy import GumbelTopK
-    from tspo.grpo import explore_logits
+    from tspo.objectives.grpo import explore_logits
 
     logits = torch.tensor([[40.0, 39.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]])          # S / tau at a small tau
     mixed = explore_logits(logits, 0.2)
@@ -290,7 +290,7 @@ def test_explore_logits_is_the_eps_uniform_mixture_and_draws_far_frames():
 def test_span_mass_loss_is_minus_log_mass_in_the_spans_and_ignores_rows_without():
     import math
 
-    from tspo.grpo import span_mass_loss
+    from tspo.objectives.grpo import span_mass_loss
 
     logits = torch.zeros(2, 4, requires_grad=True)
     inside = torch.tensor([[True, False, False, False], [False, False, False, False]])

@@ -12,8 +12,8 @@ import torch
 from huggingface_hub import constants
 
 from tspo.agents import TemporalAgent
-from tspo.hub import HubError, model_card, push_to_hub, resolve_pretrained
-from tspo.selector import TSPOSelector
+from tspo.selection.hub import HubError, model_card, push_to_hub, resolve_pretrained
+from tspo.selection.selector import TSPOSelector
 
 EVAL = {"methods": {"tspo": {"accuracy": 0.8125, "target_fraction": 0.61, "n": 16},
                     "uniform": {"accuracy": 0.5, "target_fraction": 0.12, "n": 16}}}  # fmt: skip

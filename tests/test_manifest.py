@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from tspo.cli.synth import main as synth_main
 from tspo.data_synth import ManifestError, Sample, iter_manifest, load_manifest, write_manifest
-from tspo.data_synth.cli import main as synth_main
 
 
 def _line(**over):
@@ -154,7 +154,7 @@ def test_manifest_schema_imports_without_the_rest_of_data_synth():
     import subprocess
     import sys
 
-    code = ("import sys, tspo.evaluate, tspo.data_synth.manifest; "
+    code = ("import sys, tspo.evaluation.evaluate, tspo.data_synth.manifest; "
             "heavy = [m for m in ('render', 'needle', 'filter', 'captioners', 'qa') if f'tspo.data_synth.{m}' in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -15,10 +15,10 @@ from tspo.agents import (
     select_bin_max,
     select_topk,
 )
-from tspo.cache import FeatureCache
 from tspo.cli import main as tspo_main
-from tspo.evaluate import EvalConfigError, check_methods, make_selector
-from tspo.selector import TSPOSelector
+from tspo.evaluation.evaluate import EvalConfigError, check_methods, make_selector
+from tspo.features.cache import FeatureCache
+from tspo.selection.selector import TSPOSelector
 
 QUESTION = "What colour is the square?"
 

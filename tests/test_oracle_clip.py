@@ -71,7 +71,7 @@ def test_clip_bad_inputs():
 
 
 def test_with_tiny_random_encoder_when_available():
-    encoders = pytest.importorskip("tspo.encoders")
+    encoders = pytest.importorskip("tspo.features.encoders")
     try:
         enc = encoders.load_encoder("tiny-random")
     except Exception as exc:  # the encoders module is built in parallel; skip until it lands

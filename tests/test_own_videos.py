@@ -11,8 +11,8 @@ import pytest
 from conftest import write_video
 from training_helpers import MetricRecorder, trainer
 
+from tspo.features.dataset import DataConfigError
 from tspo.training import TSPODataModule, TSPOModule
-from tspo.training.datamodule import DataConfigError
 from tspo.training.module import TrainingConfigError
 
 

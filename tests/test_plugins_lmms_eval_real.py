@@ -83,7 +83,7 @@ def manifests():
 def workdir(tmp_path_factory):
     """A folder as a user would have it: a video, its manifest.jsonl, a selector; plus a package of
     recording models registered through lmms-eval's entry point (a dist-info on PYTHONPATH)."""
-    from tspo.selector import TSPOSelector
+    from tspo.selection.selector import TSPOSelector
 
     root = tmp_path_factory.mktemp("lmms_real")
     render_time_coded_video(root / "clip.mp4", seconds=12)
@@ -280,8 +280,8 @@ def test_config_errors_and_frame_budget_warning(workdir, caplog):
 
 
 def test_zoom_strategy_matches_the_selector(workdir):
-    from tspo.selector import TSPOSelector
-    from tspo.zoom import ZoomConfig
+    from tspo.selection.selector import TSPOSelector
+    from tspo.selection.zoom import ZoomConfig
 
     _Seen.register()
     cls, selector = _tspo_video(), str(workdir / "DIR")
@@ -302,7 +302,7 @@ def test_zoom_strategy_matches_the_selector(workdir):
 
 
 def test_clip_unit_matches_the_selector(workdir):
-    from tspo.selector import TSPOSelector
+    from tspo.selection.selector import TSPOSelector
 
     _Seen.register()
     cls, selector = _tspo_video(), str(workdir / "DIR")

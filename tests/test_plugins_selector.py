@@ -15,7 +15,7 @@ from tspo.plugins.generic import image_list_prompt, openai_messages
 from tspo.plugins.llava import llava_inputs
 from tspo.plugins.qwen import qwen_inputs
 from tspo.plugins.tiny import tiny_llava_onevision, tiny_qwen_vl
-from tspo.selector import TSPOSelector
+from tspo.selection.selector import TSPOSelector
 from tspo.training import ExportSelector, TSPOModule
 
 QUESTION = "what is in the video ?"

@@ -10,8 +10,8 @@ import pytest
 from plugins_helpers import render_time_coded_video
 
 from tspo.plugins.llava import video_duration_s
-from tspo.selector import TSPOSelector
-from tspo.zoom import ZoomConfig
+from tspo.selection.selector import TSPOSelector
+from tspo.selection.zoom import ZoomConfig
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tspo.agents.policy import GumbelTopK, PolicyInputError
-from tspo.grpo import plackett_luce_logp
+from tspo.objectives.grpo import plackett_luce_logp
 
 
 def test_shapes_sorted_unique_and_logp_is_log_softmax_1d():

@@ -1,4 +1,4 @@
-"""Answer logs (tspo.answer_log) and preference pairs (tspo.preference): formats, pairing rule, what is dropped and why."""
+"""Answer logs (tspo.evaluation.answer_log) and preference pairs (tspo.objectives.preference): formats, pairing rule, what is dropped and why."""
 
 from __future__ import annotations
 
@@ -9,8 +9,14 @@ import pytest
 import torch
 from training_helpers import small_datamodule
 
-from tspo.answer_log import AnswerLogError, AnswerLogger, collect_answers, read_answer_log, write_answer_log
-from tspo.preference import PreferenceError, group_pairs, pairs_from_groups, pairs_from_log
+from tspo.evaluation.answer_log import (
+    AnswerLogError,
+    AnswerLogger,
+    collect_answers,
+    read_answer_log,
+    write_answer_log,
+)
+from tspo.objectives.preference import PreferenceError, group_pairs, pairs_from_groups, pairs_from_log
 from tspo.rewards import OracleCache, SimulatedOracle
 
 K = 16

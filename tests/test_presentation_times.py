@@ -11,9 +11,9 @@ import av
 import numpy as np
 import pytest
 
-from tspo.cache import FeatureCache, encode_candidates, video_features
+from tspo.features.cache import FeatureCache, encode_candidates, video_features
 from tspo.plugins._clip import clip_from_selection, timestamps_sentence
-from tspo.selector import TSPOSelector
+from tspo.selection.selector import TSPOSelector
 from tspo.video import plan_candidates, presentation_times, write_frames
 
 

@@ -75,10 +75,10 @@ def test_training_stdout_redirected_to_a_file_is_plain_lines(tmp_path):
 
 
 def test_a_long_encode_in_tspo_select_shows_progress(tmp_path, monkeypatch, capsys):
-    import tspo.cache
-    from tspo.cli_select import main
+    import tspo.features.cache
+    from tspo.cli.select import main
 
-    monkeypatch.setattr(tspo.cache, "ENCODE_PROGRESS_DELAY_S", 0.0)  # this clip encodes in under the real delay
+    monkeypatch.setattr(tspo.features.cache, "ENCODE_PROGRESS_DELAY_S", 0.0)  # this clip encodes in under the real delay
     video = write_video(tmp_path / "clip.mp4", seconds=30, fps=8)
     assert main([str(video), "what colour?", "-k", "4", "--encoder", "tiny-random", "--fps", "8",
                  "--max-candidates", "240", "--feature-cache", str(tmp_path / "cache")]) == 0  # fmt: skip

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tspo.data_synth.manifest import load_manifest
-from tspo.readers import (
+from tspo.evaluation.readers import (
     BenchmarkFormatError,
     main,
     read_benchmark,

@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from tspo.reflect import ReflectionError, answer_confidence, pick_cells, reflection_loop, select_and_answer
 from tspo.rewards import OracleAnswer, OracleConfigError, OracleQuery, SimulatedOracle
-from tspo.zoom import GridFeatureSource, ZoomConfig
+from tspo.selection.reflect import (
+    ReflectionError,
+    answer_confidence,
+    pick_cells,
+    reflection_loop,
+    select_and_answer,
+)
+from tspo.selection.zoom import GridFeatureSource, ZoomConfig
 
 OPTS = ("cat", "dog", "bird", "fish")
 
@@ -87,7 +93,7 @@ class _Selector:
     settings = SelectionSettings(num_frames=2)
 
     def select_zoom_from_source(self, source, question, k, method, zoom, suppress):
-        from tspo.zoom import zoom_select
+        from tspo.selection.zoom import zoom_select
 
         return zoom_select(source, lambda f: f[:, 1].clone(), k, zoom, method, suppress)
 
@@ -121,7 +127,7 @@ def test_select_and_answer_zoom_reflects_to_the_next_span():
 
 
 def test_select_and_answer_single_stage_suppresses_picks():
-    from tspo.cache import VideoFeatures
+    from tspo.features.cache import VideoFeatures
 
     times = np.arange(0, 100, 10.0)
     feats = torch.zeros(10, 2)

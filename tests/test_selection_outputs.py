@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tspo.selector import TSPOSelector
+from tspo.selection.selector import TSPOSelector
 
 
 def test_clip_listed_twice_gives_segment_ids_and_source_local_indices(short_video):

@@ -12,11 +12,11 @@ from conftest import write_video
 
 from tspo import TSPOSelector, select_frames
 from tspo.agents import GumbelTopK
-from tspo.cache import FeatureCache
 from tspo.cli import main as tspo_main
 from tspo.data_synth import Sample, write_manifest
-from tspo.evaluate import evaluate_samples
-from tspo.evaluate import main as eval_main
+from tspo.evaluation.evaluate import evaluate_samples
+from tspo.evaluation.evaluate import main as eval_main
+from tspo.features.cache import FeatureCache
 from tspo.rewards import (
     ClipZeroShotOracle,
     OpenAICompatibleOracle,

@@ -11,8 +11,8 @@ import torch
 import tspo
 from tspo import Selection, TSPOSelector, select_frames
 from tspo.agents import TemporalAgent, select_aks, select_bin_max, select_topk, select_uniform
-from tspo.cache import FeatureCache, video_features
-from tspo.selector import SelectorConfigError
+from tspo.features.cache import FeatureCache, video_features
+from tspo.selection.selector import SelectorConfigError
 
 
 @pytest.fixture()
@@ -41,7 +41,7 @@ def test_second_question_hits_the_cache(short_video, selector, monkeypatch):
     def boom(*a, **k):  # a cache hit must neither decode nor encode frames
         raise AssertionError("decoded or encoded again")
 
-    monkeypatch.setattr("tspo.cache.encode_candidates", boom)
+    monkeypatch.setattr("tspo.features.cache.encode_candidates", boom)
     monkeypatch.setattr(selector.encoder, "encode_frames", boom)
     monkeypatch.setattr("tspo.video._decode", boom)
     res = selector.select(short_video, "a different question", 4)

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tspo.encoders import SYNTH_WEIGHTS, load_encoder
-from tspo.synth_encoder import (
+from tspo.data_synth.encoder_training import (
     ANY,
     SOME,
     EncoderTrainConfig,
@@ -20,6 +19,7 @@ from tspo.synth_encoder import (
     save_encoder,
     train_encoder,
 )
+from tspo.features.encoders import SYNTH_WEIGHTS, load_encoder
 
 
 def test_caption_constraints_pick_every_positive():

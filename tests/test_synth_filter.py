@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from tspo.cli.synth import main as synth_main
 from tspo.data_synth import Sample, filter_samples, uniform_timestamps, write_manifest
-from tspo.data_synth.cli import main as synth_main
 from tspo.rewards import OracleAnswer, SimulatedOracle
 
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from tspo.cache import CompositionError, compose_features, encode_candidates, video_features
+from tspo.cli.synth import main as synth_main
 from tspo.data_synth import (
     NeedleConfig,
     SynthError,
@@ -19,9 +19,9 @@ from tspo.data_synth import (
     render_dataset,
     write_manifest,
 )
-from tspo.data_synth.cli import main as synth_main
 from tspo.data_synth.needle import PoolVideo, compose_needle
 from tspo.data_synth.render import scene_frames
+from tspo.features.cache import CompositionError, compose_features, encode_candidates, video_features
 
 FPS_R, SIZE = 2, 32
 
@@ -167,9 +167,9 @@ def test_virtual_samples_decode_to_the_right_frames(pools, needles):
 
 
 def test_feature_composition_equals_encoding_the_materialized_video(pools, tmp_path):
-    from tspo.cache import FeatureCache
-    from tspo.encoders import load_encoder
-    from tspo.selector import TSPOSelector
+    from tspo.features.cache import FeatureCache
+    from tspo.features.encoders import load_encoder
+    from tspo.selection.selector import TSPOSelector
 
     root, _, _ = pools
     out = tmp_path / "m"

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from tspo.cli.synth import main as synth_main
 from tspo.data_synth import EventDescription, Sample, augment_sample, make_mcq, render_dataset, write_manifest
 from tspo.data_synth.captioners import AnnotationCaptioner, HFCaptioner
-from tspo.data_synth.cli import main as synth_main
 from tspo.data_synth.qa import QAError, augment_samples, merge_descriptions
 
 EVENTS = [EventDescription(0, 4, "a red star"), EventDescription(4, 8, "a blue ring"),

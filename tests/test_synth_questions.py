@@ -17,7 +17,7 @@ from tspo.data_synth import (
     render_dataset,
 )
 from tspo.data_synth.events import COLOURS, COVERAGE_RULES, QUESTION_KINDS, SHAPES, Event, excluded
-from tspo.kind_report import format_kind_table, kind_table
+from tspo.evaluation.kind_report import format_kind_table, kind_table
 from tspo.rewards import OracleQuery, SimulatedOracle
 from tspo.rewards.simulated import covers_groups, group_hits
 
@@ -198,7 +198,7 @@ def test_synth_world_makes_the_benchmark_question_world_in_one_command(tmp_path)
     from dataclasses import asdict
 
     from benchmarks import bench_question
-    from tspo.data_synth.cli import main as synth_main
+    from tspo.cli.synth import main as synth_main
     from tspo.data_synth.manifest import load_manifest
     from tspo.training.synth import question_world
 

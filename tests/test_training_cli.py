@@ -11,8 +11,8 @@ import yaml
 from training_helpers import small_synth
 
 from tspo import TSPOSelector
-from tspo.hub import model_card
-from tspo.training.cli import main
+from tspo.cli.train import main
+from tspo.selection.hub import model_card
 
 CONFIG = Path(__file__).resolve().parents[1] / "examples" / "configs" / "synthetic_needle.yaml"
 
@@ -76,8 +76,8 @@ def test_example_configs_parse(name, capsys):
 
 def test_yaml_oracle_may_be_a_class_path_mapping(tmp_path):
     """`model.oracle: {class_path, init_args}` (LightningCLI's shape) goes through build_oracle, built lazily."""
+    from tspo.cli.train import TSPOCLI
     from tspo.rewards import SimulatedOracle
-    from tspo.training.cli import TSPOCLI
     from tspo.training.datamodule import TSPODataModule
     from tspo.training.module import TSPOModule
 

@@ -8,8 +8,8 @@ import torch
 from training_helpers import small_datamodule
 
 from tspo.data_synth import write_manifest
+from tspo.features.dataset import collate
 from tspo.training import DataConfigError, SampleBatch, StepSampler, TSPODataModule
-from tspo.training.datamodule import collate
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_synth_block_makes_needles_and_batches_have_the_documented_shapes(dm):
 
 def test_cached_features_equal_decoding_the_video(dm):
     """The cache is a pure speed-up: features match decoding + encoding the composed video."""
-    from tspo.cache import encode_candidates
+    from tspo.features.cache import encode_candidates
 
     sample = dm.train_set.samples[0]
     decoded = encode_candidates(sample.video, dm.encoder, 1.0, 128).features

@@ -12,9 +12,9 @@ import lightning as L
 import pytest
 from training_helpers import small_datamodule, trainer
 
+from tspo.evaluation.heldout import heldout_metrics
 from tspo.rewards import SimulatedOracle
 from tspo.training import TSPOModule
-from tspo.training.heldout import heldout_metrics
 
 K = 16
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from training_helpers import MetricRecorder, small_datamodule, trainer
 
-from tspo.grpo import group_advantages
-from tspo.judge import decode_picks
+from tspo.evaluation.judge import decode_picks
+from tspo.objectives.grpo import group_advantages
 from tspo.rewards import OracleAnswer, SimulatedOracle
 from tspo.training import TrainingConfigError, TSPOModule
 from tspo.training.grpo_step import advantages
@@ -209,7 +209,7 @@ def test_decoupled_advantages_follow_the_reward_weights():
     r = _rewards([1.0, 0.0, 1.0, 0.0], [0.9, 0.1, 0.2, 0.6])
     a_acc, a_temp = group_advantages(r.accuracy), group_advantages(r.temporal)
     base = advantages(RewardOptions(advantage="decoupled"), r)
-    torch.testing.assert_close(base, a_acc + a_temp)               # weights 1: tspo.grpo.decoupled_advantages
+    torch.testing.assert_close(base, a_acc + a_temp)               # weights 1: tspo.objectives.grpo.decoupled_advantages
     only_acc = advantages(RewardOptions(advantage="decoupled", w_temporal=0.0), r)
     torch.testing.assert_close(only_acc, a_acc)
     skewed = advantages(RewardOptions(advantage="decoupled", w_accuracy=2.0, w_temporal=0.5), r)
@@ -233,7 +233,7 @@ def test_heldout_topk_is_batched(root, monkeypatch):
     """tspo/clip take one batched top-k per batch (no loop over rows), equal to the per-row rule."""
     import tspo.agents.methods as methods
     from tspo.agents import get_method
-    from tspo.training.heldout import heldout_metrics
+    from tspo.evaluation.heldout import heldout_metrics
 
     dm = small_datamodule(root)
     dm.setup("fit")
@@ -342,7 +342,7 @@ def test_bench_oracle_reports_the_hit_rate_a_training_run_logs(root):
 def test_heldout_check_shows_pixels_to_an_oracle_that_needs_them(root):
     """The held-out check asks the oracle through the same path as training (rollout.ask_oracle):
     an oracle that needs frames gets whole frames of the k picks, not a query without pixels."""
-    from tspo.training.heldout import heldout_metrics
+    from tspo.evaluation.heldout import heldout_metrics
 
     dm = small_datamodule(root)
     dm.setup("fit")

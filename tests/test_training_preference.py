@@ -13,10 +13,10 @@ import yaml
 from training_helpers import MetricRecorder, small_datamodule, small_synth, trainer
 
 from tspo import TSPOSelector
-from tspo.answer_log import AnswerLogger, collect_answers, read_answer_log
+from tspo.evaluation.answer_log import AnswerLogger, collect_answers, read_answer_log
+from tspo.evaluation.heldout import heldout_metrics
 from tspo.rewards import OracleCache, SimulatedOracle
 from tspo.training import TrainingConfigError, TSPOModule
-from tspo.training.heldout import heldout_metrics
 
 K = 16
 
@@ -148,8 +148,8 @@ def _small_override(tmp_path, root, **model) -> Path:
 
 
 def test_yaml_offline_dpo_trains_from_a_tspo_eval_log(dm, tmp_path_factory, tmp_path):
-    from tspo.evaluate import main as eval_main
-    from tspo.training.cli import main as train_main
+    from tspo.cli.train import main as train_main
+    from tspo.evaluation.evaluate import main as eval_main
 
     root = tmp_path_factory.getbasetemp() / "training_data"
     log = tmp_path / "uniform.jsonl"
@@ -166,7 +166,7 @@ def test_yaml_offline_dpo_trains_from_a_tspo_eval_log(dm, tmp_path_factory, tmp_
 
 
 def test_yaml_mixed_runs_and_logs_its_answers(dm, tmp_path_factory, tmp_path):
-    from tspo.training.cli import main as train_main
+    from tspo.cli.train import main as train_main
 
     root = tmp_path_factory.getbasetemp() / "training_data"
     log = tmp_path / "mixed.jsonl"

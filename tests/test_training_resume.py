@@ -48,7 +48,7 @@ def test_resume_gives_identical_weights_and_metrics(tmp_path_factory, tmp_path):
 def test_datamodule_resumes_from_its_own_state_and_shares_the_models_encoder(tmp_path_factory):
     """The resume position and the encoder come from the DataModule's own state and the encoder owner,
     never from the LightningModule's attributes."""
-    from tspo.encoders import shared_encoder
+    from tspo.features.encoders import shared_encoder
 
     root = tmp_path_factory.getbasetemp() / "training_data"
     dm = small_datamodule(root, batch_size=2)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from tspo import TSPOSelector, select_frames
-from tspo.cache import FeatureCache, video_features
-from tspo.zoom import (
+from tspo.features.cache import FeatureCache, video_features
+from tspo.selection.zoom import (
     GridFeatureSource,
     VideoFeatureSource,
     ZoomConfig,
@@ -151,7 +151,7 @@ def test_selector_zoom_strategy(short_video, tiny_encoder, tmp_path):
 
 
 def test_pop_zoom_knobs_takes_only_the_zoom_names():
-    from tspo.zoom_config import pop_zoom_knobs
+    from tspo.selection.zoom_config import pop_zoom_knobs
 
     kwargs = {"coarse_candidates": 8, "span_seconds": 3.0, "max_frames_encoded": 20, "pretrained": "m"}
     assert pop_zoom_knobs(kwargs) == ZoomConfig(coarse_candidates=8, span_s=3.0, max_frames=20)

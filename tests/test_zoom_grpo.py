@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from tspo.grpo import group_advantages
-from tspo.zoom_grpo import (
+from tspo.objectives.grpo import group_advantages
+from tspo.objectives.zoom_credit import (
     MASKED_LOGIT,
     coarse_positions,
     masked_logits,

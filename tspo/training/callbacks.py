@@ -10,7 +10,7 @@ from typing import Any
 
 import lightning as L
 
-from tspo.selector import TSPOSelector
+from tspo.selection.selector import TSPOSelector
 from tspo.settings import SelectionSettings
 
 
@@ -22,7 +22,7 @@ class ExportSelector(L.Callback):
     (k at inference) defaults to the training k. Only global rank 0 writes.
 
     Besides ``trained_with`` (method, oracle, steps, ...), the config records what
-    :func:`tspo.hub.model_card` prints: ``training_data`` (the training / held-out manifests, and
+    :func:`tspo.selection.hub.model_card` prints: ``training_data`` (the training / held-out manifests, and
     the synthetic-data settings when the run made its own) and ``metrics`` (the latest held-out
     check: picks in target, accuracy, the step it ran at, and the training steps).
     """

@@ -1,4 +1,4 @@
-"""One single-stage GRPO step (paper Fig. 2 / Eq. 4-11), top to bottom; the maths is in :mod:`tspo.grpo`.
+"""One single-stage GRPO step (paper Fig. 2 / Eq. 4-11), top to bottom; the maths is in :mod:`tspo.objectives.grpo`.
 
     S = agent(F_f, F_t)                    [B, T]   (cached features in, no video decode)
     idx, logp ~ GumbelTopK(k)(S / tau, G)  [B, G, k]
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from tspo.agents import TemporalAgent
-from tspo.grpo import (
+from tspo.objectives.grpo import (
     decoupled_advantages,
     explore_logits,
     group_advantages,
@@ -62,7 +62,7 @@ def advantages(options: RewardOptions, rewards: Rewards) -> torch.Tensor:
     """Advantages float32[B, G]; failed queries (``rewards.valid`` False) get 0.
 
     ``grouped``: GRPO over ``total = w_a R_A + w_t R_T``. ``decoupled``:
-    :func:`tspo.grpo.decoupled_advantages` with the same weights.
+    :func:`tspo.objectives.grpo.decoupled_advantages` with the same weights.
     """
     if options.advantage == "decoupled":
         return decoupled_advantages(rewards.accuracy, rewards.temporal, rewards.valid,

@@ -22,13 +22,13 @@ import lightning as L
 import torch
 
 from tspo.agents import GumbelTopK, TemporalAgent
-from tspo.answer_log import AnswerLogger, read_answer_log
-from tspo.encoders import shared_encoder
-from tspo.grpo import temperature_at
-from tspo.judge import judge_selections, metrics_of
-from tspo.preference import PreferencePairs, pairs_from_groups, pairs_from_log
+from tspo.evaluation.answer_log import AnswerLogger, read_answer_log
+from tspo.evaluation.judge import judge_selections, metrics_of
+from tspo.features.encoders import shared_encoder
+from tspo.objectives.grpo import temperature_at
+from tspo.objectives.preference import PreferencePairs, pairs_from_groups, pairs_from_log
 from tspo.rewards import OracleCache, OracleConfigError, build_oracle, check_oracle_args, check_oracle_fits
-from tspo.selector import load_selector_agent
+from tspo.selection.selector import load_selector_agent
 from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, clip_num_frames
 from tspo.training.context import StepContext, StepOutput, agent_scores, clipped_policy, step_seed
 from tspo.training.grpo_step import grpo_step
@@ -69,9 +69,9 @@ class TSPOModule(L.LightningModule):
             or ``"evidence"`` (beyond the paper, off by default: the seconds that answer the question,
             which synthetic needles annotate; for questions whose evidence is only part of the target).
         explore_eps: beyond the paper, off by default: training samples (and scores the log-probability
-            of) the mixture ``(1 - eps) softmax(S / tau) + eps / T`` (:func:`tspo.grpo.explore_logits`),
+            of) the mixture ``(1 - eps) softmax(S / tau) + eps / T`` (:func:`tspo.objectives.grpo.explore_logits`),
             so frames far below the top are still drawn now and then; single-stage GRPO only.
-        span_loss: beyond the paper, off by default: weight of :func:`tspo.grpo.span_mass_loss`, the
+        span_loss: beyond the paper, off by default: weight of :func:`tspo.objectives.grpo.span_mass_loss`, the
             policy's −log probability mass inside the spans R_T counts (``temporal_spans``), added to
             the GRPO loss for needle questions: a dense use of the spans synthetic needles annotate.
         advantage: ``"grouped"`` (paper) or ``"decoupled"`` (R_A and R_T normalised separately,
@@ -280,8 +280,8 @@ class TSPOModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Held-out check: greedy top-k (no noise, as at inference), one oracle query per question, judged
-        by the evaluation loop's core (:func:`tspo.judge.judge_selections`, as ``tspo eval`` and
-        :func:`~tspo.training.heldout.heldout_metrics` do)."""
+        by the evaluation loop's core (:func:`tspo.evaluation.judge.judge_selections`, as ``tspo eval`` and
+        :func:`~tspo.evaluation.heldout.heldout_metrics` do)."""
         scores = self.scores(batch["features"], batch["text"])
         idx = self.policy_for(scores.shape[-1]).greedy(scores).cpu()                  # [B, k]
         samples = list(batch["samples"])

@@ -8,7 +8,7 @@ a group, never the raw hyper-parameters:
 - :class:`RewardOptions`: what a selection earns and how rewards become advantages;
 - :class:`PreferenceOptions`: the offline DPO objective and replay of stored pairs;
 - :class:`AgentOptions`: the temporal agent's shape and starting weights;
-- :class:`~tspo.zoom_config.ZoomConfig`: the coarse-to-fine budget (``model.zoom``), via :func:`zoom_options`.
+- :class:`~tspo.selection.zoom_config.ZoomConfig`: the coarse-to-fine budget (``model.zoom``), via :func:`zoom_options`.
 
 :func:`check_combination` holds the rules that span groups (one place, not four).
 """
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from tspo.errors import TSPOError
+from tspo.selection.zoom_config import ZoomConfig
 from tspo.settings import DEFAULT_FRAME_SIZE, check_frame_size, check_num_frames
-from tspo.zoom_config import ZoomConfig
 
 TEMPORAL_SPANS = ("target", "evidence")
 ADVANTAGES = ("grouped", "decoupled")

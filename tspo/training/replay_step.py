@@ -1,15 +1,15 @@
 """One DPO update on stored preference pairs (``objective: dpo``, or replay inside GRPO with
-``replay_ratio`` > 0); the maths is :func:`tspo.grpo.dpo_loss`. No oracle call."""
+``replay_ratio`` > 0); the maths is :func:`tspo.objectives.grpo.dpo_loss`. No oracle call."""
 
 from __future__ import annotations
 
 import torch
 
 from tspo.agents import TemporalAgent
-from tspo.grpo import selection_logp
-from tspo.preference import PreferencePairs, dpo_loss
+from tspo.features.dataset import collate
+from tspo.objectives.grpo import selection_logp
+from tspo.objectives.preference import PreferencePairs, dpo_loss
 from tspo.training.context import StepContext, StepOutput, agent_scores
-from tspo.training.datamodule import collate
 from tspo.training.options import PreferenceOptions
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from tspo.data_synth.manifest import Sample
-from tspo.judge import ask_about, group_picks
+from tspo.evaluation.judge import ask_about, group_picks
 from tspo.rewards import OracleAnswer, accuracy_reward, compose_reward, temporal_reward
 from tspo.training.options import TEMPORAL_SPANS
 
@@ -68,7 +68,7 @@ def ask_oracle(oracle, samples: Sequence[Sample], idx: torch.Tensor, timestamps:
                w_a: float = 1.0, w_t: float = 1.0, temporal_spans: str = "target") -> tuple[np.ndarray, Rewards]:
     """A GRPO group's selections -> rewards (training rollout, zoom step): idx int64[B, G, k] candidate
     positions, timestamps float64[B, T] seconds -> (times float64[B, G, k], :class:`Rewards` [B, G]).
-    Asked through the evaluation loop's one path (:func:`tspo.judge.ask_about`: whole frames only when
+    Asked through the evaluation loop's one path (:func:`tspo.evaluation.judge.ask_about`: whole frames only when
     the oracle needs pixels, all B * G queries in one call)."""
     times = gather_times(timestamps, idx)
     answers = ask_about(oracle, samples, group_picks(idx), list(timestamps.cpu().numpy()), frame_size)

@@ -2,7 +2,7 @@
 
 Glue between the batch (full ``fine_fps`` candidate grid of one video: ``data.max_candidates:
 null``, ``data.batch_size: 1``), the agent, the oracle and the pure two-stage objective of
-:mod:`tspo.zoom_grpo`. Budget knobs come from :class:`tspo.zoom.ZoomConfig` (``model.zoom`` is its
+:mod:`tspo.objectives.zoom_credit`. Budget knobs come from :class:`tspo.selection.zoom.ZoomConfig` (``model.zoom`` is its
 fields as a mapping). The ``max_frames`` cap is an inference budget: training draws whole spans.
 """
 
@@ -14,12 +14,7 @@ import numpy as np
 import torch
 
 from tspo.agents import GumbelTopK
-from tspo.rewards import temporal_reward
-from tspo.training.context import StepContext, StepOutput
-from tspo.training.options import TrainingConfigError
-from tspo.training.rollout import ask_oracle
-from tspo.zoom_config import ZoomConfig
-from tspo.zoom_grpo import (
+from tspo.objectives.zoom_credit import (
     coarse_positions,
     masked_logits,
     member_pool_mask,
@@ -28,6 +23,11 @@ from tspo.zoom_grpo import (
     zoom_loss,
     zoom_reward,
 )
+from tspo.rewards import temporal_reward
+from tspo.selection.zoom_config import ZoomConfig
+from tspo.training.context import StepContext, StepOutput
+from tspo.training.options import TrainingConfigError
+from tspo.training.rollout import ask_oracle
 
 
 def zoom_step(ctx: StepContext, cfg: ZoomConfig, batch: dict[str, Any]) -> StepOutput:

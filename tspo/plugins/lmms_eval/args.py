@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 
-from tspo.zoom_config import ZOOM_KNOBS
+from tspo.selection.zoom_config import ZOOM_KNOBS
 
 # tspo_video's own keyword arguments (TSPOVideo.__init__); everything else goes to base_model
 TSPO_ARGS = ("base_model", "selector", "num_frames", "fps", "max_candidates", "visual_mode", "frame_size",

@@ -99,7 +99,7 @@ class TSPOVideo(lmms):
     handed on); ``device``: the selector's device, also passed to the wrapped model. Other keyword
     arguments build the wrapped model. ``strategy=zoom`` selects coarse-to-fine (``coarse_candidates``,
     ``zoom_spans``, ``span_seconds``, ``fine_fps``, ``max_frames_encoded``: its budget, as in ``tspo select``).
-    ``unit=clip`` selects key clips (:mod:`tspo.clips`): ``token_budget`` visual tokens of ``token_model``
+    ``unit=clip`` selects key clips (:mod:`tspo.selection.clips`): ``token_budget`` visual tokens of ``token_model``
     (default ``qwen2-vl``; default budget: what ``num_frames`` frames at ``frame_size`` cost) buy more,
     smaller frames, grown around the k picks; ``max_clip_frames`` caps them. Wrap a model with the
     ``token_model`` whose processor it uses, so the tokens it spends are the planned ones.
@@ -131,9 +131,9 @@ class TSPOVideo(lmms):
         **base_kwargs: Any,
     ) -> None:
         super().__init__()
-        from tspo.clips import UNITS, ClipConfig
+        from tspo.selection.clips import UNITS, ClipConfig
+        from tspo.selection.zoom_config import STRATEGIES, pop_zoom_knobs
         from tspo.token_budget import DEFAULT_TOKEN_MODEL, TOKEN_MODELS
-        from tspo.zoom_config import STRATEGIES, pop_zoom_knobs
 
         if strategy not in STRATEGIES:
             raise TSPOVideoConfigError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -146,14 +146,14 @@ class TSPOVideo(lmms):
             raise TSPOVideoConfigError(f"token_budget must be a positive int (visual tokens), got {token_budget!r}")
         if token_model is not None and token_model not in TOKEN_MODELS:
             raise TSPOVideoConfigError(f"token_model must be one of {TOKEN_MODELS}, got {token_model!r}")
-        # key clips within a visual-token budget (tspo.clips, tspo.token_budget)
+        # key clips within a visual-token budget (tspo.selection.clips, tspo.token_budget)
         self.unit, self.token_budget = unit, token_budget
         self.token_model = token_model or DEFAULT_TOKEN_MODEL
         try:
             self.clips = ClipConfig() if max_clip_frames is None else ClipConfig(max_frames=max_clip_frames)
         except ValueError as err:
             raise TSPOVideoConfigError(str(err)) from None
-        # coarse-to-fine zoom for long videos (tspo.zoom); its budget knobs keep their defaults when left out
+        # coarse-to-fine zoom for long videos (tspo.selection.zoom); its budget knobs keep their defaults when left out
         self.strategy = strategy
         self.zoom = pop_zoom_knobs(base_kwargs)  # the rest of base_kwargs builds the wrapped model
         from tspo.plugins.lmms_eval.args import check_passed_on
@@ -178,7 +178,7 @@ class TSPOVideo(lmms):
             )
         base_cls = _wrapped_model_class(str(base_model))
         if isinstance(selector, (str, Path)):
-            from tspo.selector import TSPOSelector
+            from tspo.selection.selector import TSPOSelector
 
             selector = TSPOSelector.from_pretrained(str(selector), device=device or "cpu")
         self.selector = selector

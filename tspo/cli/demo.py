@@ -212,13 +212,13 @@ def write_report(cfg: DemoConfig, result: dict[str, Any], table: str, command: s
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """Run all five steps; returns the eval result dict (written to ``out_dir/eval.json``) plus
     ``stage_seconds`` (wall time of synth, train, eval, plots)."""
-    from tspo.cache import FeatureCache
     from tspo.data_synth.manifest import load_manifest
-    from tspo.evaluate import evaluate_samples, format_table
-    from tspo.kind_report import format_kind_table
+    from tspo.evaluation.evaluate import evaluate_samples, format_table
+    from tspo.evaluation.kind_report import format_kind_table
+    from tspo.features.cache import FeatureCache
     from tspo.plots import plot_eval_summary, plot_training_curves
     from tspo.rewards import build_oracle
-    from tspo.selector import TSPOSelector
+    from tspo.selection.selector import TSPOSelector
     from tspo.training.synth import ensure_synthetic
 
     out = Path(cfg.out_dir)
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = texture_config(args.out, seed=args.seed, progress=not args.no_progress, **given)
     else:
         cfg = DemoConfig(out_dir=args.out, seed=args.seed, progress=not args.no_progress, **given)
-    from tspo.encoders import EncoderWeightsError
+    from tspo.features.encoders import EncoderWeightsError
 
     try:
         run_demo(cfg)

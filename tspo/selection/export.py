@@ -28,7 +28,7 @@ from torch import nn
 
 from tspo.agents import TemporalAgent
 from tspo.errors import TSPOError
-from tspo.selector import SelectorConfigError, load_selector_agent
+from tspo.selection.selector import SelectorConfigError, load_selector_agent
 
 FORMATS = ("torchscript", "onnx")
 INPUT_NAMES = ("features", "text")

@@ -12,8 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-from tspo.clips import add_clip_arguments, clip_options_from_args
 from tspo.errors import TSPOError
+from tspo.selection.clips import add_clip_arguments, clip_options_from_args
+from tspo.selection.zoom_config import add_zoom_arguments, zoom_config_from_args
 from tspo.settings import (
     add_settings_arguments,
     check_fps,
@@ -21,7 +22,6 @@ from tspo.settings import (
     check_max_candidates,
     check_num_frames,
 )
-from tspo.zoom_config import add_zoom_arguments, zoom_config_from_args
 
 EXAMPLES = """examples:
   tspo select clip.mp4 "When does the dog jump?" -k 8 --encoder tiny-random
@@ -157,9 +157,9 @@ def _main(argv: list[str] | None) -> int:
     except UsageError as err:
         return _error(err, 2)
 
-    from tspo.cache import FeatureCache
-    from tspo.encoders import EncoderWeightsError
-    from tspo.selector import SelectorConfigError, SelectorWeightsError, TSPOSelector
+    from tspo.features.cache import FeatureCache
+    from tspo.features.encoders import EncoderWeightsError
+    from tspo.selection.selector import SelectorConfigError, SelectorWeightsError, TSPOSelector
     from tspo.video import VideoError
 
     cache = FeatureCache(args.feature_cache) if args.feature_cache else None

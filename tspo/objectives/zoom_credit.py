@@ -11,7 +11,7 @@ One agent scores both stages. For one question and a group of ``G`` rollouts:
 Credit is assigned per stage (Zoom-Zero's token-selective credit; our decoupled advantages):
 the span choice is credited by the zoom reward, ``A_span = w_z A(R_Z)``; the frame choice by
 the answer and the temporal reward, ``A_frames = w_a A(R_A) + w_t A(R_T)``, each ``A`` the
-group-normalised advantage of :func:`tspo.grpo.group_advantages`. The loss is the TSPO loss of
+group-normalised advantage of :func:`tspo.objectives.grpo.group_advantages`. The loss is the TSPO loss of
 each stage with its own advantages, summed.
 
 Shapes: ``G`` group members, ``C`` coarse candidates, ``S`` spans per member, ``P`` pool frames,
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tspo.grpo import ObjectiveInputError, group_advantages, tspo_loss
+from tspo.objectives.grpo import ObjectiveInputError, group_advantages, tspo_loss
 from tspo.rewards.spans import in_spans, span_hits, spans_around
 from tspo.video import even_positions
 

@@ -37,9 +37,9 @@ import torch
 
 from tspo.agents import get_method
 from tspo.rewards.spans import in_spans, span_hits, spans_around
+from tspo.selection.zoom_config import STRATEGIES, ZoomConfig, ZoomConfigError
 from tspo.settings import check_num_frames, clip_num_frames
 from tspo.video import VideoLike, candidate_times, nearest_frames
-from tspo.zoom_config import STRATEGIES, ZoomConfig, ZoomConfigError
 
 __all__ = ["STRATEGIES", "FeatureSource", "GridFeatureSource", "VideoFeatureSource", "ZoomConfig", "ZoomConfigError",
            "ZoomResult", "choose_spans", "demote_scores", "fine_times", "sample_zoom_source",
@@ -92,7 +92,7 @@ class GridFeatureSource:
 
     @classmethod
     def from_video_features(cls, vf) -> GridFeatureSource:
-        """From a :class:`tspo.cache.VideoFeatures` (features, timestamps_s, duration_s)."""
+        """From a :class:`tspo.features.cache.VideoFeatures` (features, timestamps_s, duration_s)."""
         return cls(vf.features, vf.timestamps_s, vf.duration_s)
 
     @property
@@ -162,7 +162,7 @@ class VideoFeatureSource:
     def _store(self) -> None:
         if self._key is None:
             return
-        from tspo.cache import VideoFeatures
+        from tspo.features.cache import VideoFeatures
 
         self.cache.store(self._key, VideoFeatures(self._feats, self._keys / _MS, np.full(len(self._keys), -1, np.int64),
                                                   self.duration_s))
@@ -279,7 +279,7 @@ def sample_zoom_source(sample, selector, config: ZoomConfig | None = None) -> Fe
     """The feature source of a manifest sample: a virtual (needle) video as rows of its composed
     ``fine_fps`` grid (each source encoded once, through the selector's cache), a file encoded on
     demand (:class:`VideoFeatureSource`)."""
-    from tspo.cache import video_features
+    from tspo.features.cache import video_features
 
     cfg = config or ZoomConfig()
     if isinstance(sample.video, str):

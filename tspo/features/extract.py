@@ -1,10 +1,10 @@
 """Candidate features at dataset scale: every video decoded and encoded once, across decode
 workers, ranks (GPUs) and nodes, into the feature cache that ``tspo train``, ``tspo eval`` and
-``tspo select`` read (:mod:`tspo.cache` owns the keys, the layout and the atomic writes).
+``tspo select`` read (:mod:`tspo.features.cache` owns the keys, the layout and the atomic writes).
 
 Per rank (:func:`extract_features`):
 
-1. *plan*: the manifest's videos become cache entries (:func:`tspo.cache.cache_entries`: a needle
+1. *plan*: the manifest's videos become cache entries (:func:`tspo.features.cache.cache_entries`: a needle
    video on the grid is its sources at the full grid). Each rank keys 1/W of them (a key reads
    2 MiB of each file), entries already whole on disk are skipped (a rerun after a kill finishes
    the rest only), unreadable files are recorded as failed with their reason;
@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from tspo.cache import FeatureCache, VideoFeatures, cache_entries, entry_key
+from tspo.features.cache import FeatureCache, VideoFeatures, cache_entries, entry_key
 from tspo.settings import DEFAULT_FPS
 from tspo.video import VideoLike, iter_frames_at, plan_candidates
 

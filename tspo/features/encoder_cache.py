@@ -3,14 +3,14 @@
 Once a video's candidate features are cached, what is left of ``tspo select`` is the question's
 text embedding, and building the CLIP model for it (``import open_clip`` alone takes seconds) cost
 far more than the selection. Two small stores beside the candidate features (one cache root, the
-:class:`~tspo.cache.FeatureCache`'s) remove that:
+:class:`~tspo.features.cache.FeatureCache`'s) remove that:
 
 - ``ROOT/encoders/<id>.json``, the encoder's *card*: ``dim``, ``image_size`` and the identity it
   was written for, saved the first time the encoder really loads;
 - ``ROOT/text/<ab>/<key>.safetensors``: one text embedding (float32 ``[D]``) per (encoder, text).
 
 :class:`CachedEncoder` answers ``dim`` / ``image_size`` from the card and texts from the store, and
-builds the real :class:`~tspo.encoders.ClipEncoder` on the first frame to encode or text not yet
+builds the real :class:`~tspo.features.encoders.ClipEncoder` on the first frame to encode or text not yet
 seen. The identity covers the spec, device type, dtype, the open_clip and torch versions and, for
 a weights file, that file's content identity, so a changed file or library never serves stale
 embeddings. Specs whose weights cannot be identified cheaply (``hf-hub:``, ``local-dir:``) load
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import torch
 
-from tspo.cache import atomic_write
-from tspo.encoders import (
+from tspo.features.cache import atomic_write
+from tspo.features.encoders import (
     ClipEncoder,
     EncoderWeightsError,
     check_text,
@@ -72,7 +72,7 @@ def encoder_identity(spec: str, device: str | torch.device, dtype: torch.dtype) 
 
 
 class CachedEncoder:
-    """The :class:`~tspo.encoders.ClipEncoder` interface, loading the model only on a cache miss.
+    """The :class:`~tspo.features.encoders.ClipEncoder` interface, loading the model only on a cache miss.
 
     ``encode_frames`` always needs the model; ``encode_texts`` / ``encode_text`` serve texts seen
     before from ``root/text`` and encode (then store) only the others. ``loaded`` says whether the
@@ -191,8 +191,8 @@ def _read_card(path: Path) -> dict | None:
 def cached_encoder(spec: str, root: str | os.PathLike, device: str | torch.device = "cpu") -> ClipEncoder | CachedEncoder:
     """The encoder for ``spec`` with its card and text embeddings kept under ``root`` (a feature
     cache root). With a card already there nothing heavy loads now; otherwise the encoder loads
-    (raising :func:`~tspo.encoders.load_encoder`'s errors) and its card is written. Specs that
-    cannot be identified cheaply return the plain loaded :class:`~tspo.encoders.ClipEncoder`."""
+    (raising :func:`~tspo.features.encoders.load_encoder`'s errors) and its card is written. Specs that
+    cannot be identified cheaply return the plain loaded :class:`~tspo.features.encoders.ClipEncoder`."""
     dtype = default_dtype(device)
     identity = encoder_identity(spec, device, dtype)
     if identity is None:

@@ -133,7 +133,7 @@ def caption_matches(attrs: np.ndarray, constraints: np.ndarray) -> np.ndarray:
 def _model(seed: int):
     import open_clip
 
-    from tspo.encoders import register_model_configs
+    from tspo.features.encoders import register_model_configs
 
     register_model_configs()
     with torch.random.fork_rng(devices=[]):
@@ -143,7 +143,7 @@ def _model(seed: int):
 
 def _images(frames: list[np.ndarray], image_size: int) -> torch.Tensor:
     """float32[N, 3, S, S]: frames of mixed sizes through the encoder's own preprocessing."""
-    from tspo.encoders import preprocess_frames
+    from tspo.features.encoders import preprocess_frames
 
     by_size: dict[int, list[int]] = {}
     for i, f in enumerate(frames):
@@ -226,7 +226,7 @@ def save_encoder(model, out_dir: str | Path, cfg: EncoderTrainConfig, metrics: d
     """Write ``open_clip_model.safetensors`` (float16) and ``open_clip_config.json``; returns the weights path."""
     from safetensors.torch import save_file
 
-    from tspo.encoders import model_config
+    from tspo.features.encoders import model_config
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 
 from tspo.agents import METHODS, RULES, get_method
-from tspo.judge import Outcome, judge_selections, metrics_of
+from tspo.evaluation.judge import Outcome, judge_selections, metrics_of
+from tspo.features.dataset import FeatureDataset, collate
 from tspo.settings import DEFAULT_FRAME_SIZE
-from tspo.training.datamodule import FeatureDataset, collate
 
 # Every registered method whose rule keeps exactly k per row (top-k, uniform): tspo, uniform, clip.
 HELDOUT_METHODS = tuple(name for name in METHODS if RULES[get_method(name).rule].batched)

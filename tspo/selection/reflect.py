@@ -114,16 +114,16 @@ def select_and_answer(selector: Any, video: Any, question: str, options: list[st
     """Select frames of ``video`` with ``selector``, ask ``oracle``, reflect while unsure.
 
     ``strategy="zoom"``: zoom selections over ``source`` (default: the selector's on-demand
-    :class:`~tspo.zoom.VideoFeatureSource`); ``"single"``: top-k over ``features`` (a
-    :class:`~tspo.cache.VideoFeatures`; default: the selector's candidates of ``video``).
+    :class:`~tspo.selection.zoom.VideoFeatureSource`); ``"single"``: top-k over ``features`` (a
+    :class:`~tspo.features.cache.VideoFeatures`; default: the selector's candidates of ``video``).
     ``meta``: what a simulated oracle reads (answer, kind, evidence spans). Frames are decoded only
     for oracles that need pixels (whole frames, short side ``frame_size``). ``num_frames`` and
     ``frame_size`` left None are the selector's settings.
     """
     from tspo.agents import get_method
     from tspo.rewards import OracleQuery, in_spans
+    from tspo.selection.zoom import demote_scores
     from tspo.video import read_whole_frames
-    from tspo.zoom import demote_scores
 
     settings = selector.settings.override(num_frames=num_frames, frame_size=frame_size)
     k, frame_size = settings.num_frames, settings.frame_size

@@ -19,12 +19,20 @@ import numpy as np
 import torch
 
 from tspo.agents import TemporalAgent, get_method
-from tspo.cache import FeatureCache, VideoFeatures, video_features
-from tspo.clips import UNITS, ClipConfig, clips_from_scores, plan_for_video
-from tspo.encoder_cache import CachedEncoder, cached_encoder
-from tspo.encoders import ClipEncoder, load_encoder
 from tspo.errors import TSPOError
-from tspo.hub import push_to_hub, resolve_pretrained
+from tspo.features.cache import FeatureCache, VideoFeatures, video_features
+from tspo.features.encoder_cache import CachedEncoder, cached_encoder
+from tspo.features.encoders import ClipEncoder, load_encoder
+from tspo.selection.clips import UNITS, ClipConfig, clips_from_scores, plan_for_video
+from tspo.selection.hub import push_to_hub, resolve_pretrained
+from tspo.selection.zoom import (
+    STRATEGIES,
+    FeatureSource,
+    VideoFeatureSource,
+    ZoomConfig,
+    ZoomResult,
+    zoom_select,
+)
 from tspo.settings import SelectionSettings, clip_num_frames
 from tspo.token_budget import DEFAULT_TOKEN_MODEL
 from tspo.video import (
@@ -35,7 +43,6 @@ from tspo.video import (
     segments_at,
     source_frame_indices,
 )
-from tspo.zoom import STRATEGIES, FeatureSource, VideoFeatureSource, ZoomConfig, ZoomResult, zoom_select
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +77,12 @@ class Selection:
     # source*, so (segment_ids[i], indices[i]) names a frame even when a clip is listed twice.
     segment_ids: np.ndarray | None = None
     sources: list[str] | None = None
-    # strategy="zoom" (tspo.zoom): candidates are every frame encoded (coarse + fine), T of them
+    # strategy="zoom" (tspo.selection.zoom): candidates are every frame encoded (coarse + fine), T of them
     strategy: str = "single"
     spans_s: np.ndarray | None = None  # float64[S, 2] spans visited [start, end) seconds, best first
     frames_encoded: int | None = None  # frames this selection had to encode (cache hits excluded)
     duration_s: float | None = None  # zoom: the video's length (its candidates do not tell it)
-    # unit="clip" (tspo.clips): the k picks are grown into clips within a visual-token budget
+    # unit="clip" (tspo.selection.clips): the k picks are grown into clips within a visual-token budget
     unit: str = "frame"
     clip_spans_s: np.ndarray | None = None  # float64[C, 2] first and last frame time of each clip, seconds
     clip_ids: np.ndarray | None = None  # int64[k] clip of each pick (0..C-1, time order)
@@ -136,7 +143,7 @@ class TSPOSelector:
     """Frozen encoder + temporal agent; picks the k candidate frames that matter for a question.
 
     ``encoder``: a spec string (``"ViT-L-14:openai"``, ``"MODEL:/path/weights.bin"``,
-    ``"tiny-random"``) or a loaded :class:`~tspo.encoders.ClipEncoder`. ``agent``: a trained
+    ``"tiny-random"``) or a loaded :class:`~tspo.features.encoders.ClipEncoder`. ``agent``: a trained
     :class:`TemporalAgent`; ``None`` builds an untrained one, whose scores rank frames exactly as
     CLIP similarity does (its MLP output starts at zero). ``cache``: where candidate features are
     kept between calls (default: an on-disk :class:`FeatureCache`; ``False`` disables it).
@@ -163,7 +170,7 @@ class TSPOSelector:
         self.cache = FeatureCache() if cache is None or cache is True else (cache or None)
         if isinstance(encoder, str):
             # With a cache, the encoder's card and text embeddings live beside the features, so a
-            # question about a cached video never builds the CLIP model (tspo.encoder_cache).
+            # question about a cached video never builds the CLIP model (tspo.features.encoder_cache).
             encoder = cached_encoder(encoder, self.cache.root, device) if self.cache else load_encoder(encoder, device)
         self.encoder = encoder
         if agent is None:
@@ -297,7 +304,7 @@ class TSPOSelector:
 
     def _select_clips(self, video: VideoLike, question: str, settings: SelectionSettings, method: str,
                       token_budget: int | None, model: Any, clips: ClipConfig | None, return_frames: bool) -> Selection:
-        """Clip selection (:mod:`tspo.clips`): the method's k picks are the anchors, grown into clips
+        """Clip selection (:mod:`tspo.selection.clips`): the method's k picks are the anchors, grown into clips
         with the frames the token budget buys at a smaller size (:mod:`tspo.token_budget`)."""
         m = get_method(method)
         if not m.needs_scores:
@@ -327,7 +334,7 @@ class TSPOSelector:
 
     def select_zoom_from_source(self, source: FeatureSource, question: str, num_frames: int, method: str = "tspo",
                                 zoom: ZoomConfig | None = None, suppress_s: np.ndarray | None = None) -> ZoomResult:
-        """Coarse-to-fine selection over a feature source (:func:`tspo.zoom.zoom_select`)."""
+        """Coarse-to-fine selection over a feature source (:func:`tspo.selection.zoom.zoom_select`)."""
         question = _check_question(question)
         return zoom_select(source, lambda f: self.score(f, question, method), num_frames, zoom, method, suppress_s)
 
@@ -506,16 +513,16 @@ def select_frames(
     a saved selector's stored values, else the defaults of :mod:`tspo.settings`). Deterministic: top-k of the scores, no sampling noise. Returns a
     :class:`Selection` with frame indices (ascending) and timestamps in seconds.
 
-    ``strategy="zoom"``: coarse-to-fine selection for long videos (:mod:`tspo.zoom`; budget knobs
-    in ``zoom``, a :class:`~tspo.zoom.ZoomConfig`; ``fps``/``max_candidates`` are not used): the
+    ``strategy="zoom"``: coarse-to-fine selection for long videos (:mod:`tspo.selection.zoom`; budget knobs
+    in ``zoom``, a :class:`~tspo.selection.zoom.ZoomConfig`; ``fps``/``max_candidates`` are not used): the
     :class:`Selection` then also reports ``spans_s`` visited and ``frames_encoded``.
 
-    ``unit="clip"``: key clips instead of key frames (:mod:`tspo.clips`). The method's k picks are
+    ``unit="clip"``: key clips instead of key frames (:mod:`tspo.selection.clips`). The method's k picks are
     anchors; the visual-token budget of ``model`` (a name in :data:`tspo.token_budget.TOKEN_MODELS`,
     e.g. ``"qwen2-vl"``, or its transformers processor) — ``token_budget`` tokens, or by default what
     k whole frames at ``frame_size`` cost — buys as many frames as fit at the largest size that
     keeps them within it, and the extra frames grow each anchor into a clip (knobs in ``clips``, a
-    :class:`~tspo.clips.ClipConfig`). The :class:`Selection` holds the flat frame list (frames read
+    :class:`~tspo.selection.clips.ClipConfig`). The :class:`Selection` holds the flat frame list (frames read
     at the planned size) plus ``clip_spans_s``, ``clip_ids`` and ``token_plan``.
     """
     if selector is None:

@@ -1,7 +1,7 @@
 """``tspo features``: extract every video's candidate features of a manifest into the feature cache.
 
 Each video is decoded and encoded once across the whole job (decode workers per rank, ranks over
-GPUs and nodes; engine: :mod:`tspo.features`), into the cache layout ``tspo train``, ``tspo eval``
+GPUs and nodes; engine: :mod:`tspo.features.extract`), into the cache layout ``tspo train``, ``tspo eval``
 and ``tspo select`` read. Videos already cached are skipped, so a killed run resumes; a video that
 cannot be read is reported with its reason and skipped. Processes: ``--devices N`` (and
 ``--num-nodes M``) are launched by Lightning Fabric; under ``torchrun`` or SLURM the launcher's
@@ -20,7 +20,7 @@ from tspo.settings import DEFAULT_FPS, DEFAULT_MAX_CANDIDATES
 
 
 def _default_encoder() -> str:
-    from tspo.encoders import load_encoder
+    from tspo.features.encoders import load_encoder
 
     return inspect.signature(load_encoder).parameters["spec"].default  # the encoders module owns it
 
@@ -82,11 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     from lightning.fabric import Fabric
     from lightning.fabric.strategies import DDPStrategy
 
-    from tspo.cache import FeatureCache
     from tspo.data_synth.manifest import load_manifest
-    from tspo.encoder_cache import cached_encoder
-    from tspo.encoders import EncoderWeightsError
-    from tspo.features import DEFAULT_BATCH_FRAMES, Ranks, default_num_workers, extract_features
+    from tspo.features.cache import FeatureCache
+    from tspo.features.encoder_cache import cached_encoder
+    from tspo.features.encoders import EncoderWeightsError
+    from tspo.features.extract import DEFAULT_BATCH_FRAMES, Ranks, default_num_workers, extract_features
 
     accelerator = "cuda" if args.accelerator == "gpu" else args.accelerator
     multi = args.devices * args.num_nodes > 1

@@ -230,8 +230,8 @@ def read_benchmark(name: str, annotation: str | Path, video_root: str | Path | N
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tspo.readers BENCHMARK ANNOTATION --out manifest.jsonl [--video-root DIR]``."""
-    p = argparse.ArgumentParser(prog="python -m tspo.readers", description="convert a benchmark to a tspo manifest")
+    """``python -m tspo.evaluation.readers BENCHMARK ANNOTATION --out manifest.jsonl [--video-root DIR]``."""
+    p = argparse.ArgumentParser(prog="python -m tspo.evaluation.readers", description="convert a benchmark to a tspo manifest")
     p.add_argument("benchmark", choices=sorted(READERS))
     p.add_argument("annotation", help="annotation file (or MLVU json/ folder)")
     p.add_argument("--video-root", default=None, help="folder holding the videos (default: the benchmark's layout)")

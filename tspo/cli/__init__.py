@@ -13,15 +13,15 @@ import sys
 from tspo.errors import TSPOError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "select": ("tspo.cli_select", "pick the k frames of a video that matter for a question"),
-    "synth": ("tspo.data_synth.cli", "render synthetic clips, compose needle videos, filter, validate"),
-    "train": ("tspo.training.cli", "train the temporal agent with TSPO (LightningCLI)"),
-    "features": ("tspo.cli_features", "extract a manifest's candidate features once, across workers and GPUs"),
-    "eval": ("tspo.evaluate", "compare selection methods on a manifest with an oracle"),
-    "demo": ("tspo.demo", "offline end-to-end demo: synth -> train -> eval -> report"),
-    "export": ("tspo.export", "export a trained agent to TorchScript or ONNX"),
-    "plot": ("tspo.cli_plot", "redraw training curves, an eval summary or a selection from files"),
-    "convert": ("tspo.convert", "turn the official TSPO-0.4B release into a selector directory"),
+    "select": ("tspo.cli.select", "pick the k frames of a video that matter for a question"),
+    "synth": ("tspo.cli.synth", "render synthetic clips, compose needle videos, filter, validate"),
+    "train": ("tspo.cli.train", "train the temporal agent with TSPO (LightningCLI)"),
+    "features": ("tspo.cli.features", "extract a manifest's candidate features once, across workers and GPUs"),
+    "eval": ("tspo.cli.eval", "compare selection methods on a manifest with an oracle"),
+    "demo": ("tspo.cli.demo", "offline end-to-end demo: synth -> train -> eval -> report"),
+    "export": ("tspo.cli.export", "export a trained agent to TorchScript or ONNX"),
+    "plot": ("tspo.cli.plot", "redraw training curves, an eval summary or a selection from files"),
+    "convert": ("tspo.cli.convert", "turn the official TSPO-0.4B release into a selector directory"),
 }
 
 

@@ -1,7 +1,7 @@
 """The one evaluation loop's core: selections of samples -> one oracle call -> per-(sample, method) outcomes.
 
-``tspo eval`` (:func:`tspo.evaluate.evaluate_samples`), the held-out check
-(:func:`tspo.training.heldout.heldout_metrics`) and ``TSPOModule.validation_step`` all make their
+``tspo eval`` (:func:`tspo.evaluation.evaluate.evaluate_samples`), the held-out check
+(:func:`tspo.evaluation.heldout.heldout_metrics`) and ``TSPOModule.validation_step`` all make their
 picks their own way (per-sample features and any rule / a batched top-k / the policy's greedy top-k)
 and then hand them here, so a (sample, method, picks) triple is judged the same way everywhere: whole
 frames decoded once per sample when the oracle needs pixels, one query per selection

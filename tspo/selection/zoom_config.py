@@ -1,6 +1,6 @@
-"""Budget knobs of the coarse-to-fine zoom (:mod:`tspo.zoom`) and their command-line flags.
+"""Budget knobs of the coarse-to-fine zoom (:mod:`tspo.selection.zoom`) and their command-line flags.
 
-Kept free of torch so that ``tspo select --help`` stays fast; :mod:`tspo.zoom` re-exports them.
+Kept free of torch so that ``tspo select --help`` stays fast; :mod:`tspo.selection.zoom` re-exports them.
 """
 
 from __future__ import annotations

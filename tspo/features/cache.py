@@ -219,7 +219,7 @@ def check_grid(segments: Sequence[Mapping], fps: float) -> None:
                 raise CompositionError(
                     f"segment {i} {key}={seg[key]} is not a multiple of 1/fps = {1 / fps} s, so its candidates "
                     "are not the source's; re-compose with cuts on the grid (tspo synth needle does) or "
-                    "encode the decoded candidates instead (tspo.cache.encode_candidates(segments, ...))")
+                    "encode the decoded candidates instead (tspo.features.cache.encode_candidates(segments, ...))")
 
 
 def compose_features(segments: Sequence[Mapping], source_features: Mapping[str, object], fps: float = DEFAULT_FPS,

@@ -11,11 +11,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from tspo.data_synth.events import QUESTION_KINDS
+from tspo.data_synth.needle import TARGET_ORDERS
 from tspo.rewards.factory import SPEC_HELP
 from tspo.settings import DEFAULT_FPS, DEFAULT_FRAME_SIZE, DEFAULT_MAX_CANDIDATES
-
-from .events import QUESTION_KINDS
-from .needle import TARGET_ORDERS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,8 +110,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _render(a) -> int:
-    from .manifest import write_manifest
-    from .render import render_dataset
+    from tspo.data_synth.manifest import write_manifest
+    from tspo.data_synth.render import render_dataset
 
     t0 = time.perf_counter()
     samples = render_dataset(a.out, a.num, a.seed, a.family, a.min_seconds, a.max_seconds, a.fps, a.size,
@@ -126,9 +125,9 @@ def _render(a) -> int:
 
 
 def _needle(a) -> int:
-    from .manifest import _relative, load_manifest, write_manifest
-    from .media import materialize
-    from .needle import NeedleConfig, compose_needles, find_videos
+    from tspo.data_synth.manifest import _relative, load_manifest, write_manifest
+    from tspo.data_synth.media import materialize
+    from tspo.data_synth.needle import NeedleConfig, compose_needles, find_videos
 
     cfg = NeedleConfig(a.min_minutes, a.max_minutes, tuple(a.repeats),
                        None if a.any_fraction else tuple(a.target_fraction), tuple(a.segment_seconds), a.fps,
@@ -174,11 +173,11 @@ def _world(a) -> int:
 
 
 def _filter(a) -> int:
-    from .filter import filter_samples
-    from .manifest import load_manifest, write_manifest
+    from tspo.data_synth.filter import filter_samples
+    from tspo.data_synth.manifest import load_manifest, write_manifest
 
     samples = load_manifest(a.manifest, a.root)
-    from tspo.encoders import load_encoder
+    from tspo.features.encoders import load_encoder
     from tspo.rewards import build_oracle
 
     encoder = load_encoder(a.encoder) if a.oracle == "clip" else None
@@ -196,9 +195,9 @@ def _filter(a) -> int:
 
 
 def _qa(a) -> int:
-    from .captioners import AnnotationCaptioner, HFCaptioner
-    from .manifest import load_manifest, write_manifest
-    from .qa import augment_samples
+    from tspo.data_synth.captioners import AnnotationCaptioner, HFCaptioner
+    from tspo.data_synth.manifest import load_manifest, write_manifest
+    from tspo.data_synth.qa import augment_samples
 
     samples = load_manifest(a.manifest, a.root)
     if a.captioner == "hf":
@@ -217,7 +216,7 @@ def _qa(a) -> int:
 def _encoder(a) -> int:
     from dataclasses import replace
 
-    from tspo.synth_encoder import EncoderTrainConfig, save_encoder, train_encoder
+    from tspo.data_synth.encoder_training import EncoderTrainConfig, save_encoder, train_encoder
 
     cfg = EncoderTrainConfig(seed=a.seed)
     cfg = replace(cfg, **{k: v for k, v in (("steps", a.steps), ("threads", a.threads)) if v is not None})
@@ -231,7 +230,7 @@ def _encoder(a) -> int:
 
 
 def _validate(a) -> int:
-    from .manifest import ManifestError, iter_manifest
+    from tspo.data_synth.manifest import ManifestError, iter_manifest
 
     good, bad, missing = 0, 0, []
     for _, item in iter_manifest(a.manifest, a.root):

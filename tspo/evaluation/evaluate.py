@@ -39,12 +39,10 @@ import torch
 
 from tspo.agents import METHODS, get_method
 from tspo.agents.methods import DRAWABLE_RULES
-from tspo.answer_log import AnswerLogger, draw_selections
-from tspo.cache import FeatureCache
 from tspo.data_synth.manifest import Sample, load_manifest
-from tspo.encoders import EncoderWeightsError
 from tspo.errors import TSPOError
-from tspo.judge import (
+from tspo.evaluation.answer_log import AnswerLogger, draw_selections
+from tspo.evaluation.judge import (
     DURATION_BUCKETS,
     Outcome,
     answered_accuracy,
@@ -52,16 +50,18 @@ from tspo.judge import (
     judge_selections,
     outcome,
 )
+from tspo.evaluation.readers import READERS, read_benchmark
+from tspo.features.cache import FeatureCache
+from tspo.features.encoders import EncoderWeightsError
 from tspo.progress import progress_bar
-from tspo.readers import READERS, read_benchmark
-from tspo.reflect import check_reflection, select_and_answer
 from tspo.rewards import SPEC_HELP, build_oracle
 from tspo.rewards import check_oracle_fits as _check_oracle_fits
-from tspo.selector import TSPOSelector
+from tspo.selection.reflect import check_reflection, select_and_answer
+from tspo.selection.selector import TSPOSelector
+from tspo.selection.zoom import sample_zoom_source
+from tspo.selection.zoom_config import add_zoom_arguments, zoom_config_from_args
 from tspo.settings import add_settings_arguments
 from tspo.video import VideoError
-from tspo.zoom import sample_zoom_source
-from tspo.zoom_config import add_zoom_arguments, zoom_config_from_args
 
 __all__ = ["DURATION_BUCKETS", "EvalConfigError", "Outcome", "check_methods", "duration_bucket", "evaluate_samples",
            "format_table", "main", "summarise"]
@@ -163,17 +163,17 @@ def evaluate_samples(
     selections per sample and method (Gumbel-top-k over the method's scores / ``log_temperature``;
     uniform: every k-subset equally likely), so a log of the answers (``--log-answers``) holds
     groups to build preference pairs from. Their answers do not enter the reported figures.
-    ``strategy="zoom"`` (a :class:`~tspo.zoom.ZoomConfig` in ``zoom``) selects coarse-to-fine with the
+    ``strategy="zoom"`` (a :class:`~tspo.selection.zoom.ZoomConfig` in ``zoom``) selects coarse-to-fine with the
     scored methods (``uniform`` stays single-stage); ``reflect`` > 0 re-selects up to that many times
-    while the oracle's confidence is below ``reflect_threshold`` (:mod:`tspo.reflect`). Either adds
+    while the oracle's confidence is below ``reflect_threshold`` (:mod:`tspo.selection.reflect`). Either adds
     ``frames_encoded`` and ``oracle_calls`` per method.
     ``on_error``: a sample whose video is missing or cannot be read is ``"skip"``-ped (its reason kept
     under ``"skipped"``, the others evaluated) or ``"stop"``-s the loop (``"stopped"``: the figures
     cover the samples before it). ``path_hint``: added to a missing video's reason (where its path
     resolves from). Samples with a question kind (``extra["qa_kind"]``, ``tspo synth``) add
-    ``by_question_kind`` (:func:`tspo.kind_report.kind_table`).
+    ``by_question_kind`` (:func:`tspo.evaluation.kind_report.kind_table`).
     """
-    from tspo.kind_report import kind_table
+    from tspo.evaluation.kind_report import kind_table
 
     methods = check_methods(methods)
     if on_error not in ON_ERROR:
@@ -320,7 +320,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 def format_kinds(result: dict[str, Any]) -> str:
     """The per-question-kind table (``by_question_kind``), or "" when the samples carry no kind."""
-    from tspo.kind_report import format_kind_table
+    from tspo.evaluation.kind_report import format_kind_table
 
     if not result.get("by_question_kind"):
         return ""
@@ -407,12 +407,12 @@ def make_selector(selector_dir: str | None, encoder: str | None, methods: Iterab
 
 
 def prefetch_features(samples: Sequence[Any], selector: Any, settings: Any, strategy: str = "single") -> Any:
-    """The samples' candidate features into the selector's cache in one pass (``tspo.features``:
+    """The samples' candidate features into the selector's cache in one pass (``tspo.features.extract``:
     decode workers, packed encoder calls, each video once), before the per-sample loop reads them.
     Unreadable videos are reported here and left to the loop's own handling."""
     if selector.cache is None or strategy != "single":
         return None
-    from tspo.features import extract_features
+    from tspo.features.extract import extract_features
 
     summary = extract_features([s.video for s in samples], selector.encoder, selector.cache, settings.fps,
                                settings.max_candidates)

@@ -4,7 +4,7 @@ Every oracle answer costs a call to a video LLM; GRPO uses each group once and t
 :class:`AnswerLogger` writes every answer to an *answer log*, :func:`read_answer_log` reads one back
 (JSON Lines, Parquet, or an :class:`~tspo.rewards.OracleCache` SQLite file), and
 :func:`collect_answers` asks an oracle about random selections to make one. The preference pairs a
-log gives are :func:`tspo.preference.pairs_from_log`'s job.
+log gives are :func:`tspo.objectives.preference.pairs_from_log`'s job.
 
 Answer log record (one JSON object per line; Parquet: the same columns)::
 
@@ -32,7 +32,8 @@ import torch
 from tspo.agents import GumbelTopK
 from tspo.agents.methods import AGENT_FREE_DRAWS, get_method
 from tspo.errors import TSPOError
-from tspo.judge import ask_about, group_picks
+from tspo.evaluation.judge import ask_about, group_picks
+from tspo.features.dataset import collate
 from tspo.rewards import Oracle
 from tspo.settings import DEFAULT_FRAME_SIZE
 
@@ -195,8 +196,6 @@ def collect_answers(dataset: Any, oracle: Any, num_frames: int, draws: int, poli
     to ask about (default all). ``frame_size``: short side of the whole frames an oracle that needs
     pixels is shown. Returns the number of queries sent (cache hits included).
     """
-    from tspo.training.datamodule import collate  # lazy: tspo.training imports this module
-
     if policy not in COLLECT_POLICIES:
         raise AnswerLogError(f"collect_answers: policy must be one of {COLLECT_POLICIES}, got {policy!r}")
     if not tau > 0:

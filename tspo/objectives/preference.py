@@ -1,7 +1,7 @@
 """Preference pairs from logged oracle answers and the DPO objective on them (TPO-style, for the sampler).
 
 :func:`pairs_from_log` turns the logged selections of each question (an answer log,
-:mod:`tspo.answer_log`) into preference pairs: for two selections of the same question, the one with
+:mod:`tspo.evaluation.answer_log`) into preference pairs: for two selections of the same question, the one with
 the higher reward (``w_a R_A + w_t R_T`` for needles, ``w_a R_A + w_t`` otherwise) is preferred; ties
 (and margins up to ``min_margin``) are dropped. :func:`dpo_loss` trains on the pairs against a frozen
 reference agent.
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from tspo.errors import TSPOError
-from tspo.grpo import ObjectiveInputError, picks_in_target
+from tspo.objectives.grpo import ObjectiveInputError, picks_in_target
 from tspo.rewards import accuracy_reward
 
 # OracleCache keys hold integer milliseconds; a logged pick matches a candidate within half of that.
@@ -206,7 +206,7 @@ def dpo_loss(logp_chosen: torch.Tensor, logp_rejected: torch.Tensor, ref_chosen:
 
     Args:
         logp_chosen, logp_rejected: float[P] selection log-probs under the policy
-            (:func:`tspo.grpo.selection_logp`), with gradient.
+            (:func:`tspo.objectives.grpo.selection_logp`), with gradient.
         ref_chosen, ref_rejected: float[P] the same under the reference.
         beta: > 0, inverse temperature of the implicit reward (how far from the reference the
             policy may move before a pair counts as learned).

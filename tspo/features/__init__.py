@@ -1,0 +1,1 @@
+"""Candidate features: frozen CLIP encoders, the on-disk feature and encoder caches."""
