@@ -36,9 +36,10 @@ logger = logging.getLogger(__name__)
 TINY_RANDOM = "tiny-random"
 _TINY_ARCH = "tspo-tiny-random"
 _TINY_SEED = 20250722
-_CONFIG_DIR = Path(__file__).parent / "model_configs"
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent  # tspo/: the package data lives there
+_CONFIG_DIR = _PACKAGE_DIR / "model_configs"
 SYNTH = "tspo-synth"
-SYNTH_WEIGHTS = Path(__file__).parent / "weights" / SYNTH / "open_clip_model.safetensors"
+SYNTH_WEIGHTS = _PACKAGE_DIR / "weights" / SYNTH / "open_clip_model.safetensors"
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
