@@ -103,7 +103,7 @@ def heldout_needles(root: Path, num: int, seed: int, confusers: int = 0, confuse
 
 
 def _covers(times: np.ndarray, spans) -> bool:
-    from tspo.rewards import in_spans
+    from tspo.spans import in_spans
 
     return bool(in_spans(times, spans).any())
 
@@ -123,9 +123,9 @@ def zoom_name(cfg) -> str:
 
 def evaluate_sample(selector, oracle, s, variant: str, zoom_cfg, reflect_rounds: int, threshold: float,
                     zoom_selector=None, wider_cfg=None) -> list[dict]:
+    from tspo.evaluation.reflect import select_and_answer
     from tspo.features.cache import video_features
     from tspo.rewards import OracleQuery
-    from tspo.selection.reflect import select_and_answer
     from tspo.selection.zoom import GridFeatureSource
 
     enc, cache = selector.encoder, selector.cache

@@ -53,8 +53,8 @@ CONFUSERS = 24          # as many confuser clips as the question world renders p
 def coarse_grid_hits(samples) -> dict[str, float]:
     """Share of ``samples`` whose 128 uniform coarse candidates (the single-stage / zoom grid) include a
     time inside the evidence, and inside the target clip: the most any 128-candidate method can cover."""
-    from tspo.rewards import in_spans
     from tspo.selection.zoom import ZoomConfig
+    from tspo.spans import in_spans
     from tspo.video import candidate_times
 
     grids = [candidate_times(s.duration_s, 1.0, ZoomConfig().coarse_candidates) for s in samples]
@@ -66,8 +66,8 @@ def coarse_top_on_target(selector, samples, zoom_cfg) -> float:
     """Share of ``samples`` whose best-scored coarse candidate lies on the target clip: where zoom's
     first span opens (the agent's coarse ranking, measured on the same features as the table)."""
     from tspo.features.cache import video_features
-    from tspo.rewards import in_spans
     from tspo.selection.zoom import GridFeatureSource
+    from tspo.spans import in_spans
 
     hits = []
     for s in samples:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Public names resolve lazily (like ``tspo``'s): importing the manifest schema
-# (``tspo.data_synth.manifest``) from inside ``tspo`` must not pull in the renderer, the needle
-# composer or the filter, which themselves import ``tspo`` modules.
+# Public names resolve lazily (like ``tspo``'s): ``import tspo.data_synth.events`` must not pull in
+# the renderer, the needle composer or the filter. The manifest schema lives in core
+# (``tspo.manifest``: every video, synthetic or not, is listed in one); it is re-exported here.
 _LAZY = {
     "AnnotationCaptioner": "captioners",
     "ClipTruth": "events",
@@ -18,13 +18,13 @@ _LAZY = {
     "EventDescription": "qa",
     "FilterReport": "filter",
     "HFCaptioner": "captioners",
-    "ManifestError": "manifest",
+    "ManifestError": "tspo.manifest",
     "NeedleConfig": "needle",
     "NeedleReport": "needle",
     "QAError": "qa",
     "QUESTION_KINDS": "events",
     "RenderError": "events",
-    "Sample": "manifest",
+    "Sample": "tspo.manifest",
     "SourceError": "media",
     "SynthError": "needle",
     "TARGET_ORDERS": "needle",
@@ -35,20 +35,20 @@ _LAZY = {
     "events_from_extra": "events",
     "filter_samples": "filter",
     "find_videos": "needle",
-    "iter_manifest": "manifest",
-    "load_manifest": "manifest",
+    "iter_manifest": "tspo.manifest",
+    "load_manifest": "tspo.manifest",
     "locate": "needle",
     "make_clip_truth": "events",
     "make_mcq": "qa",
     "materialize": "media",
     "merge_spans": "needle",
-    "parse_sample": "manifest",
+    "parse_sample": "tspo.manifest",
     "probe_source": "media",
     "render_dataset": "render",
     "render_distractor": "render",
     "render_target_clip": "render",
     "uniform_timestamps": "filter",
-    "write_manifest": "manifest",
+    "write_manifest": "tspo.manifest",
     "write_video": "render",
 }
 
@@ -64,7 +64,8 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        module = _LAZY[name] if _LAZY[name].startswith("tspo.") else f"{__name__}.{_LAZY[name]}"
+        return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from tspo.manifest import Sample
 from tspo.settings import DEFAULT_FRAME_SIZE
 from tspo.video import read_whole_frames
 
 from .events import events_from_extra
-from .manifest import Sample
 from .qa import EventDescription, QAError, merge_descriptions
 
 

@@ -25,6 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tspo.data_synth.events import BACKGROUNDS, COLOURS, MOTIONS, QUESTION_TEMPLATES, SHAPES, WORDS, Event
+from tspo.data_synth.render import event_frames
+from tspo.features.encoders import model_config, preprocess_frames, register_model_configs
+
 ARCH = "tspo-synth"
 WEIGHTS_NAME = "open_clip_model.safetensors"
 CONFIG_NAME = "open_clip_config.json"
@@ -52,7 +56,6 @@ class EncoderTrainConfig:
 
 
 def _vocab():
-    from tspo.data_synth.events import BACKGROUNDS, COLOURS, SHAPES, WORDS
 
     return list(SHAPES), list(COLOURS), list(BACKGROUNDS), list(WORDS)
 
@@ -68,8 +71,6 @@ def sample_attributes(rng: np.random.Generator, n: int, text_prob: float) -> np.
 
 def render_attributes(attrs: np.ndarray, rng: np.random.Generator, sizes: tuple[int, ...]) -> list[np.ndarray]:
     """One uint8[H, W, 3] frame per row of ``attrs``, at a random point of a random motion."""
-    from tspo.data_synth.events import MOTIONS, Event
-    from tspo.data_synth.render import event_frames
 
     shapes, colours, bgs, words = _vocab()
     frames = []
@@ -85,7 +86,6 @@ def make_caption(a: np.ndarray, rng: np.random.Generator) -> tuple[str, np.ndarr
 
     A frame satisfies the caption when it matches either row of the constraint field by field.
     """
-    from tspo.data_synth.events import QUESTION_TEMPLATES, Event
 
     shapes, colours, bgs, words = _vocab()
     s, c, b, w = (int(x) for x in a)
@@ -133,8 +133,6 @@ def caption_matches(attrs: np.ndarray, constraints: np.ndarray) -> np.ndarray:
 def _model(seed: int):
     import open_clip
 
-    from tspo.features.encoders import register_model_configs
-
     register_model_configs()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -143,7 +141,6 @@ def _model(seed: int):
 
 def _images(frames: list[np.ndarray], image_size: int) -> torch.Tensor:
     """float32[N, 3, S, S]: frames of mixed sizes through the encoder's own preprocessing."""
-    from tspo.features.encoders import preprocess_frames
 
     by_size: dict[int, list[int]] = {}
     for i, f in enumerate(frames):
@@ -225,8 +222,6 @@ def _train(cfg: EncoderTrainConfig, progress: bool, t0: float):
 def save_encoder(model, out_dir: str | Path, cfg: EncoderTrainConfig, metrics: dict, seconds: float) -> Path:
     """Write ``open_clip_model.safetensors`` (float16) and ``open_clip_config.json``; returns the weights path."""
     from safetensors.torch import save_file
-
-    from tspo.features.encoders import model_config
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

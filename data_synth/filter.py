@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tspo.agents.baselines import select_uniform
+from tspo.manifest import Sample
+from tspo.progress import progress_bar
 from tspo.rewards import OracleQuery
 from tspo.settings import DEFAULT_FPS, DEFAULT_FRAME_SIZE, DEFAULT_MAX_CANDIDATES
 from tspo.video import candidate_times, read_whole_frames
-
-from .manifest import Sample
 
 
 @dataclass
@@ -72,7 +72,6 @@ def filter_samples(samples: Sequence[Sample], oracle, easy_frames: int = 4, hard
     stops half-way. An answer with no readable option is a wrong answer (listed in
     ``report.unparsed``). Oracle frames are whole (short side ``frame_size``, aspect kept).
     """
-    from tspo.progress import progress_bar
 
     if not 1 <= easy_frames < hard_frames:
         raise ValueError(f"need 1 <= easy_frames < hard_frames, got {easy_frames}, {hard_frames}")

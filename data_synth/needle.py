@@ -22,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from tspo.data_synth.events import excluded
 from tspo.errors import TSPOError
+from tspo.manifest import Sample, load_manifest
+from tspo.progress import progress_bar
 from tspo.settings import DEFAULT_FPS
 from tspo.video import probe_video
 
-from .manifest import Sample, load_manifest
 from .media import grid_steps
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v")
@@ -91,7 +93,6 @@ class ConfuserClip:
 
 def confuser_runs(clip: ConfuserClip, exclude: dict, fps: float) -> list[tuple[int, int]]:
     """(start step, length) of each maximal stretch of ``clip`` whose events are all allowed by ``exclude``."""
-    from .events import excluded
 
     runs: list[tuple[int, int]] = []
     for ev in clip.events:  # a handful of events per clip: loop over events, not frames
@@ -148,7 +149,6 @@ def source_duration(path: str) -> float:
 
 def probe_pool(paths: Sequence[str], fps: float, report: NeedleReport, progress: bool = False) -> list[PoolVideo]:
     """Probe every path; unusable ones go to ``report.skipped`` instead of raising."""
-    from tspo.progress import progress_bar
 
     out = []
     for path in progress_bar(paths, desc="probe haystack", unit="video", disable=not progress):
@@ -166,7 +166,6 @@ def probe_pool(paths: Sequence[str], fps: float, report: NeedleReport, progress:
 
 def probe_targets(samples: Sequence[Sample], fps: float, report: NeedleReport, progress: bool = False) -> list[PoolVideo]:
     """Usable target clips (a plain video with its QA); others go to ``report.skipped``."""
-    from tspo.progress import progress_bar
 
     out = []
     for s in progress_bar(samples, desc="probe targets", unit="clip", disable=not progress):
@@ -355,7 +354,6 @@ def compose_needles(targets: Sequence[Sample], distractors: Sequence[str], num: 
     Missing/unreadable sources are skipped and listed in the report; empty pools and targets longer
     than the longest timeline raise :class:`SynthError` before any work.
     """
-    from tspo.progress import progress_bar
 
     cfg = config or NeedleConfig()
     cfg.validate()

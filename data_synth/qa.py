@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from tspo.errors import TSPOError
-
-from .manifest import Sample
+from tspo.manifest import Sample
+from tspo.progress import progress_bar
 
 QA_STYLES = ("which", "after", "before")
 
@@ -104,7 +104,6 @@ def augment_sample(sample: Sample, events: Sequence[EventDescription], other_des
 def augment_samples(samples: Sequence[Sample], captioner, seed: int = 0, num_options: int = 4,
                     styles: Sequence[str] = QA_STYLES, progress: bool = True) -> list[Sample]:
     """Caption every sample, then give each a question whose distractors are other clips' captions."""
-    from tspo.progress import progress_bar
 
     described = [captioner.describe(s) for s in progress_bar(samples, desc="caption", unit="clip", disable=not progress)]
     rng = np.random.default_rng(seed)

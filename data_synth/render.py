@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from tspo.manifest import Sample
+from tspo.progress import progress_bar
 from tspo.video import write_frames
 
 from .events import BACKGROUNDS, COLOURS, QUESTION_KINDS, ClipTruth, Event, RenderError, make_clip_truth
-from .manifest import Sample
 
 DISTRACTOR_PATTERNS = ("gradient", "stripes", "checker", "noise", "plasma")
 
@@ -181,7 +182,6 @@ def render_dataset(out_dir: str | Path, num: int, seed: int = 0, family: str = "
     ``family="distractor"`` renders haystack videos (``extra["scenes"]`` instead of a question); their
     samples carry a placeholder question and are not meant for training.
     """
-    from tspo.progress import progress_bar
 
     if num < 1:
         raise RenderError(f"num must be >= 1, got {num}")

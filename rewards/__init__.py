@@ -10,6 +10,8 @@ Reward math (pure functions): :func:`parse_option`, :func:`accuracy_reward`,
 
 from __future__ import annotations
 
+from tspo.spans import in_spans, span_hits, spans_around
+
 from .cache import OracleCache
 from .clip_oracle import ClipZeroShotOracle
 from .errors import OracleConfigError, OracleInputError, RewardInputError
@@ -20,7 +22,6 @@ from .oracle import Oracle, OracleAnswer, OracleQuery
 from .parsing import option_letters, parse_option
 from .rewards import RewardParts, accuracy_reward, compose_reward, temporal_reward
 from .simulated import SimulatedOracle
-from .spans import in_spans, span_hits, spans_around
 
 __all__ = [
     "ORACLE_KINDS",

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from tspo.spans import SpanError, in_spans
+
 from .errors import RewardInputError
-from .spans import in_spans
 
 KINDS = ("general", "needle")
 
@@ -87,7 +88,10 @@ def temporal_reward(
     if by_time:
         if timestamps_s is None or target_spans_s is None:
             raise RewardInputError("temporal_reward needs both timestamps_s and target_spans_s")
-        inside = in_spans(_as_timestamps(timestamps_s), target_spans_s)
+        try:
+            inside = in_spans(_as_timestamps(timestamps_s), target_spans_s)
+        except SpanError as err:  # the reward's contract: every bad input is a RewardInputError
+            raise RewardInputError(str(err)) from err
     else:
         if target_mask is None or positions is None:
             raise RewardInputError("temporal_reward needs both positions= and target_mask=")

@@ -39,9 +39,10 @@ from typing import Any
 
 import numpy as np
 
+from tspo.spans import as_spans, span_hits
+
 from .errors import OracleConfigError, OracleInputError
 from .oracle import OracleAnswer, OracleQuery, check_queries
-from .spans import as_spans, span_hits
 
 GUESS_RULES = ("random", "wrong", "first")
 

@@ -149,12 +149,12 @@ def test_root_containment_follows_symlinks(tmp_path):
 
 
 def test_manifest_schema_imports_without_the_rest_of_data_synth():
-    """tspo modules import the schema (tspo.data_synth.manifest); that must not run the renderer,
+    """tspo modules import the schema (tspo.manifest); that must not run the renderer,
     composer or filter, which import tspo modules themselves (no import-time circle)."""
     import subprocess
     import sys
 
-    code = ("import sys, tspo.evaluation.evaluate, tspo.data_synth.manifest; "
+    code = ("import sys, tspo.evaluation.evaluate, tspo.manifest; "
             "heavy = [m for m in ('render', 'needle', 'filter', 'captioners', 'qa') if f'tspo.data_synth.{m}' in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -9,7 +9,6 @@ import av
 import numpy as np
 import pytest
 
-from tspo.data_synth.manifest import load_manifest
 from tspo.evaluation.readers import (
     BenchmarkFormatError,
     main,
@@ -18,6 +17,7 @@ from tspo.evaluation.readers import (
     read_mlvu,
     read_videomme,
 )
+from tspo.manifest import load_manifest
 
 
 def _lvb_rows() -> list[dict]:

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from tspo.rewards import OracleAnswer, OracleConfigError, OracleQuery, SimulatedOracle
-from tspo.selection.reflect import (
+from tspo.evaluation.reflect import (
     ReflectionError,
     answer_confidence,
     pick_cells,
     reflection_loop,
     select_and_answer,
 )
+from tspo.rewards import OracleAnswer, OracleConfigError, OracleQuery, SimulatedOracle
 from tspo.selection.zoom import GridFeatureSource, ZoomConfig
 
 OPTS = ("cat", "dog", "bird", "fish")

@@ -199,7 +199,7 @@ def test_synth_world_makes_the_benchmark_question_world_in_one_command(tmp_path)
 
     from benchmarks import bench_question
     from tspo.cli.synth import main as synth_main
-    from tspo.data_synth.manifest import load_manifest
+    from tspo.manifest import load_manifest
     from tspo.training.synth import question_world
 
     assert (question_world("x").num_train, question_world("x").num_val) == (bench_question.NUM_TRAIN,

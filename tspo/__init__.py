@@ -20,6 +20,8 @@ _LAZY = {"Selection": "tspo.selection.selector", "TSPOSelector": "tspo.selection
 
 # Modules that moved into folders (0.2): their old dotted paths import the new modules.
 _MOVED = {
+    "tspo.rewards.spans": "tspo.spans",
+    "tspo.data_synth.manifest": "tspo.manifest",
     "tspo.encoders": "tspo.features.encoders",
     "tspo.encoder_cache": "tspo.features.encoder_cache",
     "tspo.cache": "tspo.features.cache",
@@ -27,7 +29,7 @@ _MOVED = {
     "tspo.hub": "tspo.selection.hub",
     "tspo.zoom": "tspo.selection.zoom",
     "tspo.zoom_config": "tspo.selection.zoom_config",
-    "tspo.reflect": "tspo.selection.reflect",
+    "tspo.reflect": "tspo.evaluation.reflect",
     "tspo.export": "tspo.selection.export",
     "tspo.convert": "tspo.selection.convert",
     "tspo.grpo": "tspo.objectives.grpo",

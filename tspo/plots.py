@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from tspo.errors import TSPOError
+from tspo.spans import in_spans
 
 
 class PlotInputError(TSPOError, ValueError):
@@ -87,7 +88,6 @@ def _inside(times_s: np.ndarray, spans: np.ndarray) -> np.ndarray:
     """bool[k]: whether each time lies in any span, as R_T counts it (``tspo.rewards.in_spans``)."""
     # Imported here: tspo.rewards pulls in torch, and `tspo select` checks --plot paths through this
     # module before it imports torch (an argument error must cost well under a second).
-    from tspo.rewards import in_spans
 
     return in_spans(times_s, spans)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+from tspo import __version__
 from tspo.errors import TSPOError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -39,8 +40,6 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0
     if argv[0] in {"-V", "--version"}:
-        from tspo import __version__
-
         print(f"tspo {__version__}")
         return 0
     name, rest = argv[0], argv[1:]

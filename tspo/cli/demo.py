@@ -17,6 +17,9 @@
 
 from __future__ import annotations
 
+# Lazy loads, on purpose: the modules that bring torch, open_clip or Lightning are imported inside
+# the command's functions, so `--help` and argument errors answer before they load
+# (tests/test_cli_behaviour.py checks it). Everything else is imported here.
 import argparse
 import json
 import shlex
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tspo.agents import METHODS
+from tspo.manifest import load_manifest
 from tspo.settings import DEFAULT_MAX_CANDIDATES, DEFAULT_NUM_FRAMES
 
 WORLDS = ("question", "texture")
@@ -212,7 +216,6 @@ def write_report(cfg: DemoConfig, result: dict[str, Any], table: str, command: s
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """Run all five steps; returns the eval result dict (written to ``out_dir/eval.json``) plus
     ``stage_seconds`` (wall time of synth, train, eval, plots)."""
-    from tspo.data_synth.manifest import load_manifest
     from tspo.evaluation.evaluate import evaluate_samples, format_table
     from tspo.evaluation.kind_report import format_kind_table
     from tspo.features.cache import FeatureCache

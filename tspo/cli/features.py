@@ -10,13 +10,17 @@ processes are used as they are.
 
 from __future__ import annotations
 
+# Lazy loads, on purpose: the modules that bring torch, open_clip or Lightning are imported inside
+# the command's functions, so `--help` and argument errors answer before they load
+# (tests/test_cli_behaviour.py checks it). Everything else is imported here.
 import argparse
 import inspect
 import json
 import sys
 from pathlib import Path
 
-from tspo.settings import DEFAULT_FPS, DEFAULT_MAX_CANDIDATES
+from tspo.manifest import load_manifest
+from tspo.settings import DEFAULT_FPS, DEFAULT_MAX_CANDIDATES, check_fps
 
 
 def _default_encoder() -> str:
@@ -54,7 +58,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check(args: argparse.Namespace) -> None:
-    from tspo.settings import check_fps
 
     check_fps(args.fps, "--fps")
     for name in ("devices", "num_nodes"):
@@ -82,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     from lightning.fabric import Fabric
     from lightning.fabric.strategies import DDPStrategy
 
-    from tspo.data_synth.manifest import load_manifest
     from tspo.features.cache import FeatureCache
     from tspo.features.encoder_cache import cached_encoder
     from tspo.features.encoders import EncoderWeightsError

@@ -7,11 +7,15 @@ and the fix), 1 the work itself failed (unreadable video, broken selector files,
 
 from __future__ import annotations
 
+# Lazy loads, on purpose: the modules that bring torch, open_clip or Lightning are imported inside
+# the command's functions, so `--help` and argument errors answer before they load
+# (tests/test_cli_behaviour.py checks it). Everything else is imported here.
 import argparse
 import json
 import sys
 from pathlib import Path
 
+from tspo.console import plain_warnings
 from tspo.errors import TSPOError
 from tspo.selection.clips import add_clip_arguments, clip_options_from_args
 from tspo.selection.zoom_config import add_zoom_arguments, zoom_config_from_args
@@ -143,7 +147,6 @@ def _error(message: object, code: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tspo.console import plain_warnings
 
     with plain_warnings("tspo select"):
         return _main(argv)

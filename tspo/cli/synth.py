@@ -4,6 +4,9 @@ the synthetic world."""
 
 from __future__ import annotations
 
+# Lazy loads, on purpose: the modules that bring torch, open_clip or Lightning are imported inside
+# the command's functions, so `--help` and argument errors answer before they load
+# (tests/test_cli_behaviour.py checks it). Everything else is imported here.
 import argparse
 import json
 import sys
@@ -13,6 +16,8 @@ from pathlib import Path
 
 from tspo.data_synth.events import QUESTION_KINDS
 from tspo.data_synth.needle import TARGET_ORDERS
+from tspo.manifest import ManifestError, _relative, iter_manifest, load_manifest, write_manifest
+from tspo.progress import progress_bar
 from tspo.rewards.factory import SPEC_HELP
 from tspo.settings import DEFAULT_FPS, DEFAULT_FRAME_SIZE, DEFAULT_MAX_CANDIDATES
 
@@ -110,7 +115,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _render(a) -> int:
-    from tspo.data_synth.manifest import write_manifest
     from tspo.data_synth.render import render_dataset
 
     t0 = time.perf_counter()
@@ -125,7 +129,6 @@ def _render(a) -> int:
 
 
 def _needle(a) -> int:
-    from tspo.data_synth.manifest import _relative, load_manifest, write_manifest
     from tspo.data_synth.media import materialize
     from tspo.data_synth.needle import NeedleConfig, compose_needles, find_videos
 
@@ -140,8 +143,6 @@ def _needle(a) -> int:
     out = Path(a.out)
     if a.materialize:
         from dataclasses import replace
-
-        from tspo.progress import progress_bar
 
         done = []
         for s in progress_bar(samples, desc="materialize", unit="video"):
@@ -174,7 +175,6 @@ def _world(a) -> int:
 
 def _filter(a) -> int:
     from tspo.data_synth.filter import filter_samples
-    from tspo.data_synth.manifest import load_manifest, write_manifest
 
     samples = load_manifest(a.manifest, a.root)
     from tspo.features.encoders import load_encoder
@@ -196,7 +196,6 @@ def _filter(a) -> int:
 
 def _qa(a) -> int:
     from tspo.data_synth.captioners import AnnotationCaptioner, HFCaptioner
-    from tspo.data_synth.manifest import load_manifest, write_manifest
     from tspo.data_synth.qa import augment_samples
 
     samples = load_manifest(a.manifest, a.root)
@@ -230,7 +229,6 @@ def _encoder(a) -> int:
 
 
 def _validate(a) -> int:
-    from tspo.data_synth.manifest import ManifestError, iter_manifest
 
     good, bad, missing = 0, 0, []
     for _, item in iter_manifest(a.manifest, a.root):

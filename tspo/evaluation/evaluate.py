@@ -39,7 +39,6 @@ import torch
 
 from tspo.agents import METHODS, get_method
 from tspo.agents.methods import DRAWABLE_RULES
-from tspo.data_synth.manifest import Sample, load_manifest
 from tspo.errors import TSPOError
 from tspo.evaluation.answer_log import AnswerLogger, draw_selections
 from tspo.evaluation.judge import (
@@ -50,13 +49,16 @@ from tspo.evaluation.judge import (
     judge_selections,
     outcome,
 )
+from tspo.evaluation.kind_report import format_kind_table, kind_table
 from tspo.evaluation.readers import READERS, read_benchmark
+from tspo.evaluation.reflect import check_reflection, select_and_answer
 from tspo.features.cache import FeatureCache
 from tspo.features.encoders import EncoderWeightsError
+from tspo.features.extract import extract_features
+from tspo.manifest import Sample, load_manifest
 from tspo.progress import progress_bar
 from tspo.rewards import SPEC_HELP, build_oracle
 from tspo.rewards import check_oracle_fits as _check_oracle_fits
-from tspo.selection.reflect import check_reflection, select_and_answer
 from tspo.selection.selector import TSPOSelector
 from tspo.selection.zoom import sample_zoom_source
 from tspo.selection.zoom_config import add_zoom_arguments, zoom_config_from_args
@@ -165,7 +167,7 @@ def evaluate_samples(
     groups to build preference pairs from. Their answers do not enter the reported figures.
     ``strategy="zoom"`` (a :class:`~tspo.selection.zoom.ZoomConfig` in ``zoom``) selects coarse-to-fine with the
     scored methods (``uniform`` stays single-stage); ``reflect`` > 0 re-selects up to that many times
-    while the oracle's confidence is below ``reflect_threshold`` (:mod:`tspo.selection.reflect`). Either adds
+    while the oracle's confidence is below ``reflect_threshold`` (:mod:`tspo.evaluation.reflect`). Either adds
     ``frames_encoded`` and ``oracle_calls`` per method.
     ``on_error``: a sample whose video is missing or cannot be read is ``"skip"``-ped (its reason kept
     under ``"skipped"``, the others evaluated) or ``"stop"``-s the loop (``"stopped"``: the figures
@@ -173,7 +175,6 @@ def evaluate_samples(
     resolves from). Samples with a question kind (``extra["qa_kind"]``, ``tspo synth``) add
     ``by_question_kind`` (:func:`tspo.evaluation.kind_report.kind_table`).
     """
-    from tspo.evaluation.kind_report import kind_table
 
     methods = check_methods(methods)
     if on_error not in ON_ERROR:
@@ -320,7 +321,6 @@ def format_table(result: dict[str, Any]) -> str:
 
 def format_kinds(result: dict[str, Any]) -> str:
     """The per-question-kind table (``by_question_kind``), or "" when the samples carry no kind."""
-    from tspo.evaluation.kind_report import format_kind_table
 
     if not result.get("by_question_kind"):
         return ""
@@ -412,7 +412,6 @@ def prefetch_features(samples: Sequence[Any], selector: Any, settings: Any, stra
     Unreadable videos are reported here and left to the loop's own handling."""
     if selector.cache is None or strategy != "single":
         return None
-    from tspo.features.extract import extract_features
 
     summary = extract_features([s.video for s in samples], selector.encoder, selector.cache, settings.fps,
                                settings.max_candidates)

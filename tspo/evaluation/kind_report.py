@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from tspo.rewards.simulated import covers_groups
+
 
 def kind_table(result: dict[str, Any], samples: Sequence[Any]) -> dict[str, dict[str, dict[str, float]]]:
     """``{kind: {method: {"accuracy", "coverage", "n"}}}`` (plus kind ``"all"``) from a per-sample result.
@@ -22,7 +24,6 @@ def kind_table(result: dict[str, Any], samples: Sequence[Any]) -> dict[str, dict
     Samples without ``extra["qa_kind"]`` count as kind ``"other"``; coverage is None for samples
     without a coverage rule. Failed oracle calls (``correct`` None) are left out.
     """
-    from tspo.rewards.simulated import covers_groups
 
     if "samples" not in result:
         raise ValueError("kind_table needs per-sample outcomes: evaluate with per_sample=True (tspo eval --per-sample)")

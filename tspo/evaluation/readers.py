@@ -43,8 +43,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tspo.data_synth.manifest import ManifestError, Sample, parse_sample, write_manifest
 from tspo.errors import TSPOError
+from tspo.manifest import ManifestError, Sample, parse_sample, write_manifest
 from tspo.video import VideoError, probe_video
 
 

@@ -31,6 +31,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tspo.errors import TSPOError
+from tspo.progress import progress_bar
 from tspo.settings import DEFAULT_FPS
 from tspo.video import (
     VideoLike,
@@ -183,7 +184,6 @@ def encode_candidates(
     features (T x D floats), not the frames. Progress shows on stderr once the work has taken
     :data:`ENCODE_PROGRESS_DELAY_S`.
     """
-    from tspo.progress import progress_bar
 
     times, _, frame_idx, duration = plan_candidates(video, fps, max_candidates)
     features = torch.empty(len(times), encoder.dim, dtype=torch.float32)

@@ -11,12 +11,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tspo.data_synth.manifest import Sample
 from tspo.errors import TSPOError
 from tspo.features.cache import encode_candidates, video_features
+from tspo.manifest import Sample
 from tspo.progress import progress_bar
-from tspo.rewards import in_spans
 from tspo.settings import DEFAULT_FPS, DEFAULT_MAX_CANDIDATES
+from tspo.spans import in_spans
 
 
 class DataConfigError(TSPOError, ValueError):

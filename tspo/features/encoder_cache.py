@@ -39,6 +39,7 @@ from tspo.features.encoders import (
     load_encoder,
     parse_spec,
 )
+from tspo.video import file_identity
 
 logger = logging.getLogger(__name__)
 _CARD_VERSION = 1
@@ -58,7 +59,6 @@ def encoder_identity(spec: str, device: str | torch.device, dtype: torch.dtype) 
     if is_weights_path(pretrained):
         if not os.path.isfile(pretrained):
             return None  # load_encoder reports the missing file with its own message
-        from tspo.video import file_identity
 
         weights = file_identity(pretrained)
     try:

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from tspo.errors import TSPOError
+from tspo.network import hub_files_only, hub_unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def preprocess_frames(frames: torch.Tensor, image_size: int, mean=CLIP_MEAN, std
 
 
 def _missing_weights_message(spec: str, model: str, pretrained: str, err: Exception, no_network: str | None) -> str:
-    """``no_network``: why the hub cannot be reached (:func:`tspo.selection.hub.hub_unreachable`), or None."""
+    """``no_network``: why the hub cannot be reached (:func:`tspo.network.hub_unreachable`), or None."""
     return (
         f"could not load the weights of encoder {spec!r} ({type(err).__name__}: {err}).\n"
         f"{f'The network is off ({no_network}) and they' if no_network else 'They'} are not in the local cache. "
@@ -247,7 +248,6 @@ def load_encoder(
                 f"open_clip has no pretrained tag {pretrained!r} for {model_name} (encoder spec {spec!r}); "
                 f"valid tags: {', '.join(tags)} (or a local weights file: '{model_name}:/path/to/weights.bin')"
             )
-        from tspo.selection.hub import hub_files_only, hub_unreachable
 
         # Without a network, the cache alone: the advice below comes in seconds, not after a minute of retries.
         no_network = None if is_weights_path(pretrained) or model_name.startswith("local-dir:") else hub_unreachable()

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from tspo.objectives.grpo import ObjectiveInputError, group_advantages, tspo_loss
-from tspo.rewards.spans import in_spans, span_hits, spans_around
+from tspo.spans import in_spans, span_hits, spans_around
 from tspo.video import even_positions
 
 # A logit no Gumbel draw can lift above a real one (finite, so the policy's checks accept it).

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tspo.errors import TSPOError
+from tspo.token_budget import DEFAULT_TOKEN_MODEL, TOKEN_MODELS, frames_budget, plan_frames
+from tspo.video import video_frame_shape
 
 UNITS = ("frame", "clip")
 
@@ -115,6 +117,7 @@ def select_clips(anchors: np.ndarray, num_candidates: int, num_frames: int) -> C
 def clips_from_scores(scores, num_anchors: int, num_frames: int, method: str = "tspo") -> ClipPicks:
     """The clip selection of a scored method: its rule picks ``num_anchors`` anchors from ``scores``
     [T] (ranked best first; at most ``num_frames`` of them), grown into ``num_frames`` frames."""
+    # Lazy on purpose: `tspo select` parses its clip arguments with this module before torch loads.
     import torch
 
     from tspo.agents import get_method
@@ -132,8 +135,6 @@ def plan_for_video(video, num_frames: int, frame_size: int, token_budget: int | 
     tokens of ``model`` (None: what ``num_frames`` whole frames at short side ``frame_size`` px
     cost) spent on as many frames as fit (at most ``config.max_frames`` and ``max_frames``, e.g. the
     candidates there are), at the largest size that keeps them within it."""
-    from tspo.token_budget import frames_budget, plan_frames
-    from tspo.video import video_frame_shape
 
     cfg = config or ClipConfig()
     hw = video_frame_shape(video)
@@ -144,7 +145,6 @@ def plan_for_video(video, num_frames: int, frame_size: int, token_budget: int | 
 
 def add_clip_arguments(parser) -> None:
     """The ``--clips`` flag and its token budget knobs (``tspo select``)."""
-    from tspo.token_budget import DEFAULT_TOKEN_MODEL, TOKEN_MODELS
 
     g = parser.add_argument_group("key clips (--clips)")
     g.add_argument("--clips", action="store_true",

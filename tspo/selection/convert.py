@@ -15,7 +15,8 @@ from pathlib import Path
 
 from tspo.agents import PublishedCheckpointError, TemporalAgent
 from tspo.errors import TSPOError
-from tspo.selection.hub import _REPO_ID, is_offline
+from tspo.network import is_offline
+from tspo.selection.hub import _REPO_ID
 from tspo.selection.selector import write_selector_dir
 
 OFFICIAL_ID = "hzf666/TSPO-0.4B"

@@ -36,10 +36,11 @@ import numpy as np
 import torch
 
 from tspo.agents import get_method
-from tspo.rewards.spans import in_spans, span_hits, spans_around
+from tspo.features.cache import VideoFeatures, video_features
 from tspo.selection.zoom_config import STRATEGIES, ZoomConfig, ZoomConfigError
 from tspo.settings import check_num_frames, clip_num_frames
-from tspo.video import VideoLike, candidate_times, nearest_frames
+from tspo.spans import in_spans, span_hits, spans_around
+from tspo.video import VideoLike, candidate_times, iter_frames_at, nearest_frames, video_duration
 
 __all__ = ["STRATEGIES", "FeatureSource", "GridFeatureSource", "VideoFeatureSource", "ZoomConfig", "ZoomConfigError",
            "ZoomResult", "choose_spans", "demote_scores", "fine_times", "sample_zoom_source",
@@ -123,7 +124,6 @@ class VideoFeatureSource:
     """
 
     def __init__(self, video: VideoLike, encoder, cache=None, chunk_size: int = 64) -> None:
-        from tspo.video import video_duration
 
         self.video, self.encoder, self.cache, self.chunk_size = video, encoder, cache, chunk_size
         self.duration_s = video_duration(video)
@@ -144,7 +144,6 @@ class VideoFeatureSource:
         return hashlib.sha256(json.dumps({"points": base}).encode()).hexdigest()[:40]
 
     def features_at(self, times_s: np.ndarray) -> torch.Tensor:
-        from tspo.video import iter_frames_at
 
         keys = _ms(times_s)
         missing = np.unique(keys[~np.isin(keys, self._keys)])
@@ -162,7 +161,6 @@ class VideoFeatureSource:
     def _store(self) -> None:
         if self._key is None:
             return
-        from tspo.features.cache import VideoFeatures
 
         self.cache.store(self._key, VideoFeatures(self._feats, self._keys / _MS, np.full(len(self._keys), -1, np.int64),
                                                   self.duration_s))
@@ -279,7 +277,6 @@ def sample_zoom_source(sample, selector, config: ZoomConfig | None = None) -> Fe
     """The feature source of a manifest sample: a virtual (needle) video as rows of its composed
     ``fine_fps`` grid (each source encoded once, through the selector's cache), a file encoded on
     demand (:class:`VideoFeatureSource`)."""
-    from tspo.features.cache import video_features
 
     cfg = config or ZoomConfig()
     if isinstance(sample.video, str):

@@ -25,10 +25,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from tspo.data_synth.manifest import Sample, load_manifest
 from tspo.features.cache import FeatureCache
 from tspo.features.dataset import DataConfigError, FeatureDataset, collate, unequal_batches
 from tspo.features.encoders import shared_encoder
+from tspo.features.extract import extract_features
+from tspo.manifest import Sample, load_manifest
 from tspo.settings import DEFAULT_FPS, DEFAULT_MAX_CANDIDATES
 from tspo.training.synth import SynthConfig, ensure_synthetic
 
@@ -196,8 +197,6 @@ class TSPODataModule(L.LightningDataModule):
         job, ``tspo.features.extract``), then every rank reads them; samples whose video failed are dropped
         with a count and their reasons (logged), never ending the run."""
         import logging
-
-        from tspo.features.extract import extract_features
 
         summary = extract_features([s.video for s in train + val], self.encoder, cache, self.fps, self.max_candidates,
                                    self.feature_workers, progress=self.progress)

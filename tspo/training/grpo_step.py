@@ -28,7 +28,7 @@ from tspo.objectives.grpo import (
     span_mass_loss,
     tspo_loss,
 )
-from tspo.rewards import in_spans
+from tspo.spans import in_spans
 from tspo.training.context import StepContext, StepOutput, clipped_policy
 from tspo.training.options import RewardOptions
 from tspo.training.rollout import Rewards, ask_oracle, reward_spans

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tspo.data_synth.manifest import Sample
 from tspo.evaluation.judge import ask_about, group_picks
+from tspo.manifest import Sample
 from tspo.rewards import OracleAnswer, accuracy_reward, compose_reward, temporal_reward
 from tspo.training.options import TEMPORAL_SPANS
 

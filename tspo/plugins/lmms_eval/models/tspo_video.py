@@ -38,6 +38,11 @@ except ImportError as err:  # pragma: no cover - exercised only without lmms-eva
 
 from tspo.plugins._clip import clip_from_selection, timestamps_sentence, to_pil_images, write_clip
 from tspo.plugins.lmms_eval import compat
+from tspo.plugins.lmms_eval.args import check_passed_on
+from tspo.selection.clips import UNITS, ClipConfig
+from tspo.selection.selector import TSPOSelector
+from tspo.selection.zoom_config import STRATEGIES, pop_zoom_knobs
+from tspo.token_budget import DEFAULT_TOKEN_MODEL, TOKEN_MODELS
 
 # Before lmms-eval gets far enough to fail inside its own try/except (and exit 0).
 compat.check()
@@ -131,9 +136,6 @@ class TSPOVideo(lmms):
         **base_kwargs: Any,
     ) -> None:
         super().__init__()
-        from tspo.selection.clips import UNITS, ClipConfig
-        from tspo.selection.zoom_config import STRATEGIES, pop_zoom_knobs
-        from tspo.token_budget import DEFAULT_TOKEN_MODEL, TOKEN_MODELS
 
         if strategy not in STRATEGIES:
             raise TSPOVideoConfigError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -156,7 +158,6 @@ class TSPOVideo(lmms):
         # coarse-to-fine zoom for long videos (tspo.selection.zoom); its budget knobs keep their defaults when left out
         self.strategy = strategy
         self.zoom = pop_zoom_knobs(base_kwargs)  # the rest of base_kwargs builds the wrapped model
-        from tspo.plugins.lmms_eval.args import check_passed_on
 
         try:  # num_frame=4 would reach the wrapped model silently, and tspo would use its default k
             check_passed_on(base_kwargs)
@@ -178,8 +179,6 @@ class TSPOVideo(lmms):
             )
         base_cls = _wrapped_model_class(str(base_model))
         if isinstance(selector, (str, Path)):
-            from tspo.selection.selector import TSPOSelector
-
             selector = TSPOSelector.from_pretrained(str(selector), device=device or "cpu")
         self.selector = selector
         try:

@@ -19,7 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from tspo.agents import get_method
 from tspo.errors import TSPOError
+from tspo.rewards import OracleQuery, in_spans
+from tspo.selection.zoom import demote_scores
+from tspo.video import read_whole_frames
 
 
 class ReflectionError(TSPOError, ValueError):
@@ -120,10 +124,6 @@ def select_and_answer(selector: Any, video: Any, question: str, options: list[st
     for oracles that need pixels (whole frames, short side ``frame_size``). ``num_frames`` and
     ``frame_size`` left None are the selector's settings.
     """
-    from tspo.agents import get_method
-    from tspo.rewards import OracleQuery, in_spans
-    from tspo.selection.zoom import demote_scores
-    from tspo.video import read_whole_frames
 
     settings = selector.settings.override(num_frames=num_frames, frame_size=frame_size)
     k, frame_size = settings.num_frames, settings.frame_size

@@ -2,7 +2,8 @@
 
 A time ``t`` lies in span ``[start, end)`` when ``start <= t < end``: end-exclusive, so back-to-back
 spans never count one pick twice and a pick at a clip's end belongs to the next. R_T, the simulated
-oracle's evidence coverage, zoom's span pools and reflection's suppression all ask these functions.
+oracle's evidence coverage, zoom's span pools, reflection's suppression and the datasets' target
+masks all ask these functions (a core module: selection, features and rewards sit above it).
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import RewardInputError
+from tspo.errors import TSPOError
+
+
+class SpanError(TSPOError, ValueError):
+    """Spans that are not a list of finite ``[start_s, end_s]`` pairs with start <= end."""
 
 
 def as_spans(target_spans_s: Any) -> np.ndarray:
@@ -19,17 +24,17 @@ def as_spans(target_spans_s: Any) -> np.ndarray:
     try:
         spans = np.asarray(target_spans_s, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise RewardInputError(f"target_spans_s must be a list of [start_s, end_s] pairs: {exc}") from exc
+        raise SpanError(f"target_spans_s must be a list of [start_s, end_s] pairs: {exc}") from exc
     if spans.size == 0:
         return spans.reshape(0, 2)
     if spans.ndim != 2 or spans.shape[1] != 2:
-        raise RewardInputError(
+        raise SpanError(
             f"target_spans_s must have shape [S, 2] ([[start_s, end_s], ...]), got shape {spans.shape}"
         )
     if not np.isfinite(spans).all():
-        raise RewardInputError("target_spans_s contains NaN or inf; give finite seconds")
+        raise SpanError("target_spans_s contains NaN or inf; give finite seconds")
     if (spans[:, 1] < spans[:, 0]).any():
-        raise RewardInputError(f"target_spans_s has a span with end < start: {spans.tolist()}; swap them")
+        raise SpanError(f"target_spans_s has a span with end < start: {spans.tolist()}; swap them")
     return spans
 
 
