@@ -215,7 +215,7 @@ class DecodeStream(IterableDataset):
                 times, _, frame_idx, duration = plan_candidates(e.video, self.fps, e.max_candidates)
                 yield {"entry": i, "plan": (times, frame_idx, duration)}
                 for pos, frames in iter_frames_at(e.video, times, self.size, self.chunk):
-                    yield {"entry": i, "pos": pos, "frames": torch.from_numpy(frames)}
+                    yield {"entry": i, "pos": pos, "frames": torch.from_numpy(np.ascontiguousarray(frames))}
             except Exception as err:  # one bad video never ends the run
                 yield {"entry": i, "error": _reason(err)}
 
