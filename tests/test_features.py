@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import write_video
@@ -64,6 +65,10 @@ def test_extract_once_then_all_cached_and_failures_recorded(videos, tiny_encoder
 
 
 def test_decode_workers_give_the_same_bits(videos, tiny_encoder, tmp_path):
+    from tspo.video import read_frames_at
+
+    for v in videos:   # this process holds open readers: forked workers must not use (hang on) them
+        read_frames_at(v, np.arange(0.0, 4.0), tiny_encoder.image_size)
     a, b = FeatureCache(tmp_path / "a"), FeatureCache(tmp_path / "b")
     extract_features(videos, tiny_encoder, a, FPS, CAP, num_workers=0, batch_frames=B, progress=False)
     extract_features(videos, tiny_encoder, b, FPS, CAP, num_workers=2, batch_frames=B, progress=False)
@@ -161,3 +166,62 @@ def test_datamodule_extracts_through_the_engine_and_skips_unreadable_videos(mani
         dm.setup("fit")
     assert len(dm.train_set) == len(lines) and "skipping 1 of 6 samples" in caplog.text
     assert dm.train_set.cache.hits == len(lines) and dm.train_set.cache.misses == 0   # read, not re-encoded
+
+
+class FailingEncoder:
+    """The tiny encoder whose ``fail_calls``-th encoder calls (1-based) raise: an OOM, a driver error."""
+
+    def __init__(self, encoder, fail_calls: set[int] | None = None) -> None:
+        self.encoder, self.fail_calls, self.calls = encoder, fail_calls, 0
+
+    def __getattr__(self, name):
+        return getattr(self.encoder, name)
+
+    def encode_frames(self, frames, batch_size: int = 64):
+        self.calls += 1
+        if self.fail_calls is None or self.calls in self.fail_calls:
+            raise RuntimeError(f"CUDA out of memory (injected, call {self.calls})")
+        return self.encoder.encode_frames(frames, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_failing_encoder_call_skips_its_videos_and_the_run_goes_on(videos, tiny_encoder, tmp_path, workers):
+    cache = FeatureCache(tmp_path / "cache")
+    enc = FailingEncoder(tiny_encoder, fail_calls={2})
+    s = extract_features(videos, enc, cache, FPS, CAP, num_workers=workers, batch_frames=B, progress=False)
+    report = s.ranks[0]
+    assert report.failed_encoder_calls == 1 and s.encoder_calls == enc.calls
+    # the call's B frames belong to 1-2 videos: those fail with the reason, the others are written
+    assert 1 <= len(s.failed) <= 2 and s.done == len(videos) - len(s.failed)
+    assert all("encoder call failed" in f["reason"] and "CUDA out of memory (injected, call 2)" in f["reason"]
+               for f in s.failed)
+    failed = {videos[o] for o in s.failed_owners}
+    assert {f["video"] for f in s.to_json()["failed"]} == failed and s.to_json()["failed_encoder_calls"] == 1
+    ref = FeatureCache(tmp_path / "ref")
+    extract_features(videos, tiny_encoder, ref, FPS, CAP, num_workers=0, batch_frames=B, progress=False)
+    for v in videos:
+        got = cache.load(entry_key(cache, v, tiny_encoder, FPS, CAP))
+        if v in failed:
+            assert got is None                                                # nothing written for a failed video
+        else:
+            assert torch.equal(got.features, ref.load(entry_key(ref, v, tiny_encoder, FPS, CAP)).features)
+    # a rerun with a working encoder does the failed ones only
+    again = extract_features(videos, tiny_encoder, cache, FPS, CAP, num_workers=0, batch_frames=B, progress=False)
+    assert (again.done, again.cached, again.failed) == (len(failed), len(videos) - len(failed), [])
+
+
+def test_cli_exit_code_1_lists_the_videos_whose_encoder_calls_failed(manifest, videos, tiny_encoder, tmp_path,
+                                                                     monkeypatch, capsys):
+    import tspo.features.encoder_cache as encoder_cache
+    from tspo.cli.features import main
+
+    monkeypatch.setattr(encoder_cache, "cached_encoder", lambda *a, **k: FailingEncoder(tiny_encoder))
+    out = tmp_path / "s.json"
+    argv = [str(manifest), "--feature-cache", str(tmp_path / "c"), "--encoder", "tiny-random", "--max-candidates",
+            str(CAP), "--batch-frames", str(B), "--accelerator", "cpu", "--num-workers", "0", "--json", str(out),
+            "--quiet"]
+    assert main(argv) == 1                                                       # every call fails: all listed
+    summary = json.loads(out.read_text())
+    assert summary["done"] == 0 and sorted(f["video"] for f in summary["failed"]) == sorted(videos)
+    assert summary["failed_encoder_calls"] == summary["encoder_calls"] > 0
+    assert f"{len(videos)} failed" in capsys.readouterr().out

@@ -122,6 +122,20 @@ def _reader(path: str, width: int, height: int, mtime_ns: int):
         raise VideoError(f"{path!r} could not be opened for decoding; it may be truncated or corrupt ({err})") from err
 
 
+_INHERITED_READERS: list = []
+
+
+def _forget_readers_after_fork() -> None:
+    # A forked child (a DataLoader decode worker) inherits the parent's open readers but not their
+    # decoding threads: using one hangs, and so would freeing one. Keep them alive, never used.
+    global _reader
+    _INHERITED_READERS.append(_reader)
+    _reader = lru_cache(maxsize=16)(_reader.__wrapped__)
+
+
+os.register_at_fork(after_in_child=_forget_readers_after_fork)
+
+
 @lru_cache(maxsize=64)
 def _probe_cached(path: str, mtime_ns: int) -> tuple[VideoInfo, np.ndarray]:
     import decord

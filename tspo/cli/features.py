@@ -3,9 +3,9 @@
 Each video is decoded and encoded once across the whole job (decode workers per rank, ranks over
 GPUs and nodes; engine: :mod:`tspo.features.extract`), into the cache layout ``tspo train``, ``tspo eval``
 and ``tspo select`` read. Videos already cached are skipped, so a killed run resumes; a video that
-cannot be read is reported with its reason and skipped. Processes: ``--devices N`` (and
-``--num-nodes M``) are launched by Lightning Fabric; under ``torchrun`` or SLURM the launcher's
-processes are used as they are.
+cannot be read (or whose encoder call fails) is reported with its reason and skipped; the others
+are written, and the exit code is 1. Processes: ``--devices N`` (and ``--num-nodes M``) are
+launched by Lightning Fabric; under ``torchrun`` or SLURM the launcher's processes are used as they are.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
                "  tspo features data/train.jsonl --devices 8 --num-workers 12 --batch-frames 256   # one node, 8 GPUs\n"
                "  torchrun --nnodes 4 --nproc-per-node 8 ... -m tspo features data/train.jsonl --devices 8 --num-nodes 4\n"
                "Give the same --fps / --max-candidates / --encoder as the run that reads the features "
-               "(tspo train: data.fps, data.max_candidates, data.encoder).")
+               "(tspo train: data.fps, data.max_candidates, data.encoder).\n"
+               "exit codes: 0 done, 1 some videos failed (listed with their reasons; the rest are written), "
+               "2 bad arguments.")
     p.add_argument("manifest", help="JSON Lines manifest (schema: docs/INTERFACES.md, Manifest)")
     p.add_argument("--feature-cache", metavar="DIR", help="feature cache (default $TSPO_CACHE/features; a training "
                    "run's is RUN/feature_cache)")
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 "num_nodes": args.num_nodes, "num_workers": workers,
                 "batch_frames": args.batch_frames or DEFAULT_BATCH_FRAMES}}, indent=2) + "\n")
             print(f"wrote {args.json}")
-    return 0
+    return 1 if summary.failed else 0   # 1: some videos have no features (listed above, with reasons)
 
 
 if __name__ == "__main__":

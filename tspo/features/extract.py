@@ -17,8 +17,12 @@ Per rank (:func:`extract_features`):
    encoder sees never depend on the sharding, and a frame's features are bit-identical whatever
    the number of ranks and workers;
 5. a video whose rows are all encoded is written (temporary file + ``os.replace``): a reader sees
-   nothing or a whole entry, never a half-written one. A video that fails to decode is recorded
-   with its reason and skipped; the run goes on.
+   nothing or a whole entry, never a half-written one. A video that fails to decode, or whose
+   frames were in an encoder call that raised, is recorded with its reason and skipped (not
+   written: a rerun tries it again); the run goes on.
+
+Decode workers start by ``fork`` on Linux (:func:`worker_start_method`): a spawned worker imports
+torch first, seconds of CPU each, which on a few cores cost more than the decoding they save.
 
 Peak memory per rank, frames: at most ``(num_workers * PREFETCH + 2) * batch_frames`` decoded
 frames of ``S x S x 3`` bytes (``S`` the encoder's input size; chunks prefetched by the workers,
@@ -37,6 +41,7 @@ that is asked of the process group is ``all_gather_object`` and ``barrier``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -191,7 +196,9 @@ class DecodeStream(IterableDataset):
     """Decoded candidate frames of ``entries``, video after video, in chunks of <= ``chunk`` frames.
 
     Items: ``{"entry": i, "plan": (times, frame_idx, duration)}`` first, then ``{"entry": i,
-    "pos": int64[n], "frames": uint8[n, S, S, 3]}`` chunks (``pos``: rows of the video), or
+    "pos": int64[n], "frames": uint8 tensor [n, S, S, 3]}`` chunks (``pos``: rows of the video;
+    frames already at the encoder's input size, as a tensor so that a worker hands them over in
+    shared memory rather than through a pipe), or
     ``{"entry": i, "error": reason}`` when the video cannot be decoded (possibly after some chunks).
     With several workers, worker ``w`` of ``W`` decodes entries ``w, w + W, ...``.
     """
@@ -208,13 +215,28 @@ class DecodeStream(IterableDataset):
                 times, _, frame_idx, duration = plan_candidates(e.video, self.fps, e.max_candidates)
                 yield {"entry": i, "plan": (times, frame_idx, duration)}
                 for pos, frames in iter_frames_at(e.video, times, self.size, self.chunk):
-                    yield {"entry": i, "pos": pos, "frames": frames}
+                    yield {"entry": i, "pos": pos, "frames": torch.from_numpy(np.ascontiguousarray(frames))}
             except Exception as err:  # one bad video never ends the run
                 yield {"entry": i, "error": _reason(err)}
 
 
 def _as_is(item: dict) -> dict:
     return item
+
+
+def worker_start_method() -> str:
+    """How decode workers start: ``fork`` on Linux (milliseconds; :mod:`tspo.video` drops the
+    readers a child inherits), else ``spawn`` (each worker imports torch: seconds of CPU)."""
+    return "fork" if sys.platform.startswith("linux") else "spawn"
+
+
+def decode_loader(entries: Sequence[Entry], fps: float, size: int, chunk: int, num_workers: int) -> DataLoader:
+    """The :class:`DecodeStream` of ``entries`` in ``num_workers`` processes (0: in this one),
+    each holding at most ``PREFETCH`` chunks ready. The extraction engine and its benchmark's
+    decode-only floor both read through this."""
+    return DataLoader(DecodeStream(entries, fps, size, chunk), batch_size=None, num_workers=num_workers,
+                      collate_fn=_as_is, prefetch_factor=PREFETCH if num_workers > 0 else None,
+                      multiprocessing_context=worker_start_method() if num_workers > 0 else None)
 
 
 # -- encode (the rank's main process) ---------------------------------------------------------
@@ -263,7 +285,8 @@ def _clock(seconds: float) -> str:
 
 @dataclass
 class RankReport:
-    """What one rank did: entries written, failed, frames and encoder calls (per video too)."""
+    """What one rank did: entries written, failed, frames and encoder calls (per video too), and
+    where its time went (seconds): inside encoder calls, waiting for decoded frames, writing entries."""
 
     rank: int
     assigned: int = 0
@@ -271,9 +294,28 @@ class RankReport:
     failed: list[dict] = field(default_factory=list)
     frames: int = 0
     encoder_calls: int = 0
+    failed_encoder_calls: int = 0
     padded_frames: int = 0
     seconds: float = 0.0
+    encode_s: float = 0.0
+    decode_wait_s: float = 0.0
+    store_s: float = 0.0
     videos: list[dict] = field(default_factory=list)   # {"key", "video", "frames", "encoder_calls"}
+
+
+@contextlib.contextmanager
+def _encoder_threads(encoder, num_workers: int) -> Iterator[None]:
+    """On CPU with decode workers: torch's intra-op threads limited to the cores the workers leave
+    free, for the extraction only (restored after)."""
+    before = torch.get_num_threads()
+    if torch.device(getattr(encoder, "device", "cpu")).type == "cpu" and num_workers > 0:
+        # The decode workers share these cores: intra-op threads beyond the rest only spin-wait
+        # (a small encoder on a busy 2-core machine ran 10x slower with 2 threads than with 1).
+        torch.set_num_threads(min(before, max(1, (os.cpu_count() or 1) - num_workers)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def encode_shard(entries: Sequence[Entry], encoder, cache: FeatureCache, fps: float, num_workers: int,
@@ -282,58 +324,87 @@ def encode_shard(entries: Sequence[Entry], encoder, cache: FeatureCache, fps: fl
     """Decode (in ``num_workers`` processes) and encode ``entries`` into ``cache``: one rank's work.
 
     Encoder calls take exactly ``batch_frames`` frames (the last one padded), mixing videos.
+    A video that cannot be decoded, or with frames in an encoder call that raised, is recorded in
+    ``RankReport.failed`` with the reason and not written (a rerun tries it again); the rest go on.
     ``on_stored(entry)`` runs after each entry is written (tests interrupt there).
     """
     report = RankReport(rank=rank, assigned=len(entries))
     start = time.perf_counter()
     if not entries:
         return report
-    if torch.device(getattr(encoder, "device", "cpu")).type == "cpu" and num_workers > 0:
-        # The decode workers share these cores: intra-op threads beyond the rest only spin-wait
-        # (a small encoder on a busy 2-core machine ran 10x slower with 2 threads than with 1).
-        torch.set_num_threads(min(torch.get_num_threads(), max(1, (os.cpu_count() or 1) - num_workers)))
-    stream = DecodeStream(entries, fps, encoder.image_size, batch_frames)
-    # spawn, not fork: a forked worker inherits the parent's open decord readers (tspo.video keeps
-    # them cached) without their threads, and hangs on them.
-    loader = DataLoader(stream, batch_size=None, num_workers=num_workers, collate_fn=_as_is,
-                        prefetch_factor=PREFETCH if num_workers > 0 else None,
-                        multiprocessing_context="spawn" if num_workers > 0 else None)
+    with _encoder_threads(encoder, num_workers):
+        _encode_all(entries, encoder, cache, fps, num_workers, batch_frames, progress, on_stored, report)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _encode_all(entries: Sequence[Entry], encoder, cache: FeatureCache, fps: float, num_workers: int,
+                batch_frames: int, progress: Progress | None, on_stored: Callable[[Entry], None] | None,
+                report: RankReport) -> None:
+    loader = decode_loader(entries, fps, encoder.image_size, batch_frames, num_workers)
     size = encoder.image_size
     batch = torch.zeros(batch_frames, size, size, 3, dtype=torch.uint8)   # reused: bounded memory
     owners: list[tuple[int, np.ndarray, int]] = []                      # (entry, rows, offset in batch)
     fill = 0
     state: dict[int, _Open] = {}
+    closed: set[int] = set()                                             # written or failed: later items ignored
     weight_done = 0
     store = FeatureCache(cache.root, memory_entries=0)
 
     def finish(i: int) -> None:
         nonlocal weight_done
         st = state.pop(i)
+        closed.add(i)
         e = entries[i]
         weight_done += e.weight
         if st.failed is not None:
             report.failed.append({"video": e.label, "reason": st.failed, "owners": e.owners})
             return
+        t0 = time.perf_counter()
         store.store(e.key, VideoFeatures(st.features, st.times, st.frame_idx, st.duration))
+        report.store_s += time.perf_counter() - t0
         report.done += 1
         report.videos.append({"key": e.key, "video": e.label, "frames": st.frames_encoded,
                               "encoder_calls": st.encoder_calls})
         if on_stored is not None:
             on_stored(e)
 
+    def encode() -> torch.Tensor:
+        t0 = time.perf_counter()
+        try:
+            feats = encoder.encode_frames(batch, batch_size=batch_frames)    # [B, D] float32
+            if feats.dim() != 2 or feats.shape[0] != batch_frames:
+                raise ValueError(f"the encoder returned shape {tuple(feats.shape)} for {batch_frames} frames, "
+                                 f"expected [{batch_frames}, D]")
+            return feats
+        finally:
+            report.encode_s += time.perf_counter() - t0
+
     def flush() -> None:
         nonlocal fill
         if fill == 0:
             return
         batch[fill:] = 0                                                 # padding: fixed shapes
-        feats = encoder.encode_frames(batch, batch_size=batch_frames)    # [B, D] float32
+        members = list(dict.fromkeys(i for i, _, _ in owners))
         report.encoder_calls += 1
-        report.frames += fill
-        report.padded_frames += batch_frames - fill
-        for i in dict.fromkeys(i for i, _, _ in owners):
+        try:
+            feats = encode()
+        except Exception as err:  # one failing call costs the videos in it, never the run
+            reason = f"encoder call failed ({fill} frames of {len(members)} videos): {_reason(err)}"
+            logger.warning("%s; those videos are skipped: %s", reason,
+                           ", ".join(entries[i].label for i in members))
+            report.failed_encoder_calls += 1
+            for i in members:
+                if i in state and state[i].failed is None:
+                    state[i].failed = reason
+            feats = None
+        else:
+            report.frames += fill
+            report.padded_frames += batch_frames - fill
+        for i in members:
             if i in state:
                 state[i].encoder_calls += 1
-        for i, rows, off in owners:
+        for i, rows, off in owners if feats is not None else ():
             st = state.get(i)
             if st is None or st.failed is not None:
                 continue
@@ -342,17 +413,25 @@ def encode_shard(entries: Sequence[Entry], encoder, cache: FeatureCache, fps: fl
             st.features[torch.from_numpy(rows)] = feats[off:off + len(rows)]
             st.filled += len(rows)
             st.frames_encoded += len(rows)
-        done = [i for i, _, _ in owners
+        done = [i for i in members
                 if i in state and (state[i].failed is not None or state[i].filled == len(state[i].times))]
         owners.clear()
         fill = 0
-        for i in dict.fromkeys(done):
+        for i in done:
             finish(i)
         if progress is not None:
             progress.update(report.done, len(report.failed), report.frames, weight_done)
 
-    for item in loader:
+    items = iter(loader)
+    while True:
+        t0 = time.perf_counter()
+        item = next(items, None)
+        report.decode_wait_s += time.perf_counter() - t0
+        if item is None:
+            break
         i = int(item["entry"])
+        if i in closed:                                                  # failed in an encoder call already
+            continue
         if "plan" in item:
             times, frame_idx, duration = item["plan"]
             state[i] = _Open(np.asarray(times), np.asarray(frame_idx), float(duration))
@@ -374,13 +453,13 @@ def encode_shard(entries: Sequence[Entry], encoder, cache: FeatureCache, fps: fl
             lo += n
             if fill == batch_frames:
                 flush()
+            if i in closed:                                              # its call failed: drop the rest
+                break
     flush()
     for i in [i for i, st in state.items() if st.failed is not None]:
         finish(i)
-    report.seconds = time.perf_counter() - start
     if progress is not None:
         progress.update(report.done, len(report.failed), report.frames, weight_done, final=True)
-    return report
 
 
 # -- the whole job ----------------------------------------------------------------------------
@@ -408,7 +487,9 @@ class Summary:
     def to_json(self) -> dict[str, Any]:
         return {"videos": self.videos, "entries": self.entries, "done": self.done, "cached": self.cached,
                 "failed": [{"video": f["video"], "reason": f["reason"]} for f in self.failed],
-                "frames": self.frames, "encoder_calls": self.encoder_calls, "seconds": round(self.seconds, 3),
+                "frames": self.frames, "encoder_calls": self.encoder_calls,
+                "failed_encoder_calls": sum(r.failed_encoder_calls for r in self.ranks),
+                "seconds": round(self.seconds, 3),
                 "videos_per_s": round(self.done / self.seconds, 4) if self.seconds else None,
                 "frames_per_s": round(self.frames / self.seconds, 2) if self.seconds else None,
                 "ranks": [dataclasses.asdict(r) | {"failed": [{k: f[k] for k in ("video", "reason")}
@@ -419,6 +500,12 @@ class Summary:
                  f"{self.cached} already cached, {len(self.failed)} failed · {self.frames} frames in "
                  f"{self.encoder_calls} encoder calls · {self.seconds:.1f} s"
                  + (f" · {self.frames / self.seconds:.1f} frames/s" if self.seconds and self.frames else "")]
+        busy = sum(r.seconds for r in self.ranks)
+        if busy > 0:
+            # which side bounds the job: the encoder (GPU) or decoding (CPU workers)
+            lines.append(f"  rank time: {100 * sum(r.encode_s for r in self.ranks) / busy:.0f} % in encoder calls, "
+                         f"{100 * sum(r.decode_wait_s for r in self.ranks) / busy:.0f} % waiting for decoded frames, "
+                         f"{100 * sum(r.store_s for r in self.ranks) / busy:.0f} % writing entries")
         lines += [f"  failed: {f['video']}: {f['reason']}" for f in self.failed]
         return "\n".join(lines)
 
@@ -461,4 +548,5 @@ def extract_features(videos: Sequence[VideoLike], encoder, cache: FeatureCache, 
 
 
 __all__ = ["DEFAULT_BATCH_FRAMES", "DecodeStream", "Entry", "Progress", "RankReport", "Ranks", "Summary",
-           "assign", "default_num_workers", "encode_shard", "extract_features", "plan_entries"]
+           "assign", "decode_loader", "default_num_workers", "encode_shard", "extract_features", "plan_entries",
+           "worker_start_method"]
