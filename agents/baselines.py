@@ -9,6 +9,7 @@ original does). The caller maps positions to source frame indices and seconds. W
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from tspo.settings import check_num_frames
 
@@ -127,3 +128,44 @@ def select_aks(
     if not picks:
         return select_topk(norm, k)
     return torch.cat(picks).unique(sorted=True)
+
+
+def select_nms(scores: torch.Tensor, k: int, radius: int | torch.Tensor) -> torch.Tensor:
+    """Temporal non-max suppression: [T] | [B, T] scores, radius (frames) -> int64[k] | [B, k], ascending.
+
+    A candidate is a *peak* when no candidate within ``radius`` frames of it scores higher (ties:
+    the earlier one wins, so a still shot's repeated frames give one peak). The k picks are the
+    highest-scoring peaks, then, when there are fewer than k peaks, the highest-scoring other
+    candidates: picks spread over distinct events before any event gets a second one. ``radius``: an
+    int for every row, or int64[B] (one per row, e.g. the filter agent's question-dependent
+    :meth:`~tspo.agents.filter.FilterAgent.set_radius`); 0 is plain top-k.
+
+    A fixed radius is a baseline (``clip+nms``): it breaks questions that need several picks inside
+    one event (the question world's motion kind needs two; fixed-radius NMS drops its coverage from
+    1.00 to ~0.3-0.6), which is why the trained filter agent chooses the radius per question.
+    """
+    scores = torch.as_tensor(scores)
+    if scores.dim() not in (1, 2):
+        raise ValueError(f"scores must be [T] or [B, T], got shape {tuple(scores.shape)}")
+    if not torch.isfinite(scores).all():
+        raise ValueError("scores contain NaN or inf; check the encoder features and the agent weights")
+    _check_k(scores.shape[-1], k)
+    rows = scores.detach()[None] if scores.dim() == 1 else scores.detach()
+    bsz, num = rows.shape
+    radius_t = torch.as_tensor(radius, device=rows.device)
+    if radius_t.is_floating_point() or radius_t.dtype == torch.bool or radius_t.dim() > 1 or \
+            (radius_t.dim() == 1 and radius_t.numel() != bsz):
+        raise ValueError(f"radius must be an int (frames) or int64[B] with B = {bsz} rows, got {radius!r}")
+    if (radius_t < 0).any():
+        raise ValueError(f"radius must be >= 0 frames (0 = plain top-k), got {radius!r}")
+    radius_t = radius_t.long().expand(bsz)
+    order = torch.sort(rows, dim=-1, descending=True, stable=True).indices
+    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(num, device=rows.device).expand(bsz, num))
+    reach = int(min(int(radius_t.max()), num - 1))
+    offsets = torch.arange(-reach, reach + 1, device=rows.device)                     # [2R+1]
+    windows = F.pad(rank, (reach, reach), value=num).unfold(-1, 2 * reach + 1, 1)    # [B, T, 2R+1]
+    windows = windows.masked_fill((offsets.abs()[None, :] > radius_t[:, None])[:, None, :], num)
+    peak = rank == windows.min(dim=-1).values                                       # [B, T]
+    key = (num - rank) + peak.long() * num                                          # peaks first, each by score
+    picks = key.topk(k, dim=-1).indices.sort(dim=-1).values
+    return picks[0] if scores.dim() == 1 else picks

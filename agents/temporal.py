@@ -200,7 +200,10 @@ class TemporalAgent(nn.Module):
         attn = window_attention_qkv(F.linear(x, weight, bias), self.window, self.heads, self.block)
         return self.mlp(attn) + features
 
-    def forward(self, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, text: torch.Tensor, options: torch.Tensor | None = None,
+                option_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores S [T] | [B, T]. ``options`` / ``option_mask`` (a multiple-choice question's option
+        embeddings) are accepted for a common agent interface and not used by the paper's agent."""
         unbatched = features.dim() == 2
         if unbatched:
             features, text = features[None], text.reshape(1, -1)
