@@ -54,4 +54,20 @@ def build_agent(agent_config: Mapping[str, Any]) -> TemporalAgent:
         raise AgentConfigError(f"cannot build a {family!r} agent from {dict(agent_config)}: {err}") from err
 
 
-__all__ = ["AGENT_FAMILIES", "DEFAULT_FAMILY", "AgentConfigError", "build_agent", "family_of", "family_options"]
+def paper_part(agent_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The paper agent's config inside any family's config (the keys :class:`TemporalAgent` takes)."""
+    return {k: v for k, v in agent_config.items() if k in family_options("paper")}
+
+
+def start_state(like: TemporalAgent, loaded: TemporalAgent) -> dict[str, Any]:
+    """Weights for ``like`` from ``loaded``: the same config gives its weights; a paper agent of the
+    same shape gives a filter agent its paper part (filter and set head stay zero, so it starts as
+    that paper agent). Anything else raises :class:`AgentConfigError` naming both configs."""
+    if loaded.config == like.config:
+        return loaded.state_dict()
+    if family_of(loaded.config) == "paper" and loaded.config == paper_part(like.config):
+        return {**like.state_dict(), **loaded.state_dict()}
+    raise AgentConfigError(f"the weights hold an agent {loaded.config}, the config asks {like.config}")
+
+
+__all__ = ["AGENT_FAMILIES", "DEFAULT_FAMILY", "AgentConfigError", "build_agent", "family_of", "family_options", "paper_part", "start_state"]
