@@ -85,6 +85,7 @@ class FilterAgent(TemporalAgent):
     """
 
     family = "filter"
+    reads_options = True
 
     def __init__(self, dim: int = 768, window: int = 12, heads: int = 8, block: int = 64,
                  query_adapter: bool = False, question_attention: bool = False,

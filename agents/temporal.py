@@ -128,6 +128,8 @@ class TemporalAgent(nn.Module):
     ``softmax(S / τ)`` and inference takes its top-k.
     """
 
+    reads_options = False  # a multiple-choice question's options do not change this agent's scores
+
     def __init__(self, dim: int = 768, window: int = 12, heads: int = 8, block: int = 64,
                  query_adapter: bool = False, question_attention: bool = False) -> None:
         super().__init__()

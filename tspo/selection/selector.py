@@ -246,8 +246,10 @@ class TSPOSelector:
         if not m.needs_scores:
             raise ValueError(f"method {method!r} has no scores (its rule {m.rule!r} looks only at the grid)")
         text = self.encoder.encode_text(_check_question(question)).to(self.encoder.device)
+        options = _check_options(options)
+        reads = m.needs_agent and getattr(self.agent, "reads_options", False)  # others would ignore them
         return m.score(self.agent, features.to(self.encoder.device, torch.float32), text,
-                       self.encode_options(options)).cpu()
+                       self.encode_options(options) if reads else None).cpu()
 
     def select_from_features(
         self, features: torch.Tensor, question: str, num_frames: int | None = None, method: str = "tspo",
