@@ -9,7 +9,6 @@ original does). The caller maps positions to source frame indices and seconds. W
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from tspo.settings import check_num_frames
 
@@ -133,12 +132,12 @@ def select_aks(
 def select_nms(scores: torch.Tensor, k: int, radius: int | torch.Tensor) -> torch.Tensor:
     """Temporal non-max suppression: [T] | [B, T] scores, radius (frames) -> int64[k] | [B, k], ascending.
 
-    A candidate is a *peak* when no candidate within ``radius`` frames of it scores higher (ties:
-    the earlier one wins, so a still shot's repeated frames give one peak). The k picks are the
-    highest-scoring peaks, then, when there are fewer than k peaks, the highest-scoring other
-    candidates: picks spread over distinct events before any event gets a second one. ``radius``: an
-    int for every row, or int64[B] (one per row, e.g. the filter agent's question-dependent
-    :meth:`~tspo.agents.filter.FilterAgent.set_radius`); 0 is plain top-k.
+    Greedy, as in detection: take the best candidate, suppress every candidate within ``radius``
+    frames of it, repeat; once every candidate is taken or suppressed, the rest of the k picks are the
+    best candidates not taken yet. So picks spread over distinct events before any event gets a second
+    one. Ties: the earlier candidate first. ``radius``: an int for every row, or int64[B] (one per row,
+    e.g. the filter agent's question-dependent :meth:`~tspo.agents.filter.FilterAgent.set_radius`);
+    0 is plain top-k. The loop runs over the k picks, each step vectorised over rows and frames.
 
     A fixed radius is a baseline (``clip+nms``): it breaks questions that need several picks inside
     one event (the question world's motion kind needs two; fixed-radius NMS drops its coverage from
@@ -158,14 +157,18 @@ def select_nms(scores: torch.Tensor, k: int, radius: int | torch.Tensor) -> torc
         raise ValueError(f"radius must be an int (frames) or int64[B] with B = {bsz} rows, got {radius!r}")
     if (radius_t < 0).any():
         raise ValueError(f"radius must be >= 0 frames (0 = plain top-k), got {radius!r}")
-    radius_t = radius_t.long().expand(bsz)
+    radius_t = radius_t.long().expand(bsz)[:, None]                                  # [B, 1]
     order = torch.sort(rows, dim=-1, descending=True, stable=True).indices
     rank = torch.empty_like(order).scatter_(-1, order, torch.arange(num, device=rows.device).expand(bsz, num))
-    reach = int(min(int(radius_t.max()), num - 1))
-    offsets = torch.arange(-reach, reach + 1, device=rows.device)                     # [2R+1]
-    windows = F.pad(rank, (reach, reach), value=num).unfold(-1, 2 * reach + 1, 1)    # [B, T, 2R+1]
-    windows = windows.masked_fill((offsets.abs()[None, :] > radius_t[:, None])[:, None, :], num)
-    peak = rank == windows.min(dim=-1).values                                       # [B, T]
-    key = (num - rank) + peak.long() * num                                          # peaks first, each by score
-    picks = key.topk(k, dim=-1).indices.sort(dim=-1).values
+    merit = num - rank                                                              # unique, higher = better
+    frames = torch.arange(num, device=rows.device)[None]                           # [1, T]
+    free = torch.ones(bsz, num, dtype=torch.bool, device=rows.device)               # neither taken nor suppressed
+    taken = torch.zeros_like(free)
+    for _ in range(k):  # k picks, not frames
+        open_ = free & ~taken
+        pool = torch.where(open_.any(-1, keepdim=True), open_, ~taken)              # suppressed all: fill
+        pick = torch.where(pool, merit, torch.zeros_like(merit)).argmax(-1, keepdim=True)  # [B, 1]
+        taken.scatter_(-1, pick, True)
+        free &= (frames - pick).abs() > radius_t
+    picks = taken.nonzero()[:, 1].reshape(bsz, k)                                  # row-major: ascending
     return picks[0] if scores.dim() == 1 else picks
