@@ -1,7 +1,8 @@
 """Agent forward on CPU: time and peak memory vs the agent's own linear layers alone.
 
 Issue #2 target: total <= 1.5x the linear layers alone at every T (D = 768, w = 12), and a
-10-hour video at 1 fps (T = 36,000) runs on CPU.
+10-hour video at 1 fps (T = 36,000) runs on CPU. Issue #20 row: the filter family (FilterAgent,
+filter radius 8, 4 options) <= 1.5x the paper's agent at T = 3,600.
 Run: python -m benchmarks.bench_agent   (or: python -m benchmarks bench_agent)
 """
 
@@ -23,20 +24,20 @@ def _child(num_frames: int, what: str) -> dict:
 
     import torch
 
-    from tspo.agents import TemporalAgent
+    from tspo.agents import FilterAgent, TemporalAgent
 
     torch.manual_seed(0)
-    agent = TemporalAgent(dim=768, window=12, heads=8).eval()
-    feats, text = torch.randn(num_frames, 768), torch.randn(768)
+    agent = (FilterAgent if what == "filter" else TemporalAgent)(dim=768, window=12, heads=8).eval()
+    feats, text, options = torch.randn(num_frames, 768), torch.randn(768), torch.randn(4, 768)
     layers = [agent.q, agent.k, agent.v, agent.mlp[0], agent.mlp[2]]
 
     def full():
-        return agent(feats, text)
+        return agent(feats, text, options) if what == "filter" else agent(feats, text)
 
     def linear_only():
         return [layer(feats) for layer in layers]
 
-    fn = full if what == "agent" else linear_only
+    fn = linear_only if what == "linear" else full
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     repeats = 3 if num_frames >= 10_000 else 15
     times = []
@@ -54,7 +55,7 @@ def run() -> dict:
     rows = []
     for num_frames in LENGTHS:
         res = {}
-        for what in ("agent", "linear"):
+        for what in ("agent", "linear", "filter"):
             out = subprocess.run(
                 [sys.executable, "-c", f"import json,benchmarks.bench_agent as b; print(json.dumps(b._child({num_frames}, '{what}')))"],
                 capture_output=True, text=True, check=True,
@@ -67,6 +68,9 @@ def run() -> dict:
             "ratio": round(res["agent"]["median_s"] / res["linear"]["median_s"], 2),
             "agent_peak_mib": round(res["agent"]["peak_mib"], 1),
             "linear_peak_mib": round(res["linear"]["peak_mib"], 1),
+            "filter_ms": round(res["filter"]["median_s"] * 1e3, 2),
+            "filter_vs_agent": round(res["filter"]["median_s"] / res["agent"]["median_s"], 2),
+            "filter_peak_mib": round(res["filter"]["peak_mib"], 1),
         })
     worst = max(r["ratio"] for r in rows)
     return {
@@ -74,7 +78,9 @@ def run() -> dict:
         "command": COMMAND,
         "rows": rows,
         "notes": f"Worst ratio {worst:.2f} (target <= 1.5). Peak memory is the RSS growth of a fresh process "
-                 "during the timed calls (features and weights excluded).",
+                 "during the timed calls (features and weights excluded). filter: the filter family (radius 8, "
+                 f"4 options); worst filter/agent ratio {max(r['filter_vs_agent'] for r in rows):.2f} "
+                 "(issue 20 target <= 1.5 at T = 3,600).",
     }
 
 

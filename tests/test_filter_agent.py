@@ -293,3 +293,29 @@ def test_standardise_is_per_row():
     z = standardise(x)
     torch.testing.assert_close(z[0], torch.tensor([-1.2247, 0.0, 1.2247]), atol=1e-4, rtol=0)
     assert torch.equal(z[1], torch.zeros(3))
+
+
+def test_training_builds_the_filter_family_and_feeds_it_the_options(tmp_path_factory, monkeypatch):
+    from training_helpers import small_datamodule, trainer
+
+    from tspo.training import TSPOModule
+
+    seen = []
+    forward = FilterAgent.forward
+
+    def spy(self, features, text, options=None, option_mask=None):
+        seen.append(None if options is None else (tuple(options.shape), int(option_mask.sum())))
+        return forward(self, features, text, options, option_mask)
+
+    monkeypatch.setattr(FilterAgent, "forward", spy)
+    paper_dir = tmp_path_factory.mktemp("paper")
+    TSPOSelector(encoder="tiny-random", agent=_randomised(TemporalAgent(dim=64), scale=0.05),
+                 cache=False).save_pretrained(paper_dir)
+    m = TSPOModule(agent_family="filter", filter_radius=3, init_from=str(paper_dir))
+    assert type(m.agent) is FilterAgent and m.agent.config["filter_radius"] == 3
+    assert torch.count_nonzero(m.agent.filter.weight) == 0 and torch.count_nonzero(m.agent.q.weight) > 0
+    trainer(2).fit(m, small_datamodule(tmp_path_factory.getbasetemp() / "training_data"))
+    assert torch.count_nonzero(m.agent.filter.weight) > 0                # the filter gets gradients
+    assert seen and all(s is not None and s[1] > 0 for s in seen)       # every batch carried its options
+    with pytest.raises(TrainingConfigError, match="belongs to the filter agent"):
+        TSPOModule(filter_radius=3)
