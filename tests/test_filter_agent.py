@@ -319,3 +319,21 @@ def test_training_builds_the_filter_family_and_feeds_it_the_options(tmp_path_fac
     assert seen and all(s is not None and s[1] > 0 for s in seen)       # every batch carried its options
     with pytest.raises(TrainingConfigError, match="belongs to the filter agent"):
         TSPOModule(filter_radius=3)
+
+
+def test_cli_select_and_export_take_a_filter_selector(tmp_path, tiny_encoder, short_video, capsys):
+    from tspo.cli import main as tspo_main
+
+    agent = _randomised(FilterAgent(dim=tiny_encoder.dim), scale=0.05)
+    TSPOSelector(encoder=tiny_encoder, agent=agent, cache=False).save_pretrained(tmp_path / "sel")
+    args = ["select", str(short_video), "Which came first, the red circle or the blue square?", "-k", "4",
+            "--selector", str(tmp_path / "sel"), "--method", "tspo+nms", "--json"]
+    assert tspo_main([*args, "--option", "the red circle", "--option", "the blue square"]) == 0
+    with_options = json.loads(capsys.readouterr().out)
+    expected = select_frames(short_video, args[2], 4, selector=TSPOSelector.from_pretrained(tmp_path / "sel"),
+                             method="tspo+nms", options=["the red circle", "the blue square"])
+    assert with_options["indices"] == expected.indices.tolist()
+    assert tspo_main([*args, "--option", " "]) == 2
+    assert "--option must be a non-empty text" in capsys.readouterr().err
+    assert tspo_main(["export", str(tmp_path / "sel"), "--format", "onnx", "--out", str(tmp_path / "a.onnx")]) == 0
+    assert "round-trip max |diff|" in capsys.readouterr().out
