@@ -59,7 +59,9 @@ def option_profile(features: torch.Tensor, options: torch.Tensor | None,
     bsz, num_frames, _ = features.shape
     if options is None or options.shape[1] == 0:
         return features.new_zeros(bsz, num_frames)
-    cos = torch.einsum("btd,bnd->bnt", _unit(features), _unit(options))        # [B, N, T]
+    # divide the dot products by the frame norms: no normalised [B, T, D] copy of the features
+    norms = features.norm(dim=-1).clamp_min(1e-8)                                # [B, T]
+    cos = torch.einsum("btd,bnd->bnt", features, _unit(options)) / norms[:, None, :]   # [B, N, T]
     if option_mask is None:
         return cos.max(dim=1).values
     mask = option_mask.to(torch.bool)
@@ -114,7 +116,7 @@ class FilterAgent(TemporalAgent):
     def profiles(self, features: torch.Tensor, text: torch.Tensor, options: torch.Tensor | None = None,
                  option_mask: torch.Tensor | None = None) -> torch.Tensor:
         """The standardised profiles the filter reads: [B, T, D], [B, D], [B, N, D] -> [B, C, T]."""
-        question = torch.einsum("btd,bd->bt", _unit(features), _unit(text))
+        question = torch.einsum("btd,bd->bt", features, _unit(text)) / features.norm(dim=-1).clamp_min(1e-8)
         return torch.stack([standardise(question), standardise(option_profile(features, options, option_mask))], 1)
 
     def forward(self, features: torch.Tensor, text: torch.Tensor, options: torch.Tensor | None = None,
