@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from tspo.agents import AgentConfigError, TemporalAgent, build_agent, family_of, get_method
+from tspo.agents.methods import RULES
 from tspo.errors import TSPOError
 from tspo.features.cache import FeatureCache, VideoFeatures, video_features
 from tspo.features.encoder_cache import CachedEncoder, cached_encoder
@@ -263,7 +264,7 @@ class TSPOSelector:
         m = get_method(method)
         scores = self.score(features, question, method, options) if m.needs_scores else None
         radius = None
-        if m.needs_scores:
+        if m.needs_agent and RULES[m.rule].set_aware:  # the agent's set head, when it has one, sets the radius
             radius = m.set_radius(self.agent, self.encoder.encode_text(_check_question(question)).to(self.encoder.device))
         return m.pick(scores, num, k, radius), scores
 
