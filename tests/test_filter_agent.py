@@ -276,7 +276,7 @@ def test_filter_agent_learns_after_where_similarity_cannot():
     assert before[~test_after].float().mean() > 0.9 and before[test_after].float().mean() < 0.1
     agent.requires_grad_(False).filter.requires_grad_(True)         # the paper part frozen: only w(q) learns
     opt = torch.optim.Adam(agent.filter.parameters(), lr=1e-2)
-    for step in range(40):
+    for _ in range(40):
         idx = torch.randint(0, 256, (32,), generator=g)
         logp = torch.log_softmax(agent(feats[idx], text[idx]) / 0.1, -1)
         loss = -(logp * target[idx]).sum(-1).div(target[idx].sum(-1)).mean()   # listwise: mass on the target

@@ -31,7 +31,14 @@ from tspo.objectives.preference import PreferencePairs, pairs_from_groups, pairs
 from tspo.rewards import OracleCache, OracleConfigError, build_oracle, check_oracle_args, check_oracle_fits
 from tspo.selection.selector import load_selector_agent
 from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, clip_num_frames
-from tspo.training.context import StepContext, StepOutput, agent_scores, batch_options, clipped_policy, step_seed
+from tspo.training.context import (
+    StepContext,
+    StepOutput,
+    agent_scores,
+    batch_options,
+    clipped_policy,
+    step_seed,
+)
 from tspo.training.grpo_step import grpo_step
 from tspo.training.options import (
     AgentOptions,
