@@ -23,7 +23,7 @@ from pathlib import Path
 COMMAND = "python -m benchmarks filter"
 ENCODER = "tspo-synth"
 K = 8
-NUM_TRAIN, NUM_VAL = 600, 300
+NUM_TRAIN, NUM_VAL = 400, 200
 STEPS, BATCH, LR = 400, 16, 2e-3
 SEED = 0
 
