@@ -127,3 +127,48 @@ def select_aks(
     if not picks:
         return select_topk(norm, k)
     return torch.cat(picks).unique(sorted=True)
+
+
+def select_nms(scores: torch.Tensor, k: int, radius: int | torch.Tensor) -> torch.Tensor:
+    """Temporal non-max suppression: [T] | [B, T] scores, radius (frames) -> int64[k] | [B, k], ascending.
+
+    Greedy, as in detection: take the best candidate, suppress every candidate within ``radius``
+    frames of it, repeat; once every candidate is taken or suppressed, the rest of the k picks are the
+    best candidates not taken yet. So picks spread over distinct events before any event gets a second
+    one. Ties: the earlier candidate first. ``radius``: an int for every row, or int64[B] (one per row,
+    e.g. the filter agent's question-dependent :meth:`~tspo.agents.filter.FilterAgent.set_radius`);
+    0 is plain top-k. The loop runs over the k picks, each step vectorised over rows and frames.
+
+    A fixed radius is a baseline (``clip+nms``): it breaks questions that need several picks inside
+    one event (the question world's motion kind needs two; fixed-radius NMS drops its coverage from
+    1.00 to ~0.3-0.6), which is why the trained filter agent chooses the radius per question.
+    """
+    scores = torch.as_tensor(scores)
+    if scores.dim() not in (1, 2):
+        raise ValueError(f"scores must be [T] or [B, T], got shape {tuple(scores.shape)}")
+    if not torch.isfinite(scores).all():
+        raise ValueError("scores contain NaN or inf; check the encoder features and the agent weights")
+    _check_k(scores.shape[-1], k)
+    rows = scores.detach()[None] if scores.dim() == 1 else scores.detach()
+    bsz, num = rows.shape
+    radius_t = torch.as_tensor(radius, device=rows.device)
+    if radius_t.is_floating_point() or radius_t.dtype == torch.bool or radius_t.dim() > 1 or \
+            (radius_t.dim() == 1 and radius_t.numel() != bsz):
+        raise ValueError(f"radius must be an int (frames) or int64[B] with B = {bsz} rows, got {radius!r}")
+    if (radius_t < 0).any():
+        raise ValueError(f"radius must be >= 0 frames (0 = plain top-k), got {radius!r}")
+    radius_t = radius_t.long().expand(bsz)[:, None]                                  # [B, 1]
+    order = torch.sort(rows, dim=-1, descending=True, stable=True).indices
+    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(num, device=rows.device).expand(bsz, num))
+    merit = num - rank                                                              # unique, higher = better
+    frames = torch.arange(num, device=rows.device)[None]                           # [1, T]
+    free = torch.ones(bsz, num, dtype=torch.bool, device=rows.device)               # neither taken nor suppressed
+    taken = torch.zeros_like(free)
+    for _ in range(k):  # k picks, not frames
+        open_ = free & ~taken
+        pool = torch.where(open_.any(-1, keepdim=True), open_, ~taken)              # suppressed all: fill
+        pick = torch.where(pool, merit, torch.zeros_like(merit)).argmax(-1, keepdim=True)  # [B, 1]
+        taken.scatter_(-1, pick, True)
+        free &= (frames - pick).abs() > radius_t
+    picks = taken.nonzero()[:, 1].reshape(bsz, k)                                  # row-major: ascending
+    return picks[0] if scores.dim() == 1 else picks

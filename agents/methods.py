@@ -2,8 +2,8 @@
 
 A *scorer* turns candidate features and the question's text feature into one score per candidate
 (``tspo``: the temporal agent's S; ``clip``: cosine similarity). A *rule* turns scores into k
-candidate positions (``top-k``, ``uniform`` — needs no scores —, ``bin-max``, ``aks``; the rule
-functions live in :mod:`tspo.agents.baselines` as separately tested pure functions). The named
+candidate positions (``top-k``, ``uniform`` — needs no scores —, ``bin-max``, ``aks``, ``nms``:
+temporal non-max suppression, set-aware; the rule functions live in :mod:`tspo.agents.baselines` as separately tested pure functions). The named
 methods are fixed combinations; any other ``SCORER+RULE`` (e.g. ``tspo+bin-max``) works as well.
 """
 
@@ -15,20 +15,27 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from tspo.agents.baselines import select_aks, select_bin_max, select_topk, select_uniform
+from tspo.agents.baselines import select_aks, select_bin_max, select_nms, select_topk, select_uniform
+from tspo.agents.filter import DEFAULT_NMS_RADIUS
 
 
-def score_agent(agent: torch.nn.Module, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-    """The temporal agent's scores: features [..., T, D], text [..., D] -> float32 [..., T]."""
-    return agent(features, text).float()
+def score_agent(agent: torch.nn.Module, features: torch.Tensor, text: torch.Tensor,
+                options: torch.Tensor | None = None, option_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The temporal agent's scores: features [..., T, D], text [..., D], options [..., N, D] (a multiple-choice
+    question's option embeddings, or None), option_mask bool[..., N] -> float32 [..., T]."""
+    if options is None:
+        return agent(features, text).float()
+    return agent(features, text, options, option_mask).float()
 
 
-def score_clip(agent: torch.nn.Module | None, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-    """CLIP cosine similarity of every candidate with the question: [..., T, D], [..., D] -> [..., T]."""
+def score_clip(agent: torch.nn.Module | None, features: torch.Tensor, text: torch.Tensor,
+               options: torch.Tensor | None = None, option_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """CLIP cosine similarity of every candidate with the question: [..., T, D], [..., D] -> [..., T]
+    (the baseline ignores options)."""
     return F.cosine_similarity(features, text[..., None, :], dim=-1).float()
 
 
-SCORERS: dict[str, Callable[[torch.nn.Module | None, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+SCORERS: dict[str, Callable[..., torch.Tensor]] = {
     "tspo": score_agent,
     "clip": score_clip,
 }
@@ -41,13 +48,15 @@ class Rule:
     ``needs_scores``: False for rules that only look at the grid. ``batched``: the rule takes a
     batch ``[B, T]`` of score rows at once and keeps exactly k per row. ``drawable``: the rule has a
     random version, Gumbel-top-k over its scores (uniform: over none), which GRPO, ``--log-draws`` and
-    answer collection draw from."""
+    answer collection draw from. ``set_aware``: ``pick`` takes a fourth argument, the suppression
+    radius (frames; int or int64[B]; None = the rule's default)."""
 
     name: str
     pick: Callable[[torch.Tensor | None, int, int], torch.Tensor]
     needs_scores: bool = True
     batched: bool = False
     drawable: bool = False
+    set_aware: bool = False
 
 
 def _uniform(scores: torch.Tensor | None, num_candidates: int, k: int) -> torch.Tensor:
@@ -60,6 +69,9 @@ RULES: dict[str, Rule] = {
     "uniform": Rule("uniform", _uniform, needs_scores=False, batched=True, drawable=True),
     "bin-max": Rule("bin-max", lambda scores, num, k: select_bin_max(scores, k)),
     "aks": Rule("aks", lambda scores, num, k: select_aks(scores, k)),
+    # Fixed radius unless the scorer's agent chooses one per question (Method.set_radius).
+    "nms": Rule("nms", lambda scores, num, k, radius=None: select_nms(
+        scores, k, DEFAULT_NMS_RADIUS if radius is None else radius), batched=True, set_aware=True),
 }
 
 
@@ -81,13 +93,32 @@ class Method:
         """Whether the method scores with the (trained) temporal agent."""
         return self.scorer == "tspo"
 
-    def score(self, agent: torch.nn.Module | None, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor | None:
-        """Scores [..., T] of the candidates (None for a rule that needs none)."""
-        return SCORERS[self.scorer](agent, features, text) if self.needs_scores else None
+    def score(self, agent: torch.nn.Module | None, features: torch.Tensor, text: torch.Tensor,
+              options: torch.Tensor | None = None, option_mask: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Scores [..., T] of the candidates (None for a rule that needs none); ``options`` [..., N, D]
+        and ``option_mask`` bool[..., N]: a multiple-choice question's option embeddings, for agents that
+        read them (the filter family; the paper's agent and CLIP ignore them)."""
+        if not self.needs_scores:
+            return None
+        return SCORERS[self.scorer](agent, features, text, options, option_mask)
 
-    def pick(self, scores: torch.Tensor | None, num_candidates: int, k: int) -> torch.Tensor:
-        """Positions int64[k'] (or [B, k] for a batched rule) of the chosen candidates, ascending."""
-        return RULES[self.rule].pick(scores, num_candidates, k)
+    def set_radius(self, agent: torch.nn.Module | None, text: torch.Tensor) -> torch.Tensor | None:
+        """The suppression radius (frames) of a set-aware rule, per question: int64[...] from the agent's
+        set head when the method scores with an agent that has one (``tspo+nms`` with the filter family),
+        else None (the rule's fixed default)."""
+        if not RULES[self.rule].set_aware or not self.needs_agent or not hasattr(agent, "set_radius"):
+            return None
+        with torch.no_grad():
+            return agent.set_radius(text)
+
+    def pick(self, scores: torch.Tensor | None, num_candidates: int, k: int,
+             radius: int | torch.Tensor | None = None) -> torch.Tensor:
+        """Positions int64[k'] (or [B, k] for a batched rule) of the chosen candidates, ascending.
+        ``radius``: a set-aware rule's suppression radius (:meth:`set_radius`; None: its default)."""
+        rule = RULES[self.rule]
+        if rule.set_aware:
+            return rule.pick(scores, num_candidates, k, radius)
+        return rule.pick(scores, num_candidates, k)
 
 
 METHOD_TABLE: dict[str, Method] = {

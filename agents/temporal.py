@@ -128,6 +128,8 @@ class TemporalAgent(nn.Module):
     ``softmax(S / τ)`` and inference takes its top-k.
     """
 
+    reads_options = False  # a multiple-choice question's options do not change this agent's scores
+
     def __init__(self, dim: int = 768, window: int = 12, heads: int = 8, block: int = 64,
                  query_adapter: bool = False, question_attention: bool = False) -> None:
         super().__init__()
@@ -200,7 +202,10 @@ class TemporalAgent(nn.Module):
         attn = window_attention_qkv(F.linear(x, weight, bias), self.window, self.heads, self.block)
         return self.mlp(attn) + features
 
-    def forward(self, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, text: torch.Tensor, options: torch.Tensor | None = None,
+                option_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores S [T] | [B, T]. ``options`` / ``option_mask`` (a multiple-choice question's option
+        embeddings) are accepted for a common agent interface and not used by the paper's agent."""
         unbatched = features.dim() == 2
         if unbatched:
             features, text = features[None], text.reshape(1, -1)

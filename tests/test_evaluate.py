@@ -33,7 +33,7 @@ class FeatureSelector:
     cache = None
     settings = SelectionSettings()
 
-    def select_from_features(self, features, question, k, method):
+    def select_from_features(self, features, question, k, method, options=None):
         scores = None if method == "uniform" else features[:, 0] + 1e-3 * torch.arange(len(features))
         return get_method(method).pick(scores, len(features), k), scores
 

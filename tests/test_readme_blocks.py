@@ -37,6 +37,7 @@ BLOCKS: dict[str, tuple[str, str | None]] = {
     "make demo      # fresh virtualenv in .venv, install, then the offline end-to-end demo -> demo_out/":
         ("skip", "builds a virtualenv and runs the whole suite/demo: this is what CI runs (`make test`, .ci/run)"),
     "from tspo import select_frames, TSPOSelector": ("run", None),
+    "# a filter-family selector (untrained here: it ranks exactly as the paper's agent until trained)": ("run", None),
     "tspo convert --out tspo-0.4b          # fetches hzf666/TSPO-0.4B; or: tspo convert DOWNLOADED_FOLDER --out tspo-0.4b":
         ("skip", "downloads hzf666/TSPO-0.4B (network); conversion itself: tests/test_convert.py"),
     'tspo select VIDEO "QUESTION" -k 16 [--selector DIR] [--encoder SPEC] \\':

@@ -92,12 +92,12 @@ class _Selector:
 
     settings = SelectionSettings(num_frames=2)
 
-    def select_zoom_from_source(self, source, question, k, method, zoom, suppress):
+    def select_zoom_from_source(self, source, question, k, method, zoom, suppress, options=None):
         from tspo.selection.zoom import zoom_select
 
         return zoom_select(source, lambda f: f[:, 1].clone(), k, zoom, method, suppress)
 
-    def score(self, features, question, method):
+    def score(self, features, question, method, options=None):
         return features[:, 1].clone()
 
 

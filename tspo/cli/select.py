@@ -33,6 +33,8 @@ EXAMPLES = """examples:
   tspo select clip.mp4 "Who enters?" --method aks --plot picks.png --save-frames picks/
   tspo select lecture.mp4 "When is the proof shown?" --selector runs/exp1/selector --strategy zoom
   tspo select clip.mp4 "What happens after the dog jumps?" -k 8 --clips --token-model qwen2-vl --json
+  tspo select clip.mp4 "Which came first, the red circle or the blue square?" --selector runs/filter/selector \
+      --method tspo+nms --option "the red circle" --option "the blue square"
 
 exit codes: 0 done, 1 the selection failed, 2 bad arguments."""
 
@@ -48,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("video", help="video file")
     p.add_argument("question", help="the question the frames should answer")
+    p.add_argument("--option", action="append", dest="options", metavar="TEXT",
+                   help="a multiple-choice option (repeat for each, e.g. --option 'the red circle' --option 'the "
+                        "blue square'); a filter-family selector looks for them too, other methods ignore them")
     p.add_argument("--selector", help="trained selector directory (from `tspo train` or save_pretrained) or hub id")
     p.add_argument("--encoder", help="encoder spec: 'ViT-L-14:openai' (default without --selector), "
                    "'MODEL:/path/weights.bin', or 'tiny-random' (offline, random weights)")
@@ -78,6 +83,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"video {args.video!r} is a directory, not a video file")
     if not args.question.strip():
         raise UsageError("question must be a non-empty string")
+    if args.options and not all(o.strip() for o in args.options):
+        raise UsageError(f"--option must be a non-empty text, got {args.options!r}")
     try:  # None = the selector's value
         if args.num_frames is not None:
             check_num_frames(args.num_frames, "-k/--num-frames")
@@ -180,7 +187,7 @@ def _main(argv: list[str] | None) -> int:
         selection = selector.select(
             args.video, args.question, args.num_frames, method=args.method, fps=args.fps,
             max_candidates=args.max_candidates, return_frames=need_frames, frame_size=args.frame_size,
-            strategy=args.strategy, zoom=args.zoom_config, **args.clip_options,
+            strategy=args.strategy, zoom=args.zoom_config, options=args.options, **args.clip_options,
         )  # fmt: skip
     except (VideoError, ValueError, OSError, EncoderWeightsError) as err:  # weights load lazily, on a cache miss
         return _error(err, 1)

@@ -241,7 +241,8 @@ def _sample_outcomes(sample: Any, methods: Sequence[str], oracle: Any, settings:
     for method in methods:
         start = time.perf_counter()
         positions, scores[method] = selector.select_from_features(feats.features, sample.question,
-                                                                  settings.num_frames, method)
+                                                                  settings.num_frames, method,
+                                                                  options=sample.options or None)
         seconds[method] = time.perf_counter() - start
         picks[method] = np.asarray(positions, dtype=np.int64)
     num_t = int(feats.features.shape[0])

@@ -132,7 +132,7 @@ def select_and_answer(selector: Any, video: Any, question: str, options: list[st
         source = source if source is not None else selector.zoom_source(video)
 
         def select_fn(suppress: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            res = selector.select_zoom_from_source(source, question, k, method, zoom, suppress)
+            res = selector.select_zoom_from_source(source, question, k, method, zoom, suppress, options=list(options))
             seen.append(res.pool_times)
             return res.timestamps, res.spans_s
     elif strategy == "single":
@@ -140,7 +140,7 @@ def select_and_answer(selector: Any, video: Any, question: str, options: list[st
         times = np.asarray(feats.timestamps_s, dtype=np.float64)
         seen.append(times)
         rule = get_method(method)
-        scores = selector.score(feats.features, question, method) if rule.needs_scores else None
+        scores = selector.score(feats.features, question, method, list(options)) if rule.needs_scores else None
 
         def select_fn(suppress: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             blocked = in_spans(times, suppress)

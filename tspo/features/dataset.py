@@ -55,6 +55,7 @@ class FeatureDataset(Dataset):
         self.samples = list(samples)
         self.encoder, self.fps, self.max_candidates, self.cache, self.source = encoder, fps, max_candidates, cache, source
         self.text = encoder.encode_texts([s.question for s in self.samples])                  # [N, D]
+        self.option_text = option_embeddings(self.samples, encoder, int(self.text.shape[-1]))   # [N_i, D] each
         self._features: list[torch.Tensor] = []
         self._times: list[np.ndarray] = []
         for s in progress_bar(self.samples, desc="candidate features", unit="video", disable=not progress):
@@ -80,7 +81,31 @@ class FeatureDataset(Dataset):
         sample, times = self.samples[i], self._times[i]
         spans = sample.target_spans_s if sample.kind == "needle" else []
         return {"features": self.features(i), "text": self.text[i], "timestamps": torch.from_numpy(times),
-                "target_mask": torch.from_numpy(in_spans(times, spans)), "index": i, "sample": sample}
+                "target_mask": torch.from_numpy(in_spans(times, spans)), "index": i, "sample": sample,
+                "options": self.option_text[i]}
+
+
+def option_embeddings(samples: Sequence[Sample], encoder, dim: int) -> list[torch.Tensor]:
+    """Text embeddings of every sample's options: one ``[N_i, D]`` tensor per sample (``[0, D]`` without
+    options); each distinct option text is encoded once."""
+    unique = sorted({o for s in samples for o in s.options})
+    table = encoder.encode_texts(unique) if unique else None                                  # [U, D]
+    row = {text: i for i, text in enumerate(unique)}
+    empty = torch.zeros(0, dim)
+    return [table[[row[o] for o in s.options]] if s.options else empty for s in samples]
+
+
+def pad_options(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample option embeddings ``[N_i, D]`` -> padded ``[B, N, D]`` (N = max N_i, zeros past N_i) and
+    ``option_mask`` bool[B, N] (True = a real option)."""
+    num = max((int(r.shape[0]) for r in rows), default=0)
+    dim = int(rows[0].shape[-1])
+    options = torch.zeros(len(rows), num, dim, dtype=rows[0].dtype)
+    mask = torch.zeros(len(rows), num, dtype=torch.bool)
+    for b, r in enumerate(rows):  # B rows, not frames: a batch holds a handful of questions
+        options[b, : r.shape[0]] = r
+        mask[b, : r.shape[0]] = True
+    return options, mask
 
 
 def unequal_batches(num_candidates: Sequence[int], batch_size: int, option: str) -> str | None:
@@ -96,7 +121,8 @@ def unequal_batches(num_candidates: Sequence[int], batch_size: int, option: str)
 
 def collate(items: list[dict[str, Any]], option: str = "data.batch_size", batch_size: int | None = None) -> dict[str, Any]:
     """Stack a batch; every sample must have the same number of candidates T (``option`` = ``batch_size``:
-    the setting to name when they do not)."""
+    the setting to name when they do not). Option embeddings are padded: ``options`` [B, N, D] and
+    ``option_mask`` bool[B, N] (:func:`pad_options`; absent when the items carry none)."""
     sizes = [int(it["features"].shape[0]) for it in items]
     why = unequal_batches(sizes, batch_size or len(items), option) if len(set(sizes)) > 1 else None
     if why:
@@ -108,7 +134,10 @@ def collate(items: list[dict[str, Any]], option: str = "data.batch_size", batch_
         "target_mask": torch.stack([it["target_mask"] for it in items]),
         "index": torch.tensor([it["index"] for it in items]),
         "samples": SampleBatch([it["sample"] for it in items]),
+        **(dict(zip(("options", "option_mask"), pad_options([it["options"] for it in items])))
+           if all("options" in it for it in items) else {}),
     }
 
 
-__all__ = ["DataConfigError", "FeatureDataset", "SampleBatch", "collate", "unequal_batches"]
+__all__ = ["DataConfigError", "FeatureDataset", "SampleBatch", "collate", "option_embeddings", "pad_options",
+           "unequal_batches"]

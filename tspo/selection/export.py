@@ -10,6 +10,12 @@ handle for a symbolic T: the window of frame j is gathered with one index tensor
 ``j − w//2 + m`` (out-of-range keys masked with −1e6, as in the agent) instead of the agent's
 blocked ``unfold``, whose block count is a Python int fixed at trace time. It shares the agent's
 weights, and the round-trip tests hold it to the agent's scores.
+
+A filter-family agent (:class:`~tspo.agents.FilterAgent`) exports as :class:`ExportableFilterAgent`,
+with two more inputs: ``options float32[N, D]`` (a multiple-choice question's option embeddings, N a
+dynamic axis) and ``option_mask float32[N]`` (1 = a real option, 0 = padding; a question without
+options passes one zero row with mask 0). Its set head is not part of the graph: the question-dependent
+suppression radius is ``nms_radius`` where ``set_head(text) > 0``, else 0 (``config.json``'s agent).
 """
 
 from __future__ import annotations
@@ -26,12 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tspo.agents import TemporalAgent
+from tspo.agents import FilterAgent, TemporalAgent
 from tspo.errors import TSPOError
 from tspo.selection.selector import SelectorConfigError, load_selector_agent
 
 FORMATS = ("torchscript", "onnx")
 INPUT_NAMES = ("features", "text")
+OPTION_INPUT_NAMES = ("options", "option_mask")  # filter family only
 OUTPUT_NAME = "scores"
 
 
@@ -77,6 +84,42 @@ class ExportableAgent(nn.Module):
         return F.cosine_similarity(event, text_row, dim=-1) + F.cosine_similarity(features, text_row, dim=-1)
 
 
+class ExportableFilterAgent(nn.Module):
+    """``(features [T, D], text [D], options [N, D], option_mask [N]) -> S [T]``: the filter agent's maths
+    (:mod:`tspo.agents.filter`) on top of :class:`ExportableAgent`, with export-friendly ops."""
+
+    def __init__(self, agent: FilterAgent) -> None:
+        super().__init__()
+        self.paper = ExportableAgent(agent)
+        self.filter = agent.filter
+        self.radius, self.taps = int(agent.filter_radius), int(agent.taps)
+
+    def forward(self, features: torch.Tensor, text: torch.Tensor, options: torch.Tensor,
+                option_mask: torch.Tensor) -> torch.Tensor:
+        base = self.paper(features, text)
+        unit = features / features.norm(2, -1, True).clamp_min(1e-8)
+        question = unit @ (text / text.norm().clamp_min(1e-8))                                     # [T]
+        cos = unit @ (options / options.norm(2, -1, True).clamp_min(1e-8)).t()           # [T, N]
+        valid = option_mask > 0.5
+        best = cos.masked_fill(~valid[None, :], float("-inf")).max(dim=1).values
+        best = torch.where(valid.any(), best, torch.zeros_like(best))
+        profiles = torch.stack([_standardise(question), _standardise(best)], dim=0)[None]          # [1, 2, T]
+        kernels = self.filter(text).reshape(1, 2, self.taps)
+        return base + F.conv1d(profiles, kernels, padding=self.radius)[0, 0]
+
+
+def _standardise(profile: torch.Tensor) -> torch.Tensor:
+    """:func:`tspo.agents.filter.standardise` of one row [T], written with ops the exporters keep symbolic."""
+    centred = profile - profile.mean()
+    return centred / (centred * centred).mean().sqrt().clamp_min(1e-6)
+
+
+def exportable(agent: TemporalAgent) -> nn.Module:
+    """The export-friendly module of an agent of any family (:mod:`tspo.agents.families`)."""
+    agent = agent.eval().cpu()
+    return (ExportableFilterAgent(agent) if isinstance(agent, FilterAgent) else ExportableAgent(agent)).eval()
+
+
 def load_agent(selector: str | Path) -> tuple[TemporalAgent, dict]:
     """The agent (and config) of a selector directory or hub id, without loading its encoder."""
     try:
@@ -95,7 +138,8 @@ def export_agent(
     if out.is_dir():
         raise ExportError(f"--out {str(out)!r} is a directory; pass a file name like agent.{_suffix(fmt)}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    module = ExportableAgent(agent.eval().cpu()).eval()
+    module = exportable(agent)
+    takes_options = isinstance(module, ExportableFilterAgent)
     meta = {"tspo_config": json.dumps(config or {"agent": agent.config}, sort_keys=True)}
     if fmt == "torchscript":
         with warnings.catch_warnings():
@@ -110,6 +154,11 @@ def export_agent(
     except ImportError as err:
         raise ImportError("ONNX export needs the onnx extra: pip install 'tspo[onnx]'") from err
     example = (torch.zeros(max(agent.window + 1, 16), agent.dim), torch.ones(agent.dim))
+    names, axes = list(INPUT_NAMES), {"features": {0: "T"}, OUTPUT_NAME: {0: "T"}}
+    if takes_options:
+        example = (*example, torch.ones(2, agent.dim), torch.ones(2))
+        names += list(OPTION_INPUT_NAMES)
+        axes.update({name: {0: "N"} for name in OPTION_INPUT_NAMES})
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript-based exporter keeps T symbolic without needing onnxscript; the shape
         # checks in forward() are traced as constants, which is what they are (D is fixed).
@@ -117,8 +166,7 @@ def export_agent(
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
             module, example, str(out), dynamo=False, opset_version=opset,
-            input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
-            dynamic_axes={"features": {0: "T"}, OUTPUT_NAME: {0: "T"}},
+            input_names=names, output_names=[OUTPUT_NAME], dynamic_axes=axes,
         )  # fmt: skip
     model = onnx.load(str(out))
     for key, value in meta.items():
@@ -127,21 +175,34 @@ def export_agent(
     return out
 
 
-def run_exported(path: str | Path, features: np.ndarray, text: np.ndarray) -> np.ndarray:
-    """Scores float32[T] from an exported file (format told by its suffix: .onnx, else TorchScript)."""
+def run_exported(path: str | Path, features: np.ndarray, text: np.ndarray, options: np.ndarray | None = None,
+                 option_mask: np.ndarray | None = None) -> np.ndarray:
+    """Scores float32[T] from an exported file (format told by its suffix: .onnx, else TorchScript).
+    ``options`` [N, D] / ``option_mask`` [N] (1 = real option) feed a filter-family export (None: no
+    options); a paper-agent export has no such inputs and ignores them."""
     path = Path(path)
     features = np.asarray(features, dtype=np.float32)
     text = np.asarray(text, dtype=np.float32)
+    if options is None:
+        options, option_mask = np.zeros((1, text.shape[-1]), np.float32), np.zeros(1, np.float32)
+    options = np.asarray(options, dtype=np.float32)
+    option_mask = np.ones(len(options), np.float32) if option_mask is None else np.asarray(option_mask, np.float32)
     if path.suffix == ".onnx":
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return session.run([OUTPUT_NAME], {"features": features, "text": text})[0]
+        feed = {"features": features, "text": text}
+        if len(session.get_inputs()) == 4:
+            feed.update(options=options, option_mask=option_mask)
+        return session.run([OUTPUT_NAME], feed)[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         module = torch.jit.load(str(path))
+    args = [torch.from_numpy(features), torch.from_numpy(text)]
+    if len(module.forward.schema.arguments) == 5:  # self, features, text, options, option_mask
+        args += [torch.from_numpy(options), torch.from_numpy(option_mask)]
     with torch.no_grad():
-        return module(torch.from_numpy(features), torch.from_numpy(text)).numpy()
+        return module(*args).numpy()
 
 
 def check_round_trip(
@@ -153,9 +214,11 @@ def check_round_trip(
     for n in lengths:
         features = torch.randn(n, agent.dim, generator=generator)
         text = torch.randn(agent.dim, generator=generator)
+        options = torch.randn(3, agent.dim, generator=generator)
+        mask = torch.tensor([True, True, False])
         with torch.no_grad():
-            expected = agent(features, text).numpy()
-        got = run_exported(path, features.numpy(), text.numpy())
+            expected = agent(features, text, options, mask).numpy()
+        got = run_exported(path, features.numpy(), text.numpy(), options.numpy(), mask.float().numpy())
         if got.shape != expected.shape:
             raise ExportError(
                 f"exported {str(path)!r} returned shape {got.shape} for T={n}, expected {expected.shape}"

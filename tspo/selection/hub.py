@@ -153,7 +153,8 @@ def model_card(
         f"| encoder | `{config.get('encoder', 'unknown')}` |",
         f"| frames selected (k) | {config.get('num_frames', '–')} |",
         f"| candidate rate | {config.get('fps', '–')} fps, at most {config.get('max_candidates') or 'all'} candidates |",
-        f"| agent | dim {agent.get('dim', '–')}, window {agent.get('window', '–')}, heads {agent.get('heads', '–')} |",
+        f"| agent | {agent.get('family', 'paper')} family, dim {agent.get('dim', '–')}, window {agent.get('window', '–')}, "
+        f"heads {agent.get('heads', '–')} |",
         f"| training data | {training_data or 'not recorded'} |",
         "",
         "## Metrics",

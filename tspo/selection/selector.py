@@ -1,8 +1,11 @@
 """Frame selection at inference: ``select_frames(video, question)`` and :class:`TSPOSelector`.
 
-A selector is a frozen CLIP encoder plus a (trained) :class:`~tspo.agents.TemporalAgent`. It is
-saved as ``model.safetensors`` (the agent's weights) + ``config.json`` (encoder spec, agent shape,
-sampling defaults), like a Hugging Face model directory.
+A selector is a frozen CLIP encoder plus a (trained) agent of one family (:mod:`tspo.agents.families`:
+the paper's :class:`~tspo.agents.TemporalAgent`, or the question-conditioned
+:class:`~tspo.agents.FilterAgent`). It is saved as ``model.safetensors`` (the agent's weights) +
+``config.json`` (encoder spec, agent family and shape, sampling defaults), like a Hugging Face model
+directory. A multiple-choice question may pass its ``options``: agents that read them (the filter
+family) look for them too.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from tspo.agents import TemporalAgent, get_method
+from tspo.agents import AgentConfigError, TemporalAgent, build_agent, family_of, get_method
+from tspo.agents.methods import RULES
 from tspo.errors import TSPOError
 from tspo.features.cache import FeatureCache, VideoFeatures, video_features
 from tspo.features.encoder_cache import CachedEncoder, cached_encoder
@@ -139,6 +143,19 @@ def _check_question(question: str) -> str:
     return question.strip()
 
 
+def _check_options(options: list[str] | tuple[str, ...] | None) -> list[str] | None:
+    """A multiple-choice question's option texts, stripped; None or [] is "no options"."""
+    if options is None:
+        return None
+    if isinstance(options, str) or not isinstance(options, (list, tuple)):
+        raise ValueError(f"options must be a list of option texts (e.g. ['the red circle', 'the blue square']) "
+                         f"or None, got {options!r}")
+    bad = [o for o in options if not isinstance(o, str) or not o.strip()]
+    if bad:
+        raise ValueError(f"options must be non-empty strings, got {bad!r} in {list(options)!r}")
+    return [o.strip() for o in options] or None
+
+
 class TSPOSelector:
     """Frozen encoder + temporal agent; picks the k candidate frames that matter for a question.
 
@@ -213,26 +230,43 @@ class TSPOSelector:
         grid = self.settings.override(fps=fps, max_candidates=max_candidates)
         return video_features(video, self.encoder, grid.fps, grid.max_candidates, self.cache)
 
+    def encode_options(self, options: list[str] | tuple[str, ...] | None) -> torch.Tensor | None:
+        """Text embeddings ``[N, D]`` of a multiple-choice question's options (None: no options)."""
+        options = _check_options(options)
+        if options is None:
+            return None
+        return self.encoder.encode_texts(options).to(self.encoder.device, torch.float32)
+
     @torch.no_grad()
-    def score(self, features: torch.Tensor, question: str, method: str = "tspo") -> torch.Tensor:
+    def score(self, features: torch.Tensor, question: str, method: str = "tspo",
+              options: list[str] | None = None) -> torch.Tensor:
         """Per-candidate scores ``[T]`` of the method's scorer (``tspo.agents.methods``): the agent's S
-        for ``tspo`` / ``tspo+aks``, CLIP cosine similarity for ``clip`` / ``bin-max`` / ``aks``."""
+        for ``tspo`` / ``tspo+aks``, CLIP cosine similarity for ``clip`` / ``bin-max`` / ``aks``.
+        ``options``: the question's option texts (multiple choice), read by the filter family."""
         m = get_method(method)
         if not m.needs_scores:
             raise ValueError(f"method {method!r} has no scores (its rule {m.rule!r} looks only at the grid)")
         text = self.encoder.encode_text(_check_question(question)).to(self.encoder.device)
-        return m.score(self.agent, features.to(self.encoder.device, torch.float32), text).cpu()
+        options = _check_options(options)
+        reads = m.needs_agent and getattr(self.agent, "reads_options", False)  # others would ignore them
+        return m.score(self.agent, features.to(self.encoder.device, torch.float32), text,
+                       self.encode_options(options) if reads else None).cpu()
 
     def select_from_features(
-        self, features: torch.Tensor, question: str, num_frames: int | None = None, method: str = "tspo"
+        self, features: torch.Tensor, question: str, num_frames: int | None = None, method: str = "tspo",
+        options: list[str] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Positions ``int64[k]`` (ascending) of the chosen candidates, and the scores ``[T]``
-        (``num_frames`` None: the selector's k)."""
+        (``num_frames`` None: the selector's k). A set-aware rule (``tspo+nms``) takes its suppression
+        radius from the agent's set head when it has one (the filter family)."""
         num = int(features.shape[0])
         k = self._clip_k(self.settings.override(num_frames=num_frames).num_frames, num)
         m = get_method(method)
-        scores = self.score(features, question, method) if m.needs_scores else None
-        return m.pick(scores, num, k), scores
+        scores = self.score(features, question, method, options) if m.needs_scores else None
+        radius = None
+        if m.needs_agent and RULES[m.rule].set_aware:  # the agent's set head, when it has one, sets the radius
+            radius = m.set_radius(self.agent, self.encoder.encode_text(_check_question(question)).to(self.encoder.device))
+        return m.pick(scores, num, k, radius), scores
 
     @staticmethod
     def _clip_k(k: int, num_candidates: int) -> int:
@@ -258,6 +292,7 @@ class TSPOSelector:
         token_budget: int | None = None,
         model: Any = DEFAULT_TOKEN_MODEL,
         clips: ClipConfig | None = None,
+        options: list[str] | None = None,
     ) -> Selection:
         """Pick ``num_frames`` frames of ``video`` for ``question`` (see :func:`select_frames`); every
         argument left None takes the selector's :attr:`settings`."""
@@ -271,9 +306,10 @@ class TSPOSelector:
             if strategy != "single":
                 raise ValueError(f"unit='clip' works on the single-stage candidates; strategy {strategy!r} is not "
                                  "supported with it (use strategy='single')")
-            return self._select_clips(video, question, settings, method, token_budget, model, clips, return_frames)
+            return self._select_clips(video, question, settings, method, token_budget, model, clips, return_frames,
+                                      options)
         if strategy == "zoom":
-            return self._select_zoom(video, question, k, method, zoom, return_frames, settings.frame_size)
+            return self._select_zoom(video, question, k, method, zoom, return_frames, settings.frame_size, options)
         if strategy != "single":
             raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
         if not m.needs_scores:  # needs no pixels at all: plan the grid, decode only the picks
@@ -283,7 +319,7 @@ class TSPOSelector:
         else:
             feats = self.features(video, fps, max_candidates)
             times, frame_idx = feats.timestamps_s, feats.frame_indices
-            positions, score_t = self.select_from_features(feats.features, question, k, method)
+            positions, score_t = self.select_from_features(feats.features, question, k, method, options)
             scores = score_t.numpy().astype(np.float32)
         positions = positions.numpy().astype(np.int64)
         timestamps = times[positions]
@@ -303,7 +339,8 @@ class TSPOSelector:
         )
 
     def _select_clips(self, video: VideoLike, question: str, settings: SelectionSettings, method: str,
-                      token_budget: int | None, model: Any, clips: ClipConfig | None, return_frames: bool) -> Selection:
+                      token_budget: int | None, model: Any, clips: ClipConfig | None, return_frames: bool,
+                      options: list[str] | None = None) -> Selection:
         """Clip selection (:mod:`tspo.selection.clips`): the method's k picks are the anchors, grown into clips
         with the frames the token budget buys at a smaller size (:mod:`tspo.token_budget`)."""
         m = get_method(method)
@@ -313,7 +350,7 @@ class TSPOSelector:
         feats = self.features(video, settings.fps, settings.max_candidates)
         times, frame_idx = feats.timestamps_s, feats.frame_indices
         num = len(times)
-        scores = self.score(feats.features, question, method).numpy().astype(np.float32)
+        scores = self.score(feats.features, question, method, options).numpy().astype(np.float32)
         plan = plan_for_video(video, settings.num_frames, settings.frame_size, token_budget, model, clips,
                               max_frames=num)
         picks = clips_from_scores(scores, self._clip_k(settings.num_frames, num), plan.num_frames, method)
@@ -333,15 +370,17 @@ class TSPOSelector:
         return VideoFeatureSource(video, self.encoder, self.cache)
 
     def select_zoom_from_source(self, source: FeatureSource, question: str, num_frames: int, method: str = "tspo",
-                                zoom: ZoomConfig | None = None, suppress_s: np.ndarray | None = None) -> ZoomResult:
+                                zoom: ZoomConfig | None = None, suppress_s: np.ndarray | None = None,
+                                options: list[str] | None = None) -> ZoomResult:
         """Coarse-to-fine selection over a feature source (:func:`tspo.selection.zoom.zoom_select`)."""
         question = _check_question(question)
-        return zoom_select(source, lambda f: self.score(f, question, method), num_frames, zoom, method, suppress_s)
+        return zoom_select(source, lambda f: self.score(f, question, method, options), num_frames, zoom, method,
+                           suppress_s)
 
     def _select_zoom(self, video: VideoLike, question: str, k: int, method: str, zoom: ZoomConfig | None,
-                     return_frames: bool, frame_size: int) -> Selection:
+                     return_frames: bool, frame_size: int, options: list[str] | None = None) -> Selection:
         source = self.zoom_source(video)
-        result = self.select_zoom_from_source(source, question, k, method, zoom)
+        result = self.select_zoom_from_source(source, question, k, method, zoom, options=options)
         # zoom samples at grid seconds; report when the frames taken are really presented, as single-stage does
         timestamps = presentation_times(video, result.timestamps)
         segment_ids, sources = segments_at(video, timestamps)
@@ -435,6 +474,10 @@ def read_selector_config(directory: str | os.PathLike) -> dict[str, Any]:
     for field in ("dim", "window", "heads"):
         if not isinstance(agent.get(field), int) or agent[field] <= 0:
             raise SelectorConfigError(f"{str(path)!r}: agent.{field} must be a positive int, got {agent.get(field)!r}")
+    try:
+        family_of(agent)
+    except AgentConfigError as err:
+        raise SelectorConfigError(f"{str(path)!r}: {err}") from err
     return config
 
 
@@ -470,9 +513,10 @@ def load_selector_agent(name_or_path: str | os.PathLike) -> tuple[TemporalAgent,
             "the selector again"
         ) from err
     agent_cfg = config["agent"]
-    agent = TemporalAgent(dim=int(agent_cfg["dim"]), window=int(agent_cfg["window"]), heads=int(agent_cfg["heads"]),
-                          query_adapter=bool(agent_cfg.get("query_adapter", False)),
-                          question_attention=bool(agent_cfg.get("question_attention", False)))
+    try:
+        agent = build_agent(agent_cfg)  # the family registry: the paper's agent when config names none
+    except AgentConfigError as err:
+        raise SelectorConfigError(f"selector {str(directory)!r}: {err}") from err
     expected = {k: tuple(v.shape) for k, v in agent.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items()}
     if expected != got:
@@ -503,8 +547,12 @@ def select_frames(
     token_budget: int | None = None,
     model: Any = DEFAULT_TOKEN_MODEL,
     clips: ClipConfig | None = None,
+    options: list[str] | None = None,
 ) -> Selection:
     """Pick the ``num_frames`` frames of ``video`` that matter for ``question``.
+
+    ``options``: a multiple-choice question's option texts; a filter-family selector scores frames
+    against them too ("which came first, A or B" looks for both); other agents and CLIP ignore them.
 
     ``video``: a file path or a virtual video (list of ``{source, start_s, end_s}``).
     ``selector``: a :class:`TSPOSelector`, a selector directory, or ``None`` for an untrained one on
@@ -534,5 +582,5 @@ def select_frames(
     return selector.select(
         video, question, num_frames, method=method, fps=fps, max_candidates=max_candidates,
         return_frames=return_frames, frame_size=frame_size, strategy=strategy, zoom=zoom, unit=unit,
-        token_budget=token_budget, model=model, clips=clips,
+        token_budget=token_budget, model=model, clips=clips, options=options,
     )

@@ -30,14 +30,25 @@ def step_seed(seed: int, rank: int, batch: int) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def agent_scores(agent: TemporalAgent, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-    """Agent scores S float32[B, T] of features [B, T, D] and text [B, D], always in float32.
+def agent_scores(agent: TemporalAgent, features: torch.Tensor, text: torch.Tensor,
+                 options: torch.Tensor | None = None, option_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Agent scores S float32[B, T] of features [B, T, D] and text [B, D], always in float32; ``options``
+    [B, N, D] / ``option_mask`` bool[B, N] (a batch's padded option embeddings, :func:`batch_options`)
+    reach agents that read them (the filter family; the paper's agent ignores them).
 
     Under bf16 autocast S in [-2, 2] would be rounded to ~2^-7, which S / tau at tau = 0.01
     magnifies to ~0.8 logits of noise; the agent is tiny, so full precision costs nothing.
     """
     with torch.autocast(device_type=features.device.type, enabled=False):
-        return agent(features.float(), text.float()).float()
+        if options is None:
+            return agent(features.float(), text.float()).float()
+        return agent(features.float(), text.float(), options.float(), option_mask).float()
+
+
+def batch_options(batch: dict[str, Any]) -> dict[str, torch.Tensor | None]:
+    """``{"options": [B, N, D] | None, "option_mask": bool[B, N] | None}`` of a collated batch
+    (:func:`tspo.features.dataset.collate`), as keyword arguments of :func:`agent_scores`."""
+    return {"options": batch.get("options"), "option_mask": batch.get("option_mask")}
 
 
 def clipped_policy(policy: GumbelTopK, num_candidates: int) -> GumbelTopK:
@@ -76,6 +87,8 @@ class StepContext:
     ref_agent: TemporalAgent | None = None
     update: Callable[[torch.Tensor], None] | None = field(default=None, repr=False)
 
-    def scores(self, features: torch.Tensor, text: torch.Tensor, agent: TemporalAgent | None = None) -> torch.Tensor:
-        """S float32[B, T] of the trained agent (or ``agent``, e.g. the frozen reference)."""
-        return agent_scores(agent or self.agent, features, text)
+    def scores(self, features: torch.Tensor, text: torch.Tensor, agent: TemporalAgent | None = None,
+               options: torch.Tensor | None = None, option_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """S float32[B, T] of the trained agent (or ``agent``, e.g. the frozen reference); ``options`` /
+        ``option_mask``: :func:`batch_options`."""
+        return agent_scores(agent or self.agent, features, text, options, option_mask)

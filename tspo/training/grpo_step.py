@@ -29,15 +29,16 @@ from tspo.objectives.grpo import (
     tspo_loss,
 )
 from tspo.spans import in_spans
-from tspo.training.context import StepContext, StepOutput, clipped_policy
+from tspo.training.context import StepContext, StepOutput, batch_options, clipped_policy
 from tspo.training.options import RewardOptions
 from tspo.training.rollout import Rewards, ask_oracle, reward_spans
 
 
 def policy_logits(ctx: StepContext, features: torch.Tensor, text: torch.Tensor,
-                  agent: TemporalAgent | None = None) -> torch.Tensor:
+                  agent: TemporalAgent | None = None, options: torch.Tensor | None = None,
+                  option_mask: torch.Tensor | None = None) -> torch.Tensor:
     """The sampling distribution's logits [B, T]: ``S / tau``, mixed with uniform when ``explore_eps`` > 0."""
-    return explore_logits(ctx.scores(features, text, agent) / ctx.tau, ctx.grpo.explore_eps)
+    return explore_logits(ctx.scores(features, text, agent, options, option_mask) / ctx.tau, ctx.grpo.explore_eps)
 
 
 def selection_log_probs(logprob: str, logits: torch.Tensor, idx: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
@@ -96,7 +97,7 @@ def grpo_step(ctx: StepContext, batch: dict[str, Any]) -> GRPOStep:
     """
     g = ctx.grpo
     features, text = batch["features"], batch["text"]
-    logits = policy_logits(ctx, features, text)                                   # [B, T]
+    logits = policy_logits(ctx, features, text, **batch_options(batch))           # [B, T]
     idx, order, rewards = rollout(ctx, batch, logits)
     valid = rewards.valid.to(ctx.device)
     adv = advantages(ctx.reward, rewards).to(ctx.device)
@@ -105,7 +106,8 @@ def grpo_step(ctx: StepContext, batch: dict[str, Any]) -> GRPOStep:
     logp_ref = None
     if ctx.ref_agent is not None and g.kl_beta:
         with torch.no_grad():
-            logp_ref = selection_log_probs(g.logprob, policy_logits(ctx, features, text, ctx.ref_agent), idx, order)
+            logp_ref = selection_log_probs(g.logprob, policy_logits(ctx, features, text, ctx.ref_agent,
+                                                                    **batch_options(batch)), idx, order)
     loss_kw = {"valid": valid, "clip_eps": g.clip_eps, "logp_ref": logp_ref, "kl_beta": g.kl_beta}
     span_mask = reward_span_mask(batch, ctx.reward.temporal_spans).to(ctx.device) if g.span_loss else None  # [B, T]
 

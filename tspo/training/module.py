@@ -21,7 +21,8 @@ from typing import Any, Literal
 import lightning as L
 import torch
 
-from tspo.agents import GumbelTopK, TemporalAgent
+from tspo.agents import AgentConfigError, GumbelTopK, TemporalAgent, build_agent
+from tspo.agents.families import start_state
 from tspo.evaluation.answer_log import AnswerLogger, read_answer_log
 from tspo.evaluation.judge import judge_selections, metrics_of
 from tspo.features.encoders import shared_encoder
@@ -30,7 +31,14 @@ from tspo.objectives.preference import PreferencePairs, pairs_from_groups, pairs
 from tspo.rewards import OracleCache, OracleConfigError, build_oracle, check_oracle_args, check_oracle_fits
 from tspo.selection.selector import load_selector_agent
 from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, clip_num_frames
-from tspo.training.context import StepContext, StepOutput, agent_scores, clipped_policy, step_seed
+from tspo.training.context import (
+    StepContext,
+    StepOutput,
+    agent_scores,
+    batch_options,
+    clipped_policy,
+    step_seed,
+)
 from tspo.training.grpo_step import grpo_step
 from tspo.training.options import (
     AgentOptions,
@@ -92,6 +100,13 @@ class TSPOModule(L.LightningModule):
         question_attention: beyond the paper, off by default: the window attention's inputs get a
             learnable projection of the question embedding (``TemporalAgent(question_attention=True)``),
             so which neighbours an event feature mixes in depends on the question.
+        agent_family: ``"paper"`` (default, the paper's agent) or ``"filter"`` (beyond the paper:
+            :class:`~tspo.agents.FilterAgent`, the paper's agent plus a question-conditioned temporal filter
+            over the question's and the options' similarity profiles and a set head choosing the
+            suppression radius of ``tspo+nms``; zero-initialised, so it starts as the paper's agent).
+            ``init_from`` may name a paper selector or checkpoint of the same shape for a filter agent.
+        filter_radius, nms_radius: the filter agent's reach (frames either side, default 8) and its
+            suppression radius (frames, default 3); filter family only.
         objective: ``"grpo"`` (paper, online: every step asks the oracle) or ``"dpo"`` (offline:
             every step is a DPO update on preference pairs from ``preference_log``; no oracle call
             during training). See ``docs/PREFERENCE.md``.
@@ -139,6 +154,9 @@ class TSPOModule(L.LightningModule):
         w_zoom: float = 1.0,
         query_adapter: bool = False,
         question_attention: bool = False,
+        agent_family: str = "paper",
+        filter_radius: int | None = None,
+        nms_radius: int | None = None,
         objective: Literal["grpo", "dpo"] = "grpo",
         preference_log: str | None = None,
         preference_oracle_id: str | None = None,
@@ -159,7 +177,8 @@ class TSPOModule(L.LightningModule):
         self.preference.check_log_exists()
         # zoom: train coarse span choice + fine frame choice (tspo.training.zoom_step); None = single-stage
         self.zoom_config = zoom_options(zoom)
-        agent_options = AgentOptions(window, heads, query_adapter, question_attention, init_from)
+        agent_options = AgentOptions(window, heads, query_adapter, question_attention, init_from, agent_family,
+                                     filter_radius, nms_radius)
         try:  # options written for another oracle must not reach this one (found now, not at the first step)
             check_oracle_args(oracle, oracle_args, "model.oracle_args")
         except OracleConfigError as err:
@@ -167,11 +186,12 @@ class TSPOModule(L.LightningModule):
         enc = shared_encoder(encoder) if isinstance(encoder, str) else encoder
         # Plain dict: an nn.Module assigned as an attribute would join state_dict and the optimizer.
         self._frozen: dict[str, Any] = {"encoder": enc, "oracle": None}
-        self.agent = TemporalAgent(dim=enc.dim, window=agent_options.window, heads=agent_options.heads,
-                                   query_adapter=agent_options.query_adapter,
-                                   question_attention=agent_options.question_attention)
+        try:
+            self.agent = build_agent(agent_options.agent_config(enc.dim))
+        except AgentConfigError as err:
+            raise TrainingConfigError(str(err)) from None
         if agent_options.init_from:
-            self.agent.load_state_dict(_load_agent_weights(agent_options.init_from, self.agent).state_dict())
+            self.agent.load_state_dict(_load_agent_weights(agent_options.init_from, self.agent))
         uses_ref = kl_beta > 0 or self.preference.uses_pairs
         self.ref_agent = copy.deepcopy(self.agent).requires_grad_(False) if uses_ref else None
         self.policy = GumbelTopK(num_frames)
@@ -217,9 +237,10 @@ class TSPOModule(L.LightningModule):
             raise TrainingConfigError("the temperature schedule needs model.tau_steps or trainer.max_steps > 0")
         return temperature_at(self.global_step, steps, g.tau_start, g.tau_end)
 
-    def scores(self, features: torch.Tensor, text: torch.Tensor, agent: TemporalAgent | None = None) -> torch.Tensor:
+    def scores(self, features: torch.Tensor, text: torch.Tensor, agent: TemporalAgent | None = None,
+               options: torch.Tensor | None = None, option_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Agent scores S float32[B, T] (:func:`~tspo.training.context.agent_scores`)."""
-        return agent_scores(agent or self.agent, features, text)
+        return agent_scores(agent or self.agent, features, text, options, option_mask)
 
     def step_context(self, oracle: bool = True) -> StepContext:
         """This step's context: seeded noise (:func:`step_seed` of seed, rank, batches seen), temperature,
@@ -282,7 +303,7 @@ class TSPOModule(L.LightningModule):
         """Held-out check: greedy top-k (no noise, as at inference), one oracle query per question, judged
         by the evaluation loop's core (:func:`tspo.evaluation.judge.judge_selections`, as ``tspo eval`` and
         :func:`~tspo.evaluation.heldout.heldout_metrics` do)."""
-        scores = self.scores(batch["features"], batch["text"])
+        scores = self.scores(batch["features"], batch["text"], **batch_options(batch))
         idx = self.policy_for(scores.shape[-1]).greedy(scores).cpu()                  # [B, k]
         samples = list(batch["samples"])
         outcomes = judge_selections(self.oracle, samples, [{"tspo": row} for row in idx.numpy()],
@@ -376,12 +397,15 @@ class TSPOModule(L.LightningModule):
         self._replay = self._replay.extend(pairs)
 
 
-def _load_agent_weights(source: str, like: TemporalAgent) -> TemporalAgent:
-    """Agent weights from a TSPOSelector directory or a published TSPO checkpoint file."""
+def _load_agent_weights(source: str, like: TemporalAgent) -> dict[str, torch.Tensor]:
+    """A state dict for ``like`` from a TSPOSelector directory or a published TSPO checkpoint file (a paper
+    agent's weights start a filter agent of the same shape: :func:`tspo.agents.families.start_state`)."""
     if Path(source).is_dir():
         agent, _ = load_selector_agent(source)
     else:
         agent = TemporalAgent.load_published(source)
-    if agent.config != like.config:
-        raise TrainingConfigError(f"model.init_from {source!r} holds an agent {agent.config}, the config asks {like.config}")
-    return agent
+    try:
+        return start_state(like, agent)
+    except AgentConfigError:
+        raise TrainingConfigError(f"model.init_from {source!r} holds an agent {agent.config}, the config asks "
+                                  f"{like.config}") from None

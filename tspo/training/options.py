@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tspo.agents.families import AGENT_FAMILIES, DEFAULT_FAMILY
 from tspo.errors import TSPOError
 from tspo.selection.zoom_config import ZoomConfig
 from tspo.settings import DEFAULT_FRAME_SIZE, check_frame_size, check_num_frames
@@ -157,13 +158,42 @@ class PreferenceOptions:
 @dataclass(frozen=True)
 class AgentOptions:
     """The temporal agent's shape (paper: window 12, 8 heads), its options beyond the paper, and
-    ``init_from``: a published TSPO checkpoint file or a TSPOSelector directory to start from."""
+    ``init_from``: a published TSPO checkpoint file or a TSPOSelector directory to start from.
+
+    ``family`` (``model.agent_family``): ``"paper"`` or ``"filter"`` (:mod:`tspo.agents.families`);
+    ``filter_radius`` / ``nms_radius`` (frames; None: the family's default) belong to ``filter`` only."""
 
     window: int = 12
     heads: int = 8
     query_adapter: bool = False
     question_attention: bool = False
     init_from: str | None = None
+    family: str = DEFAULT_FAMILY
+    filter_radius: int | None = None
+    nms_radius: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.family not in AGENT_FAMILIES:
+            raise TrainingConfigError(f"model.agent_family must be one of {sorted(AGENT_FAMILIES)}, got {self.family!r}")
+        for name, low in (("filter_radius", 0), ("nms_radius", 1)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if self.family != "filter":
+                raise TrainingConfigError(f"model.{name} belongs to the filter agent; set model.agent_family: filter "
+                                          f"or remove model.{name}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise TrainingConfigError(f"model.{name} must be an int >= {low} (frames), got {value!r}")
+
+    def agent_config(self, dim: int) -> dict[str, Any]:
+        """The agent config :func:`tspo.agents.families.build_agent` takes, for features of ``dim``."""
+        config: dict[str, Any] = {"dim": dim, "window": self.window, "heads": self.heads}
+        config.update({name: True for name in ("query_adapter", "question_attention") if getattr(self, name)})
+        if self.family != DEFAULT_FAMILY:
+            config["family"] = self.family
+            config.update({name: getattr(self, name) for name in ("filter_radius", "nms_radius")
+                           if getattr(self, name) is not None})
+        return config
 
 
 def zoom_options(zoom: dict[str, Any] | None) -> ZoomConfig | None:
