@@ -155,6 +155,29 @@ def run(num_train: int = NUM_TRAIN, num_val: int = NUM_VAL, warm: int = WARM_STE
     }
 
 
+# GRPO with every option of issue 20 on (soft answer reward, tau relative to the score spread, KL to the
+# warm-started agent) vs today's default, both on the demo config (tiny-random encoder, SimulatedOracle)
+ADDS_FLAGS = ("--model.answer_reward", "soft", "--model.tau_relative", "true", "--model.tau_start", "0.3",
+              "--model.tau_end", "0.1", "--model.kl_beta", "0.05")
+
+
+def step_time_ratio(steps: int = 150, repeats: int = 2) -> dict:
+    """Steps/s of the demo config's GRPO loop with ``ADDS_FLAGS`` vs without, interleaved (default, options,
+    default, ...) so both see the same load; the ratio of the medians (goal: options <= 1.5x the step time)."""
+    import statistics
+
+    from benchmarks.bench_train import demo_steps_per_s
+
+    rates: dict[str, list[float]] = {"default": [], "options": []}
+    with tempfile.TemporaryDirectory(prefix="tspo-bench-warmstart-speed-") as tmp:
+        for _ in range(repeats):
+            rates["default"].append(demo_steps_per_s(Path(tmp), steps))
+            rates["options"].append(demo_steps_per_s(Path(tmp), steps, extra=ADDS_FLAGS))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    return {"default_steps_per_s": rates["default"], "options_steps_per_s": rates["options"],
+            "step_time_ratio": round(med["default"] / med["options"], 3), "options": " ".join(ADDS_FLAGS)}
+
+
 if __name__ == "__main__":
     import argparse
 
@@ -167,7 +190,11 @@ if __name__ == "__main__":
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     p.add_argument("--agent-options", type=json.loads, default={}, help="more TSPOModule options, JSON")
     p.add_argument("--out-dir", help="keep the data and features here (reused by a later run)")
+    p.add_argument("--speed", action="store_true", help="instead: one GRPO step's time with the options vs the default")
     a = p.parse_args()
+    if a.speed:
+        print(json.dumps(step_time_ratio(), indent=2))
+        raise SystemExit(0)
     got = run(a.num_train, a.num_val, a.warm, a.grpo, tuple(a.seeds), tuple(a.recipes), a.agent_options, a.out_dir)
     print(got["table_markdown"])
     print(got["notes"])

@@ -254,3 +254,27 @@ def test_agent_supervised_head_hook_adds_its_loss():
         losses.append(warmstart_step(ctx, WarmStartOptions(1), batch))
     assert float(losses[1].loss.detach()) == pytest.approx(float(losses[0].loss.detach()) + 7.0)
     assert losses[1].metrics["train/warmstart_aux"] == 7.0 and "train/warmstart_aux" not in losses[0].metrics
+
+
+def test_yaml_example_warm_starts_then_runs_grpo(tmp_path):
+    """examples/configs/question_warmstart.yaml runs as written, on a smaller question world."""
+    from pathlib import Path
+
+    import yaml
+
+    from tspo.cli.train import main as train_main
+    from tspo.selection.selector import TSPOSelector
+
+    config = Path(__file__).resolve().parents[1] / "examples" / "configs" / "question_warmstart.yaml"
+    override = tmp_path / "small.yaml"
+    override.write_text(yaml.safe_dump({
+        "trainer": {"max_steps": 4, "default_root_dir": str(tmp_path / "run"), "enable_progress_bar": False},
+        "model": {"warmstart_steps": 2},
+        "data": {"synth": {"num_train": 12, "num_val": 7, "train_targets": 8, "val_targets": 7, "confusers": 2, "confuser_seconds": [30, 40], "target_seconds": [16, 24],
+                           "min_minutes": 1.0, "max_minutes": 1.5, "out_dir": str(tmp_path / "synth")},
+                 "feature_cache": str(tmp_path / "features"), "progress": False},
+        "export": {"dirpath": str(tmp_path / "selector")},
+    }))
+    assert train_main(["fit", "--config", str(config), "--config", str(override)]) == 0
+    sel = TSPOSelector.from_pretrained(tmp_path / "selector", cache=False)
+    assert sel.config["trained_with"]["steps"] == 4 and sel.num_frames == 8
