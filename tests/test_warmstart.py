@@ -222,13 +222,37 @@ def test_warm_start_then_grpo_in_one_fit(root):
 
 
 def test_warm_start_skips_samples_of_other_kinds_and_counts_them(root):
-    """The small needle set has no question kinds: restricted to colour, every sample is skipped
-    (counted), and the loss is 0."""
+    """Restricted to shape questions, every other sample of a warm-start batch is skipped and counted."""
+    kinds = []
+
+    class Kinds(L.Callback):
+        def on_train_batch_end(self, tr, pl_module, outputs, batch, batch_idx):
+            kinds.extend(s.extra.get("qa_kind") for s in batch["samples"])
+
     rec = MetricRecorder()
-    m = TSPOModule(num_frames=16, group_size=4, warmstart_steps=2, warmstart_kinds=["colour"])
-    trainer(2, callbacks=[rec]).fit(m, small_datamodule(root))
-    assert [r["train/warmstart_skipped"] for r in rec.rows] == [1.0, 2.0] and rec.rows[-1]["train/loss"] == 0.0
-    assert m.warmstart_skipped == 2
+    m = TSPOModule(num_frames=16, group_size=4, warmstart_steps=6, warmstart_kinds=["shape"])
+    trainer(6, callbacks=[rec, Kinds()]).fit(m, small_datamodule(root))
+    others = [k != "shape" for k in kinds]
+    assert m.warmstart_skipped == sum(others) and [r["train/warmstart_skipped"] for r in rec.rows] == \
+        [float(x) for x in np.cumsum(others)]
+
+
+def test_warm_start_without_any_supervised_sample_is_refused_before_the_first_step(root, tmp_path):
+    """A manifest without evidence spans: the warm start would learn nothing, so the run stops at once."""
+    from training_helpers import small_synth
+
+    from tspo.data_synth import load_manifest, write_manifest
+    from tspo.training import TSPODataModule
+
+    small_datamodule(root).prepare_data()
+    samples = load_manifest(small_synth(root).paths()[0])[:8]
+    for s in samples:
+        s.evidence_spans_s = None
+    write_manifest(tmp_path / "no_spans.jsonl", samples)
+    dm = TSPODataModule(train_manifest=str(tmp_path / "no_spans.jsonl"), feature_cache=str(root / "features"),
+                        progress=False)
+    with pytest.raises(TrainingConfigError, match=r"none of the 8 training samples has evidence spans"):
+        trainer(2).fit(TSPOModule(num_frames=16, group_size=4, warmstart_steps=2), dm)
 
 
 def test_agent_supervised_head_hook_adds_its_loss():

@@ -21,11 +21,11 @@ from tspo.objectives.grpo import (
     decoupled_advantages,
     explore_logits,
     group_advantages,
-    relative_logits,
     picks_in_target,
     plackett_luce_logp,
     policy_entropy,
     policy_stats,
+    relative_logits,
     span_mass_loss,
     tspo_loss,
 )

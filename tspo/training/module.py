@@ -388,6 +388,16 @@ class TSPOModule(L.LightningModule):
                     "%d of %d training samples have no target spans: they have no R_T and train on R_A alone "
                     "(their reward is R_A + %g, a constant the group advantages cancel)",
                     plain, len(train.samples), self.hparams.w_temporal)
+        if train is not None and self.warmstart.steps:
+            taught = sum(self.warmstart.supervises(s) and bool(s.evidence_spans_s) for s in train.samples)
+            if not taught:
+                raise TrainingConfigError(
+                    f"model.warmstart_steps {self.warmstart.steps}: none of the {len(train.samples)} training samples "
+                    f"has evidence spans{' of the kinds ' + str(list(self.warmstart.kinds)) if self.warmstart.kinds else ''}"
+                    f" (model.warmstart_kinds), so the warm start would learn nothing; use a manifest with "
+                    f"evidence_spans_s (tspo synth), other kinds, or model.warmstart_steps: 0")
+            logger.info("warm start: %d of %d training samples have span supervision; the others are skipped",
+                        taught, len(train.samples))
         k = self.hparams.num_frames
         short = [(name, n) for name, ds in sets for n in ds.num_candidates if n < k]
         if short:
