@@ -178,6 +178,50 @@ def step_time_ratio(steps: int = 150, repeats: int = 2) -> dict:
             "step_time_ratio": round(med["default"] / med["options"], 3), "options": " ".join(ADDS_FLAGS)}
 
 
+def grpo_step_ratio(repeats: int = 40, num_t: int = 128, dim: int = 768) -> dict:
+    """Median seconds of one GRPO step (``grpo_step``: agent forward, Gumbel-top-k of G = 8, SimulatedOracle
+    answers, advantages, loss; then backward) with the issue-20 options vs the default, interleaved, on one
+    fixed needle (T = 128 candidates, D = 768 as ViT-L/14, k = 16): the training step without Lightning's
+    loop, so the ratio is the options' own cost."""
+    import statistics
+
+    import torch
+
+    from tspo.agents import GumbelTopK, TemporalAgent
+    from tspo.data_synth.manifest import Sample
+    from tspo.rewards import OracleCache, SimulatedOracle
+    from tspo.training.context import StepContext
+    from tspo.training.grpo_step import grpo_step
+    from tspo.training.options import GRPOOptions, RewardOptions
+
+    torch.manual_seed(0)
+    agent = TemporalAgent(dim=dim, window=12, heads=8)
+    ref = copy.deepcopy(agent).requires_grad_(False)
+    sample = Sample(id="n0", video="v.mp4", question="q?", options=["a", "b", "c", "d"], answer="B", kind="needle",
+                    target_spans_s=[[30.0, 50.0]], evidence_spans_s=[[40.0, 44.0]], duration_s=float(num_t))
+    batch = {"features": torch.randn(1, num_t, dim), "text": torch.randn(1, dim), "samples": [sample],
+             "timestamps": torch.arange(num_t, dtype=torch.float64)[None],
+             "target_mask": (torch.arange(num_t) >= 30) & (torch.arange(num_t) < 50)}
+    batch["target_mask"] = batch["target_mask"][None]
+    configs = {"default": (GRPOOptions(16), RewardOptions(), None, 0.025),
+               "options": (GRPOOptions(16, kl_beta=0.05, tau_relative=True), RewardOptions(answer_reward="soft"), ref, 0.3)}
+    times: dict[str, list[float]] = {k: [] for k in configs}
+    for i in range(repeats + 5):
+        for name, (grpo, reward, ref_agent, tau) in configs.items():
+            oracle = OracleCache(SimulatedOracle())           # fresh: every step asks the oracle
+            ctx = StepContext(agent=agent, policy=GumbelTopK(16), oracle=oracle,
+                              generator=torch.Generator().manual_seed(i), tau=tau, device=torch.device("cpu"),
+                              grpo=grpo, reward=reward, ref_agent=ref_agent)
+            agent.zero_grad(set_to_none=True)
+            t0 = time.perf_counter()
+            grpo_step(ctx, batch).loss.backward()
+            if i >= 5:
+                times[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"default_ms": round(med["default"] * 1e3, 2), "options_ms": round(med["options"] * 1e3, 2),
+            "ratio": round(med["options"] / med["default"], 3), "repeats": repeats}
+
+
 if __name__ == "__main__":
     import argparse
 
@@ -193,7 +237,7 @@ if __name__ == "__main__":
     p.add_argument("--speed", action="store_true", help="instead: one GRPO step's time with the options vs the default")
     a = p.parse_args()
     if a.speed:
-        print(json.dumps(step_time_ratio(), indent=2))
+        print(json.dumps({"grpo_step": grpo_step_ratio(), "lightning_loop": step_time_ratio()}, indent=2))
         raise SystemExit(0)
     got = run(a.num_train, a.num_val, a.warm, a.grpo, tuple(a.seeds), tuple(a.recipes), a.agent_options, a.out_dir)
     print(got["table_markdown"])
