@@ -15,7 +15,7 @@ from tspo.agents import TemporalAgent
 from tspo.data_synth.manifest import Sample
 from tspo.objectives.grpo import ObjectiveInputError, relative_logits
 from tspo.objectives.warmstart import evidence_listwise_loss, greedy_in_evidence
-from tspo.rewards import OracleAnswer, RewardInputError, SimulatedOracle, soft_accuracy_reward
+from tspo.rewards import OracleAnswer, OracleCache, RewardInputError, SimulatedOracle, soft_accuracy_reward
 from tspo.training import TrainingConfigError, TSPOModule
 from tspo.training.options import WarmStartOptions
 from tspo.training.rollout import score_answers
@@ -302,3 +302,38 @@ def test_yaml_example_warm_starts_then_runs_grpo(tmp_path):
     assert train_main(["fit", "--config", str(config), "--config", str(override)]) == 0
     sel = TSPOSelector.from_pretrained(tmp_path / "selector", cache=False)
     assert sel.config["trained_with"]["steps"] == 4 and sel.num_frames == 8
+
+
+def test_steps_work_with_any_agent_that_maps_features_and_text_to_scores():
+    """warmstart_step and grpo_step only call ``agent(features [B, T, D], text [B, D]) -> scores [B, T]``:
+    a relative-time filter over the cosine profile (not a TemporalAgent) trains through both."""
+    from tspo.training.context import StepContext
+    from tspo.training.grpo_step import grpo_step
+    from tspo.training.warmstart_step import warmstart_step
+
+    class ProfileFilter(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv1d(1, 1, 5, padding=2)
+
+        def forward(self, features, text):
+            profile = torch.nn.functional.cosine_similarity(features, text[:, None, :], dim=-1)   # [B, T]
+            return profile + self.conv(profile[:, None, :])[:, 0]
+
+    agent = ProfileFilter()
+    sample = _sample("colour", [[2.0, 4.0]])
+    batch = {"features": torch.randn(1, 10, 16), "text": torch.randn(1, 16), "samples": [sample],
+             "timestamps": torch.arange(10, dtype=torch.float64)[None],
+             "target_mask": torch.zeros(1, 10, dtype=torch.bool)}
+    m = TSPOModule(encoder="tiny-random", num_frames=2, group_size=4, warmstart_steps=1, tau_relative=True,
+                   answer_reward="soft", kl_beta=0.1)
+    import copy
+
+    ctx = StepContext(agent=agent, policy=m.policy, oracle=OracleCache(SimulatedOracle()),
+                      generator=torch.Generator().manual_seed(0),
+                      tau=0.3, device=torch.device("cpu"), grpo=m.grpo, reward=m.reward_options,
+                      ref_agent=copy.deepcopy(agent).requires_grad_(False))
+    for out in (warmstart_step(ctx, m.warmstart, batch), grpo_step(ctx, batch)):
+        agent.zero_grad()
+        out.loss.backward()
+        assert math.isfinite(float(out.loss.detach())) and agent.conv.weight.grad is not None
