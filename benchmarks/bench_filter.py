@@ -53,8 +53,8 @@ def run(num_train: int = NUM_TRAIN, num_val: int = NUM_VAL, steps: int = STEPS, 
     from tspo.features.dataset import FeatureDataset
     from tspo.features.encoders import shared_encoder
     from tspo.objectives.set_rule import set_rule_loss, set_rule_targets
-    from tspo.rewards import in_spans
     from tspo.rewards.simulated import covers_groups
+    from tspo.spans import in_spans
     from tspo.training.synth import ensure_synthetic, question_world
 
     torch.manual_seed(SEED)

@@ -85,8 +85,10 @@ class _Timer:
         return self.steps / self.seconds
 
 
-def demo_steps_per_s(work: Path, steps: int, features_from: str = "cache", skip: int = 10) -> float:
-    """Steps/s of the demo config's training loop (data made and cached before timing starts)."""
+def demo_steps_per_s(work: Path, steps: int, features_from: str = "cache", skip: int = 10,
+                     extra: tuple[str, ...] = ()) -> float:
+    """Steps/s of the demo config's training loop (data made and cached before timing starts); ``extra``:
+    more command-line overrides (e.g. ``("--model.tau_relative", "true")``)."""
     from tspo.cli.train import TSPOCLI
     from tspo.training.datamodule import TSPODataModule
     from tspo.training.module import TSPOModule
@@ -96,7 +98,7 @@ def demo_steps_per_s(work: Path, steps: int, features_from: str = "cache", skip:
             "--trainer.enable_progress_bar", "false", "--trainer.limit_val_batches", "0",
             "--trainer.default_root_dir", str(work / "run"), "--data.synth.out_dir", str(work / "synth"),
             "--data.feature_cache", str(work / "features"), "--data.features_from", features_from,
-            "--data.progress", "false", "--export.dirpath", str(work / "selector")]
+            "--data.progress", "false", "--export.dirpath", str(work / "selector"), *extra]
     cli = TSPOCLI(TSPOModule, TSPODataModule, args=args, run=False, save_config_callback=None)
     timer = _Timer(skip)
     cli.trainer.callbacks.append(timer.callback)

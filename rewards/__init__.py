@@ -20,7 +20,7 @@ from .hf_oracle import HFVideoLLMOracle
 from .openai_oracle import OpenAICompatibleOracle
 from .oracle import Oracle, OracleAnswer, OracleQuery
 from .parsing import option_letters, parse_option
-from .rewards import RewardParts, accuracy_reward, compose_reward, temporal_reward
+from .rewards import RewardParts, accuracy_reward, compose_reward, soft_accuracy_reward, temporal_reward
 from .simulated import SimulatedOracle
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "in_spans",
     "option_letters",
     "parse_option",
+    "soft_accuracy_reward",
     "span_hits",
     "spans_around",
     "temporal_reward",

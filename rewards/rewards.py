@@ -50,6 +50,28 @@ def accuracy_reward(letter: str | None, answer: str) -> float:
     return float(_check_letter(letter, "letter") == answer)
 
 
+def soft_accuracy_reward(option_probs: Any, answer: str) -> float:
+    """Soft R_A: the oracle's probability of the correct option, a float in [0, 1].
+
+    Beyond the paper, for ``model.answer_reward: soft``: a right guess of a model that saw nothing
+    useful earns ``1 / N`` (its flat probability), not 1, so GRPO stops learning from lucky guesses.
+    ``option_probs``: ``{letter: probability}`` as ``OracleAnswer.option_probs`` (the HF letter scorer's
+    softmax over the option letters; the SimulatedOracle's ``confidence`` when covered, ``1 / N`` when
+    guessing). None (an oracle that exposes no probabilities) raises: use the 0/1 reward there.
+    """
+    answer = _check_letter(answer, "answer")
+    if not option_probs:
+        raise RewardInputError("the soft answer reward needs the oracle's option probabilities, and this answer has "
+                               "none (SimulatedOracle(confidence=None), an OpenAI server without logprobs); use "
+                               "model.answer_reward: hard, or an oracle that reports option_probs")
+    probs = {str(k).upper(): float(v) for k, v in option_probs.items()}
+    if answer not in probs:
+        raise RewardInputError(f"option_probs {sorted(probs)} has no probability for the answer {answer!r}")
+    if not all(np.isfinite(v) and 0.0 <= v <= 1.0 + 1e-6 for v in probs.values()):
+        raise RewardInputError(f"option_probs must be probabilities in [0, 1], got {option_probs!r}")
+    return min(probs[answer], 1.0)
+
+
 def _as_timestamps(timestamps_s: Any) -> np.ndarray:
     ts = np.asarray(timestamps_s, dtype=np.float64)
     if ts.ndim not in (1, 2):

@@ -23,8 +23,8 @@ from tspo.agents import (
 from tspo.agents.families import start_state
 from tspo.agents.filter import standardise
 from tspo.data_synth.events import COVERAGE_RULES
-from tspo.data_synth.manifest import Sample
 from tspo.features.dataset import collate, pad_options
+from tspo.manifest import Sample
 from tspo.objectives.set_rule import set_rule_loss, set_rule_target, set_rule_targets
 from tspo.selection.export import check_round_trip, export_agent, run_exported
 from tspo.selection.selector import SelectorConfigError, TSPOSelector, load_selector_agent, select_frames

@@ -96,6 +96,26 @@ def explore_logits(logits: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.logaddexp(torch.log_softmax(logits, dim=-1) + math.log1p(-eps), uniform)
 
 
+def relative_logits(scores: torch.Tensor, tau: float, eps: float = 1e-6) -> torch.Tensor:
+    """Logits at a temperature relative to each row's score spread: float[..., T] -> float[..., T].
+
+    ``(S - mean_T S) / (tau * std_T S)``, the spread detached (a constant of the sampling
+    distribution, not something the update can shrink or grow). Beyond the paper, off by default
+    (``model.tau_relative``): the paper's absolute tau 0.025 -> 0.01 makes a sampler far greedier once
+    training has stretched the scores (a learned score spread of ~0.7 puts the top frames tens of
+    logits apart), so the sampled sets stop reaching what the greedy policy misses; with ``tau`` in
+    units of the spread, exploration stays the same at every score scale. Rows with constant scores
+    get logits 0 (uniform), not NaN.
+    """
+    if not tau > 0:
+        raise ObjectiveInputError(f"relative_logits: tau must be > 0, got {tau!r}")
+    if scores.shape[-1] < 2:
+        return scores - scores.detach()
+    centred = scores - scores.mean(-1, keepdim=True)
+    spread = scores.detach().std(-1, keepdim=True).clamp(min=eps)
+    return centred / (tau * spread)
+
+
 def plackett_luce_logp(logits: torch.Tensor, idx: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
     """Exact per-step Plackett-Luce log-probabilities of an ordered draw (option; Eq. 5 made exact).
 

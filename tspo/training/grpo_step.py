@@ -25,6 +25,7 @@ from tspo.objectives.grpo import (
     plackett_luce_logp,
     policy_entropy,
     policy_stats,
+    relative_logits,
     span_mass_loss,
     tspo_loss,
 )
@@ -37,8 +38,11 @@ from tspo.training.rollout import Rewards, ask_oracle, reward_spans
 def policy_logits(ctx: StepContext, features: torch.Tensor, text: torch.Tensor,
                   agent: TemporalAgent | None = None, options: torch.Tensor | None = None,
                   option_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """The sampling distribution's logits [B, T]: ``S / tau``, mixed with uniform when ``explore_eps`` > 0."""
-    return explore_logits(ctx.scores(features, text, agent, options, option_mask) / ctx.tau, ctx.grpo.explore_eps)
+    """The sampling distribution's logits [B, T]: ``S / tau`` (``tau_relative``: tau times each row's score
+    spread, :func:`~tspo.objectives.grpo.relative_logits`), mixed with uniform when ``explore_eps`` > 0."""
+    scores = ctx.scores(features, text, agent, options, option_mask)
+    logits = relative_logits(scores, ctx.tau) if ctx.grpo.tau_relative else scores / ctx.tau
+    return explore_logits(logits, ctx.grpo.explore_eps)
 
 
 def selection_log_probs(logprob: str, logits: torch.Tensor, idx: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
@@ -55,7 +59,7 @@ def rollout(ctx: StepContext, batch: dict[str, Any], logits: torch.Tensor) -> tu
     idx, _, order = policy.sample(logits.detach(), ctx.grpo.group_size, ctx.generator, return_order=True)
     r = ctx.reward
     _, rewards = ask_oracle(ctx.oracle, list(batch["samples"]), idx, batch["timestamps"], r.frame_size,
-                            r.w_accuracy, r.w_temporal, r.temporal_spans)
+                            r.w_accuracy, r.w_temporal, r.temporal_spans, r.answer_reward)
     return idx, order, rewards
 
 

@@ -3,6 +3,7 @@
 The module builds the typed option groups (:mod:`tspo.training.options`), owns the trainable agent,
 the frozen references and the counters, and hands each step a :class:`~tspo.training.context.StepContext`.
 The steps themselves live one per file: :func:`~tspo.training.grpo_step.grpo_step` (the paper's GRPO),
+:func:`~tspo.training.warmstart_step.warmstart_step` (``model.warmstart_steps``: supervised on evidence spans first),
 :func:`~tspo.training.zoom_step.zoom_step` (``model.zoom``), :func:`~tspo.training.replay_step.replay_step`
 (``objective: dpo`` / ``replay_ratio``).
 
@@ -46,10 +47,12 @@ from tspo.training.options import (
     PreferenceOptions,
     RewardOptions,
     TrainingConfigError,
+    WarmStartOptions,
     check_combination,
     zoom_options,
 )
 from tspo.training.replay_step import ReferenceScores, replay_step
+from tspo.training.warmstart_step import warmstart_step
 from tspo.training.zoom_step import zoom_step
 
 __all__ = ["TSPOModule", "TrainingConfigError", "step_seed"]
@@ -120,6 +123,18 @@ class TSPOModule(L.LightningModule):
             reward difference a pair must exceed (ties and smaller margins are dropped).
         answer_log: JSON Lines file to append every real oracle call of this run to (a log for a
             later offline run).
+        warmstart_steps: beyond the paper, off by default (0): the first N optimizer steps are supervised
+            on the evidence spans the samples annotate (:func:`tspo.objectives.warmstart.evidence_listwise_loss`,
+            no oracle call), then GRPO continues; the temperature schedule and, with ``kl_beta`` > 0, the
+            KL reference (a frozen copy of the warm-started agent) start when GRPO does.
+        warmstart_kinds: synthetic question kinds (``extra["qa_kind"]``) whose spans the warm start uses
+            (None: every sample with evidence spans); the others are skipped and counted.
+        answer_reward: ``"hard"`` (paper: R_A = 1 for the right option, else 0) or ``"soft"`` (beyond the
+            paper: the oracle's probability of the right option, so a lucky guess earns 1/N, not 1;
+            needs an oracle that reports option probabilities).
+        tau_relative: beyond the paper, off by default: the sampling temperature is tau times each
+            question's score spread (:func:`tspo.objectives.grpo.relative_logits`), so exploration does not
+            vanish when training stretches the scores; then tau ~0.1-0.3, not the paper's 0.025 -> 0.01.
     """
 
     def __init__(
@@ -165,15 +180,22 @@ class TSPOModule(L.LightningModule):
         pairs_per_step: int = 16,
         min_margin: float = 0.0,
         answer_log: str | None = None,
+        warmstart_steps: int = 0,
+        warmstart_kinds: list[str] | None = None,
+        answer_reward: Literal["hard", "soft"] = "hard",
+        tau_relative: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=[] if isinstance(encoder, str) else ["encoder"])
         self.grpo = GRPOOptions(num_frames, group_size, tau_start, tau_end, tau_steps, logprob, clip_eps,
-                                num_iterations, kl_beta, explore_eps, span_loss, seed)
-        self.reward_options = RewardOptions(w_accuracy, w_temporal, w_zoom, temporal_spans, advantage, frame_size)
+                                num_iterations, kl_beta, explore_eps, span_loss, seed, tau_relative)
+        self.reward_options = RewardOptions(w_accuracy, w_temporal, w_zoom, temporal_spans, advantage, frame_size,
+                                            answer_reward)
+        kinds = warmstart_kinds if warmstart_kinds is None or isinstance(warmstart_kinds, str) else tuple(warmstart_kinds)
+        self.warmstart = WarmStartOptions(warmstart_steps, kinds)
         self.preference = PreferenceOptions(objective, preference_log, preference_oracle_id, replay_ratio, dpo_beta,
                                             pairs_per_step, min_margin)
-        check_combination(self.grpo, self.preference, zoom)
+        check_combination(self.grpo, self.preference, zoom, self.warmstart, self.reward_options)
         self.preference.check_log_exists()
         # zoom: train coarse span choice + fine frame choice (tspo.training.zoom_step); None = single-stage
         self.zoom_config = zoom_options(zoom)
@@ -203,6 +225,9 @@ class TSPOModule(L.LightningModule):
         self._replay: PreferencePairs | None = None  # pairs DPO draws from (objective dpo / replay_ratio > 0)
         self._reference = ReferenceScores(self.ref_agent) if self.ref_agent is not None else None
         self._last_step_time: float | None = None
+        # With a warm start, the KL reference is the warm-started agent: copied once, when GRPO starts.
+        self.reference_is_warmstarted = False
+        self.warmstart_skipped = 0                   # samples without span supervision in warm-start steps
         self._steps_per_s = 0.0
 
     # -- frozen references -----------------------------------------------------------------------
@@ -231,11 +256,26 @@ class TSPOModule(L.LightningModule):
 
     # -- what a step gets -----------------------------------------------------------------------
     def current_tau(self) -> float:
-        g = self.grpo
-        steps = g.tau_steps or (self.trainer.max_steps if self.trainer_attached() else -1)
+        """The GRPO temperature now: the schedule runs over the GRPO steps, after any warm start."""
+        g, warm = self.grpo, self.warmstart.steps
+        if self.global_step < warm:
+            return g.tau_start                     # a warm-start step samples nothing
+        steps = g.tau_steps or (self.trainer.max_steps - warm if self.trainer_attached() else -1)
         if steps is None or steps <= 0:
-            raise TrainingConfigError("the temperature schedule needs model.tau_steps or trainer.max_steps > 0")
-        return temperature_at(self.global_step, steps, g.tau_start, g.tau_end)
+            raise TrainingConfigError("the temperature schedule needs model.tau_steps or trainer.max_steps > 0 "
+                                      "(more than model.warmstart_steps)")
+        return temperature_at(self.global_step - warm, steps, g.tau_start, g.tau_end)
+
+    def in_warmstart(self) -> bool:
+        """Whether this step is a supervised warm-start step (the first ``model.warmstart_steps`` optimizer steps)."""
+        return self.global_step < self.warmstart.steps
+
+    def take_warmstarted_reference(self) -> None:
+        """Once, at the first GRPO step after a warm start: the KL reference becomes a frozen copy of the
+        warm-started agent (so GRPO is held near what the spans taught, not near the untrained agent)."""
+        if self.warmstart.steps and self.ref_agent is not None and not self.reference_is_warmstarted:
+            self.ref_agent.load_state_dict(self.agent.state_dict())
+            self.reference_is_warmstarted = True
 
     def scores(self, features: torch.Tensor, text: torch.Tensor, agent: TemporalAgent | None = None,
                options: torch.Tensor | None = None, option_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -267,9 +307,16 @@ class TSPOModule(L.LightningModule):
 
     # -- Lightning hooks -------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        mode = "zoom" if self.zoom_config is not None else "replay" if self.is_replay_step() else "grpo"
-        ctx = self.step_context(oracle=mode != "replay")
-        if mode == "zoom":
+        mode = ("warmstart" if self.in_warmstart() else "zoom" if self.zoom_config is not None
+                else "replay" if self.is_replay_step() else "grpo")
+        if mode == "grpo":
+            self.take_warmstarted_reference()
+        ctx = self.step_context(oracle=mode not in ("replay", "warmstart"))
+        if mode == "warmstart":
+            out = warmstart_step(ctx, self.warmstart, batch)
+            self.warmstart_skipped += int(out.metrics["train/warmstart_skipped"])
+            out.metrics["train/warmstart_skipped"] = float(self.warmstart_skipped)
+        elif mode == "zoom":
             out = zoom_step(ctx, self.zoom_config, batch)
         elif mode == "replay":
             out = replay_step(ctx, self.preference, self._replay, self._pair_dataset(), self._reference)
@@ -319,11 +366,14 @@ class TSPOModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["tspo"] = {"batches_seen": self.batches_seen, "agent_config": self.agent.config,
-                              "oracle_calls": self.oracle_calls}
+                              "oracle_calls": self.oracle_calls, "reference_is_warmstarted": self.reference_is_warmstarted,
+                              "warmstart_skipped": self.warmstart_skipped}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.batches_seen = int(checkpoint.get("tspo", {}).get("batches_seen", 0))
         self.oracle_calls = int(checkpoint.get("tspo", {}).get("oracle_calls", 0))
+        self.reference_is_warmstarted = bool(checkpoint.get("tspo", {}).get("reference_is_warmstarted", False))
+        self.warmstart_skipped = int(checkpoint.get("tspo", {}).get("warmstart_skipped", 0))
 
     # -- preference objective (objective: dpo, replay_ratio > 0) ---------------------------------
     def setup(self, stage: str) -> None:
@@ -359,6 +409,16 @@ class TSPOModule(L.LightningModule):
                     "%d of %d training samples have no target spans: they have no R_T and train on R_A alone "
                     "(their reward is R_A + %g, a constant the group advantages cancel)",
                     plain, len(train.samples), self.hparams.w_temporal)
+        if train is not None and self.warmstart.steps:
+            taught = sum(self.warmstart.supervises(s) and bool(s.evidence_spans_s) for s in train.samples)
+            if not taught:
+                raise TrainingConfigError(
+                    f"model.warmstart_steps {self.warmstart.steps}: none of the {len(train.samples)} training samples "
+                    f"has evidence spans{' of the kinds ' + str(list(self.warmstart.kinds)) if self.warmstart.kinds else ''}"
+                    f" (model.warmstart_kinds), so the warm start would learn nothing; use a manifest with "
+                    f"evidence_spans_s (tspo synth), other kinds, or model.warmstart_steps: 0")
+            logger.info("warm start: %d of %d training samples have span supervision; the others are skipped",
+                        taught, len(train.samples))
         k = self.hparams.num_frames
         short = [(name, n) for name, ds in sets for n in ds.num_candidates if n < k]
         if short:

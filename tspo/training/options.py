@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tspo.agents.families import AGENT_FAMILIES, DEFAULT_FAMILY
+from tspo.data_synth.events import COVERAGE_RULES
 from tspo.errors import TSPOError
 from tspo.selection.zoom_config import ZoomConfig
 from tspo.settings import DEFAULT_FRAME_SIZE, check_frame_size, check_num_frames
@@ -28,6 +29,7 @@ TEMPORAL_SPANS = ("target", "evidence")
 ADVANTAGES = ("grouped", "decoupled")
 LOGPROBS = ("per_frame", "plackett_luce")
 OBJECTIVES = ("grpo", "dpo")
+ANSWER_REWARDS = ("hard", "soft")
 
 
 class TrainingConfigError(TSPOError, ValueError):
@@ -44,6 +46,7 @@ class GRPOOptions:
 
     ``tau_steps`` None: the schedule spans ``trainer.max_steps``. ``explore_eps``: ε-uniform mixture in
     the sampling distribution. ``span_loss``: weight of the −log policy mass inside the spans R_T counts.
+    ``tau_relative``: tau in units of each question's score spread (:func:`tspo.objectives.grpo.relative_logits`).
     """
 
     num_frames: int
@@ -58,6 +61,7 @@ class GRPOOptions:
     explore_eps: float = 0.0
     span_loss: float = 0.0
     seed: int = 0
+    tau_relative: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -82,13 +86,16 @@ class GRPOOptions:
             raise TrainingConfigError(f"model.explore_eps must be a number in [0, 1) (0 = off), got {self.explore_eps!r}")
         if not _number(self.span_loss) or self.span_loss < 0:
             raise TrainingConfigError(f"model.span_loss must be a number >= 0 (0 = off), got {self.span_loss!r}")
+        if not isinstance(self.tau_relative, bool):
+            raise TrainingConfigError(f"model.tau_relative must be true or false, got {self.tau_relative!r}")
 
 
 @dataclass(frozen=True)
 class RewardOptions:
     """R_A + R_T weights (or, ``decoupled``, the weights of their separately normalised advantages),
     the spans R_T counts picks in, the short side (px) of frames fetched for oracles that need them, and
-    (zoom training) ``w_zoom``, the weight of the zoom reward's advantage, which alone credits the span choice."""
+    (zoom training) ``w_zoom``, the weight of the zoom reward's advantage, which alone credits the span choice.
+    ``answer_reward``: R_A as ``"hard"`` 0/1 (paper) or ``"soft"``, the oracle's probability of the right option."""
 
     w_accuracy: float = 1.0
     w_temporal: float = 1.0
@@ -96,12 +103,16 @@ class RewardOptions:
     temporal_spans: str = "target"
     advantage: str = "grouped"
     frame_size: int = DEFAULT_FRAME_SIZE
+    answer_reward: str = "hard"
 
     def __post_init__(self) -> None:
         try:
             check_frame_size(self.frame_size, "model.frame_size")
         except ValueError as err:
             raise TrainingConfigError(str(err)) from None
+        if self.answer_reward not in ANSWER_REWARDS:
+            raise TrainingConfigError(f"model.answer_reward must be 'hard' (0/1) or 'soft' (the oracle's probability "
+                                      f"of the right option), got {self.answer_reward!r}")
         if self.advantage not in ADVANTAGES:
             raise TrainingConfigError(f"model.advantage must be 'grouped' or 'decoupled', got {self.advantage!r}")
         if self.temporal_spans not in TEMPORAL_SPANS:
@@ -196,6 +207,38 @@ class AgentOptions:
         return config
 
 
+@dataclass(frozen=True)
+class WarmStartOptions:
+    """The supervised stage before GRPO (beyond the paper, off by default): the first ``steps`` optimizer
+    steps fit the agent's scores to the evidence spans the samples annotate
+    (:func:`tspo.objectives.warmstart.evidence_listwise_loss`), then GRPO continues. ``kinds``: only
+    samples of these synthetic question kinds (``extra["qa_kind"]``) get span supervision (None: every
+    sample with evidence spans), e.g. spans for colour / text / shape only, the time kinds left to GRPO."""
+
+    steps: int = 0
+    kinds: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 0:
+            raise TrainingConfigError(f"model.warmstart_steps must be an int >= 0 (0 = no warm start), got {self.steps!r}")
+        if self.kinds is None:
+            return
+        if isinstance(self.kinds, str) or not all(isinstance(k, str) for k in self.kinds) or not self.kinds:
+            raise TrainingConfigError(f"model.warmstart_kinds must be a non-empty list of question kinds or null (all), "
+                                      f"got {self.kinds!r}")
+        unknown = sorted(set(self.kinds) - set(COVERAGE_RULES))
+        if unknown:
+            raise TrainingConfigError(f"model.warmstart_kinds: unknown question kinds {unknown}; the synthetic "
+                                      f"world's kinds are {sorted(COVERAGE_RULES)}")
+        if not self.steps:
+            raise TrainingConfigError("model.warmstart_kinds restricts the warm start, which is off: set "
+                                      "model.warmstart_steps > 0, or leave warmstart_kinds null")
+
+    def supervises(self, sample) -> bool:
+        """Whether ``sample``'s spans teach the warm start (its kind allowed; spans are checked by the caller)."""
+        return self.kinds is None or sample.extra.get("qa_kind") in self.kinds
+
+
 def zoom_options(zoom: dict[str, Any] | None) -> ZoomConfig | None:
     """``model.zoom`` -> a validated :class:`ZoomConfig` (None: single-stage training)."""
     if zoom is None:
@@ -208,8 +251,19 @@ def zoom_options(zoom: dict[str, Any] | None) -> ZoomConfig | None:
     return ZoomConfig(**zoom)
 
 
-def check_combination(grpo: GRPOOptions, preference: PreferenceOptions, zoom: dict[str, Any] | None) -> None:
+def check_combination(grpo: GRPOOptions, preference: PreferenceOptions, zoom: dict[str, Any] | None,
+                      warmstart: WarmStartOptions | None = None, reward: RewardOptions | None = None) -> None:
     """The rules between groups: which training modes can share a run."""
+    single_stage_grpo = zoom is None and preference.objective == "grpo" and not preference.replay_ratio
+    if warmstart is not None and warmstart.steps and not single_stage_grpo:
+        raise TrainingConfigError("model.warmstart_steps precedes single-stage GRPO; it cannot be combined with "
+                                  "model.zoom, model.objective dpo or model.replay_ratio > 0")
+    if grpo.tau_relative and not single_stage_grpo:
+        raise TrainingConfigError("model.tau_relative shapes single-stage GRPO sampling; leave it false with "
+                                  "model.zoom, model.objective dpo or model.replay_ratio > 0")
+    if reward is not None and reward.answer_reward != "hard" and preference.uses_pairs:
+        raise TrainingConfigError("model.answer_reward soft scores online GRPO answers; preference pairs "
+                                  "(objective dpo / replay_ratio) rank by the 0/1 reward: leave answer_reward hard")
     if (grpo.explore_eps or grpo.span_loss) and (zoom is not None or preference.objective != "grpo"):
         raise TrainingConfigError("model.explore_eps and model.span_loss shape single-stage GRPO sampling; they do "
                                   "nothing with model.zoom or model.objective dpo: set them to 0 there")

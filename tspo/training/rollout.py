@@ -15,8 +15,8 @@ import torch
 
 from tspo.evaluation.judge import ask_about, group_picks
 from tspo.manifest import Sample
-from tspo.rewards import OracleAnswer, accuracy_reward, compose_reward, temporal_reward
-from tspo.training.options import TEMPORAL_SPANS
+from tspo.rewards import OracleAnswer, accuracy_reward, compose_reward, soft_accuracy_reward, temporal_reward
+from tspo.training.options import ANSWER_REWARDS, TEMPORAL_SPANS
 
 
 @dataclass
@@ -65,19 +65,25 @@ def reward_spans(sample: Sample, which: str = "target") -> list[list[float]]:
 
 
 def ask_oracle(oracle, samples: Sequence[Sample], idx: torch.Tensor, timestamps: torch.Tensor, frame_size: int,
-               w_a: float = 1.0, w_t: float = 1.0, temporal_spans: str = "target") -> tuple[np.ndarray, Rewards]:
+               w_a: float = 1.0, w_t: float = 1.0, temporal_spans: str = "target",
+               answer_reward: str = "hard") -> tuple[np.ndarray, Rewards]:
     """A GRPO group's selections -> rewards (training rollout, zoom step): idx int64[B, G, k] candidate
     positions, timestamps float64[B, T] seconds -> (times float64[B, G, k], :class:`Rewards` [B, G]).
     Asked through the evaluation loop's one path (:func:`tspo.evaluation.judge.ask_about`: whole frames only when
     the oracle needs pixels, all B * G queries in one call)."""
     times = gather_times(timestamps, idx)
     answers = ask_about(oracle, samples, group_picks(idx), list(timestamps.cpu().numpy()), frame_size)
-    return times, score_answers(samples, answers, times, w_a, w_t, temporal_spans)
+    return times, score_answers(samples, answers, times, w_a, w_t, temporal_spans, answer_reward)
 
 
 def score_answers(samples: Sequence[Sample], answers: Sequence[OracleAnswer], times: np.ndarray,
-                  w_a: float = 1.0, w_t: float = 1.0, temporal_spans: str = "target") -> Rewards:
+                  w_a: float = 1.0, w_t: float = 1.0, temporal_spans: str = "target",
+                  answer_reward: str = "hard") -> Rewards:
     """R_A (Eq. 10), R_T (Eq. 11) and their sum per selection.
+
+    ``answer_reward``: ``"hard"`` (paper: R_A = 1 for the right letter, else 0) or ``"soft"`` (beyond
+    the paper: the oracle's probability of the right option, :func:`tspo.rewards.soft_accuracy_reward`;
+    an unparsed answer still scores 0).
 
     ``times`` float64[B, G, k]; ``answers`` flat, sample-major (query ``b * G + g`` is selection ``[b, g]``).
     Needle samples score ``w_a R_A + w_t R_T`` (R_T over :func:`reward_spans`), general ones ``w_a R_A + w_t``. A *failed* query
@@ -85,6 +91,8 @@ def score_answers(samples: Sequence[Sample], answers: Sequence[OracleAnswer], ti
     option readable) is a wrong answer, R_A = 0, and is flagged in ``unparsed``.
     """
     bsz, groups, _ = times.shape
+    if answer_reward not in ANSWER_REWARDS:
+        raise ValueError(f"answer_reward must be one of {ANSWER_REWARDS}, got {answer_reward!r}")
     if len(answers) != bsz * groups:
         raise ValueError(f"score_answers: got {len(answers)} answers for {bsz} x {groups} selections")
     valid = np.array([not a.is_failed for a in answers], dtype=bool).reshape(bsz, groups)
@@ -95,7 +103,9 @@ def score_answers(samples: Sequence[Sample], answers: Sequence[OracleAnswer], ti
     for b, sample in enumerate(samples):
         group = answers[b * groups:(b + 1) * groups]
         # letter None (unparsed) scores 0 inside accuracy_reward; failed ones are masked by ``valid``
-        r_a[b] = [0.0 if a.is_failed else accuracy_reward(a.letter, sample.answer) for a in group]
+        r_a[b] = [0.0 if a.is_failed or (answer_reward == "soft" and a.letter is None)
+                  else soft_accuracy_reward(a.option_probs, sample.answer) if answer_reward == "soft"
+                  else accuracy_reward(a.letter, sample.answer) for a in group]
         temporal = temporal_reward(times[b], reward_spans(sample, temporal_spans)) if sample.kind == "needle" else None
         parts = compose_reward(sample.kind, r_a[b], temporal, w_a=w_a, w_t=w_t)
         r_t[b], total[b] = parts.temporal, parts.total

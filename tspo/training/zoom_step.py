@@ -63,7 +63,7 @@ def zoom_step(ctx: StepContext, cfg: ZoomConfig, batch: dict[str, Any]) -> StepO
     # rewards: answer (oracle on the final frames), temporal (picks in target), zoom (evidence in spans)
     grid_idx = pool.to(picks_f.device)[picks_f][None]                               # [1, G, k] positions on the grid
     pick_times, rewards = ask_oracle(ctx.oracle, samples, grid_idx, batch["timestamps"], r.frame_size,
-                                     r.w_accuracy, r.w_temporal, r.temporal_spans)
+                                     r.w_accuracy, r.w_temporal, r.temporal_spans, r.answer_reward)
     evidence = sample.evidence_spans_s or sample.target_spans_s
     r_zoom = torch.as_tensor(zoom_reward(spans, evidence), dtype=torch.float32)[None]  # [1, G]
     valid = rewards.valid

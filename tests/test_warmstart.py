@@ -1,0 +1,352 @@
+"""Issue 20, training side: the span warm start, the soft answer reward, KL to the warm-started agent,
+and the temperature relative to the scores' spread."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from training_helpers import MetricRecorder, small_datamodule, trainer
+
+from tspo.agents import TemporalAgent
+from tspo.manifest import Sample
+from tspo.objectives.grpo import ObjectiveInputError, relative_logits
+from tspo.objectives.warmstart import evidence_listwise_loss, greedy_in_evidence
+from tspo.rewards import OracleAnswer, OracleCache, RewardInputError, SimulatedOracle, soft_accuracy_reward
+from tspo.training import TrainingConfigError, TSPOModule
+from tspo.training.options import WarmStartOptions
+from tspo.training.rollout import score_answers
+from tspo.training.warmstart_step import evidence_mask
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tmp_path_factory.getbasetemp() / "training_data"
+
+
+# -- the listwise loss --------------------------------------------------------------------------
+def test_listwise_loss_is_cross_entropy_against_uniform_evidence():
+    scores = torch.tensor([[0.0, 1.0, 2.0, 3.0], [5.0, 0.0, 0.0, 0.0]])
+    inside = torch.tensor([[False, True, True, False], [False, False, False, False]])
+    logp = torch.log_softmax(scores[0], -1)
+    want = -(logp[1] + logp[2]) / 2                       # the second row has no evidence: left out
+    assert evidence_listwise_loss(scores, inside) == pytest.approx(float(want))
+
+
+def test_listwise_loss_minimum_is_log_of_the_evidence_size():
+    inside = torch.tensor([[True, True, False, False, False]])
+    perfect = torch.tensor([[50.0, 50.0, 0.0, 0.0, 0.0]])
+    assert evidence_listwise_loss(perfect, inside) == pytest.approx(math.log(2), abs=1e-6)
+    assert evidence_listwise_loss(-perfect, inside) > 10
+
+
+def test_listwise_loss_without_any_evidence_is_zero_but_keeps_the_graph():
+    scores = torch.randn(2, 6, requires_grad=True)
+    loss = evidence_listwise_loss(scores, torch.zeros(2, 6, dtype=torch.bool))
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and torch.equal(scores.grad, torch.zeros(2, 6))
+
+
+def test_listwise_loss_and_greedy_share_refuse_mismatched_shapes():
+    with pytest.raises(ObjectiveInputError, match="scores"):
+        evidence_listwise_loss(torch.zeros(2, 5), torch.zeros(2, 4, dtype=torch.bool))
+    with pytest.raises(ObjectiveInputError, match="inside"):
+        greedy_in_evidence(torch.zeros(2, 5), torch.zeros(5, dtype=torch.bool), 2)
+
+
+def test_greedy_in_evidence_is_the_share_of_top_k_picks_inside():
+    scores = torch.tensor([[4.0, 3.0, 2.0, 1.0]])
+    inside = torch.tensor([[True, False, True, True]])
+    assert greedy_in_evidence(scores, inside, 2).tolist() == [0.5]
+    assert greedy_in_evidence(scores, inside, 9).tolist() == [0.75]   # k clipped to T
+
+
+def _tensor_world(num: int, t: int = 32, d: int = 16, seed: int = 0):
+    """Four questions; each question's evidence (4 neighbouring frames at a random place) carries a fixed
+    rotation of its text vector, so it does not look like the question's words (cosine ranking ~chance)."""
+    fixed = torch.Generator().manual_seed(123)
+    rotation = torch.linalg.qr(torch.randn(d, d, generator=fixed))[0]
+    questions = torch.nn.functional.normalize(torch.randn(4, d, generator=fixed), dim=-1)
+    g = torch.Generator().manual_seed(seed)
+    text = questions[torch.randint(0, 4, (num,), generator=g)]
+    inside = torch.zeros(num, t, dtype=torch.bool)
+    start = torch.randint(0, t - 4, (num,), generator=g)
+    inside[torch.arange(num)[:, None], start[:, None] + torch.arange(4)] = True
+    feats = torch.randn(num, t, d, generator=g) + 3.0 * inside[..., None] * (text @ rotation)[:, None, :]
+    return feats, text, inside
+
+
+def test_warm_start_raises_evidence_coverage_on_a_small_tensor_world():
+    """The paper's agent, trained on the listwise loss alone, puts its greedy picks into the evidence
+    of held-out needles far more often than its untrained (cosine) ranking does."""
+    torch.manual_seed(0)
+    agent = TemporalAgent(dim=16, window=4, heads=2)
+    feats, text, inside = _tensor_world(64)
+    test_f, test_t, test_in = _tensor_world(64, seed=1)
+    with torch.no_grad():
+        before = float(greedy_in_evidence(agent(test_f, test_t), test_in, 4).mean())
+    opt = torch.optim.Adam(agent.parameters(), lr=1e-2)
+    for step in range(40):
+        rows = torch.arange(16) + (step * 16) % 64
+        loss = evidence_listwise_loss(agent(feats[rows], text[rows]), inside[rows])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        after = float(greedy_in_evidence(agent(test_f, test_t), test_in, 4).mean())
+    assert before < 0.15 and after > before + 0.2, (before, after)
+
+
+# -- which samples the warm start supervises ---------------------------------------------------
+def _sample(kind: str | None, evidence):
+    return Sample(id=f"s-{kind}", video="v.mp4", question="q?", options=["a", "b", "c", "d"], answer="A",
+                  kind="needle", target_spans_s=[[0.0, 10.0]], evidence_spans_s=evidence, duration_s=10.0,
+                  extra={} if kind is None else {"qa_kind": kind})
+
+
+def test_evidence_mask_keeps_only_the_chosen_kinds_with_spans_and_counts_the_rest():
+    samples = [_sample("colour", [[2.0, 4.0]]), _sample("after", [[5.0, 6.0]]), _sample("shape", None),
+               _sample(None, [[0.0, 1.0]])]
+    batch = {"samples": samples, "timestamps": torch.arange(10, dtype=torch.float64).expand(4, 10)}
+    mask, skipped = evidence_mask(batch, WarmStartOptions(5, ("colour", "shape")))
+    assert mask[0].nonzero().flatten().tolist() == [2, 3] and not mask[1:].any() and skipped == 3
+    mask, skipped = evidence_mask(batch, WarmStartOptions(5))            # all kinds: only the one without spans
+    assert mask[1].nonzero().flatten().tolist() == [5] and mask[3].tolist()[0] and skipped == 1
+
+
+# -- option values and errors -------------------------------------------------------------------
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"warmstart_steps": -1}, "warmstart_steps"),
+    ({"warmstart_steps": 1.5}, "warmstart_steps"),
+    ({"warmstart_steps": 5, "warmstart_kinds": ["colour", "smell"]}, r"unknown question kinds \['smell'\]"),
+    ({"warmstart_steps": 5, "warmstart_kinds": "colour"}, "warmstart_kinds must be a non-empty list"),
+    ({"warmstart_steps": 5, "warmstart_kinds": []}, "warmstart_kinds must be a non-empty list"),
+    ({"warmstart_kinds": ["colour"]}, "warmstart_steps > 0"),
+    ({"warmstart_steps": 5, "zoom": {}}, "warmstart_steps precedes single-stage GRPO"),
+    ({"warmstart_steps": 5, "replay_ratio": 1}, "warmstart_steps precedes single-stage GRPO"),
+    ({"answer_reward": "probability"}, "answer_reward must be 'hard'"),
+    ({"answer_reward": "soft", "replay_ratio": 1}, "answer_reward soft"),
+    ({"tau_relative": "yes"}, "tau_relative must be true or false"),
+    ({"tau_relative": True, "zoom": {}}, "tau_relative shapes single-stage"),
+])
+def test_bad_options_raise_naming_the_option(kw, match):
+    with pytest.raises(TrainingConfigError, match=match):
+        TSPOModule(**kw)
+
+
+def test_new_options_are_off_by_default():
+    m = TSPOModule()
+    assert m.warmstart.steps == 0 and m.warmstart.kinds is None
+    assert m.reward_options.answer_reward == "hard" and m.grpo.tau_relative is False
+
+
+# -- soft answer reward -------------------------------------------------------------------------
+def test_soft_reward_is_the_probability_of_the_right_option():
+    assert soft_accuracy_reward({"A": 0.1, "B": 0.7, "C": 0.2}, "b") == pytest.approx(0.7)
+    with pytest.raises(RewardInputError, match="answer_reward: hard"):
+        soft_accuracy_reward(None, "A")
+    with pytest.raises(RewardInputError, match="no probability for the answer 'D'"):
+        soft_accuracy_reward({"A": 0.5, "B": 0.5}, "D")
+    with pytest.raises(RewardInputError, match="probabilities in"):
+        soft_accuracy_reward({"A": 1.5, "B": -0.5}, "A")
+
+
+def test_soft_reward_of_the_simulated_oracle_is_one_when_covered_else_one_over_n():
+    """A lucky guess earns 1 with the 0/1 reward, 1/N with the soft one."""
+    sample = _sample("colour", [[2.0, 4.0]])
+    oracle = SimulatedOracle(guess="first", confidence=1.0)              # guesses "A", the right letter
+    times = np.array([[[2.5, 7.0], [6.0, 7.0]]])                           # covered / not covered
+    from tspo.rewards import OracleQuery
+
+    answers = oracle.answer([OracleQuery.for_sample(sample, t) for t in times[0]])
+    hard = score_answers([sample], answers, times, w_t=0.0)
+    soft = score_answers([sample], answers, times, w_t=0.0, answer_reward="soft")
+    assert hard.accuracy.tolist() == [[1.0, 1.0]]
+    assert soft.accuracy.tolist() == [[1.0, 0.25]]
+
+
+def test_soft_reward_scores_unparsed_answers_zero_and_refuses_oracles_without_probabilities():
+    sample = _sample("colour", [[2.0, 4.0]])
+    times = np.zeros((1, 2, 1))
+    got = score_answers([sample], [OracleAnswer(None, raw="?"), OracleAnswer("A", option_probs={"A": 0.6, "B": 0.4})],
+                        times, answer_reward="soft")
+    assert got.accuracy.tolist() == [[0.0, pytest.approx(0.6)]]
+    with pytest.raises(RewardInputError, match="option probabilities"):
+        score_answers([sample], [OracleAnswer("A"), OracleAnswer("B")], times, answer_reward="soft")
+
+
+# -- temperature relative to the score spread ---------------------------------------------------
+def test_relative_logits_divide_by_tau_times_the_row_spread():
+    scores = torch.tensor([[0.0, 1.0, 2.0, 3.0], [0.0, 10.0, 20.0, 30.0], [2.0, 2.0, 2.0, 2.0]])
+    got = relative_logits(scores, 0.5)
+    torch.testing.assert_close(got[0], got[1])                           # same ranking, any scale: same sampler
+    std = scores[0].std()
+    torch.testing.assert_close(got[0], (scores[0] - 1.5) / (0.5 * std))
+    assert torch.equal(got[2], torch.zeros(4))                           # constant row: uniform, no NaN
+    with pytest.raises(ObjectiveInputError, match="tau must be > 0"):
+        relative_logits(scores, 0.0)
+
+
+def test_relative_logits_pass_gradients_through_the_scores_not_the_spread():
+    scores = torch.tensor([[0.0, 1.0, 3.0]], requires_grad=True)
+    relative_logits(scores, 1.0)[0, 2].backward()
+    std = float(scores.detach().std())
+    torch.testing.assert_close(scores.grad, torch.tensor([[-1 / 3, -1 / 3, 2 / 3]]) / std)
+
+
+# -- the stages in a training run ---------------------------------------------------------------
+def test_warm_start_then_grpo_in_one_fit(root):
+    """The first warmstart_steps are supervised (no oracle call, coverage logged), then GRPO; the KL
+    reference is the agent as the warm start left it, and the temperature schedule starts with GRPO."""
+    rec = MetricRecorder()
+    m = TSPOModule(num_frames=16, group_size=4, warmstart_steps=3, kl_beta=0.1, tau_start=0.3, tau_end=0.1,
+                   tau_relative=True, answer_reward="soft")
+    snapshot = {}
+
+    class Snap(L.Callback):
+        def on_train_batch_end(self, tr, pl_module, *a):
+            if tr.global_step == 3:
+                snapshot.update({k: v.clone() for k, v in pl_module.agent.state_dict().items()})
+
+    trainer(6, callbacks=[rec, Snap()]).fit(m, small_datamodule(root))
+    warm, grpo = rec.rows[:3], rec.rows[3:]
+    assert all(r["train/oracle_calls"] == 0 and 0 <= r["train/coverage"] <= 1 and "train/reward" not in r for r in warm)
+    assert all(math.isfinite(r["train/loss"]) for r in warm) and warm[-1]["train/loss"] < warm[0]["train/loss"]
+    assert grpo[0]["train/oracle_calls"] > 0 and grpo[0]["train/tau"] == pytest.approx(0.3)
+    assert m.reference_is_warmstarted
+    assert all(torch.equal(snapshot[k], v) for k, v in m.ref_agent.state_dict().items())
+    assert any(not torch.equal(snapshot[k], v) for k, v in m.agent.state_dict().items())
+
+
+def test_warm_start_skips_samples_of_other_kinds_and_counts_them(root):
+    """Restricted to shape questions, every other sample of a warm-start batch is skipped and counted."""
+    kinds = []
+
+    class Kinds(L.Callback):
+        def on_train_batch_end(self, tr, pl_module, outputs, batch, batch_idx):
+            kinds.extend(s.extra.get("qa_kind") for s in batch["samples"])
+
+    rec = MetricRecorder()
+    m = TSPOModule(num_frames=16, group_size=4, warmstart_steps=6, warmstart_kinds=["shape"])
+    trainer(6, callbacks=[rec, Kinds()]).fit(m, small_datamodule(root))
+    others = [k != "shape" for k in kinds]
+    assert m.warmstart_skipped == sum(others) and [r["train/warmstart_skipped"] for r in rec.rows] == \
+        [float(x) for x in np.cumsum(others)]
+
+
+def test_warm_start_without_any_supervised_sample_is_refused_before_the_first_step(root, tmp_path):
+    """A manifest without evidence spans: the warm start would learn nothing, so the run stops at once."""
+    from training_helpers import small_synth
+
+    from tspo.data_synth import load_manifest, write_manifest
+    from tspo.training import TSPODataModule
+
+    small_datamodule(root).prepare_data()
+    samples = load_manifest(small_synth(root).paths()[0])[:8]
+    for s in samples:
+        s.evidence_spans_s = None
+    write_manifest(tmp_path / "no_spans.jsonl", samples)
+    dm = TSPODataModule(train_manifest=str(tmp_path / "no_spans.jsonl"), feature_cache=str(root / "features"),
+                        progress=False)
+    with pytest.raises(TrainingConfigError, match=r"none of the 8 training samples has evidence spans"):
+        trainer(2).fit(TSPOModule(num_frames=16, group_size=4, warmstart_steps=2), dm)
+
+
+def test_filter_agent_set_head_is_trained_by_the_warm_start_on_supervised_rows_only():
+    """The filter agent's question-dependent set rule gets its supervised loss in the warm start (motion:
+    keep top-k; several evidence groups under an "all" rule: suppress); the paper agent has no set head,
+    and a row without span supervision (its kind left out by warmstart_kinds) adds no set-head loss."""
+    from tspo.agents.filter import FilterAgent
+    from tspo.objectives.set_rule import set_rule_loss
+    from tspo.training.context import StepContext
+    from tspo.training.warmstart_step import warmstart_step
+
+    torch.manual_seed(0)
+    base = TemporalAgent(dim=16, window=4, heads=2)
+    headed = FilterAgent(dim=16, window=4, heads=2)
+    headed.load_state_dict(base.state_dict(), strict=False)
+    with torch.no_grad():
+        headed.set_head.weight.normal_()
+    motion = _sample("motion", [[2.0, 4.0]])
+    motion.extra.update(coverage={"rule": "any", "min_picks": 2}, evidence_groups_s=[[[2.0, 4.0]]])
+    count = _sample("count", [[1.0, 2.0], [6.0, 7.0]])
+    count.extra.update(coverage={"rule": "all", "min_picks": 1}, evidence_groups_s=[[[1.0, 2.0]], [[6.0, 7.0]]])
+    text = torch.randn(2, 16)
+    batch = {"features": torch.randn(2, 10, 16), "text": text, "samples": [motion, count],
+             "timestamps": torch.arange(10, dtype=torch.float64).expand(2, 10)}
+    m = TSPOModule(encoder="tiny-random", num_frames=4, warmstart_steps=1)
+
+    def step(agent, kinds=None):
+        ctx = StepContext(agent=agent, policy=m.policy, oracle=None, generator=torch.Generator(), tau=0.1,
+                          device=torch.device("cpu"), grpo=m.grpo, reward=m.reward_options)
+        return warmstart_step(ctx, WarmStartOptions(1, kinds), batch)
+
+    plain, with_head = step(base), step(headed)
+    want = set_rule_loss(headed.set_logit(text), torch.tensor([0.0, 1.0]), torch.ones(2))
+    assert float(with_head.metrics["train/warmstart_aux"]) == pytest.approx(float(want), rel=1e-5)
+    assert "train/warmstart_aux" not in plain.metrics
+    only_motion = step(headed, ("motion",))
+    want = set_rule_loss(headed.set_logit(text), torch.tensor([0.0, 1.0]), torch.tensor([1.0, 0.0]))
+    assert float(only_motion.metrics["train/warmstart_aux"]) == pytest.approx(float(want), rel=1e-5)
+
+
+def test_yaml_example_warm_starts_then_runs_grpo(tmp_path):
+    """examples/configs/question_warmstart.yaml runs as written, on a smaller question world."""
+    from pathlib import Path
+
+    import yaml
+
+    from tspo.cli.train import main as train_main
+    from tspo.selection.selector import TSPOSelector
+
+    config = Path(__file__).resolve().parents[1] / "examples" / "configs" / "question_warmstart.yaml"
+    override = tmp_path / "small.yaml"
+    override.write_text(yaml.safe_dump({
+        "trainer": {"max_steps": 4, "default_root_dir": str(tmp_path / "run"), "enable_progress_bar": False},
+        "model": {"warmstart_steps": 2},
+        "data": {"synth": {"num_train": 12, "num_val": 7, "train_targets": 8, "val_targets": 7, "confusers": 2, "confuser_seconds": [30, 40], "target_seconds": [16, 24],
+                           "min_minutes": 1.0, "max_minutes": 1.5, "out_dir": str(tmp_path / "synth")},
+                 "feature_cache": str(tmp_path / "features"), "progress": False},
+        "export": {"dirpath": str(tmp_path / "selector")},
+    }))
+    assert train_main(["fit", "--config", str(config), "--config", str(override)]) == 0
+    sel = TSPOSelector.from_pretrained(tmp_path / "selector", cache=False)
+    assert sel.config["trained_with"]["steps"] == 4 and sel.num_frames == 8
+
+
+def test_steps_work_with_any_agent_that_maps_features_and_text_to_scores():
+    """warmstart_step and grpo_step only call ``agent(features [B, T, D], text [B, D]) -> scores [B, T]``:
+    a relative-time filter over the cosine profile (not a TemporalAgent) trains through both."""
+    from tspo.training.context import StepContext
+    from tspo.training.grpo_step import grpo_step
+    from tspo.training.warmstart_step import warmstart_step
+
+    class ProfileFilter(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv1d(1, 1, 5, padding=2)
+
+        def forward(self, features, text):
+            profile = torch.nn.functional.cosine_similarity(features, text[:, None, :], dim=-1)   # [B, T]
+            return profile + self.conv(profile[:, None, :])[:, 0]
+
+    agent = ProfileFilter()
+    sample = _sample("colour", [[2.0, 4.0]])
+    batch = {"features": torch.randn(1, 10, 16), "text": torch.randn(1, 16), "samples": [sample],
+             "timestamps": torch.arange(10, dtype=torch.float64)[None],
+             "target_mask": torch.zeros(1, 10, dtype=torch.bool)}
+    m = TSPOModule(encoder="tiny-random", num_frames=2, group_size=4, warmstart_steps=1, tau_relative=True,
+                   answer_reward="soft", kl_beta=0.1)
+    import copy
+
+    ctx = StepContext(agent=agent, policy=m.policy, oracle=OracleCache(SimulatedOracle()),
+                      generator=torch.Generator().manual_seed(0),
+                      tau=0.3, device=torch.device("cpu"), grpo=m.grpo, reward=m.reward_options,
+                      ref_agent=copy.deepcopy(agent).requires_grad_(False))
+    for out in (warmstart_step(ctx, m.warmstart, batch), grpo_step(ctx, batch)):
+        agent.zero_grad()
+        out.loss.backward()
+        assert math.isfinite(float(out.loss.detach())) and agent.conv.weight.grad is not None

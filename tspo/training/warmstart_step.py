@@ -1,0 +1,95 @@
+"""One warm-start step (``model.warmstart_steps`` > 0): supervised on evidence spans, before GRPO.
+
+    S = agent(F_f, F_t)                         [B, T]   (any agent: features [B, T, D], text [B, D] -> scores)
+    E = candidates inside the evidence spans    [B, T]   (only samples of ``warmstart_kinds``, with spans)
+    L = evidence_listwise_loss(S, E)            scalar   (:mod:`tspo.objectives.warmstart`)
+
+No oracle call. Logged like GRPO (``train/loss``) plus what the greedy top-k would pick:
+``train/coverage`` (share of supervised questions whose greedy picks satisfy their coverage rule, or,
+without a rule, hold at least one evidence pick), ``train/in_evidence`` (share of greedy picks inside
+the evidence) and ``train/warmstart_skipped`` (samples of this batch without span supervision).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from tspo.agents import GumbelTopK
+from tspo.objectives.set_rule import set_rule_loss, set_rule_targets
+from tspo.objectives.warmstart import evidence_listwise_loss, greedy_in_evidence
+from tspo.rewards.simulated import covers_groups
+from tspo.spans import in_spans
+from tspo.training.context import StepContext, StepOutput, batch_options, clipped_policy
+from tspo.training.options import WarmStartOptions
+
+
+def evidence_mask(batch: dict[str, Any], options: WarmStartOptions) -> tuple[torch.Tensor, int]:
+    """bool[B, T]: candidates inside the evidence spans of the samples the warm start supervises, and how
+    many samples of the batch it skips (kind not in ``warmstart_kinds``, or no evidence spans; all-False rows)."""
+    times = batch["timestamps"].cpu().numpy()                                       # float64[B, T] seconds
+    rows, skipped = [], 0
+    for b, sample in enumerate(batch["samples"]):
+        spans = sample.evidence_spans_s if options.supervises(sample) else None
+        row = in_spans(times[b], spans) if spans else np.zeros(times.shape[1], dtype=bool)
+        skipped += not row.any()
+        rows.append(row)
+    return torch.from_numpy(np.stack(rows)), skipped
+
+
+def greedy_coverage(batch: dict[str, Any], scores: torch.Tensor, k: int, rows: torch.Tensor) -> float | None:
+    """Share of the questions ``rows`` bool[B] whose greedy top-k satisfies their coverage rule
+    (``extra["coverage"]``, as the SimulatedOracle and the per-kind report judge it) or, without a rule,
+    has a pick inside ``evidence_spans_s``; None when no row is selected."""
+    picks = clipped_policy_greedy(scores, k)                                        # [B, k]
+    times = batch["timestamps"].to(picks.device).gather(-1, picks).cpu().numpy()     # float64[B, k] seconds
+    hits = []
+    for b in torch.nonzero(rows).flatten().tolist():
+        sample, ts = batch["samples"][b], np.sort(times[b])
+        rule = sample.extra.get("coverage")
+        hits.append(covers_groups(ts, sample.extra.get("evidence_groups_s"), rule, sample.id) if rule
+                    else bool(in_spans(ts, sample.evidence_spans_s).any()))
+    return float(np.mean(hits)) if hits else None
+
+
+def clipped_policy_greedy(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """int64[B, k'] greedy picks (ascending positions) with k clipped to T by the one rule."""
+    return clipped_policy(GumbelTopK(k), scores.shape[-1]).greedy(scores.detach())
+
+
+def set_head_loss(ctx: StepContext, text: torch.Tensor, inside: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor | None:
+    """The supervised loss of an agent's question-dependent set rule (the filter agent's ``set_logit``):
+    suppress for questions whose evidence is several events, top-k for motion (two picks in one), from
+    the samples that get span supervision in this batch (rows of ``inside`` with evidence). Agents without
+    a set head (the paper's) add nothing."""
+    set_logit = getattr(ctx.agent, "set_logit", None)
+    if set_logit is None:
+        return None
+    target, weight = set_rule_targets(batch["samples"])
+    weight = weight.to(text.device) * inside.any(-1).to(text.device, weight.dtype)
+    return set_rule_loss(set_logit(text), target.to(text.device), weight)
+
+
+def warmstart_step(ctx: StepContext, options: WarmStartOptions, batch: dict[str, Any]) -> StepOutput:
+    """The listwise evidence loss of one batch (and, with several PPO iterations per rollout, its update)."""
+    features, text = batch["features"], batch["text"]
+    scores = ctx.scores(features, text, None, **batch_options(batch))              # [B, T]
+    inside, skipped = evidence_mask(batch, options)
+    inside = inside.to(scores.device)
+    loss = evidence_listwise_loss(scores, inside)
+    aux = set_head_loss(ctx, text, inside, batch)
+    if aux is not None:
+        loss = loss + aux
+    if ctx.update is not None:          # manual optimisation (num_iterations > 1): one supervised update
+        ctx.update(loss)
+    rows = inside.any(-1)
+    metrics: dict[str, Any] = {"train/loss": loss.detach(), "train/warmstart_skipped": float(skipped)}
+    if aux is not None:
+        metrics["train/warmstart_aux"] = aux.detach()
+    if bool(rows.any()):
+        k = ctx.grpo.num_frames
+        metrics["train/in_evidence"] = greedy_in_evidence(scores, inside, k)[rows].mean()
+        metrics["train/coverage"] = greedy_coverage(batch, scores, k, rows)
+    return StepOutput(loss, metrics, len(batch["samples"]))
