@@ -219,3 +219,24 @@ def format_difference_table(diffs: dict[str, dict[str, dict[str, Any]]]) -> str:
         n = max(d[kind]["n"] for d in diffs.values() if kind in d)
         lines.append(f"| {kind} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def baseline_methods(methods: Sequence[str]) -> list[str]:
+    """The methods of ``methods`` that are baselines: those that score without the trained agent (a
+    TSPO variant such as ``tspo+aks`` is not a baseline)."""
+    from tspo.agents import get_method
+
+    return [m for m in methods if not get_method(m).needs_agent]
+
+
+def same_picks_note(result: dict[str, Any], k: int, method: str = "aks", other: str = "clip") -> str:
+    """One measured sentence on how often ``method`` (AKS) picked exactly ``other``'s (CLIP top-k's)
+    frames in a per-sample ``result``; "" when either method is missing."""
+    names = {"aks": "AKS", "clip": "CLIP top-k"}
+    same, n = identical_picks(result, method, other)
+    if not n:
+        return ""
+    a, b = names.get(method, method), names.get(other, other)
+    if same == n:
+        return f"{a} picks equal {b} on all {n} held-out needles at k = {k} (identical frames): its row repeats {b}'s."
+    return f"{a} picks equal {b} on {same} of {n} held-out needles at k = {k} (identical frames)."
