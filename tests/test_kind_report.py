@@ -7,8 +7,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tspo.evaluation.kind_report import (cluster_bootstrap, cluster_of, format_difference_table, format_kind_table,
-                                         identical_picks, kind_differences, kind_table, paired_bootstrap)
+from tspo.evaluation.kind_report import (
+    cluster_bootstrap,
+    cluster_of,
+    format_difference_table,
+    format_kind_table,
+    identical_picks,
+    kind_differences,
+    kind_table,
+    paired_bootstrap,
+)
 
 
 def _coin(n_clusters: int, per: int = 2, seed: int = 0) -> tuple[np.ndarray, list[str]]:
