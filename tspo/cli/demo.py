@@ -226,7 +226,8 @@ def write_report(cfg: DemoConfig, result: dict[str, Any], table: str, command: s
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """Run all five steps; returns the eval result dict (written to ``out_dir/eval.json``) plus
-    ``stage_seconds`` (wall time of synth, train, eval, plots)."""
+    ``stage_seconds`` (wall time of synth, train, eval, plots) and ``kind_verdict`` (the per-kind lines
+    against the baselines, "" outside the question world)."""
     from tspo.data_synth.manifest import load_manifest
     from tspo.evaluation.evaluate import evaluate_samples, format_table
     from tspo.evaluation.kind_report import format_kind_table, kind_differences, same_picks_note
@@ -285,6 +286,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     print("\n" + table + "\n\n" + verdict(result) + (f"\n\n{kinds_md}\n{verdict_lines}" if kinds else ""))
     report = write_report(cfg, result, table, command, seconds, kinds_md, verdict_lines)
     result["stage_seconds"] = seconds  # returned only; eval.json keeps the `tspo eval` shape
+    result["kind_verdict"] = verdict_lines
     print(f"\nreport: {report}  (eval.json, plots, selector/ beside it)")
     print(f"reproduce the table: {command}")
     return result
