@@ -360,8 +360,13 @@ def run(protocol: Protocol | None = None, out_dir: str | None = None, progress: 
                f"- {GOAL_SLACK}; all >= {GOAL_ALL}):\n\n" + goal_md
              + (f"\n\nHeld-out coverage per kind along training (seed {p.seeds[0]}, confuser ratio "
                 f"{_ratio(p.ratios[0])}):\n\n{curve_md}" if curve_md else ""))
-    return {"title": "Question world: per-kind accuracy / evidence coverage on held-out confuser needles",
-            "command": COMMAND, "rows": rows, "notes": notes, "goals": goals}
+    title = "Question world: per-kind accuracy / evidence coverage on held-out confuser needles"
+    if p != PROTOCOLS["benchmark"]:
+        name = next((k for k, v in PROTOCOLS.items() if v == p), None)
+        title += (f" ({name} protocol)" if name else
+                  f" ({train_clips} training target clips, held-out ratios {', '.join(_ratio(r) for r in p.ratios)}, "
+                  f"{len(p.seeds)} seed{'s' if len(p.seeds) > 1 else ''}, {p.steps} steps)")
+    return {"title": title, "command": COMMAND, "rows": rows, "notes": notes, "goals": goals}
 
 
 def _ratio(r: float) -> str:
@@ -486,12 +491,14 @@ def _parser():
     p.add_argument("--progress", action="store_true", help="progress bars for rendering and feature extraction")
     p.add_argument("--record", metavar="NAME", help="store the result as benchmarks/results/NAME.json with this "
                    "command line and rewrite benchmarks/RESULTS.md")
+    p.add_argument("--note", help="a sentence put before the notes (e.g. what the run is a baseline for)")
     p.add_argument("--only-kind", metavar="KIND", help="instead: train on this question kind alone and print the "
                    "training R_T / R_A per 500 steps and the held-out coverage (diagnose_kind)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import os
     import shlex
     import sys
 
@@ -513,8 +520,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"bench_question: error: {exc}", file=sys.stderr)
         return 2
-    command = "python -m benchmarks.bench_question " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    threads = " ".join(f"{v}={os.environ[v]}" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if v in os.environ)
+    command = ((threads + " ") if threads else "") + "python -m benchmarks.bench_question " + shlex.join(
+        sys.argv[1:] if argv is None else list(argv))
     result["command"] = command
+    if a.note:
+        result["notes"] = f"{a.note.strip()}\n\n{result['notes']}"
     print(f"{command}\n\n{result['notes']}")
     if a.record:
         path = record_result(a.record, check_result(a.record, result), time.perf_counter() - start, machine)
