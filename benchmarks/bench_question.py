@@ -191,7 +191,8 @@ def train_variant(root: Path, p: Protocol, variant: str, seed: int, train_cfg, h
     run_dir = root / "runs" / f"{variant.replace('/', '_')}-s{seed}-{_key(recipe)}"
     record_path = run_dir / "run.json"
     settings = SelectionSettings(num_frames=K, max_candidates=None)
-    if record_path.is_file():
+    reused = record_path.is_file()
+    if reused:
         record = json.loads(record_path.read_text())
         selector = TSPOSelector.from_pretrained(run_dir / "selector", cache=cache)
         selector.settings = settings
@@ -243,7 +244,7 @@ def train_variant(root: Path, p: Protocol, variant: str, seed: int, train_cfg, h
             outcomes[r] = outcomes_of(selector, samples, p.agent_methods, K,
                                       rename=lambda m: label(variant, m, seed))
             path.write_text(json.dumps(outcomes[r]) + "\n")
-    return {**record, "outcomes": outcomes}
+    return {**record, "outcomes": outcomes, "reused": reused}
 
 
 def goal_check(table: dict, vs_baselines: dict[str, dict], column: str, baselines: Sequence[str]) -> dict[str, str]:
@@ -279,6 +280,7 @@ def run(protocol: Protocol | None = None, out_dir: str | None = None, progress: 
     trained selectors there and reuse them on the next run (None: a temporary folder)."""
     from tspo.data_synth import load_manifest
     from tspo.evaluation.kind_report import (
+        BOOTSTRAP_DRAWS,
         format_difference_table,
         format_kind_table,
         kind_differences,
@@ -341,6 +343,7 @@ def run(protocol: Protocol | None = None, out_dir: str | None = None, progress: 
         if {"aks", "clip"} <= set(p.baselines):
             aks.append(f"{name}: " + same_picks_note(result, K))
     curve_md = _curve_markdown(p, runs)
+    reused = [f"{v} s{s}" for (v, s), r in runs.items() if r["reused"]]
     goal_md = _goal_markdown(goals)
     notes = (f"{n_train} training needles from {train_clips} target clips (2.5-10 min, 100 % confuser haystack); "
              f"held-out sets of {p.num_val} needles on target and confuser clips unseen in training, at confuser "
@@ -351,9 +354,12 @@ def run(protocol: Protocol | None = None, out_dir: str | None = None, progress: 
              f"`VARIANT sSEED` = the trained agent's top-k (variants as TSPOModule options: "
              + "; ".join(f"`{v}` {VARIANT_OPTIONS[v] or 'the default recipe'}" for v in p.variants)
              + f"); every cell: accuracy / evidence coverage [95 % bootstrap interval of the coverage over target "
-               f"clips, 2000 resamples]; `X − clip`: paired difference in coverage. Data made in {synth_s:.0f} s; "
-               f"held-out features and baselines in {baseline_s:.0f} s; training time inside steps: "
+               f"clips, {BOOTSTRAP_DRAWS} resamples]; `X − clip`: paired difference in coverage. Data made (or "
+               f"found in --out) in {synth_s:.0f} s; held-out features and baselines in {baseline_s:.0f} s; "
+               "training time inside steps: "
              + ", ".join(f"{v} s{s} {runs[(v, s)]['train_seconds']:.0f} s" for v, s in runs) + ". "
+             + (f"Resumed from --out: the trained selectors of {', '.join(reused)} were reused (their training "
+                "time is the run's that made them; the wall time above does not include it). " if reused else "")
              + " ".join(aks) + "\n\n" + "\n\n".join(sections)
              + "\n\nIssue 20's goals (coverage: after >= 0.95, count >= 0.95, order >= 0.90 and above the best "
                "baseline with the paired interval above 0 where it is below that; other kinds >= best baseline "
