@@ -513,8 +513,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     machine = machine_info()   # the load average before the run
     if a.only_kind:
-        print(json.dumps(diagnose_kind(a.only_kind, a.steps or 3000, tuple(a.variants or ("tspo", "tspo+evidence"))),
-                         indent=2))
+        variants = tuple(a.variants or ("tspo", "tspo+evidence"))
+        try:
+            replace(PROTOCOLS["benchmark"], variants=variants).check()
+        except ValueError as exc:
+            print(f"bench_question: error: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(diagnose_kind(a.only_kind, a.steps or 3000, variants), indent=2))
         return 0
     given = {"variants": a.variants, "steps": a.steps, "seeds": a.seeds, "num_train": a.num_train,
              "train_targets": a.train_targets, "num_val": a.num_val, "val_targets": a.val_targets,

@@ -54,3 +54,9 @@ def test_heldout_worlds_share_target_clips_and_differ_in_haystack(tmp_path):
     half = held[0.5]
     assert half.confuser_ratio == 0.5 and half.distractors > 0 and half.val_targets == train.val_targets
     assert (half.seed, half.confusers, half.target_seconds) == (train.seed, train.confusers, train.target_seconds)
+
+
+def test_cli_rejects_an_unknown_variant_before_any_work(capsys):
+    assert bq.main(["--variants", "nope", "--steps", "1"]) == 2
+    assert "unknown variants ['nope']" in capsys.readouterr().err
+    assert bq.main(["--only-kind", "after", "--variants", "nope"]) == 2
