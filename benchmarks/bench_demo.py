@@ -30,6 +30,7 @@ def run() -> dict:
                   f"world, so CLIP top-k works), SimulatedOracle. Whole demo {total:.0f} s wall; per stage "
                   f"(s): {', '.join(f'{k} {v:.0f}' for k, v in result['stage_seconds'].items())}. Selection time "
                   f"excludes feature extraction ({1e3 * result['feature_seconds_per_sample']:.1f} ms/sample from "
-                  f"the cache). Per question kind (accuracy / evidence coverage):\n\n{kinds}\n\n"
+                  f"the cache). Per question kind (accuracy / evidence coverage [95 % bootstrap interval over "
+                  f"target clips]):\n\n{kinds}\n\n{result['kind_verdict']}\n\n"
                   "`tspo demo --world texture` is the earlier demo (texture haystack, random-weight encoder)."),
     }

@@ -90,6 +90,21 @@ def run_one(name: str) -> dict[str, Any]:
     return record
 
 
+def record_result(name: str, result: dict[str, Any], wall_s: float, machine: dict[str, Any] | None = None,
+                  results_dir: Path = RESULTS_DIR, results_md: Path = RESULTS_MD) -> Path:
+    """Store a result that a benchmark's own command line made (e.g. ``python -m benchmarks.bench_question
+    --record NAME``, its ``command`` the exact command) as ``results/NAME.json``, shaped like
+    :func:`run_one`'s, and rewrite RESULTS.md; returns the JSON path."""
+    record = {"name": name, "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+              "machine": machine or machine_info(), **check_result(name, result), "error": None,
+              "wall_s": round(wall_s, 2)}
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    results_md.write_text(render_results(results_dir))
+    return path
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         if value != value:  # NaN

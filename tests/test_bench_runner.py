@@ -54,3 +54,17 @@ def test_bad_results_and_names_are_reported(fakes, tmp_path: Path) -> None:
 def test_machine_info_names_cpu_cores_torch() -> None:
     info = runner.machine_info()
     assert info["cores"] >= 1 and info["cpu"] and info["torch"]
+
+
+def test_record_result_stores_a_command_line_run_beside_the_others(fakes, tmp_path: Path) -> None:
+    res, md = tmp_path / "results", tmp_path / "RESULTS.md"
+    runner.run_benchmarks(["alpha"], res, md)
+    result = {"title": "Gamma (small)", "command": "python -m benchmarks.bench_gamma --steps 5", "rows": [{"a": 2}],
+              "notes": "n"}
+    path = runner.record_result("gamma_small", result, 1.5, results_dir=res, results_md=md)
+    assert path == res / "gamma_small.json"
+    text = md.read_text()
+    assert "## Alpha speed" in text and "## Gamma (small)" in text
+    assert "`python -m benchmarks.bench_gamma --steps 5`" in text and "wall time 1.5 s" in text
+    with pytest.raises(runner.BenchmarkError, match="must return a dict"):
+        runner.record_result("bad", {"rows": []}, 1.0, results_dir=res, results_md=md)

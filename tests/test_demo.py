@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -64,12 +65,28 @@ def test_question_world_demo_reports_every_kind(tmp_path: Path) -> None:
     shown = len([k for k in kinds if k != "all"])
     assert len(list(out.glob("selection_*_clip.png"))) == min(3, shown) == len(list(out.glob("selection_*_tspo.png")))
     report = (out / "REPORT.md").read_text()
-    assert "tspo-synth" in report and "Per question kind" in report and "| all | 4 |" in report
+    assert "tspo-synth" in report and "Per question kind" in report and "| all | 4 | 4 |" in report
+    assert "paired 95 % bootstrap interval over target clips" in report
+    # the AKS sentence is measured: it counts the needles where AKS and CLIP top-k picked the same frames
+    assert re.search(r"AKS picks equal CLIP top-k on (all 4|\d of 4) held-out needles at k = 8", report)
     assert TSPOSelector.from_pretrained(out / "selector", cache=False).encoder.spec == "tspo-synth"
     from tspo.data_synth import load_manifest
 
     val = load_manifest(result["config"]["manifest"])
     assert len(val) == 4 and all(s.extra["confuser_ratio"] == 1.0 for s in val)
+
+
+def test_kind_verdict_compares_with_baselines_only() -> None:
+    def stats(cov: float) -> dict:
+        return {"accuracy": cov, "coverage": cov, "n": 10, "targets": 5}
+
+    kinds = {"after": {"tspo": stats(0.5), "tspo+aks": stats(0.9), "clip": stats(0.2), "aks": stats(0.2),
+                       "uniform": stats(0.3)}, "all": {"tspo": stats(0.5)}}
+    text = demo.kind_verdict(kinds, {"after": {"diff": 0.3, "ci": [0.1, 0.5], "n": 10, "targets": 5}})
+    assert "best baseline uniform 0.30 (+0.20)" in text and "tspo+aks" not in text
+    assert "+0.30 [+0.10, +0.50], above CLIP top-k" in text and "5 target clips" in text
+    below = demo.kind_verdict(kinds, {"after": {"diff": -0.3, "ci": [-0.5, 0.1], "n": 10, "targets": 5}})
+    assert "not distinguishable from CLIP top-k" in below
 
 
 def test_demo_training_console_is_quiet(tmp_path: Path, capfd) -> None:

@@ -254,6 +254,9 @@ def test_cli_skips_a_missing_video_reports_kinds_and_errors_on_stderr(tmp_path: 
     kinds = {s.extra["qa_kind"] for i, s in enumerate(samples) if i != 1}
     assert set(result["by_question_kind"]) == kinds | {"all"}
     assert "per question kind" in captured.out and all(f"| {k} |" in captured.out for k in kinds)
+    assert "95 % bootstrap interval over target clips" in captured.out and "| kind | n | clips |" in captured.out
+    clip_all = result["by_question_kind"]["all"]["clip"]
+    assert clip_all["targets"] == 2 and clip_all["coverage_ci"][0] <= clip_all["coverage"] <= clip_all["coverage_ci"][1]
     # --on-error stop: the run stops at the broken sample, the samples before it are still written, exit 1
     assert main([*args, "--on-error", "stop"]) == 1
     result = json.loads(out.read_text())

@@ -168,10 +168,12 @@ def test_kind_table_joins_outcomes_with_kinds_and_rules(world):
     ]}
     table = kind_table(result, targets)
     kind = s.extra["qa_kind"]
-    assert table[kind]["x"] == {"accuracy": 1.0, "coverage": 1.0, "n": 1}
-    assert table[kind]["y"] == {"accuracy": 0.0, "coverage": 0.0, "n": 1}
+    assert table[kind]["x"] == {"accuracy": 1.0, "accuracy_ci": [1.0, 1.0], "coverage": 1.0, "coverage_ci": [1.0, 1.0],
+                                "n": 1, "targets": 1}
+    assert table[kind]["y"] == {"accuracy": 0.0, "accuracy_ci": [0.0, 0.0], "coverage": 0.0, "coverage_ci": [0.0, 0.0],
+                                "n": 1, "targets": 1}
     assert "z" not in table[kind] and table["all"]["x"]["n"] == 1
-    assert f"| {kind} | 1 | 1.00 / 1.00 |" in format_kind_table(table, ("x", "y"))
+    assert f"| {kind} | 1 | 1 | 1.00 / 1.00 [1.00, 1.00] |" in format_kind_table(table, ("x", "y"))
     with pytest.raises(ValueError, match="per_sample"):
         kind_table({}, targets)
 

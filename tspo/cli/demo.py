@@ -163,16 +163,31 @@ def plot_examples(cfg: DemoConfig, selector, samples, result: dict[str, Any]) ->
     return paths
 
 
-def kind_verdict(kinds: dict[str, Any]) -> str:
-    """Per question kind: TSPO's accuracy against CLIP top-k and the best baseline."""
+def kind_verdict(kinds: dict[str, Any], diffs: dict[str, Any] | None = None) -> str:
+    """Per question kind: TSPO's evidence coverage against CLIP top-k (``diffs``: the paired difference
+    with its 95 % interval over target clips, :func:`tspo.evaluation.kind_report.kind_differences`) and
+    against the best *baseline* (methods that score without the trained agent; a TSPO variant such as
+    ``tspo+aks`` is not one). Accuracy where the kind has no coverage rule."""
+    from tspo.evaluation.kind_report import baseline_methods
+
     lines = []
     for kind, per in kinds.items():
         if kind == "all" or "tspo" not in per or "clip" not in per:
             continue
-        best_name, best = max(((m, v["accuracy"]) for m, v in per.items() if m != "tspo"), key=lambda x: x[1])
-        t = per["tspo"]["accuracy"]
-        lines.append(f"- {kind}: TSPO {t:.0%} vs CLIP top-k {per['clip']['accuracy']:.0%} "
-                     f"({t - per['clip']['accuracy']:+.0%}); best baseline {best_name} {best:.0%} ({t - best:+.0%})")
+        metric = "coverage" if per["tspo"]["coverage"] is not None else "accuracy"
+        bases = [m for m in baseline_methods(list(per)) if per[m][metric] is not None]
+        best_name = max(bases, key=lambda m: (per[m][metric], m == "clip"))   # a tie names CLIP top-k
+        t, c, best = per["tspo"][metric], per["clip"][metric], per[best_name][metric]
+        d = (diffs or {}).get(kind)
+        if d is None:
+            vs_clip = f"{t - c:+.2f}"
+        else:
+            lo, hi = d["ci"]
+            where = "above" if lo > 0 else "below" if hi < 0 else "not distinguishable from"
+            vs_clip = f"{d['diff']:+.2f} [{lo:+.2f}, {hi:+.2f}], {where} CLIP top-k"
+        lines.append(f"- {kind} (n = {per['tspo']['n']}, {per['tspo'].get('targets', '?')} target clips): TSPO "
+                     f"{metric} {t:.2f} vs CLIP top-k {c:.2f} ({vs_clip}); best baseline {best_name} {best:.2f} "
+                     f"({t - best:+.2f})")
     return "\n".join(lines)
 
 
@@ -192,10 +207,10 @@ def verdict(result: dict[str, Any]) -> str:
 
 
 def write_report(cfg: DemoConfig, result: dict[str, Any], table: str, command: str, seconds: dict[str, float],
-                 kinds: str = "") -> Path:
+                 kinds: str = "", verdict_lines: str = "") -> Path:
     note = QUESTION_NOTE if cfg.world == "question" else NO_WEIGHTS_NOTE
-    per_kind = ["## Per question kind (accuracy / evidence coverage)", "", kinds, "",
-                kind_verdict(result.get("by_question_kind", {})), ""] if kinds else []
+    per_kind = ["## Per question kind (accuracy / evidence coverage [95 % bootstrap interval over target clips])", "",
+                kinds, "", verdict_lines, ""] if kinds else []
     lines = ["# tspo demo report", "", note, "", *per_kind, "## Held-out evaluation", "", verdict(result), "",
              "```", table, "```", "",
              "Reproduce this table from the held-out manifest:", "", "```", command, "```", "",
@@ -215,9 +230,10 @@ def write_report(cfg: DemoConfig, result: dict[str, Any], table: str, command: s
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """Run all five steps; returns the eval result dict (written to ``out_dir/eval.json``) plus
-    ``stage_seconds`` (wall time of synth, train, eval, plots)."""
+    ``stage_seconds`` (wall time of synth, train, eval, plots) and ``kind_verdict`` (the per-kind lines
+    against the baselines, "" outside the question world)."""
     from tspo.evaluation.evaluate import evaluate_samples, format_table
-    from tspo.evaluation.kind_report import format_kind_table
+    from tspo.evaluation.kind_report import format_kind_table, kind_differences, same_picks_note
     from tspo.features.cache import FeatureCache
     from tspo.plots import plot_eval_summary, plot_training_curves
     from tspo.rewards import build_oracle
@@ -240,10 +256,19 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     selector = TSPOSelector.from_pretrained(selector_dir, cache=FeatureCache(out / "cache"))
     samples = load_manifest(val_manifest)
     oracle = build_oracle("simulated", seed=cfg.seed)
-    result = evaluate_samples(samples, cfg.methods, oracle, cfg.num_frames, selector, progress=cfg.progress)
+    result = evaluate_samples(samples, cfg.methods, oracle, cfg.num_frames, selector, progress=cfg.progress,
+                              per_sample=True)
+    outcomes = {"samples": result.pop("samples")}   # eval.json keeps the `tspo eval` shape (no --per-sample)
     kinds = result.get("by_question_kind", {}) if cfg.world == "question" else {}
     if not kinds:
         result.pop("by_question_kind", None)
+    verdict_lines = ""
+    if kinds and {"tspo", "clip"} <= set(cfg.methods):
+        diffs = kind_differences(outcomes, samples, "tspo", "clip")
+        verdict_lines = ("TSPO minus CLIP top-k in evidence coverage on the same needles, paired 95 % bootstrap "
+                         "interval over target clips:\n" + kind_verdict(kinds, diffs))
+        if "aks" in cfg.methods:
+            verdict_lines += "\n" + same_picks_note(outcomes, cfg.num_frames)
     command = eval_command(cfg, val_manifest)
     result["config"] = {"manifest": str(val_manifest), "benchmark": None, "methods": list(cfg.methods),
                         "selector": str(selector_dir), "encoder": cfg.encoder, "oracle": "simulated", "seed": cfg.seed,
@@ -261,9 +286,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
     table = format_table(result)
     kinds_md = format_kind_table(kinds, cfg.methods) if kinds else ""
-    print("\n" + table + "\n\n" + verdict(result) + (f"\n\n{kinds_md}\n{kind_verdict(kinds)}" if kinds else ""))
-    report = write_report(cfg, result, table, command, seconds, kinds_md)
+    print("\n" + table + "\n\n" + verdict(result) + (f"\n\n{kinds_md}\n{verdict_lines}" if kinds else ""))
+    report = write_report(cfg, result, table, command, seconds, kinds_md, verdict_lines)
     result["stage_seconds"] = seconds  # returned only; eval.json keeps the `tspo eval` shape
+    result["kind_verdict"] = verdict_lines
     print(f"\nreport: {report}  (eval.json, plots, selector/ beside it)")
     print(f"reproduce the table: {command}")
     return result

@@ -325,7 +325,8 @@ def format_kinds(result: dict[str, Any]) -> str:
 
     if not result.get("by_question_kind"):
         return ""
-    return ("per question kind (accuracy / share of selections that show the evidence):\n"
+    return ("per question kind (accuracy / share of selections that show the evidence [95 % bootstrap interval "
+            "over target clips]; n = needles, clips = target clips):\n"
             + format_kind_table(result["by_question_kind"], list(result["methods"])))
 
 

@@ -1,0 +1,62 @@
+"""The question benchmark's protocol and goal check (benchmarks/bench_question.py), without training."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import bench_question as bq
+
+
+def _stats(cov: float) -> dict:
+    return {"accuracy": cov, "coverage": cov, "n": 20, "targets": 10}
+
+
+def _diff(d: float, lo: float, hi: float) -> dict:
+    return {"diff": d, "ci": [lo, hi], "n": 20, "targets": 10}
+
+
+def test_goal_check_needs_the_level_and_an_interval_above_a_weaker_baseline():
+    table = {"after": {"t s0": _stats(0.97), "clip": _stats(0.05), "uniform": _stats(0.10)},
+             "order": {"t s0": _stats(0.92), "clip": _stats(0.91), "uniform": _stats(0.0)},
+             "count": {"t s0": _stats(0.96), "clip": _stats(0.80), "uniform": _stats(0.0)},
+             "colour": {"t s0": _stats(0.97), "clip": _stats(1.00), "uniform": _stats(0.2)},
+             "all": {"t s0": _stats(0.929), "clip": _stats(0.7), "uniform": _stats(0.1)}}
+    vs = {"clip": {"after": _diff(0.92, 0.8, 1.0), "order": _diff(0.01, -0.1, 0.1), "count": _diff(0.16, -0.01, 0.3)},
+          "uniform": {"after": _diff(0.87, 0.7, 1.0), "order": _diff(0.9, 0.8, 1.0), "count": _diff(0.96, 0.9, 1.0)}}
+    got = bq.goal_check(table, vs, "t s0", ["uniform", "clip"])
+    assert got["after"] == "yes (0.970)"       # level reached, interval vs the best baseline (uniform) above 0
+    assert got["order"] == "yes (0.920)"       # the best baseline (clip 0.91) already reaches 0.90: level only
+    assert got["count"] == "no (0.960)"        # clip 0.80 < 0.95 and the paired interval touches 0
+    assert got["colour"] == "no (0.970)"       # more than 0.02 below the best baseline
+    assert got["all"] == "no (0.929)"          # below 0.93
+
+
+def test_protocols_and_labels():
+    goal = bq.PROTOCOLS["goal"].check()
+    assert goal.train_targets >= 1000 and goal.ratios == (1.0, 0.5) and len(goal.seeds) == 2
+    assert bq.label("tspo", "tspo", 1) == "tspo s1" and bq.label("tspo+kl", "tspo+aks", 0) == "tspo+kl (tspo+aks) s0"
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="unknown variants"):
+        replace(goal, variants=("nope",)).check()
+    with pytest.raises(ValueError, match="confuser ratios"):
+        replace(goal, ratios=(0.0,)).check()
+    with pytest.raises(ValueError, match="misplaced"):
+        replace(goal, baselines=("clip", "tspo")).check()
+    with pytest.raises(ValueError, match="include clip"):
+        replace(goal, baselines=("uniform",)).check()
+
+
+def test_heldout_worlds_share_target_clips_and_differ_in_haystack(tmp_path):
+    p = bq.Protocol(num_train=16, train_targets=8, num_val=14, val_targets=7, ratios=(1.0, 0.5))
+    train, held = bq.worlds(tmp_path, p)
+    assert held[1.0] is train and train.train_targets == 8 and train.val_targets == 7
+    half = held[0.5]
+    assert half.confuser_ratio == 0.5 and half.distractors > 0 and half.val_targets == train.val_targets
+    assert (half.seed, half.confusers, half.target_seconds) == (train.seed, train.confusers, train.target_seconds)
+
+
+def test_cli_rejects_an_unknown_variant_before_any_work(capsys):
+    assert bq.main(["--variants", "nope", "--steps", "1"]) == 2
+    assert "unknown variants ['nope']" in capsys.readouterr().err
+    assert bq.main(["--only-kind", "after", "--variants", "nope"]) == 2
