@@ -14,6 +14,7 @@ from tspo.evaluation.reflect import (
     select_and_answer,
 )
 from tspo.rewards import OracleAnswer, OracleConfigError, OracleQuery, SimulatedOracle
+from tspo.selection.selector import TSPOSelector
 from tspo.selection.zoom import GridFeatureSource, ZoomConfig
 
 OPTS = ("cat", "dog", "bird", "fish")
@@ -99,6 +100,10 @@ class _Selector:
 
     def score(self, features, question, method, options=None):
         return features[:, 1].clone()
+
+    # the real single-stage strategy (suppression included), over the fake scores above
+    select_from_features = TSPOSelector.select_from_features
+    _clip_k = staticmethod(TSPOSelector._clip_k)
 
 
 def _two_needle_source():

@@ -19,10 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from tspo.agents import get_method
 from tspo.errors import TSPOError
 from tspo.rewards import OracleQuery, in_spans
-from tspo.selection.zoom import demote_scores
 from tspo.video import read_whole_frames
 
 
@@ -139,19 +137,13 @@ def select_and_answer(selector: Any, video: Any, question: str, options: list[st
         feats = features if features is not None else selector.features(video)
         times = np.asarray(feats.timestamps_s, dtype=np.float64)
         seen.append(times)
-        rule = get_method(method)
-        scores = selector.score(feats.features, question, method, list(options)) if rule.needs_scores else None
 
         def select_fn(suppress: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             blocked = in_spans(times, suppress)
             if blocked.all():  # everything inspected already: start over
                 blocked[:] = False
-            kk = min(k, int((~blocked).sum()))
-            if not rule.needs_scores:  # uniform over what is left
-                free = np.flatnonzero(~blocked)
-                pos = free[rule.pick(None, len(free), kk).numpy()]
-            else:
-                pos = rule.pick(demote_scores(scores, blocked), len(times), kk).numpy()
+            pos, _ = selector.select_from_features(feats.features, question, k, method, list(options), blocked)
+            pos = pos.numpy()
             return times[pos], pick_cells(times[pos], times)
     else:
         raise ReflectionError(f"unknown strategy {strategy!r}; choose 'single' or 'zoom'")

@@ -35,6 +35,7 @@ from tspo.selection.zoom import (
     VideoFeatureSource,
     ZoomConfig,
     ZoomResult,
+    demote_scores,
     zoom_select,
 )
 from tspo.settings import SelectionSettings, clip_num_frames
@@ -254,19 +255,29 @@ class TSPOSelector:
 
     def select_from_features(
         self, features: torch.Tensor, question: str, num_frames: int | None = None, method: str = "tspo",
-        options: list[str] | None = None,
+        options: list[str] | None = None, suppress: np.ndarray | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Positions ``int64[k]`` (ascending) of the chosen candidates, and the scores ``[T]``
-        (``num_frames`` None: the selector's k). A set-aware rule (``tspo+nms``) takes its suppression
-        radius from the agent's set head when it has one (the filter family)."""
+        (``num_frames`` None: the selector's k). The one single-stage strategy: ``tspo select``, eval
+        and reflection all pick here. A set-aware rule (``tspo+nms``) takes its suppression radius from
+        the agent's set head when it has one (the filter family). ``suppress``: bool[T], candidates
+        already inspected (reflection) — picked only after every other one (k is clipped to the rest;
+        a rule without scores draws from the rest)."""
         num = int(features.shape[0])
         k = self._clip_k(self.settings.override(num_frames=num_frames).num_frames, num)
         m = get_method(method)
-        scores = self.score(features, question, method, options) if m.needs_scores else None
+        blocked = np.zeros(num, dtype=bool) if suppress is None else np.asarray(suppress, dtype=bool)
+        if blocked.shape != (num,):
+            raise ValueError(f"suppress must be bool[T] with T={num} candidates, got shape {blocked.shape}")
+        k = min(k, int((~blocked).sum()))
+        if not m.needs_scores:  # uniform over what is left
+            free = np.flatnonzero(~blocked)
+            return torch.from_numpy(free[m.pick(None, len(free), k).numpy()]), None
+        scores = self.score(features, question, method, options)
         radius = None
         if m.needs_agent and RULES[m.rule].set_aware:  # the agent's set head, when it has one, sets the radius
             radius = m.set_radius(self.agent, self.encoder.encode_text(_check_question(question)).to(self.encoder.device))
-        return m.pick(scores, num, k, radius), scores
+        return m.pick(demote_scores(scores, blocked), num, k, radius), scores
 
     @staticmethod
     def _clip_k(k: int, num_candidates: int) -> int:
