@@ -3,7 +3,7 @@
 A *scorer* turns candidate features and the question's text feature into one score per candidate
 (``tspo``: the temporal agent's S; ``clip``: cosine similarity). A *rule* turns scores into k
 candidate positions (``top-k``, ``uniform`` — needs no scores —, ``bin-max``, ``aks``, ``nms``:
-temporal non-max suppression, set-aware; the rule functions live in :mod:`tspo.agents.baselines` as separately tested pure functions). The named
+temporal non-max suppression, set-aware; the rule functions live in :mod:`tspo.agents.rules` as separately tested pure functions). The named
 methods are fixed combinations; any other ``SCORER+RULE`` (e.g. ``tspo+bin-max``) works as well.
 """
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from tspo.agents.baselines import select_aks, select_bin_max, select_nms, select_topk, select_uniform
 from tspo.agents.filter import DEFAULT_NMS_RADIUS
+from tspo.agents.rules import select_aks, select_bin_max, select_nms, select_topk, select_uniform
 
 
 def score_agent(agent: torch.nn.Module, features: torch.Tensor, text: torch.Tensor,

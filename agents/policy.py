@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from tspo.agents.baselines import select_topk
+from tspo.agents.rules import select_topk
 from tspo.errors import TSPOError
 from tspo.settings import check_num_frames
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tspo.agents.baselines import select_uniform
+from tspo.agents.rules import select_uniform
 from tspo.manifest import Sample
 from tspo.progress import progress_bar
 from tspo.rewards import OracleQuery

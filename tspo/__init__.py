@@ -20,6 +20,7 @@ _LAZY = {"Selection": "tspo.selection.selector", "TSPOSelector": "tspo.selection
 
 # Modules that moved into folders (0.2): their old dotted paths import the new modules.
 _MOVED = {
+    "tspo.agents.baselines": "tspo.agents.rules",
     "tspo.rewards.spans": "tspo.spans",
     "tspo.data_synth.manifest": "tspo.manifest",
     "tspo.encoders": "tspo.features.encoders",
