@@ -33,11 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tspo.agents.temporal import TemporalAgent
+from tspo.agents.rules import DEFAULT_NMS_RADIUS
+from tspo.agents.temporal import TemporalAgent, _cosine
 
 FILTER_CHANNELS = 2  # question profile, option profile
 DEFAULT_FILTER_RADIUS = 8  # frames; the issue-20 prototype's ±8
-DEFAULT_NMS_RADIUS = 3  # frames (1 fps grid: the question world's events last 3-6 s)
 
 
 def standardise(profile: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -116,7 +116,7 @@ class FilterAgent(TemporalAgent):
     def profiles(self, features: torch.Tensor, text: torch.Tensor, options: torch.Tensor | None = None,
                  option_mask: torch.Tensor | None = None) -> torch.Tensor:
         """The standardised profiles the filter reads: [B, T, D], [B, D], [B, N, D] -> [B, C, T]."""
-        question = torch.einsum("btd,bd->bt", features, _unit(text)) / features.norm(dim=-1).clamp_min(1e-8)
+        question = _cosine(features, text)                                          # [B, T]
         return torch.stack([standardise(question), standardise(option_profile(features, options, option_mask))], 1)
 
     def forward(self, features: torch.Tensor, text: torch.Tensor, options: torch.Tensor | None = None,

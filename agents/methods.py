@@ -15,8 +15,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from tspo.agents.filter import DEFAULT_NMS_RADIUS
-from tspo.agents.rules import select_aks, select_bin_max, select_nms, select_topk, select_uniform
+from tspo.agents.rules import (
+    DEFAULT_NMS_RADIUS,
+    select_aks,
+    select_bin_max,
+    select_nms,
+    select_topk,
+    select_uniform,
+)
 
 
 def score_agent(agent: torch.nn.Module, features: torch.Tensor, text: torch.Tensor,

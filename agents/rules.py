@@ -129,6 +129,11 @@ def select_aks(
     return torch.cat(picks).unique(sorted=True)
 
 
+# The fixed radius of the ``nms`` rule (``clip+nms``), and the radius the filter agent's set head
+# switches on: frames (1 fps grid: the question world's events last 3-6 s).
+DEFAULT_NMS_RADIUS = 3
+
+
 def select_nms(scores: torch.Tensor, k: int, radius: int | torch.Tensor) -> torch.Tensor:
     """Temporal non-max suppression: [T] | [B, T] scores, radius (frames) -> int64[k] | [B, k], ascending.
 
@@ -165,8 +170,8 @@ def select_nms(scores: torch.Tensor, k: int, radius: int | torch.Tensor) -> torc
     free = torch.ones(bsz, num, dtype=torch.bool, device=rows.device)               # neither taken nor suppressed
     taken = torch.zeros_like(free)
     for _ in range(k):  # k picks, not frames
-        open_ = free & ~taken
-        pool = torch.where(open_.any(-1, keepdim=True), open_, ~taken)              # suppressed all: fill
+        # a pick suppresses itself (distance 0 <= radius), so `free` never holds a taken candidate
+        pool = torch.where(free.any(-1, keepdim=True), free, ~taken)                # suppressed all: fill
         pick = torch.where(pool, merit, torch.zeros_like(merit)).argmax(-1, keepdim=True)  # [B, 1]
         taken.scatter_(-1, pick, True)
         free &= (frames - pick).abs() > radius_t

@@ -87,7 +87,7 @@ def test_pick_cells():
 
 
 class _Selector:
-    """The two selector methods select_and_answer calls, scoring by feature dim 1."""
+    """The selector methods select_and_answer calls, scoring by feature dim 1."""
 
     from tspo.settings import SelectionSettings
 
@@ -98,7 +98,15 @@ class _Selector:
 
         return zoom_select(source, lambda f: f[:, 1].clone(), k, zoom, method, suppress)
 
+    agent = None
+
     def score(self, features, question, method, options=None):
+        return features[:, 1].clone()
+
+    def _question_text(self, question):
+        return None
+
+    def _score_text(self, features, text, m, options):
         return features[:, 1].clone()
 
     # the real single-stage strategy (suppression included), over the fake scores above

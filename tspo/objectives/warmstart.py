@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from tspo.objectives.grpo import ObjectiveInputError
+from tspo.agents.rules import select_topk
+from tspo.objectives.grpo import ObjectiveInputError, picks_in_target
 
 
 def evidence_listwise_loss(scores: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
@@ -41,8 +42,7 @@ def evidence_listwise_loss(scores: torch.Tensor, inside: torch.Tensor) -> torch.
 
 def greedy_in_evidence(scores: torch.Tensor, inside: torch.Tensor, k: int) -> torch.Tensor:
     """Share of the greedy top-``k`` candidates inside the evidence, per row: scores float[B, T],
-    inside bool[B, T] -> float32[B] (k clipped to T)."""
+    inside bool[B, T] -> float32[B] (k clipped to T; the one top-k rule, ties to the earlier frame)."""
     if scores.shape != inside.shape:
         raise ObjectiveInputError(f"greedy_in_evidence: scores {tuple(scores.shape)} vs inside {tuple(inside.shape)}")
-    top = scores.detach().topk(min(k, scores.shape[-1]), dim=-1).indices             # [B, k]
-    return inside.to(scores.device).gather(-1, top).float().mean(-1)
+    return picks_in_target(inside, select_topk(scores.detach(), min(k, scores.shape[-1])))

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from tspo.agents import AgentConfigError, TemporalAgent, build_agent, family_of, get_method
-from tspo.agents.methods import RULES
 from tspo.errors import TSPOError
 from tspo.features.cache import FeatureCache, VideoFeatures, video_features
 from tspo.features.encoder_cache import CachedEncoder, cached_encoder
@@ -247,7 +246,16 @@ class TSPOSelector:
         m = get_method(method)
         if not m.needs_scores:
             raise ValueError(f"method {method!r} has no scores (its rule {m.rule!r} looks only at the grid)")
-        text = self.encoder.encode_text(_check_question(question)).to(self.encoder.device)
+        return self._score_text(features, self._question_text(question), m, options)
+
+    def _question_text(self, question: str) -> torch.Tensor:
+        """The question's text embedding [D] on the encoder's device."""
+        return self.encoder.encode_text(_check_question(question)).to(self.encoder.device)
+
+    @torch.no_grad()
+    def _score_text(self, features: torch.Tensor, text: torch.Tensor, m: Any,
+                    options: list[str] | None) -> torch.Tensor:
+        """:meth:`score` with the question already embedded (text [D]) and the method resolved."""
         options = _check_options(options)
         reads = m.needs_agent and getattr(self.agent, "reads_options", False)  # others would ignore them
         return m.score(self.agent, features.to(self.encoder.device, torch.float32), text,
@@ -273,10 +281,9 @@ class TSPOSelector:
         if not m.needs_scores:  # uniform over what is left
             free = np.flatnonzero(~blocked)
             return torch.from_numpy(free[m.pick(None, len(free), k).numpy()]), None
-        scores = self.score(features, question, method, options)
-        radius = None
-        if m.needs_agent and RULES[m.rule].set_aware:  # the agent's set head, when it has one, sets the radius
-            radius = m.set_radius(self.agent, self.encoder.encode_text(_check_question(question)).to(self.encoder.device))
+        text = self._question_text(question)
+        scores = self._score_text(features, text, m, options)
+        radius = m.set_radius(self.agent, text)  # the agent's set head, when it has one (tspo+nms, filter family)
         return m.pick(demote_scores(scores, blocked), num, k, radius), scores
 
     @staticmethod

@@ -258,7 +258,7 @@ class TSPOModule(L.LightningModule):
     def current_tau(self) -> float:
         """The GRPO temperature now: the schedule runs over the GRPO steps, after any warm start."""
         g, warm = self.grpo, self.warmstart.steps
-        if self.global_step < warm:
+        if self.in_warmstart():
             return g.tau_start                     # a warm-start step samples nothing
         steps = g.tau_steps or (self.trainer.max_steps - warm if self.trainer_attached() else -1)
         if steps is None or steps <= 0:
@@ -410,7 +410,7 @@ class TSPOModule(L.LightningModule):
                     "(their reward is R_A + %g, a constant the group advantages cancel)",
                     plain, len(train.samples), self.hparams.w_temporal)
         if train is not None and self.warmstart.steps:
-            taught = sum(self.warmstart.supervises(s) and bool(s.evidence_spans_s) for s in train.samples)
+            taught = sum(self.warmstart.supervises(s) for s in train.samples)
             if not taught:
                 raise TrainingConfigError(
                     f"model.warmstart_steps {self.warmstart.steps}: none of the {len(train.samples)} training samples "

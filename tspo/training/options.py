@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tspo.agents.families import AGENT_FAMILIES, DEFAULT_FAMILY
-from tspo.data_synth.events import COVERAGE_RULES
+from tspo.data_synth.events import QUESTION_KINDS
 from tspo.errors import TSPOError
 from tspo.selection.zoom_config import ZoomConfig
 from tspo.settings import DEFAULT_FRAME_SIZE, check_frame_size, check_num_frames
@@ -226,17 +226,17 @@ class WarmStartOptions:
         if isinstance(self.kinds, str) or not all(isinstance(k, str) for k in self.kinds) or not self.kinds:
             raise TrainingConfigError(f"model.warmstart_kinds must be a non-empty list of question kinds or null (all), "
                                       f"got {self.kinds!r}")
-        unknown = sorted(set(self.kinds) - set(COVERAGE_RULES))
+        unknown = sorted(set(self.kinds) - set(QUESTION_KINDS))
         if unknown:
             raise TrainingConfigError(f"model.warmstart_kinds: unknown question kinds {unknown}; the synthetic "
-                                      f"world's kinds are {sorted(COVERAGE_RULES)}")
+                                      f"world's kinds are {sorted(QUESTION_KINDS)}")
         if not self.steps:
             raise TrainingConfigError("model.warmstart_kinds restricts the warm start, which is off: set "
                                       "model.warmstart_steps > 0, or leave warmstart_kinds null")
 
     def supervises(self, sample) -> bool:
-        """Whether ``sample``'s spans teach the warm start (its kind allowed; spans are checked by the caller)."""
-        return self.kinds is None or sample.extra.get("qa_kind") in self.kinds
+        """Whether ``sample``'s spans teach the warm start: it has evidence spans, of an allowed kind."""
+        return bool(sample.evidence_spans_s) and (self.kinds is None or sample.extra.get("qa_kind") in self.kinds)
 
 
 def zoom_options(zoom: dict[str, Any] | None) -> ZoomConfig | None:

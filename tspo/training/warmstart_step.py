@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from tspo.agents import GumbelTopK
+from tspo.objectives.grpo import picks_in_target
 from tspo.objectives.set_rule import set_rule_loss, set_rule_targets
-from tspo.objectives.warmstart import evidence_listwise_loss, greedy_in_evidence
+from tspo.objectives.warmstart import evidence_listwise_loss
 from tspo.rewards.simulated import covers_groups
 from tspo.spans import in_spans
 from tspo.training.context import StepContext, StepOutput, batch_options, clipped_policy
@@ -32,18 +33,17 @@ def evidence_mask(batch: dict[str, Any], options: WarmStartOptions) -> tuple[tor
     times = batch["timestamps"].cpu().numpy()                                       # float64[B, T] seconds
     rows, skipped = [], 0
     for b, sample in enumerate(batch["samples"]):
-        spans = sample.evidence_spans_s if options.supervises(sample) else None
-        row = in_spans(times[b], spans) if spans else np.zeros(times.shape[1], dtype=bool)
+        row = (in_spans(times[b], sample.evidence_spans_s) if options.supervises(sample)
+               else np.zeros(times.shape[1], dtype=bool))
         skipped += not row.any()
         rows.append(row)
     return torch.from_numpy(np.stack(rows)), skipped
 
 
-def greedy_coverage(batch: dict[str, Any], scores: torch.Tensor, k: int, rows: torch.Tensor) -> float | None:
-    """Share of the questions ``rows`` bool[B] whose greedy top-k satisfies their coverage rule
+def greedy_coverage(batch: dict[str, Any], picks: torch.Tensor, rows: torch.Tensor) -> float | None:
+    """Share of the questions ``rows`` bool[B] whose greedy picks int64[B, k] satisfy their coverage rule
     (``extra["coverage"]``, as the SimulatedOracle and the per-kind report judge it) or, without a rule,
-    has a pick inside ``evidence_spans_s``; None when no row is selected."""
-    picks = clipped_policy_greedy(scores, k)                                        # [B, k]
+    have a pick inside ``evidence_spans_s``; None when no row is selected."""
     times = batch["timestamps"].to(picks.device).gather(-1, picks).cpu().numpy()     # float64[B, k] seconds
     hits = []
     for b in torch.nonzero(rows).flatten().tolist():
@@ -89,7 +89,7 @@ def warmstart_step(ctx: StepContext, options: WarmStartOptions, batch: dict[str,
     if aux is not None:
         metrics["train/warmstart_aux"] = aux.detach()
     if bool(rows.any()):
-        k = ctx.grpo.num_frames
-        metrics["train/in_evidence"] = greedy_in_evidence(scores, inside, k)[rows].mean()
-        metrics["train/coverage"] = greedy_coverage(batch, scores, k, rows)
+        picks = clipped_policy_greedy(scores, ctx.grpo.num_frames)                     # [B, k]
+        metrics["train/in_evidence"] = picks_in_target(inside, picks)[rows].mean()
+        metrics["train/coverage"] = greedy_coverage(batch, picks, rows)
     return StepOutput(loss, metrics, len(batch["samples"]))
