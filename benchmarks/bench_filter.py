@@ -28,27 +28,13 @@ STEPS, BATCH, LR = 400, 16, 2e-3
 SEED = 0
 
 
-def _bootstrap(values, clusters, reps: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95 % interval of the mean, resampling clusters (target clips) with replacement."""
-    import numpy as np
-
-    values, clusters = np.asarray(values, float), np.asarray(clusters)
-    ids = np.unique(clusters)
-    rows = [values[clusters == c] for c in ids]
-    rng = np.random.default_rng(seed)
-    means = []
-    for _ in range(reps):
-        pick = rng.integers(0, len(ids), len(ids))
-        means.append(np.concatenate([rows[i] for i in pick]).mean())
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
 def run(num_train: int = NUM_TRAIN, num_val: int = NUM_VAL, steps: int = STEPS, out_dir: str | None = None) -> dict:
     import numpy as np
     import torch
 
     from tspo.agents import FilterAgent, get_method
     from tspo.data_synth import load_manifest
+    from tspo.evaluation.kind_report import cluster_bootstrap
     from tspo.features.cache import FeatureCache
     from tspo.features.dataset import FeatureDataset
     from tspo.features.encoders import shared_encoder
@@ -126,7 +112,7 @@ def run(num_train: int = NUM_TRAIN, num_val: int = NUM_VAL, steps: int = STEPS, 
             row = {"kind": kind, "n": int(member.sum()), "clips": int(len(set(clusters_arr[member])))}
             for name in methods:
                 vals = np.asarray(cover[name])[member]
-                lo, hi = _bootstrap(vals, clusters_arr[member])
+                lo, hi = cluster_bootstrap(vals, clusters_arr[member])
                 row[name] = f"{vals.mean():.2f} [{lo:.2f}, {hi:.2f}]"
             rows.append(row)
     params = sum(p.numel() for p in agent.parameters())

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
 from tspo.errors import TSPOError
@@ -98,14 +99,9 @@ def option_embeddings(samples: Sequence[Sample], encoder, dim: int) -> list[torc
 def pad_options(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample option embeddings ``[N_i, D]`` -> padded ``[B, N, D]`` (N = max N_i, zeros past N_i) and
     ``option_mask`` bool[B, N] (True = a real option)."""
-    num = max((int(r.shape[0]) for r in rows), default=0)
-    dim = int(rows[0].shape[-1])
-    options = torch.zeros(len(rows), num, dim, dtype=rows[0].dtype)
-    mask = torch.zeros(len(rows), num, dtype=torch.bool)
-    for b, r in enumerate(rows):  # B rows, not frames: a batch holds a handful of questions
-        options[b, : r.shape[0]] = r
-        mask[b, : r.shape[0]] = True
-    return options, mask
+    options = pad_sequence(list(rows), batch_first=True)                                     # [B, N, D]
+    lengths = torch.tensor([int(r.shape[0]) for r in rows])                                  # [B]
+    return options, torch.arange(options.shape[1])[None, :] < lengths[:, None]
 
 
 def unequal_batches(num_candidates: Sequence[int], batch_size: int, option: str) -> str | None:
