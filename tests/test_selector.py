@@ -196,3 +196,21 @@ def test_topk_rule_is_batched_and_breaks_ties_by_time():
     for row in range(2):
         torch.testing.assert_close(select_topk(s[row], 2), expected[row])
     torch.testing.assert_close(GumbelTopK(2).greedy(s), expected)  # training's greedy pick = inference's
+
+
+def test_select_from_features_picks_inspected_candidates_last(short_video, selector):
+    """Reflection's suppression: candidates already inspected are picked only after every other one,
+    for scored and unscored rules alike; a mask of the wrong length is refused by name."""
+    feats = selector.features(short_video).features
+    num = feats.shape[0]
+    first, _ = selector.select_from_features(feats, "a red ball", 2, "clip")
+    blocked = np.zeros(num, dtype=bool)
+    blocked[first.numpy()] = True
+    again, _ = selector.select_from_features(feats, "a red ball", 2, "clip", suppress=blocked)
+    assert not blocked[again.numpy()].any()
+    left = np.ones(num, dtype=bool)
+    left[:2] = False                      # two candidates not yet inspected: k is clipped to them
+    rest, scores = selector.select_from_features(feats, "a red ball", 4, "uniform", suppress=left)
+    assert rest.tolist() == [0, 1] and scores is None
+    with pytest.raises(ValueError, match=r"suppress must be bool\[T\]"):
+        selector.select_from_features(feats, "a red ball", 2, "clip", suppress=np.zeros(num + 1, dtype=bool))
