@@ -10,13 +10,12 @@ import torch
 from training_helpers import MetricRecorder, small_datamodule, trainer
 
 from tspo.evaluation.judge import decode_picks
-from tspo.objectives.grpo import group_advantages
+from tspo.objectives.grpo import Rewards, group_advantages, score_answers
 from tspo.rewards import OracleAnswer, SimulatedOracle
 from tspo.training import TrainingConfigError, TSPOModule
 from tspo.training.grpo_step import advantages
 from tspo.training.module import step_seed
 from tspo.training.options import RewardOptions
-from tspo.training.rollout import Rewards, score_answers
 
 LOGGED = ("train/reward", "train/R_A", "train/R_T", "train/adv_std", "train/tau", "train/entropy",
           "train/in_target", "train/oracle_failures", "train/oracle_unparsed", "train/cache_hit_rate",

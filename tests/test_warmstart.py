@@ -13,12 +13,11 @@ from training_helpers import MetricRecorder, small_datamodule, trainer
 
 from tspo.agents import TemporalAgent
 from tspo.manifest import Sample
-from tspo.objectives.grpo import ObjectiveInputError, relative_logits
+from tspo.objectives.grpo import ObjectiveInputError, relative_logits, score_answers
 from tspo.objectives.warmstart import evidence_listwise_loss, greedy_in_evidence
 from tspo.rewards import OracleAnswer, OracleCache, RewardInputError, SimulatedOracle, soft_accuracy_reward
 from tspo.training import TrainingConfigError, TSPOModule
 from tspo.training.options import WarmStartOptions
-from tspo.training.rollout import score_answers
 from tspo.training.warmstart_step import evidence_mask
 
 

@@ -50,6 +50,7 @@ _MOVED = {
     "tspo.cli_features": "tspo.cli.features",
     "tspo.answer_log": "tspo.evaluation.answer_log",
     "tspo.clips": "tspo.selection.clips",
+    "tspo.training.rollout": "tspo.training.grpo_step",   # split: rewards -> tspo.objectives.grpo
 }
 
 

@@ -1,4 +1,7 @@
-"""The TSPO objective as small pure functions (paper Eq. 4-11).
+"""The TSPO objective as small pure functions (paper Eq. 4-11): the rewards of a group from the
+oracle's answers (Eq. 10-11, :func:`score_answers`), group advantages, the clipped policy-gradient
+loss and the sampling distribution's pieces. The step that calls them, oracle round trip included,
+is :mod:`tspo.training.grpo_step`: one GRPO step reads in these two files.
 
 Shapes: ``B`` samples (questions) per batch, ``G`` draws per group, ``k`` frames per draw,
 ``T`` candidates. Every function is differentiable where it should be and has no state, so the
@@ -14,10 +17,15 @@ policy gradient of the per-frame log-probabilities of Eq. 5.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from tspo.errors import TSPOError
+from tspo.manifest import Sample
+from tspo.rewards import OracleAnswer, accuracy_reward, compose_reward, soft_accuracy_reward, temporal_reward
 
 
 class ObjectiveInputError(TSPOError, ValueError):
@@ -25,6 +33,9 @@ class ObjectiveInputError(TSPOError, ValueError):
 
 
 ADV_EPS = 1e-4
+# What R_T counts picks in, and how R_A reads an answer (``model.temporal_spans``, ``model.answer_reward``).
+TEMPORAL_SPANS = ("target", "evidence")
+ANSWER_REWARDS = ("hard", "soft")
 
 
 def _check_mask(mask: torch.Tensor | None, like: torch.Tensor, name: str) -> torch.Tensor:
@@ -279,3 +290,80 @@ def picks_in_target(target_mask: torch.Tensor, idx: torch.Tensor) -> torch.Tenso
     """Share of each question's picks inside its target: target_mask bool[B, T], idx int64[B, G, k]
     -> float32[B] (mean over the G selections)."""
     return target_mask.to(idx.device).gather(-1, idx.flatten(1)).float().mean(-1)
+
+
+# --- Rewards of a group (Eq. 10-11): the oracle's answers and the picks' seconds -> r [B, G] ---
+
+@dataclass
+class Rewards:
+    """Rewards of a batch of groups, float32 ``[B, G]`` each.
+
+    ``valid`` bool ``[B, G]``: the oracle answered (its query did not fail). ``unparsed`` bool
+    ``[B, G]``: answered, but no option letter could be read (valid, scored R_A = 0).
+    """
+
+    total: torch.Tensor
+    accuracy: torch.Tensor
+    temporal: torch.Tensor
+    valid: torch.Tensor
+    unparsed: torch.Tensor
+
+    @property
+    def failures(self) -> int:
+        """Failed oracle queries (dropped from the advantages)."""
+        return int((~self.valid).sum())
+
+    @property
+    def num_unparsed(self) -> int:
+        """Answers with no readable option (scored as wrong)."""
+        return int(self.unparsed.sum())
+
+
+def reward_spans(sample: Sample, which: str = "target") -> list[list[float]]:
+    """The spans R_T counts picks in (seconds, ``[[start, end), ...]``): the needle's ``target`` material
+    (the paper) or the ``evidence`` that answers its question (a needle without evidence spans raises)."""
+    if which == "target":
+        return sample.target_spans_s
+    if which != "evidence":
+        raise ObjectiveInputError(f"temporal_spans must be one of {TEMPORAL_SPANS}, got {which!r}")
+    if not sample.evidence_spans_s:
+        raise ObjectiveInputError(f"needle {sample.id!r} has no evidence_spans_s, so R_T cannot count picks in its evidence; "
+                         "use model.temporal_spans: target, or a manifest with evidence spans (tspo synth)")
+    return sample.evidence_spans_s
+
+
+def score_answers(samples: Sequence[Sample], answers: Sequence[OracleAnswer], times: np.ndarray,
+                  w_a: float = 1.0, w_t: float = 1.0, temporal_spans: str = "target",
+                  answer_reward: str = "hard") -> Rewards:
+    """R_A (Eq. 10), R_T (Eq. 11) and their sum per selection.
+
+    ``answer_reward``: ``"hard"`` (paper: R_A = 1 for the right letter, else 0) or ``"soft"`` (beyond
+    the paper: the oracle's probability of the right option, :func:`tspo.rewards.soft_accuracy_reward`;
+    an unparsed answer still scores 0).
+
+    ``times`` float64[B, G, k]; ``answers`` flat, sample-major (query ``b * G + g`` is selection ``[b, g]``).
+    Needle samples score ``w_a R_A + w_t R_T`` (R_T over :func:`reward_spans`), general ones ``w_a R_A + w_t``. A *failed* query
+    (``OracleAnswer.is_failed``) is marked invalid (dropped, counted); an *unparsed* answer (no
+    option readable) is a wrong answer, R_A = 0, and is flagged in ``unparsed``.
+    """
+    bsz, groups, _ = times.shape
+    if answer_reward not in ANSWER_REWARDS:
+        raise ObjectiveInputError(f"answer_reward must be one of {ANSWER_REWARDS}, got {answer_reward!r}")
+    if len(answers) != bsz * groups:
+        raise ObjectiveInputError(f"score_answers: got {len(answers)} answers for {bsz} x {groups} selections")
+    valid = np.array([not a.is_failed for a in answers], dtype=bool).reshape(bsz, groups)
+    unparsed = np.array([a.unparsed for a in answers], dtype=bool).reshape(bsz, groups)
+    r_a = np.zeros((bsz, groups))
+    r_t = np.ones((bsz, groups))
+    total = np.zeros((bsz, groups))
+    for b, sample in enumerate(samples):
+        group = answers[b * groups:(b + 1) * groups]
+        # letter None (unparsed) scores 0 inside accuracy_reward; failed ones are masked by ``valid``
+        r_a[b] = [0.0 if a.is_failed or (answer_reward == "soft" and a.letter is None)
+                  else soft_accuracy_reward(a.option_probs, sample.answer) if answer_reward == "soft"
+                  else accuracy_reward(a.letter, sample.answer) for a in group]
+        temporal = temporal_reward(times[b], reward_spans(sample, temporal_spans)) if sample.kind == "needle" else None
+        parts = compose_reward(sample.kind, r_a[b], temporal, w_a=w_a, w_t=w_t)
+        r_t[b], total[b] = parts.temporal, parts.total
+    as_t = lambda x: torch.as_tensor(x, dtype=torch.float32)  # noqa: E731
+    return Rewards(as_t(total), as_t(r_a), as_t(r_t), torch.as_tensor(valid), torch.as_tensor(unparsed))

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,10 @@ import numpy as np
 import torch
 
 from tspo.agents import TemporalAgent
+from tspo.evaluation.judge import ask_about, group_picks
+from tspo.manifest import Sample
 from tspo.objectives.grpo import (
+    Rewards,
     decoupled_advantages,
     explore_logits,
     group_advantages,
@@ -26,13 +30,14 @@ from tspo.objectives.grpo import (
     policy_entropy,
     policy_stats,
     relative_logits,
+    reward_spans,
+    score_answers,
     span_mass_loss,
     tspo_loss,
 )
 from tspo.spans import in_spans
 from tspo.training.context import StepContext, StepOutput, batch_options, clipped_policy
 from tspo.training.options import RewardOptions
-from tspo.training.rollout import Rewards, ask_oracle, reward_spans
 
 
 def policy_logits(ctx: StepContext, features: torch.Tensor, text: torch.Tensor,
@@ -51,6 +56,25 @@ def selection_log_probs(logprob: str, logits: torch.Tensor, idx: torch.Tensor, o
     if logprob == "plackett_luce":
         return plackett_luce_logp(logits, idx, order)
     return torch.log_softmax(logits, -1).unsqueeze(-2).expand(*idx.shape[:-1], logits.shape[-1]).gather(-1, idx)
+
+
+def gather_times(timestamps: torch.Tensor, idx: torch.Tensor) -> np.ndarray:
+    """Seconds of the selected candidates: timestamps float64[B, T], idx int64[B, G, k] -> float64[B, G, k]."""
+    bsz, groups, k = idx.shape
+    picked = timestamps.to(idx.device).gather(-1, idx.reshape(bsz, groups * k))
+    return picked.reshape(bsz, groups, k).cpu().numpy().astype(np.float64)
+
+
+def ask_oracle(oracle, samples: Sequence[Sample], idx: torch.Tensor, timestamps: torch.Tensor, frame_size: int,
+               w_a: float = 1.0, w_t: float = 1.0, temporal_spans: str = "target",
+               answer_reward: str = "hard") -> tuple[np.ndarray, Rewards]:
+    """A GRPO group's selections -> rewards (this step's rollout; the zoom step's too): idx int64[B, G, k] candidate
+    positions, timestamps float64[B, T] seconds -> (times float64[B, G, k], :class:`Rewards` [B, G]).
+    Asked through the evaluation loop's one path (:func:`tspo.evaluation.judge.ask_about`: whole frames only when
+    the oracle needs pixels, all B * G queries in one call)."""
+    times = gather_times(timestamps, idx)
+    answers = ask_about(oracle, samples, group_picks(idx), list(timestamps.cpu().numpy()), frame_size)
+    return times, score_answers(samples, answers, times, w_a, w_t, temporal_spans, answer_reward)
 
 
 def rollout(ctx: StepContext, batch: dict[str, Any], logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Rewards]:

@@ -22,14 +22,13 @@ from typing import Any
 from tspo.agents.families import AGENT_FAMILIES, DEFAULT_FAMILY
 from tspo.data_synth.events import QUESTION_KINDS
 from tspo.errors import TSPOError
+from tspo.objectives.grpo import ANSWER_REWARDS, TEMPORAL_SPANS
 from tspo.selection.zoom_config import ZoomConfig
 from tspo.settings import DEFAULT_FRAME_SIZE, check_frame_size, check_num_frames
 
-TEMPORAL_SPANS = ("target", "evidence")
 ADVANTAGES = ("grouped", "decoupled")
 LOGPROBS = ("per_frame", "plackett_luce")
 OBJECTIVES = ("grpo", "dpo")
-ANSWER_REWARDS = ("hard", "soft")
 
 
 class TrainingConfigError(TSPOError, ValueError):

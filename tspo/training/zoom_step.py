@@ -26,8 +26,8 @@ from tspo.objectives.zoom_credit import (
 from tspo.rewards import temporal_reward
 from tspo.selection.zoom_config import ZoomConfig
 from tspo.training.context import StepContext, StepOutput
+from tspo.training.grpo_step import ask_oracle
 from tspo.training.options import TrainingConfigError
-from tspo.training.rollout import ask_oracle
 
 
 def zoom_step(ctx: StepContext, cfg: ZoomConfig, batch: dict[str, Any]) -> StepOutput:
