@@ -47,3 +47,14 @@ def test_readme_settings_comment_names_parameters():
 def test_select_frames_refuses_an_unknown_keyword(short_video):
     with pytest.raises(TypeError, match="'k'"):
         select_frames(short_video, "what?", k=4, encoder="tiny-random")
+
+
+def test_select_frames_shows_and_forwards_every_select_keyword(short_video):
+    """select_frames owns no copy of select's defaults: its signature lists them from select, and a
+    keyword given to it reaches select (here method='uniform': evenly spaced picks)."""
+    facade = inspect.signature(select_frames).parameters
+    for name, p in list(inspect.signature(TSPOSelector.select).parameters.items())[4:]:
+        assert name in facade and facade[name].default == p.default and facade[name].kind is p.KEYWORD_ONLY
+    sel = select_frames(short_video, "what?", num_frames=4, encoder="tiny-random", method="uniform", fps=2.0)
+    direct = TSPOSelector(encoder="tiny-random").select(short_video, "what?", 4, method="uniform", fps=2.0)
+    assert sel.indices.tolist() == direct.indices.tolist() and len(sel.indices) == 4 and sel.method == "uniform"

@@ -1,7 +1,7 @@
 """Selection settings: how many frames, from which candidate grid, at what size they leave the package.
 
-One owner for the defaults (k = 16 frames, 1 candidate per second, at most 128 candidates — the
-paper's settings — and frames handed on at a short side of 448 px) and for their validation. A
+One owner for the defaults (k = 16 frames, 1 candidate per second, at most 128 candidates, the
+ViT-L/14 encoder — the paper's settings — and frames handed on at a short side of 448 px) and for their validation. A
 :class:`~tspo.TSPOSelector` holds one :class:`SelectionSettings` (saved in its ``config.json``);
 every entry point (``select_frames``, ``tspo select``, ``tspo eval``, the plug-ins, training)
 passes ``None`` for "the selector's value" and lets :meth:`SelectionSettings.override` fill it.
@@ -21,6 +21,9 @@ DEFAULT_NUM_FRAMES = 16
 DEFAULT_FPS = 1.0
 DEFAULT_MAX_CANDIDATES: int | None = 128
 DEFAULT_FRAME_SIZE = 448
+# The paper's frozen CLIP (its agent and the published weights use ViT-L/14 features, D = 768): the
+# encoder of an untrained selector and of every command given no --encoder / --selector.
+DEFAULT_ENCODER = "ViT-L-14:openai"
 
 
 def _is_int(value: Any) -> bool:

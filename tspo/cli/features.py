@@ -14,19 +14,12 @@ from __future__ import annotations
 # the command's functions, so `--help` and argument errors answer before they load
 # (tests/test_cli_behaviour.py checks it). Everything else is imported here.
 import argparse
-import inspect
 import json
 import sys
 from pathlib import Path
 
 from tspo.manifest import load_manifest
-from tspo.settings import DEFAULT_FPS, DEFAULT_MAX_CANDIDATES, check_fps
-
-
-def _default_encoder() -> str:
-    from tspo.features.encoders import load_encoder
-
-    return inspect.signature(load_encoder).parameters["spec"].default  # the encoders module owns it
+from tspo.settings import DEFAULT_ENCODER, DEFAULT_FPS, DEFAULT_MAX_CANDIDATES, check_fps
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", help="JSON Lines manifest (schema: docs/INTERFACES.md, Manifest)")
     p.add_argument("--feature-cache", metavar="DIR", help="feature cache (default $TSPO_CACHE/features; a training "
                    "run's is RUN/feature_cache)")
-    p.add_argument("--encoder", default=None, help="encoder spec (default ViT-L-14:openai)")
+    p.add_argument("--encoder", default=None, help=f"encoder spec (default {DEFAULT_ENCODER})")
     p.add_argument("--fps", type=float, default=DEFAULT_FPS, help=f"candidate frames per second (default {DEFAULT_FPS:g})")
     p.add_argument("--max-candidates", type=int, default=DEFAULT_MAX_CANDIDATES,
                    help=f"cap on the candidates per video; 0 for none (default {DEFAULT_MAX_CANDIDATES}, as tspo train)")
@@ -101,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         samples = load_manifest(args.manifest)
         cache = FeatureCache(args.feature_cache)
-        encoder = cached_encoder(args.encoder or _default_encoder(), cache.root, fabric.device)
+        encoder = cached_encoder(args.encoder or DEFAULT_ENCODER, cache.root, fabric.device)
         workers = default_num_workers(args.devices) if args.num_workers is None else args.num_workers
         summary = extract_features([s.video for s in samples], encoder, cache, args.fps, args.max_candidates or None,
                                    workers, args.batch_frames or DEFAULT_BATCH_FRAMES, Ranks.current(),

@@ -20,6 +20,7 @@ from tspo.errors import TSPOError
 from tspo.selection.clips import add_clip_arguments, clip_options_from_args
 from tspo.selection.zoom_config import add_zoom_arguments, zoom_config_from_args
 from tspo.settings import (
+    DEFAULT_ENCODER,
     add_settings_arguments,
     check_fps,
     check_frame_size,
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a multiple-choice option (repeat for each, e.g. --option 'the red circle' --option 'the "
                         "blue square'); a filter-family selector looks for them too, other methods ignore them")
     p.add_argument("--selector", help="trained selector directory (from `tspo train` or save_pretrained) or hub id")
-    p.add_argument("--encoder", help="encoder spec: 'ViT-L-14:openai' (default without --selector), "
+    p.add_argument("--encoder", help=f"encoder spec: '{DEFAULT_ENCODER}' (default without --selector), "
                    "'MODEL:/path/weights.bin', or 'tiny-random' (offline, random weights)")
     # Validated after the cheap checks (the method registry lives with torch code, tspo.agents);
     # an unknown name gets the full list.
@@ -177,7 +178,7 @@ def _main(argv: list[str] | None) -> int:
         if args.selector:
             selector = TSPOSelector.from_pretrained(args.selector, encoder=args.encoder, device=args.device, cache=cache)
         else:
-            selector = TSPOSelector(encoder=args.encoder or "ViT-L-14:openai", device=args.device, cache=cache)
+            selector = TSPOSelector(encoder=args.encoder or DEFAULT_ENCODER, device=args.device, cache=cache)
     except (EncoderWeightsError, SelectorWeightsError) as err:
         return _error(err, 1)
     except (SelectorConfigError, ValueError) as err:  # not a selector folder; an unknown encoder spec / tag

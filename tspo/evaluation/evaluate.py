@@ -62,7 +62,7 @@ from tspo.rewards import check_oracle_fits as _check_oracle_fits
 from tspo.selection.selector import TSPOSelector
 from tspo.selection.zoom import sample_zoom_source
 from tspo.selection.zoom_config import add_zoom_arguments, zoom_config_from_args
-from tspo.settings import add_settings_arguments
+from tspo.settings import DEFAULT_ENCODER, add_settings_arguments
 from tspo.video import VideoError
 
 __all__ = ["DURATION_BUCKETS", "EvalConfigError", "Outcome", "check_methods", "duration_bucket", "evaluate_samples",
@@ -357,7 +357,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma-separated: " + ",".join(METHODS) + " or SCORER+RULE (default: all of them)")
     p.add_argument("--selector", help="trained selector directory (needed for the tspo method)")
     p.add_argument("--encoder", help="encoder spec for the other methods when no --selector is given "
-                                     "(default ViT-L-14:openai); with --selector it overrides the stored one")
+                                     f"(default {DEFAULT_ENCODER}); with --selector it overrides the stored one")
     p.add_argument("--oracle", default="simulated", help=SPEC_HELP)
     add_settings_arguments(p, "the oracle's frames")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
@@ -405,7 +405,7 @@ def make_selector(selector_dir: str | None, encoder: str | None, methods: Iterab
     if agent_methods:
         raise EvalConfigError(f"methods {agent_methods} score with the trained agent: each needs --selector DIR "
                               "(a trained selector); drop them from --methods to compare only the baselines")
-    return TSPOSelector(encoder=encoder or "ViT-L-14:openai", cache=cache)
+    return TSPOSelector(encoder=encoder or DEFAULT_ENCODER, cache=cache)
 
 
 def prefetch_features(samples: Sequence[Any], selector: Any, settings: Any, strategy: str = "single") -> Any:

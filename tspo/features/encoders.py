@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from tspo.errors import TSPOError
 from tspo.network import hub_files_only, hub_unreachable
+from tspo.settings import DEFAULT_ENCODER
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +214,7 @@ def default_dtype(device: str | torch.device) -> torch.dtype:
 
 
 def load_encoder(
-    spec: str = "ViT-L-14:openai", device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+    spec: str = DEFAULT_ENCODER, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
 ) -> ClipEncoder:
     """Build a frozen :class:`ClipEncoder` from a spec (module docstring). Missing weights offline
     raise :class:`EncoderWeightsError` saying how to supply a local file."""

@@ -10,6 +10,7 @@ family) look for them too.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -37,7 +38,7 @@ from tspo.selection.zoom import (
     demote_scores,
     zoom_select,
 )
-from tspo.settings import SelectionSettings, clip_num_frames
+from tspo.settings import DEFAULT_ENCODER, SelectionSettings, clip_num_frames
 from tspo.token_budget import DEFAULT_TOKEN_MODEL
 from tspo.video import (
     VideoLike,
@@ -171,7 +172,7 @@ class TSPOSelector:
 
     def __init__(
         self,
-        encoder: str | ClipEncoder | CachedEncoder = "ViT-L-14:openai",
+        encoder: str | ClipEncoder | CachedEncoder = DEFAULT_ENCODER,
         agent: TemporalAgent | None = None,
         window: int = 12,
         heads: int = 8,
@@ -553,21 +554,15 @@ def select_frames(
     question: str,
     num_frames: int | None = None,
     selector: TSPOSelector | str | os.PathLike | None = None,
-    method: str = "tspo",
-    fps: float | None = None,
-    max_candidates: int | None = None,
-    return_frames: bool = False,
-    encoder: str = "ViT-L-14:openai",
-    frame_size: int | None = None,
-    strategy: str = "single",
-    zoom: ZoomConfig | None = None,
-    unit: str = "frame",
-    token_budget: int | None = None,
-    model: Any = DEFAULT_TOKEN_MODEL,
-    clips: ClipConfig | None = None,
-    options: list[str] | None = None,
+    encoder: str = DEFAULT_ENCODER,
+    **select_kwargs: Any,
 ) -> Selection:
     """Pick the ``num_frames`` frames of ``video`` that matter for ``question``.
+
+    Every other keyword (``method``, ``fps``, ``max_candidates``, ``return_frames``, ``frame_size``,
+    ``strategy``, ``zoom``, ``unit``, ``token_budget``, ``model``, ``clips``, ``options``) is
+    :meth:`TSPOSelector.select`'s, which owns their defaults (``inspect.signature(select_frames)`` and
+    ``help`` show them all).
 
     ``options``: a multiple-choice question's option texts; a filter-family selector scores frames
     against them too ("which came first, A or B" looks for both); other agents and CLIP ignore them.
@@ -597,8 +592,17 @@ def select_frames(
             selector = _DEFAULT_SELECTORS.setdefault(encoder, TSPOSelector(encoder=encoder))
     elif not isinstance(selector, TSPOSelector):
         selector = TSPOSelector.from_pretrained(selector)
-    return selector.select(
-        video, question, num_frames, method=method, fps=fps, max_candidates=max_candidates,
-        return_frames=return_frames, frame_size=frame_size, strategy=strategy, zoom=zoom, unit=unit,
-        token_budget=token_budget, model=model, clips=clips, options=options,
-    )
+    return selector.select(video, question, num_frames, **select_kwargs)
+
+
+def _forwarding_signature(facade: Any, target: Any, skip: int) -> inspect.Signature:
+    """``facade``'s own parameters, then ``target``'s after its first ``skip`` ones (keyword-only, with
+    their defaults and annotations), in place of ``**kwargs``: one owner of the defaults, and
+    ``help`` / ``inspect.signature`` still list every keyword a caller may pass."""
+    own = [p for p in inspect.signature(facade).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    forwarded = [p.replace(kind=p.KEYWORD_ONLY) for p in list(inspect.signature(target).parameters.values())[skip:]]
+    return inspect.signature(facade).replace(parameters=own + forwarded)
+
+
+# select's first four parameters (self, video, question, num_frames) are select_frames' own
+select_frames.__signature__ = _forwarding_signature(select_frames, TSPOSelector.select, skip=4)
