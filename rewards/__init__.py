@@ -5,13 +5,15 @@ Reward math (pure functions): :func:`parse_option`, :func:`accuracy_reward`,
 :class:`SimulatedOracle` (synthetic data with known evidence), :class:`ClipZeroShotOracle`,
 :class:`HFVideoLLMOracle` (transformers, optional ``hf`` extra, imported lazily),
 :class:`OpenAICompatibleOracle` (HTTP), and :class:`OracleCache` around any of them;
-:func:`build_oracle` builds any of them from one spec grammar.
+:func:`build_oracle` builds any of them from one spec grammar; :func:`ask_about` is the one path
+from picked candidates to an oracle call (training, answer logs and evaluation alike).
 """
 
 from __future__ import annotations
 
 from tspo.spans import in_spans, span_hits, spans_around
 
+from .ask import ask_about, decode_picks, group_picks
 from .cache import OracleCache
 from .clip_oracle import ClipZeroShotOracle
 from .errors import OracleConfigError, OracleInputError, RewardInputError
@@ -42,7 +44,10 @@ __all__ = [
     "RewardParts",
     "SimulatedOracle",
     "accuracy_reward",
+    "ask_about",
     "compose_reward",
+    "decode_picks",
+    "group_picks",
     "in_spans",
     "option_letters",
     "parse_option",

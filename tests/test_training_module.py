@@ -9,9 +9,8 @@ import pytest
 import torch
 from training_helpers import MetricRecorder, small_datamodule, trainer
 
-from tspo.evaluation.judge import decode_picks
 from tspo.objectives.grpo import Rewards, group_advantages, score_answers
-from tspo.rewards import OracleAnswer, SimulatedOracle
+from tspo.rewards import OracleAnswer, SimulatedOracle, decode_picks
 from tspo.training import TrainingConfigError, TSPOModule
 from tspo.training.grpo_step import advantages
 from tspo.training.module import step_seed

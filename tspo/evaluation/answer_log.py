@@ -32,9 +32,8 @@ import torch
 from tspo.agents import GumbelTopK
 from tspo.agents.methods import AGENT_FREE_DRAWS, get_method
 from tspo.errors import TSPOError
-from tspo.evaluation.judge import ask_about, group_picks
 from tspo.features.dataset import collate
-from tspo.rewards import Oracle
+from tspo.rewards import Oracle, ask_about, group_picks
 from tspo.settings import DEFAULT_FRAME_SIZE
 
 LOG_VERSION = 1

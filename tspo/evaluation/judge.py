@@ -5,7 +5,8 @@
 picks their own way (per-sample features and any rule / a batched top-k / the policy's greedy top-k)
 and then hand them here, so a (sample, method, picks) triple is judged the same way everywhere: whole
 frames decoded once per sample when the oracle needs pixels, one query per selection
-(:meth:`~tspo.rewards.OracleQuery.for_sample`), a failed query left unscored, an unparsed answer
+(:func:`tspo.rewards.ask_about`, the one selections -> oracle path, which training's rollout uses
+too), a failed query left unscored, an unparsed answer
 scored wrong, the fraction of picks inside the target spans (``start <= t < end``).
 """
 
@@ -14,15 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from tspo.rewards import OracleQuery, temporal_reward
-from tspo.video import read_whole_frames
-
-if TYPE_CHECKING:
-    import torch
+from tspo.rewards import ask_about, temporal_reward
 
 # (upper bound in seconds, label); a sample falls in the first bucket whose bound exceeds its duration
 DURATION_BUCKETS: tuple[tuple[float, str], ...] = (
@@ -39,11 +36,15 @@ def duration_bucket(duration_s: float) -> str:
 class Outcome:
     """One (sample, method) result. ``correct`` is None when the oracle query failed (``error``
     says why); ``unparsed`` marks an answer with no readable option (``correct`` False, ``raw``
-    holds the model's text)."""
+    holds the model's text).
+
+    ``kind`` is the manifest's sample kind, ``"needle"`` or ``"general"`` (the manifest field of that
+    name), never a question kind of the synthetic world (``extra["qa_kind"]``: colour, after, ...),
+    which :mod:`tspo.evaluation.kind_report` groups by."""
 
     sample_id: str
     method: str
-    kind: str
+    kind: str  # the manifest's "kind": needle | general
     bucket: str
     correct: bool | None
     target_fraction: float | None
@@ -67,40 +68,10 @@ def outcome(sample: Any, method: str, answer: Any, timestamps_s: Any, seconds: f
         error=answer.error, unparsed=answer.unparsed, raw=answer.raw, **extra)
 
 
-def decode_picks(sample: Any, cand_times: np.ndarray, picks: Mapping[str, np.ndarray],
-                 frame_size: int) -> dict[str, np.ndarray]:
-    """Whole frames of every selection's picks, the union decoded once: -> {key: uint8[k, H, W, 3]}."""
-    frames = read_whole_frames(sample.video, cand_times[np.concatenate(list(picks.values()))], frame_size)
-    ends = np.cumsum([len(p) for p in picks.values()])
-    return dict(zip(picks, np.split(frames, ends[:-1])))
-
-
-def ask_about(oracle: Any, samples: Sequence[Any], picks: Sequence[Mapping[Any, Any]],
-              cand_times: Sequence[np.ndarray], frame_size: int) -> list[Any]:
-    """The one selections -> oracle path: one query per selection (:meth:`OracleQuery.for_sample`), whole
-    frames (short side ``frame_size``) decoded once per sample only when the oracle needs pixels, ONE
-    ``oracle.answer`` call; -> answers, sample-major in the order of each ``picks[b]``.
-
-    ``picks[b]``: {key: int[k] candidate positions} of ``samples[b]`` (k may differ per key);
-    ``cand_times[b]`` float64[T] seconds of its candidates.
-    """
-    if not (len(samples) == len(picks) == len(cand_times)):
-        raise ValueError(f"ask_about: {len(samples)} samples, {len(picks)} pick sets and "
-                         f"{len(cand_times)} candidate time arrays must have the same length")
-    needs_frames = getattr(oracle, "needs_frames", False)
-    queries = []
-    for sample, row, t in zip(samples, picks, cand_times):
-        row = {m: np.asarray(p, dtype=np.int64).reshape(-1) for m, p in row.items()}
-        t = np.asarray(t, dtype=np.float64)
-        frames = decode_picks(sample, t, row, frame_size) if needs_frames else {}
-        queries += [OracleQuery.for_sample(sample, t[p], p, frames.get(m)) for m, p in row.items()]
-    return oracle.answer(queries)
-
-
 def judge_selections(oracle: Any, samples: Sequence[Any], picks: Sequence[Mapping[str, Any]],
                      cand_times: Sequence[np.ndarray], frame_size: int,
                      seconds: Sequence[Mapping[str, float]] | None = None) -> list[Outcome]:
-    """Ask ``oracle`` about every selection of every sample in ONE call (:func:`ask_about`); -> outcomes,
+    """Ask ``oracle`` about every selection of every sample in ONE call (:func:`tspo.rewards.ask_about`); -> outcomes,
     sample-major in the order of each ``picks[b]`` (keys are method names; their number of picks may differ).
     ``seconds[b][method]``: the selection's wall time (0 when None)."""
     answers = iter(ask_about(oracle, samples, picks, cand_times, frame_size))
@@ -124,9 +95,3 @@ def metrics_of(outcomes: Sequence[Outcome]) -> dict[str, float | int | None]:
             "accuracy": answered_accuracy(outcomes) or 0.0,
             "failures": sum(o.correct is None for o in outcomes), "unparsed": sum(o.unparsed for o in outcomes),
             "n": len(outcomes)}
-
-
-def group_picks(idx: torch.Tensor) -> list[dict[int, np.ndarray]]:
-    """idx int64[B, G, k] -> per sample {member g: int64[k]} (the pick sets :func:`ask_about` takes)."""
-    positions = idx.cpu().numpy()
-    return [dict(enumerate(row)) for row in positions]

@@ -1,5 +1,8 @@
 """Per-question-kind accuracy and evidence coverage of an evaluation (synthetic question world).
 
+"Kind" in this module is always the *question* kind (``extra["qa_kind"]``: colour, text, shape,
+motion, after, order, count), not the manifest's sample kind (needle / general, ``Outcome.kind``).
+
 ``tspo eval --per-sample`` / ``evaluate_samples(..., per_sample=True)`` keeps every (sample,
 method) outcome with its picks; samples rendered by ``tspo synth`` carry their question kind
 (``extra["qa_kind"]``) and coverage rule (``extra["coverage"]``, ``extra["evidence_groups_s"]``).

@@ -4,7 +4,7 @@ Every sample's candidate features are computed once (``tspo.features.cache.video
 plain videos through the on-disk feature cache, virtual needle videos composed in feature space
 from their sources' cached rows) before training starts, so no video is decoded during training.
 Frames are fetched later only when the oracle needs pixels, only for the selected indices
-(``tspo.evaluation.judge.ask_about``).
+(``tspo.rewards.ask_about``).
 
 Batches are dicts: ``features`` float32[B, T, D], ``text`` float32[B, D], ``timestamps``
 float64[B, T] seconds, ``target_mask`` bool[B, T] (candidate inside a target span), ``index``

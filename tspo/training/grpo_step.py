@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from tspo.agents import TemporalAgent
-from tspo.evaluation.judge import ask_about, group_picks
 from tspo.manifest import Sample
 from tspo.objectives.grpo import (
     Rewards,
@@ -35,6 +34,7 @@ from tspo.objectives.grpo import (
     span_mass_loss,
     tspo_loss,
 )
+from tspo.rewards import ask_about, group_picks
 from tspo.spans import in_spans
 from tspo.training.context import StepContext, StepOutput, batch_options, clipped_policy
 from tspo.training.options import RewardOptions
@@ -70,7 +70,7 @@ def ask_oracle(oracle, samples: Sequence[Sample], idx: torch.Tensor, timestamps:
                answer_reward: str = "hard") -> tuple[np.ndarray, Rewards]:
     """A GRPO group's selections -> rewards (this step's rollout; the zoom step's too): idx int64[B, G, k] candidate
     positions, timestamps float64[B, T] seconds -> (times float64[B, G, k], :class:`Rewards` [B, G]).
-    Asked through the evaluation loop's one path (:func:`tspo.evaluation.judge.ask_about`: whole frames only when
+    Asked through the one selections -> oracle path (:func:`tspo.rewards.ask_about`: whole frames only when
     the oracle needs pixels, all B * G queries in one call)."""
     times = gather_times(timestamps, idx)
     answers = ask_about(oracle, samples, group_picks(idx), list(timestamps.cpu().numpy()), frame_size)
