@@ -95,7 +95,7 @@ def figure(sample, times, scores, frames_out, clips_out, out: Path = FIGURE) -> 
     from tspo.plots import plot_selection
 
     sel = SimpleNamespace(candidate_timestamps=times, scores=scores, timestamps=clips_out["timestamps"], frames=None,
-                          method="clip", clip_spans_s=clips_out["picks"].spans_s(times))
+                          method="clip", clips=SimpleNamespace(spans_s=clips_out["picks"].spans_s(times)))
     title = (f"'{sample.question}' — frames: {int(frames_out['coverage'])} / clips: {int(clips_out['coverage'])} "
              f"evidence covered (CLIP scorer, {len(clips_out['timestamps'])} clip frames)")
     ev = [span for g in sample.extra["evidence_groups_s"] for span in g]

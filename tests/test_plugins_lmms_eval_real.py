@@ -293,7 +293,7 @@ def test_zoom_strategy_matches_the_selector(workdir):
     question = "When is the screen brightest?"
     model.loglikelihood([_instance("loglikelihood", (question, " A", lambda doc: [doc["video"]], 0, "t", "test"))])
     sel = model.last_selections[0]
-    assert sel.strategy == "zoom" and len(sel.timestamps) == 3 and sel.frames_encoded <= 8
+    assert sel.strategy == "zoom" and len(sel.timestamps) == 3 and sel.zoom.frames_encoded <= 8
     direct = TSPOSelector.from_pretrained(selector, cache=False).select(
         str(workdir / "clip.mp4"), question, num_frames=3, strategy="zoom", zoom=model.zoom)
     np.testing.assert_array_equal(direct.timestamps, sel.timestamps)
@@ -315,7 +315,7 @@ def test_clip_unit_matches_the_selector(workdir):
     model.loglikelihood([_instance("loglikelihood", (question, " A", lambda doc: [doc["video"]], 0, "t", "test"))])
     sel = model.last_selections[0]
     # LLaVA-OneVision: 196 tokens a frame + 1, so 2000 tokens buy 10 frames grown around the 3 picks
-    assert sel.unit == "clip" and sel.token_plan.num_frames == len(sel.timestamps) == 10
+    assert sel.unit == "clip" and sel.clips.token_plan.num_frames == len(sel.timestamps) == 10
     direct = TSPOSelector.from_pretrained(selector, cache=False).select(
         str(workdir / "clip.mp4"), question, num_frames=3, unit="clip", token_budget=2000, model="llava-onevision")
     np.testing.assert_array_equal(direct.timestamps, sel.timestamps)

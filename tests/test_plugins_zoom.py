@@ -27,5 +27,5 @@ def test_llava_duration_of_a_zoom_selection(assets):
     sel = TSPOSelector.from_pretrained(selector_dir, cache=False).select(
         str(video), "q", num_frames=3, strategy="zoom", zoom=ZoomConfig(coarse_candidates=4, num_spans=1, max_frames=8))
     # the pool's last time + its spacing would say ~10 s; a zoom selection knows the real length
-    assert sel.duration_s == pytest.approx(12.0) and video_duration_s(sel) == pytest.approx(12.0)
+    assert sel.zoom.duration_s == pytest.approx(12.0) and video_duration_s(sel) == pytest.approx(12.0)
     assert np.all(np.diff(sel.candidate_timestamps) > 0)

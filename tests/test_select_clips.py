@@ -41,7 +41,7 @@ def test_qwen_receives_exactly_the_planned_tokens(selector, big_video, variant):
     assert _video_pad_count(qwen_inputs(processor, frames_sel, QUESTION).inputs, processor) == budget
     sel = selector.select(big_video, QUESTION, num_frames=4, method="clip", return_frames=True, frame_size=224,
                           unit="clip", model=processor)
-    plan = sel.token_plan
+    plan = sel.clips.token_plan
     assert plan.budget == budget and plan.tokens <= budget and plan.num_frames > 4      # more, smaller frames
     assert sel.frames.shape == (plan.num_frames, plan.height, plan.width, 3)
     built = qwen_inputs(processor, sel, QUESTION)
@@ -60,10 +60,10 @@ def test_llava_receives_exactly_the_planned_tokens(selector, big_video):
     _, processor = tiny_llava_onevision()
     sel = selector.select(big_video, QUESTION, num_frames=5, method="clip", return_frames=True, unit="clip",
                           model=processor, token_budget=3 * 1 + 1)
-    assert sel.token_plan.num_frames == 3        # LLaVA: a budget buys frames, not resolution
+    assert sel.clips.token_plan.num_frames == 3        # LLaVA: a budget buys frames, not resolution
     built = llava_inputs(processor, sel, QUESTION)
     count = int((built.inputs["input_ids"][0] == processor.tokenizer.convert_tokens_to_ids("<video>")).sum())
-    assert count == sel.token_plan.tokens == video_tokens(rule_from_processor(processor), 3, 224, 224)
+    assert count == sel.clips.token_plan.tokens == video_tokens(rule_from_processor(processor), 3, 224, 224)
 
 
 def test_clip_selection_reports_clips_and_default_budget(selector, big_video):
@@ -71,11 +71,11 @@ def test_clip_selection_reports_clips_and_default_budget(selector, big_video):
     sel = selector.select(big_video, QUESTION, num_frames=6, method="clip", unit="clip", model=rule, frame_size=224)
     d = sel.to_dict()
     assert d["unit"] == "clip" and d["tokens"] <= d["token_budget"] == frames_budget(rule, 6, 224, (224, 224))
-    assert len(d["timestamps"]) == sel.token_plan.num_frames > 6
+    assert len(d["timestamps"]) == sel.clips.token_plan.num_frames > 6
     spans = np.asarray(d["clips_s"])
-    assert (spans[:, 0] <= spans[:, 1]).all() and len(spans) == sel.clip_ids.max() + 1
+    assert (spans[:, 0] <= spans[:, 1]).all() and len(spans) == sel.clips.ids.max() + 1
     for c, (a, b) in enumerate(spans):       # each clip's frames lie inside its span
-        ts = sel.timestamps[sel.clip_ids == c]
+        ts = sel.timestamps[sel.clips.ids == c]
         assert ts.min() == pytest.approx(a) and ts.max() == pytest.approx(b)
 
 

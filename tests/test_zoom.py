@@ -135,17 +135,18 @@ def test_selector_zoom_strategy(short_video, tiny_encoder, tmp_path):
     sel = TSPOSelector(encoder=tiny_encoder, cache=FeatureCache(tmp_path / "c"))
     cfg = ZoomConfig(coarse_candidates=5, num_spans=2, max_frames=12)
     res = sel.select(short_video, "What colour is the square?", 4, strategy="zoom", zoom=cfg)
-    assert res.strategy == "zoom" and len(res.timestamps) == 4 and res.frames_encoded <= 12
-    assert res.spans_s.shape[1] == 2 and res.num_candidates == len(res.candidate_timestamps) == res.frames_encoded
+    assert res.strategy == "zoom" and len(res.timestamps) == 4 and res.zoom.frames_encoded <= 12
+    assert res.zoom.spans_s.shape[1] == 2
+    assert res.num_candidates == len(res.candidate_timestamps) == res.zoom.frames_encoded
     np.testing.assert_allclose(res.timestamps, res.indices / 4.0)  # 4 fps source: frame = 4 t
     np.testing.assert_array_equal(res.timestamps, res.candidate_timestamps[res.positions])
     d = json.loads(json.dumps(res.to_dict()))
-    assert d["strategy"] == "zoom" and d["frames_encoded"] == res.frames_encoded and len(d["spans_s"]) >= 1
+    assert d["strategy"] == "zoom" and d["frames_encoded"] == res.zoom.frames_encoded and len(d["spans_s"]) >= 1
     same = select_frames(short_video, "What colour is the square?", 4, selector=sel, strategy="zoom", zoom=cfg)
     np.testing.assert_array_equal(same.indices, res.indices)
-    assert same.frames_encoded == 0  # every frame came from the point cache
+    assert same.zoom.frames_encoded == 0  # every frame came from the point cache
     single = sel.select(short_video, "What colour is the square?", 4)
-    assert single.strategy == "single" and single.spans_s is None and "strategy" not in single.to_dict()
+    assert single.strategy == "single" and single.zoom is None and "strategy" not in single.to_dict()
     with pytest.raises(ValueError, match="unknown strategy"):
         sel.select(short_video, "q", 4, strategy="pyramid")
 
@@ -159,3 +160,21 @@ def test_pop_zoom_knobs_takes_only_the_zoom_names():
     assert pop_zoom_knobs({}) == ZoomConfig()
     with pytest.raises(ValueError, match="max_frames"):
         pop_zoom_knobs({"coarse_candidates": 64, "max_frames_encoded": 10})
+
+
+def test_selection_flat_trace_names_still_read_with_a_warning(short_video, tiny_encoder, tmp_path):
+    """tspo <= 0.5 code read sel.spans_s / sel.frames_encoded / sel.clip_spans_s: they still answer, from the
+    nested traces, with a DeprecationWarning naming the new place; an unknown name stays an AttributeError."""
+    sel = TSPOSelector(encoder=tiny_encoder, cache=FeatureCache(tmp_path / "c"))
+    zoomed = sel.select(short_video, "What colour is the square?", 3, strategy="zoom",
+                        zoom=ZoomConfig(coarse_candidates=5, num_spans=2, max_frames=12))
+    single = sel.select(short_video, "What colour is the square?", 3)
+    with pytest.warns(DeprecationWarning, match=r"Selection\.zoom\.frames_encoded"):
+        assert zoomed.frames_encoded == zoomed.zoom.frames_encoded > 0
+    with pytest.warns(DeprecationWarning, match=r"Selection\.zoom\.spans_s"):
+        np.testing.assert_array_equal(zoomed.spans_s, zoomed.zoom.spans_s)
+    with pytest.warns(DeprecationWarning, match=r"Selection\.clips\.spans_s"):
+        assert single.clip_spans_s is None
+    assert (zoomed.strategy, single.strategy, single.unit) == ("zoom", "single", "frame")
+    with pytest.raises(AttributeError, match="no_such"):
+        _ = single.no_such

@@ -149,9 +149,9 @@ def plot_selection(
         ax.axvspan(a, b, color=_TARGET_COLOR, alpha=0.3, lw=0, label="target span" if i == 0 else None)
     for i, (a, b) in enumerate(evidence):
         ax.axvspan(a, b, color=_EVIDENCE_COLOR, alpha=0.45, lw=0, label="evidence" if i == 0 else None)
-    clips = getattr(selection, "clip_spans_s", None)
+    clips = getattr(getattr(selection, "clips", None), "spans_s", None)
     half = 0.5 * float(np.median(np.diff(cand_t))) if len(cand_t) > 1 else 0.5   # a 1-frame clip stays visible
-    for i, (a, b) in enumerate(_spans("selection.clip_spans_s", clips)):   # unit="clip" selections
+    for i, (a, b) in enumerate(_spans("selection.clips.spans_s", clips)):   # unit="clip" selections
         ax.axvspan(a - half, b + half, ymax=0.08, color=_PICK_COLOR, alpha=0.6, lw=0,
                    label="clips" if i == 0 else None)
     if scores is not None:

@@ -205,12 +205,12 @@ def _main(argv: list[str] | None) -> int:
         print(json.dumps(selection.to_dict(scores=args.scores)))
     else:
         print(f"{selection.method}: {len(selection.indices)} of {selection.num_candidates} candidates")
-        if selection.strategy == "zoom":
-            spans = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in selection.spans_s)
-            print(f"  zoom: {selection.frames_encoded} frames encoded; spans visited: {spans}")
-        if selection.unit == "clip":
-            p = selection.token_plan
-            spans = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in selection.clip_spans_s)
+        if selection.zoom is not None:
+            spans = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in selection.zoom.spans_s)
+            print(f"  zoom: {selection.zoom.frames_encoded} frames encoded; spans visited: {spans}")
+        if selection.clips is not None:
+            p = selection.clips.token_plan
+            spans = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in selection.clips.spans_s)
             print(f"  clips: {spans}; {p.num_frames} frames of {p.height}x{p.width} px, {p.tokens} of {p.budget} "
                   f"{p.model} tokens")
         for idx, t in zip(selection.indices, selection.timestamps):

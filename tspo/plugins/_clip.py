@@ -72,7 +72,8 @@ def clip_from_selection(selection: Any) -> SelectedClip:
     if indices is None:
         indices = np.arange(len(timestamps), dtype=np.int64)
     clip = make_clip(frames, timestamps, indices)
-    spans = getattr(selection, "clip_spans_s", None)
+    trace = getattr(selection, "clips", None)   # a unit="clip" Selection's ClipTrace
+    spans = getattr(trace, "spans_s", None)
     if spans is None:
         return clip
     return SelectedClip(clip.frames, clip.timestamps_s, clip.indices, np.asarray(spans, dtype=np.float64).reshape(-1, 2))

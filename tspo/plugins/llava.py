@@ -32,9 +32,10 @@ STYLES = ("onevision", "llava_video")
 
 
 def video_duration_s(selection: Any) -> float:
-    """The source video's duration in seconds, as far as the selection tells: ``duration_s`` if it
-    has one, else the last candidate's time plus one candidate spacing, else the last frame's time."""
-    duration = getattr(selection, "duration_s", None)
+    """The source video's duration in seconds, as far as the selection tells: a zoom selection's
+    ``zoom.duration_s``, else the last candidate's time plus one candidate spacing, else the last frame's time."""
+    zoom = getattr(selection, "zoom", None)
+    duration = None if zoom is None else zoom.duration_s
     if duration is not None:
         return float(duration)
     cands = getattr(selection, "candidate_timestamps", None)

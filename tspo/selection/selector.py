@@ -65,6 +65,30 @@ class SelectorWeightsError(SelectorConfigError):
     """A selector's ``model.safetensors`` that cannot be read (truncated or corrupted file)."""
 
 
+@dataclass(frozen=True)
+class ZoomTrace:
+    """What a coarse-to-fine selection (``strategy="zoom"``, :mod:`tspo.selection.zoom`) visited."""
+
+    spans_s: np.ndarray  # float64[S, 2] spans visited [start, end) seconds, best first
+    frames_encoded: int  # frames this selection had to encode (cache hits excluded)
+    duration_s: float  # the video's length in seconds (zoom's candidates do not tell it)
+
+
+@dataclass(frozen=True)
+class ClipTrace:
+    """How a ``unit="clip"`` selection (:mod:`tspo.selection.clips`) grew its k picks into clips."""
+
+    spans_s: np.ndarray  # float64[C, 2] first and last frame time of each clip, seconds
+    ids: np.ndarray  # int64[n] clip of each picked frame (0..C-1, time order)
+    token_plan: Any  # tspo.token_budget.FramePlan: frames, frame size, tokens vs budget
+
+
+# Selection's flat names of the traces' fields (tspo <= 0.5), read through with a DeprecationWarning
+_MOVED_FIELDS = {"spans_s": ("zoom", "spans_s"), "frames_encoded": ("zoom", "frames_encoded"),
+                 "duration_s": ("zoom", "duration_s"), "clip_spans_s": ("clips", "spans_s"),
+                 "clip_ids": ("clips", "ids"), "token_plan": ("clips", "token_plan")}
+
+
 @dataclass(repr=False)
 class Selection:
     """The frames picked for one (video, question). ``k`` picks out of ``T`` candidates."""
@@ -82,16 +106,31 @@ class Selection:
     # source*, so (segment_ids[i], indices[i]) names a frame even when a clip is listed twice.
     segment_ids: np.ndarray | None = None
     sources: list[str] | None = None
-    # strategy="zoom" (tspo.selection.zoom): candidates are every frame encoded (coarse + fine), T of them
-    strategy: str = "single"
-    spans_s: np.ndarray | None = None  # float64[S, 2] spans visited [start, end) seconds, best first
-    frames_encoded: int | None = None  # frames this selection had to encode (cache hits excluded)
-    duration_s: float | None = None  # zoom: the video's length (its candidates do not tell it)
-    # unit="clip" (tspo.selection.clips): the k picks are grown into clips within a visual-token budget
-    unit: str = "frame"
-    clip_spans_s: np.ndarray | None = None  # float64[C, 2] first and last frame time of each clip, seconds
-    clip_ids: np.ndarray | None = None  # int64[k] clip of each pick (0..C-1, time order)
-    token_plan: Any = None  # tspo.token_budget.FramePlan: frames, frame size, tokens vs budget
+    # strategy="zoom": candidates are every frame encoded (coarse + fine), T of them; what it visited
+    zoom: ZoomTrace | None = None
+    # unit="clip": the picks grown into clips within a visual-token budget
+    clips: ClipTrace | None = None
+
+    @property
+    def strategy(self) -> str:
+        """``"zoom"`` (coarse-to-fine, :attr:`zoom` says what it visited) or ``"single"``."""
+        return "single" if self.zoom is None else "zoom"
+
+    @property
+    def unit(self) -> str:
+        """``"clip"`` (frames grouped into clips, :attr:`clips`) or ``"frame"``."""
+        return "frame" if self.clips is None else "clip"
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for names that are not fields: the flat names of the traces, kept readable
+        if name in _MOVED_FIELDS:
+            trace, field = _MOVED_FIELDS[name]
+            warnings.warn(f"Selection.{name} is deprecated; read Selection.{trace}.{field} "
+                          f"(None when the selection is not {'a zoom' if trace == 'zoom' else 'a clip'} selection)",
+                          DeprecationWarning, stacklevel=2)
+            value = getattr(self, trace)
+            return None if value is None else getattr(value, field)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __repr__(self) -> str:
         times = ", ".join(f"{t:.1f}" for t in self.timestamps[:8]) + (", ..." if len(self.timestamps) > 8 else "")
@@ -102,11 +141,11 @@ class Selection:
     def clip_list(self) -> list[dict[str, Any]]:
         """``unit="clip"``: each clip in time order as ``{start_s, end_s, timestamps_s float64[n_c],
         indices int64[n_c] (source frames), positions int64[n_c], frames uint8[n_c, H, W, 3] | None}``."""
-        if self.unit != "clip":
+        if self.clips is None:
             raise ValueError(f"this selection picked frames (unit={self.unit!r}); select with unit='clip' for clips")
         out = []
-        for c, (start, end) in enumerate(self.clip_spans_s):
-            member = self.clip_ids == c
+        for c, (start, end) in enumerate(self.clips.spans_s):
+            member = self.clips.ids == c
             out.append({"start_s": float(start), "end_s": float(end), "timestamps_s": self.timestamps[member],
                         "indices": self.indices[member], "positions": self.positions[member],
                         "frames": None if self.frames is None else self.frames[member]})
@@ -127,13 +166,13 @@ class Selection:
         if scores:
             out["candidate_timestamps"] = [round(float(t), 3) for t in self.candidate_timestamps]
             out["scores"] = None if self.scores is None else [round(float(v), 6) for v in self.scores]
-        if self.strategy != "single":
-            out.update(strategy=self.strategy, frames_encoded=self.frames_encoded,
-                       spans_s=[[round(float(a), 3), round(float(b), 3)] for a, b in self.spans_s])
-        if self.unit == "clip":
-            p = self.token_plan
-            out.update(unit="clip", clips_s=[[round(float(a), 3), round(float(b), 3)] for a, b in self.clip_spans_s],
-                       clip_ids=[int(i) for i in self.clip_ids], token_model=p.model, tokens=p.tokens,
+        if self.zoom is not None:
+            out.update(strategy=self.strategy, frames_encoded=self.zoom.frames_encoded,
+                       spans_s=[[round(float(a), 3), round(float(b), 3)] for a, b in self.zoom.spans_s])
+        if self.clips is not None:
+            p = self.clips.token_plan
+            out.update(unit="clip", clips_s=[[round(float(a), 3), round(float(b), 3)] for a, b in self.clips.spans_s],
+                       clip_ids=[int(i) for i in self.clips.ids], token_model=p.model, tokens=p.tokens,
                        token_budget=p.budget, frame_size=p.frame_size, frame_hw=[p.height, p.width])
         return out
 
@@ -380,8 +419,8 @@ class TSPOSelector:
             indices=frame_idx[positions].astype(np.int64), positions=positions, timestamps=timestamps, scores=scores,
             candidate_timestamps=np.asarray(times, dtype=np.float64),
             frames=read_whole_frames(video, timestamps, plan.frame_size) if return_frames else None,
-            method=method, num_candidates=num, segment_ids=segment_ids, sources=sources, unit="clip",
-            clip_spans_s=picks.spans_s(times), clip_ids=picks.clip_ids, token_plan=plan,
+            method=method, num_candidates=num, segment_ids=segment_ids, sources=sources,
+            clips=ClipTrace(picks.spans_s(times), picks.clip_ids, plan),
         )
 
     def zoom_source(self, video: VideoLike) -> VideoFeatureSource:
@@ -414,10 +453,7 @@ class TSPOSelector:
             num_candidates=len(result.pool_times),
             segment_ids=segment_ids,
             sources=sources,
-            strategy="zoom",
-            spans_s=result.spans_s,
-            frames_encoded=result.frames_encoded,
-            duration_s=float(source.duration_s),
+            zoom=ZoomTrace(result.spans_s, result.frames_encoded, float(source.duration_s)),
         )
 
     # -- persistence -----------------------------------------------------------------------------
