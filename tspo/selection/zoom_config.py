@@ -55,6 +55,18 @@ class ZoomConfig:
         return 2.0 * max(duration_s / self.coarse_candidates, 1.0 / self.fine_fps)
 
 
+# The zoom knobs, as the CLI flags (dashes for underscores) and the plug-in arguments spell them: knob ->
+# (its ZoomConfig field, type, help). The one list: the flags, zoom_config() and pop_zoom_knobs() read it.
+_KNOBS: dict[str, tuple[str, type, str]] = {
+    "coarse_candidates": ("coarse_candidates", int, "uniform candidates of the coarse stage (default {})"),
+    "zoom_spans": ("num_spans", int, "spans opened around the best coarse candidates (default {})"),
+    "span_seconds": ("span_s", float, "width of a span in seconds (default: two coarse steps)"),
+    "fine_fps": ("fine_fps", float, "frames per second inside the spans (default {})"),
+    "max_frames_encoded": ("max_frames", int, "hard cap on frames encoded per video, coarse included (default {})"),
+}
+ZOOM_KNOBS = tuple(_KNOBS)
+
+
 def add_zoom_arguments(parser) -> None:
     """The ``--strategy`` flag and zoom budget knobs shared by ``tspo select`` and ``tspo eval``."""
     d = ZoomConfig()
@@ -62,29 +74,17 @@ def add_zoom_arguments(parser) -> None:
     g.add_argument("--strategy", default="single", choices=STRATEGIES,
                    help="single: score uniform candidates (default); zoom: coarse candidates, then finer frames "
                         "inside the spans around the best ones (hour-long videos, second-long evidence)")
-    g.add_argument("--coarse-candidates", type=int, default=None,
-                   help=f"zoom: uniform candidates of the coarse stage (default {d.coarse_candidates})")
-    g.add_argument("--zoom-spans", type=int, default=None,
-                   help=f"zoom: spans opened around the best coarse candidates (default {d.num_spans})")
-    g.add_argument("--span-seconds", type=float, default=None,
-                   help="zoom: width of a span in seconds (default: two coarse steps)")
-    g.add_argument("--fine-fps", type=float, default=None,
-                   help=f"zoom: frames per second inside the spans (default {d.fine_fps})")
-    g.add_argument("--max-frames-encoded", type=int, default=None,
-                   help=f"zoom: hard cap on frames encoded per video, coarse included (default {d.max_frames})")
+    for knob, (field, kind, text) in _KNOBS.items():
+        g.add_argument("--" + knob.replace("_", "-"), type=kind, default=None,
+                       help="zoom: " + text.format(getattr(d, field)))
 
 
 def zoom_config(coarse_candidates: int | None = None, zoom_spans: int | None = None, span_seconds: float | None = None,
                 fine_fps: float | None = None, max_frames_encoded: int | None = None) -> ZoomConfig:
     """A :class:`ZoomConfig` from the flag names of :func:`add_zoom_arguments` (also the lmms-eval
     plug-in's model arguments); ``None`` keeps a knob's default."""
-    given = {"coarse_candidates": coarse_candidates, "num_spans": zoom_spans, "span_s": span_seconds,
-             "fine_fps": fine_fps, "max_frames": max_frames_encoded}
-    return ZoomConfig(**{k: v for k, v in given.items() if v is not None})
-
-
-# The knob names of zoom_config(), as the CLI flags (dashes for underscores) and plug-in arguments spell them.
-ZOOM_KNOBS = ("coarse_candidates", "zoom_spans", "span_seconds", "fine_fps", "max_frames_encoded")
+    given = dict(zip(ZOOM_KNOBS, (coarse_candidates, zoom_spans, span_seconds, fine_fps, max_frames_encoded)))
+    return ZoomConfig(**{_KNOBS[k][0]: v for k, v in given.items() if v is not None})
 
 
 def pop_zoom_knobs(kwargs: dict) -> ZoomConfig:
@@ -95,5 +95,4 @@ def pop_zoom_knobs(kwargs: dict) -> ZoomConfig:
 
 def zoom_config_from_args(args) -> ZoomConfig:
     """A :class:`ZoomConfig` from parsed :func:`add_zoom_arguments` flags; unset flags keep its defaults."""
-    return zoom_config(args.coarse_candidates, args.zoom_spans, args.span_seconds, args.fine_fps,
-                       args.max_frames_encoded)
+    return zoom_config(**{knob: getattr(args, knob) for knob in ZOOM_KNOBS})
