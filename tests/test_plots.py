@@ -97,6 +97,15 @@ def test_training_curves_from_lightning_csv(tmp_path: Path) -> None:
     assert _png_shape(out)[1] > 600
 
 
+def test_training_curves_of_a_warm_start_only_run(tmp_path: Path) -> None:
+    """A run whose logged steps were all warm-start steps (no GRPO metric yet) still plots its greedy
+    picks inside the evidence (the demo trained that way raised before)."""
+    csv_path = tmp_path / "metrics.csv"
+    _write_metrics(csv_path, ["train/loss", "train/in_evidence", "train/coverage", "train/warmstart_skipped"])
+    out = plot_training_curves(csv_path, tmp_path / "c.png")
+    assert _png_shape(out)[1] > 600
+
+
 def test_training_curves_need_known_metrics(tmp_path: Path) -> None:
     csv_path = tmp_path / "metrics.csv"
     _write_metrics(csv_path, ["loss"])

@@ -213,7 +213,8 @@ CURVE_PANELS: dict[str, tuple[str, ...]] = {
     "R_T (temporal reward)": ("r_t", "reward_temporal", "temporal_reward", "reward_t", "rt"),
     "τ (temperature)": ("tau", "temperature"),
     "policy entropy": ("entropy", "policy_entropy"),
-    "picks inside target": ("target_fraction", "in_target", "frac_in_target", "fraction_in_target"),
+    # the warm start logs the same share as in_evidence (greedy picks inside the annotated spans)
+    "picks inside target": ("target_fraction", "in_target", "frac_in_target", "fraction_in_target", "in_evidence"),
 }
 
 

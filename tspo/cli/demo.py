@@ -79,6 +79,8 @@ class DemoConfig:
     # The demo's question world is the benchmark's at half the length (2.5-5 min) and half the
     # confuser clips, so that `make demo` stays within 5 minutes on 2 cores.
     synth_overrides: dict[str, Any] = field(default_factory=lambda: {"max_minutes": 5.0, "confusers": 12})
+    # TSPOModule options beyond the sizes above (e.g. agent_family, warmstart_steps), as `model:` in a config
+    model_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 def texture_config(out_dir: str = "demo_out", **kw: Any) -> DemoConfig:
@@ -115,7 +117,7 @@ def train(cfg: DemoConfig, train_manifest: Path, val_manifest: Path) -> Path:
     out = Path(cfg.out_dir)
     L.seed_everything(cfg.seed, verbose=False)
     model = TSPOModule(encoder=cfg.encoder, num_frames=cfg.num_frames, group_size=cfg.group_size, lr=cfg.lr,
-                       oracle="simulated", seed=cfg.seed)
+                       oracle="simulated", seed=cfg.seed, **cfg.model_overrides)
     data = TSPODataModule(train_manifest=str(train_manifest), val_manifest=None, encoder=cfg.encoder,
                           max_candidates=cfg.max_candidates, feature_cache=str(out / "cache"), seed=cfg.seed,
                           progress=cfg.progress)
