@@ -77,3 +77,30 @@ def test_missing_inputs_raise_clear_errors(tmp_path):
     write_manifest(empty, [])
     with pytest.raises(ValueError, match="no samples"):
         TSPODataModule(train_manifest=str(empty), feature_cache=str(tmp_path / "f"), progress=False).setup("fit")
+
+
+def test_options_are_embedded_only_for_agents_that_read_them(dm):
+    """The paper agent ignores multiple-choice options, so a datamodule training it does not encode them
+    (items and batches carry no "options"); the filter agent's does. Held-out scoring works either way."""
+    from types import SimpleNamespace
+
+    from tspo.agents import FilterAgent, TemporalAgent
+    from tspo.evaluation.heldout import heldout_metrics
+    from tspo.features.dataset import FeatureDataset
+    from tspo.rewards import SimulatedOracle
+
+    samples = dm.train_set.samples[:4]
+    assert all(s.options for s in samples)
+    bare = FeatureDataset(samples, dm.encoder, max_candidates=128, cache=dm.train_set.cache, progress=False,
+                          options=False)
+    assert "options" not in bare[0] and "options" not in collate([bare[0], bare[1]])
+    with_options = FeatureDataset(samples, dm.encoder, max_candidates=128, cache=dm.train_set.cache, progress=False)
+    assert with_options[0]["options"].shape == (len(samples[0].options), 64)
+
+    for agent, reads in ((TemporalAgent(dim=64), False), (FilterAgent(dim=64), True), (None, True)):
+        probe = TSPODataModule(train_manifest="unused.jsonl", encoder="tiny-random")
+        probe.trainer = SimpleNamespace(lightning_module=SimpleNamespace(agent=agent))
+        assert probe._agent_reads_options() is reads
+
+    got = heldout_metrics(bare, SimulatedOracle(), k=4, agent=TemporalAgent(dim=64).eval(), methods=("tspo", "clip"))
+    assert got["tspo"]["n"] == got["clip"]["n"] == len(samples)

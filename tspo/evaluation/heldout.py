@@ -45,9 +45,10 @@ def heldout_metrics(dataset: FeatureDataset, oracle, k: int, agent=None, methods
         num_t = feats.shape[1]
         picks = {}
         for m, method in chosen.items():
-            options = batch["options"].to(device) if method.needs_agent else None
-            scores = method.score(agent, feats.to(device), text.to(device), options,
-                                  batch["option_mask"].to(device) if options is not None else None)   # [B, T] | None
+            # a dataset built for an agent that ignores options carries none (FeatureDataset(options=False))
+            options = batch.get("options") if method.needs_agent else None
+            options, option_mask = (None, None) if options is None else (options.to(device), batch["option_mask"].to(device))
+            scores = method.score(agent, feats.to(device), text.to(device), options, option_mask)   # [B, T] | None
             radius = method.set_radius(agent, text.to(device))                                  # set-aware rules
             picks[m] = method.pick(None if scores is None else scores.cpu(), num_t, k,
                                    None if radius is None else radius.cpu()).expand(len(samples), k)

@@ -47,16 +47,21 @@ class FeatureDataset(Dataset):
     ``source="cache"`` (training): features from the feature cache, computed up front.
     ``source="decode"``: decode and encode the video on every access (only to measure what the
     cache saves; ``benchmarks/bench_train.py``).
+    ``options``: also embed every sample's multiple-choice options (items then carry ``"options"``
+    [N_i, D]); ``False`` for agents that do not read them (the paper's), which saves one text
+    encoding per option (about 4x the question encoding on a four-option benchmark).
     """
 
     def __init__(self, samples: Sequence[Sample], encoder, fps: float = DEFAULT_FPS,
-                 max_candidates: int | None = DEFAULT_MAX_CANDIDATES, cache=None, source: Literal["cache", "decode"] = "cache", progress: bool = True) -> None:
+                 max_candidates: int | None = DEFAULT_MAX_CANDIDATES, cache=None, source: Literal["cache", "decode"] = "cache", progress: bool = True,
+                 options: bool = True) -> None:
         if not samples:
             raise DataConfigError("the manifest has no samples; check data.train_manifest / data.val_manifest")
         self.samples = list(samples)
         self.encoder, self.fps, self.max_candidates, self.cache, self.source = encoder, fps, max_candidates, cache, source
         self.text = encoder.encode_texts([s.question for s in self.samples])                  # [N, D]
-        self.option_text = option_embeddings(self.samples, encoder, int(self.text.shape[-1]))   # [N_i, D] each
+        self.option_text = (option_embeddings(self.samples, encoder, int(self.text.shape[-1]))   # [N_i, D] each
+                            if options else None)
         self._features: list[torch.Tensor] = []
         self._times: list[np.ndarray] = []
         for s in progress_bar(self.samples, desc="candidate features", unit="video", disable=not progress):
@@ -81,9 +86,11 @@ class FeatureDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         sample, times = self.samples[i], self._times[i]
         spans = sample.target_spans_s if sample.kind == "needle" else []
-        return {"features": self.features(i), "text": self.text[i], "timestamps": torch.from_numpy(times),
-                "target_mask": torch.from_numpy(in_spans(times, spans)), "index": i, "sample": sample,
-                "options": self.option_text[i]}
+        item = {"features": self.features(i), "text": self.text[i], "timestamps": torch.from_numpy(times),
+                "target_mask": torch.from_numpy(in_spans(times, spans)), "index": i, "sample": sample}
+        if self.option_text is not None:
+            item["options"] = self.option_text[i]
+        return item
 
 
 def option_embeddings(samples: Sequence[Sample], encoder, dim: int) -> list[torch.Tensor]:

@@ -180,7 +180,8 @@ class TSPODataModule(L.LightningDataModule):
         # Asks the encoder owner, as the module does: one frozen encoder per process, not two.
         self.encoder = shared_encoder(self.encoder_spec, self._encoder_device())
         cache = FeatureCache(self._feature_cache_dir())
-        kw = {"fps": self.fps, "max_candidates": self.max_candidates, "cache": cache, "progress": self.progress}
+        kw = {"fps": self.fps, "max_candidates": self.max_candidates, "cache": cache, "progress": self.progress,
+              "options": self._agent_reads_options()}
         train_samples, val_samples = load_manifest(train), load_manifest(val) if val is not None else []
         train_samples, val_samples = self._extract(train_samples, val_samples, cache)
         self.train_set = FeatureDataset(train_samples, self.encoder, source=self.features_from, **kw)
@@ -191,6 +192,13 @@ class TSPODataModule(L.LightningDataModule):
         why = unequal_batches(self.train_set.num_candidates, self.batch_size, "data.batch_size")
         if why:
             raise DataConfigError(why)
+
+    def _agent_reads_options(self) -> bool:
+        """Whether the agent being trained reads multiple-choice options (the filter family does, the
+        paper's does not); True when no module is attached to ask (e.g. setup called by hand)."""
+        module = getattr(self.trainer, "lightning_module", None) if self.trainer is not None else None
+        agent = getattr(module, "agent", None)
+        return True if agent is None else bool(getattr(agent, "reads_options", True))
 
     def _extract(self, train: list[Sample], val: list[Sample], cache: FeatureCache) -> tuple[list[Sample], list[Sample]]:
         """Every sample's features into ``cache``, sharded across the ranks (each video once in the
