@@ -73,6 +73,8 @@ class DemoConfig:
     val_targets: int = 35
     distractors: int = 6
     methods: tuple[str, ...] = METHODS
+    # the trained selector's method that the verdicts judge against the baselines (one of ``methods``)
+    primary: str = "tspo"
     seed: int = 0
     num_plots: int = 7                   # question world: one example per question kind
     progress: bool = True
@@ -148,9 +150,9 @@ def plot_examples(cfg: DemoConfig, selector, samples, result: dict[str, Any]) ->
 
     if cfg.world == "question":
         firsts = {s.extra.get("qa_kind"): s for s in reversed(samples)}   # the first sample of each kind
-        examples, methods = [firsts[k] for k in sorted(firsts, key=str)][: cfg.num_plots], ("tspo", "clip")
+        examples, methods = [firsts[k] for k in sorted(firsts, key=str)][: cfg.num_plots], (cfg.primary, "clip")
     else:
-        examples, methods = list(samples[: cfg.num_plots]), ("tspo", "uniform")
+        examples, methods = list(samples[: cfg.num_plots]), (cfg.primary, "uniform")
     paths = []
     for sample in examples:
         for method in methods:
@@ -165,21 +167,22 @@ def plot_examples(cfg: DemoConfig, selector, samples, result: dict[str, Any]) ->
     return paths
 
 
-def kind_verdict(kinds: dict[str, Any], diffs: dict[str, Any] | None = None) -> str:
-    """Per question kind: TSPO's evidence coverage against CLIP top-k (``diffs``: the paired difference
-    with its 95 % interval over target clips, :func:`tspo.evaluation.kind_report.kind_differences`) and
-    against the best *baseline* (methods that score without the trained agent; a TSPO variant such as
-    ``tspo+aks`` is not one). Accuracy where the kind has no coverage rule."""
+def kind_verdict(kinds: dict[str, Any], diffs: dict[str, Any] | None = None, method: str = "tspo") -> str:
+    """Per question kind: the trained selector's (``method``'s) evidence coverage against CLIP top-k
+    (``diffs``: the paired difference with its 95 % interval over target clips,
+    :func:`tspo.evaluation.kind_report.kind_differences`) and against the best *baseline* (methods that
+    score without the trained agent; a TSPO variant such as ``tspo+aks`` is not one). Accuracy where
+    the kind has no coverage rule."""
     from tspo.evaluation.kind_report import baseline_methods
 
     lines = []
     for kind, per in kinds.items():
-        if kind == "all" or "tspo" not in per or "clip" not in per:
+        if kind == "all" or method not in per or "clip" not in per:
             continue
-        metric = "coverage" if per["tspo"]["coverage"] is not None else "accuracy"
+        metric = "coverage" if per[method]["coverage"] is not None else "accuracy"
         bases = [m for m in baseline_methods(list(per)) if per[m][metric] is not None]
         best_name = max(bases, key=lambda m: (per[m][metric], m == "clip"))   # a tie names CLIP top-k
-        t, c, best = per["tspo"][metric], per["clip"][metric], per[best_name][metric]
+        t, c, best = per[method][metric], per["clip"][metric], per[best_name][metric]
         d = (diffs or {}).get(kind)
         if d is None:
             vs_clip = f"{t - c:+.2f}"
@@ -187,23 +190,24 @@ def kind_verdict(kinds: dict[str, Any], diffs: dict[str, Any] | None = None) -> 
             lo, hi = d["ci"]
             where = "above" if lo > 0 else "below" if hi < 0 else "not distinguishable from"
             vs_clip = f"{d['diff']:+.2f} [{lo:+.2f}, {hi:+.2f}], {where} CLIP top-k"
-        lines.append(f"- {kind} (n = {per['tspo']['n']}, {per['tspo'].get('targets', '?')} target clips): TSPO "
+        lines.append(f"- {kind} (n = {per[method]['n']}, {per[method].get('targets', '?')} target clips): {method} "
                      f"{metric} {t:.2f} vs CLIP top-k {c:.2f} ({vs_clip}); best baseline {best_name} {best:.2f} "
                      f"({t - best:+.2f})")
     return "\n".join(lines)
 
 
-def verdict(result: dict[str, Any]) -> str:
-    """One line comparing TSPO with uniform against the demo's goals (>= 0.8 in target, >= +0.15 accuracy)."""
+def verdict(result: dict[str, Any], method: str = "tspo") -> str:
+    """One line comparing the trained selector (``method``) with uniform against the demo's goals
+    (>= 0.8 in target, >= +0.15 accuracy)."""
     methods = result["methods"]
-    if "tspo" not in methods or "uniform" not in methods:
+    if method not in methods or "uniform" not in methods:
         return ""
-    t, u = methods["tspo"], methods["uniform"]
+    t, u = methods[method], methods["uniform"]
     if t["accuracy"] is None or u["accuracy"] is None or t["target_fraction"] is None:
         return ""
     gain = t["accuracy"] - u["accuracy"]
     ok = t["target_fraction"] >= 0.8 and gain >= 0.15
-    return (f"TSPO puts {t['target_fraction']:.0%} of its picks inside the target (goal >= 80%) and answers "
+    return (f"TSPO ({method}) puts {t['target_fraction']:.0%} of its picks inside the target (goal >= 80%) and answers "
             f"{t['accuracy']:.0%} vs uniform's {u['accuracy']:.0%} ({gain:+.0%}, goal >= +15 points): "
             f"{'goals met' if ok else 'goals NOT met'}.")
 
@@ -213,7 +217,7 @@ def write_report(cfg: DemoConfig, result: dict[str, Any], table: str, command: s
     note = QUESTION_NOTE if cfg.world == "question" else NO_WEIGHTS_NOTE
     per_kind = ["## Per question kind (accuracy / evidence coverage [95 % bootstrap interval over target clips])", "",
                 kinds, "", verdict_lines, ""] if kinds else []
-    lines = ["# tspo demo report", "", note, "", *per_kind, "## Held-out evaluation", "", verdict(result), "",
+    lines = ["# tspo demo report", "", note, "", *per_kind, "## Held-out evaluation", "", verdict(result, cfg.primary), "",
              "```", table, "```", "",
              "Reproduce this table from the held-out manifest:", "", "```", command, "```", "",
              "## Files", "", "- `eval.json` — the table as `tspo eval --out` writes it",
@@ -242,6 +246,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     from tspo.selection.selector import TSPOSelector
     from tspo.training.synth import ensure_synthetic
 
+    if cfg.primary not in cfg.methods:
+        raise ValueError(f"DemoConfig.primary {cfg.primary!r} must be one of its methods {list(cfg.methods)}")
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     print((QUESTION_NOTE if cfg.world == "question" else NO_WEIGHTS_NOTE) + "\n", flush=True)
@@ -265,10 +271,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     if not kinds:
         result.pop("by_question_kind", None)
     verdict_lines = ""
-    if kinds and {"tspo", "clip"} <= set(cfg.methods):
-        diffs = kind_differences(outcomes, samples, "tspo", "clip")
-        verdict_lines = ("TSPO minus CLIP top-k in evidence coverage on the same needles, paired 95 % bootstrap "
-                         "interval over target clips:\n" + kind_verdict(kinds, diffs))
+    if kinds and {cfg.primary, "clip"} <= set(cfg.methods):
+        diffs = kind_differences(outcomes, samples, cfg.primary, "clip")
+        verdict_lines = (f"TSPO ({cfg.primary}) minus CLIP top-k in evidence coverage on the same needles, paired "
+                         "95 % bootstrap interval over target clips:\n" + kind_verdict(kinds, diffs, cfg.primary))
         if "aks" in cfg.methods:
             verdict_lines += "\n" + same_picks_note(outcomes, cfg.num_frames)
     command = eval_command(cfg, val_manifest)
@@ -288,7 +294,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
     table = format_table(result)
     kinds_md = format_kind_table(kinds, cfg.methods) if kinds else ""
-    print("\n" + table + "\n\n" + verdict(result) + (f"\n\n{kinds_md}\n{verdict_lines}" if kinds else ""))
+    print("\n" + table + "\n\n" + verdict(result, cfg.primary) + (f"\n\n{kinds_md}\n{verdict_lines}" if kinds else ""))
     report = write_report(cfg, result, table, command, seconds, kinds_md, verdict_lines)
     result["stage_seconds"] = seconds  # returned only; eval.json keeps the `tspo eval` shape
     result["kind_verdict"] = verdict_lines
