@@ -137,6 +137,8 @@ class TSPOModule(L.LightningModule):
             vanish when training stretches the scores; then tau ~0.1-0.3, not the paper's 0.025 -> 0.01.
         rl_trainable: beyond the paper: what GRPO updates, ``"all"`` (default, the whole agent) or ``"filter"``
             (the filter agent's ``w(q)`` only: the paper part and the set head keep their warm-started weights).
+        rl_lr: beyond the paper: the learning rate of the GRPO steps (None: ``lr`` throughout); with a warm
+            start, ``lr`` stays the warm start's.
     """
 
     def __init__(
@@ -187,12 +189,13 @@ class TSPOModule(L.LightningModule):
         answer_reward: Literal["hard", "soft"] = "hard",
         tau_relative: bool = False,
         rl_trainable: Literal["all", "filter"] = "all",
+        rl_lr: float | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=[] if isinstance(encoder, str) else ["encoder"])
         self.grpo = GRPOOptions(num_frames, group_size, tau_start, tau_end, tau_steps, logprob, clip_eps,
                                 num_iterations, kl_beta, explore_eps, span_loss, seed, tau_relative,
-                                rl_trainable)
+                                rl_trainable, rl_lr)
         self.reward_options = RewardOptions(w_accuracy, w_temporal, w_zoom, temporal_spans, advantage, frame_size,
                                             answer_reward)
         kinds = warmstart_kinds if warmstart_kinds is None or isinstance(warmstart_kinds, str) else tuple(warmstart_kinds)
@@ -283,6 +286,14 @@ class TSPOModule(L.LightningModule):
             self.ref_agent.load_state_dict(self.agent.state_dict())
             self.reference_is_warmstarted = True
 
+    def set_rl_lr(self) -> None:
+        """At a GRPO step with ``model.rl_lr`` set: the optimizer's learning rate becomes it (idempotent; a
+        resumed run's optimizer state already holds it)."""
+        if self.grpo.rl_lr is None or not self.trainer_attached():
+            return
+        for group in self.optimizers().optimizer.param_groups:
+            group["lr"] = self.grpo.rl_lr
+
     def scores(self, features: torch.Tensor, text: torch.Tensor, agent: TemporalAgent | None = None,
                options: torch.Tensor | None = None, option_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Agent scores S float32[B, T] (:func:`~tspo.training.context.agent_scores`)."""
@@ -318,6 +329,7 @@ class TSPOModule(L.LightningModule):
         if mode == "grpo":
             self.take_warmstarted_reference()
             restrict_trainable(self.agent, self.grpo.rl_trainable)
+            self.set_rl_lr()
         ctx = self.step_context(oracle=mode not in ("replay", "warmstart"))
         if mode == "warmstart":
             out = warmstart_step(ctx, self.warmstart, batch)

@@ -49,7 +49,8 @@ class GRPOOptions:
     ``tau_relative``: tau in units of each question's score spread (:func:`tspo.objectives.grpo.relative_logits`).
     ``rl_trainable``: what GRPO updates, ``"all"`` (the agent) or ``"filter"`` (the filter agent's
     question-conditioned filter ``w(q)`` only; the paper part and the set head keep what the warm start
-    taught them: :func:`tspo.training.grpo_step.restrict_trainable`).
+    taught them: :func:`tspo.training.grpo_step.restrict_trainable`). ``rl_lr``: the learning rate from the
+    first GRPO step on (None: ``model.lr`` throughout), so a warm start keeps its own.
     """
 
     num_frames: int
@@ -66,6 +67,7 @@ class GRPOOptions:
     seed: int = 0
     tau_relative: bool = False
     rl_trainable: str = "all"
+    rl_lr: float | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -95,6 +97,9 @@ class GRPOOptions:
         if self.rl_trainable not in RL_TRAINABLE:
             raise TrainingConfigError(f"model.rl_trainable must be 'all' (GRPO updates the whole agent) or 'filter' "
                                       f"(only the filter agent's w(q)), got {self.rl_trainable!r}")
+        if self.rl_lr is not None and (not _number(self.rl_lr) or not self.rl_lr > 0):
+            raise TrainingConfigError(f"model.rl_lr must be a number > 0 (the GRPO learning rate) or null "
+                                      f"(= model.lr), got {self.rl_lr!r}")
 
 
 @dataclass(frozen=True)
@@ -265,9 +270,9 @@ def check_combination(grpo: GRPOOptions, preference: PreferenceOptions, zoom: di
     if warmstart is not None and warmstart.steps and not single_stage_grpo:
         raise TrainingConfigError("model.warmstart_steps precedes single-stage GRPO; it cannot be combined with "
                                   "model.zoom, model.objective dpo or model.replay_ratio > 0")
-    if grpo.rl_trainable != "all" and not single_stage_grpo:
-        raise TrainingConfigError("model.rl_trainable restricts what single-stage GRPO updates; leave it 'all' with "
-                                  "model.zoom, model.objective dpo or model.replay_ratio > 0")
+    if (grpo.rl_trainable != "all" or grpo.rl_lr is not None) and not single_stage_grpo:
+        raise TrainingConfigError("model.rl_trainable and model.rl_lr shape single-stage GRPO updates; leave them "
+                                  "'all' / null with model.zoom, model.objective dpo or model.replay_ratio > 0")
     if grpo.tau_relative and not single_stage_grpo:
         raise TrainingConfigError("model.tau_relative shapes single-stage GRPO sampling; leave it false with "
                                   "model.zoom, model.objective dpo or model.replay_ratio > 0")
