@@ -87,8 +87,8 @@ def train_and_measure(recipe: str, seed: int, train_manifest: str, val, root: Pa
     dm = TSPODataModule(train_manifest=train_manifest, val_manifest=None, encoder=ENCODER, max_candidates=None,
                         feature_cache=str(root / "features"), progress=False, seed=seed)
     L.seed_everything(seed, verbose=False)
-    model = TSPOModule(encoder=ENCODER, num_frames=K, group_size=8, lr=5e-4, seed=seed, warmstart_steps=warm,
-                       warmstart_kinds=list(SPAN_KINDS), **{**RECIPES[recipe], **extra})
+    model = TSPOModule(encoder=ENCODER, num_frames=K, group_size=8, seed=seed, warmstart_steps=warm,
+                       warmstart_kinds=list(SPAN_KINDS), **{"lr": 5e-4, **RECIPES[recipe], **extra})
     stages: dict[str, dict] = {}
     seconds = {"warm": 0.0, "grpo": 0.0}
 
@@ -103,7 +103,7 @@ def train_and_measure(recipe: str, seed: int, train_manifest: str, val, root: Pa
 
         def on_train_batch_end(self, trainer, pl_module, *a):
             seconds["warm" if trainer.global_step <= warm else "grpo"] += time.perf_counter() - self.t0
-            if trainer.global_step == warm:
+            if trainer.global_step == warm and "before RL" not in stages:   # once (micro-batches share a step)
                 stages["before RL"] = measure(pl_module.agent, ("tspo", "clip"))
 
     L.Trainer(max_steps=warm + grpo, accumulate_grad_batches=accumulate, accelerator="cpu", logger=False, enable_checkpointing=False,
