@@ -268,8 +268,10 @@ if __name__ == "__main__":
     got = run(a.num_train, a.num_val, a.warm, a.grpo, tuple(a.seeds), tuple(a.recipes), a.agent_options, a.out_dir,
               a.accumulate)
     threads = " ".join(f"{v}={os.environ[v]}" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if v in os.environ)
-    got["command"] = ((threads + " ") if threads else "") + "python -m benchmarks.bench_warmstart " + shlex.join(
-        [x if x != a.out_dir else "DIR" for x in sys.argv[1:]])
+    argv = [x if x != a.out_dir else "DIR" for x in sys.argv[1:]]
+    if "--note" in argv:                 # the note is in the notes, not needed to re-run
+        del argv[argv.index("--note"):argv.index("--note") + 2]
+    got["command"] = ((threads + " ") if threads else "") + "python -m benchmarks.bench_warmstart " + shlex.join(argv)
     if a.note:
         got["notes"] = f"{a.note.strip()}\n\n{got['notes']}"
     print(got["table_markdown"])
