@@ -9,10 +9,12 @@ CLIP top-k on the same needles.
 
 Recipes: ``paper`` (GRPO as the paper: 0/1 answer reward, tau 0.025 -> 0.01 on raw scores, no KL) and
 ``adds`` (``answer_reward: soft``, ``tau_relative: true`` with tau 0.3 -> 0.1, ``kl_beta`` to the
-warm-started agent). ``--agent-options '{"agent_family": ...}'`` passes more TSPOModule options
+warm-started agent) and ``oracle`` (the answer alone: soft reward, ``w_temporal: 0`` so no R_T, exact
+Plackett-Luce log-probabilities, relative tau, no KL; with ``--accumulate 4``). ``--agent-options '{"agent_family": ...}'`` passes more TSPOModule options
 (e.g. another agent family) to every run.
 
-Run: python -m benchmarks.bench_warmstart [--num-train N --num-val N --warm W --grpo G --seeds 0 1]
+Run: python -m benchmarks.bench_warmstart [--num-train N --num-val N --warm W --grpo G --seeds 0 1 --accumulate Q
+     --record NAME]
      (``python -m benchmarks warmstart`` runs the defaults and writes RESULTS.md)
 """
 
@@ -32,10 +34,16 @@ K = 8
 WARM_STEPS, GRPO_STEPS = 500, 1500
 NUM_TRAIN, NUM_VAL = 384, 210
 SPAN_KINDS = ("colour", "text", "shape")
+RECIPE_ORACLE: dict = {"answer_reward": "soft", "tau_relative": True, "tau_start": 0.3, "tau_end": 0.1, "w_temporal": 0.0,
+                       "logprob": "plackett_luce", "oracle_args": {"confidence": 1.0}}
 RECIPES: dict[str, dict] = {
     "paper": {"tau_start": 0.025, "tau_end": 0.01},
     "adds": {"answer_reward": "soft", "tau_relative": True, "tau_start": 0.3, "tau_end": 0.1, "kl_beta": 0.05,
              "oracle_args": {"confidence": 1.0}},
+    # from the answer alone: no R_T (it counts picks in the annotated target clip: a label, and noise to
+    # the kinds whose evidence is not what matches the question), exact Plackett-Luce log-probabilities,
+    # no KL; with --accumulate 4 (several questions per update) and the filter family
+    "oracle": RECIPE_ORACLE,
 }
 REPORT_KINDS = ("after", "order", "count", "motion", "colour", "text", "shape", "all")
 
@@ -67,7 +75,7 @@ def summary(rows: list[tuple[float, str]]) -> dict:
 
 
 def train_and_measure(recipe: str, seed: int, train_manifest: str, val, root: Path, warm: int, grpo: int,
-                      extra: dict) -> dict:
+                      extra: dict, accumulate: int = 1) -> dict:
     import lightning as L
 
     from tspo.features.cache import FeatureCache
@@ -79,8 +87,8 @@ def train_and_measure(recipe: str, seed: int, train_manifest: str, val, root: Pa
     dm = TSPODataModule(train_manifest=train_manifest, val_manifest=None, encoder=ENCODER, max_candidates=None,
                         feature_cache=str(root / "features"), progress=False, seed=seed)
     L.seed_everything(seed, verbose=False)
-    model = TSPOModule(encoder=ENCODER, num_frames=K, group_size=8, lr=5e-4, seed=seed, warmstart_steps=warm,
-                       warmstart_kinds=list(SPAN_KINDS), **{**RECIPES[recipe], **extra})
+    model = TSPOModule(encoder=ENCODER, num_frames=K, group_size=8, seed=seed, warmstart_steps=warm,
+                       warmstart_kinds=list(SPAN_KINDS), **{"lr": 5e-4, **RECIPES[recipe], **extra})
     stages: dict[str, dict] = {}
     seconds = {"warm": 0.0, "grpo": 0.0}
 
@@ -95,10 +103,10 @@ def train_and_measure(recipe: str, seed: int, train_manifest: str, val, root: Pa
 
         def on_train_batch_end(self, trainer, pl_module, *a):
             seconds["warm" if trainer.global_step <= warm else "grpo"] += time.perf_counter() - self.t0
-            if trainer.global_step == warm:
+            if trainer.global_step == warm and "before RL" not in stages:   # once (micro-batches share a step)
                 stages["before RL"] = measure(pl_module.agent, ("tspo", "clip"))
 
-    L.Trainer(max_steps=warm + grpo, accelerator="cpu", logger=False, enable_checkpointing=False,
+    L.Trainer(max_steps=warm + grpo, accumulate_grad_batches=accumulate, accelerator="cpu", logger=False, enable_checkpointing=False,
               enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
               callbacks=[Stages()]).fit(model, dm)
     stages["after RL"] = measure(model.agent, ("tspo",))
@@ -107,7 +115,7 @@ def train_and_measure(recipe: str, seed: int, train_manifest: str, val, root: Pa
 
 def run(num_train: int = NUM_TRAIN, num_val: int = NUM_VAL, warm: int = WARM_STEPS, grpo: int = GRPO_STEPS,
         seeds: tuple[int, ...] = (0, 1), recipes: tuple[str, ...] = ("paper", "adds"), extra: dict | None = None,
-        out_dir: str | None = None) -> dict:
+        out_dir: str | None = None, accumulate: int = 1) -> dict:
     from tspo.data_synth import load_manifest
     from tspo.training.synth import ensure_synthetic, question_world
 
@@ -122,7 +130,8 @@ def run(num_train: int = NUM_TRAIN, num_val: int = NUM_VAL, warm: int = WARM_STE
         val = load_manifest(val_manifest)
         for recipe in recipes:
             for seed in seeds:
-                runs[(recipe, seed)] = train_and_measure(recipe, seed, str(train_manifest), val, root, warm, grpo, extra)
+                runs[(recipe, seed)] = train_and_measure(recipe, seed, str(train_manifest), val, root, warm, grpo, extra,
+                                                         accumulate)
                 print(f"{recipe} seed {seed}: done", flush=True)
     rows = []
     clip = runs[(recipes[0], seeds[0])]["stages"]["before RL"]["clip"]
@@ -148,7 +157,9 @@ def run(num_train: int = NUM_TRAIN, num_val: int = NUM_VAL, warm: int = WARM_STE
         "notes": (f"Question world: {num_train} training / {num_val} held-out needles, k = {K}, `{ENCODER}` encoder, "
                   f"SimulatedOracle. {warm} warm-start steps (listwise loss on evidence membership, spans of "
                   f"{'/'.join(SPAN_KINDS)} needles only; the other kinds skipped) then {grpo} GRPO steps on every kind "
-                  f"from the oracle alone (G = 8, lr 5e-4). Recipes: " + "; ".join(f"{r}: {json.dumps(RECIPES[r])}"
+                  f"from the oracle alone (G = 8, lr 5e-4"
+                  + (f", {accumulate} questions per optimizer step (trainer.accumulate_grad_batches), warm start "
+                     f"included" if accumulate > 1 else "") + "). Recipes: " + "; ".join(f"{r}: {json.dumps(RECIPES[r])}"
                                                                                    for r in recipes)
                   + (f"; every run also {json.dumps(extra)}" if extra else "")
                   + f". Cells: coverage [95 % bootstrap over target clips]. Data {data_s:.0f} s; {secs}."),
@@ -234,11 +245,37 @@ if __name__ == "__main__":
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     p.add_argument("--agent-options", type=json.loads, default={}, help="more TSPOModule options, JSON")
     p.add_argument("--out-dir", help="keep the data and features here (reused by a later run)")
+    p.add_argument("--accumulate", type=int, default=1,
+                   help="questions per optimizer step (trainer.accumulate_grad_batches; warm start and GRPO)")
+    p.add_argument("--record", metavar="NAME", help="store the result as benchmarks/results/NAME.json and "
+                   "regenerate RESULTS.md (benchmarks.runner.record_result), its command this command line")
+    p.add_argument("--note", help="a paragraph put before the notes (what the run shows)")
     p.add_argument("--speed", action="store_true", help="instead: one GRPO step's time with the options vs the default")
     a = p.parse_args()
     if a.speed:
         print(json.dumps({"grpo_step": grpo_step_ratio(), "lightning_loop": step_time_ratio()}, indent=2))
         raise SystemExit(0)
-    got = run(a.num_train, a.num_val, a.warm, a.grpo, tuple(a.seeds), tuple(a.recipes), a.agent_options, a.out_dir)
+    if a.accumulate < 1:
+        p.error(f"--accumulate must be >= 1, got {a.accumulate}")
+    import os
+    import shlex
+    import sys
+
+    from benchmarks.runner import RESULTS_DIR, check_result, machine_info, record_result
+
+    machine = machine_info()   # the load average before the run
+    start = time.perf_counter()
+    got = run(a.num_train, a.num_val, a.warm, a.grpo, tuple(a.seeds), tuple(a.recipes), a.agent_options, a.out_dir,
+              a.accumulate)
+    threads = " ".join(f"{v}={os.environ[v]}" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if v in os.environ)
+    argv = [x if x != a.out_dir else "DIR" for x in sys.argv[1:]]
+    if "--note" in argv:                 # the note is in the notes, not needed to re-run
+        del argv[argv.index("--note"):argv.index("--note") + 2]
+    got["command"] = ((threads + " ") if threads else "") + "python -m benchmarks.bench_warmstart " + shlex.join(argv)
+    if a.note:
+        got["notes"] = f"{a.note.strip()}\n\n{got['notes']}"
     print(got["table_markdown"])
     print(got["notes"])
+    if a.record:
+        path = record_result(a.record, check_result(a.record, got), time.perf_counter() - start, machine)
+        print(f"wrote {path} and {RESULTS_DIR.parent / 'RESULTS.md'}")

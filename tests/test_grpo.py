@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -119,6 +121,23 @@ def test_kl_option_pulls_toward_the_reference():
     assert logp_new.grad[0, 0, 1] < 0 < logp_new.grad[0, 0, 0]
     with pytest.raises(ObjectiveInputError, match="logp_ref"):
         tspo_loss(logp_new, None, adv, kl_beta=0.1)
+
+
+def test_kl_to_reference_is_k3_then_its_tangent_so_the_gradient_stays_bounded():
+    d = torch.tensor([-3.0, 0.0, 2.0, 5.0, 8.0, 40.0])
+    logp_new = (-d).clone().requires_grad_(True)                 # logp_ref = 0, so ref - new = d
+    kl = kl_to_reference(logp_new, torch.zeros(6))
+    c = 5.0
+    exact = torch.exp(d) - d - 1
+    tangent = math.exp(c) - c - 1 + math.expm1(c) * (d - c)
+    assert torch.allclose(kl, torch.where(d <= c, exact, tangent))
+    assert torch.all(kl >= 0) and torch.isfinite(kl).all()
+    kl.sum().backward()
+    # d(k3)/d(logp_new) = 1 - exp(d) below the bound, 1 - exp(c) above: exp(40) would be 2e17
+    assert torch.allclose(logp_new.grad, 1 - torch.exp(d.clamp(max=c)))
+    assert float(logp_new.grad.abs().max()) == pytest.approx(math.expm1(c))
+    with pytest.raises(ObjectiveInputError, match="max_log_ratio"):
+        kl_to_reference(logp_new, torch.zeros(6), max_log_ratio=0.0)
 
 
 def test_plackett_luce_differs_from_per_frame_logp_only_after_the_first_pick():

@@ -130,6 +130,12 @@ def test_evidence_mask_keeps_only_the_chosen_kinds_with_spans_and_counts_the_res
     ({"answer_reward": "soft", "replay_ratio": 1}, "answer_reward soft"),
     ({"tau_relative": "yes"}, "tau_relative must be true or false"),
     ({"tau_relative": True, "zoom": {}}, "tau_relative shapes single-stage"),
+    ({"rl_trainable": "paper"}, "rl_trainable must be 'all'"),
+    ({"rl_trainable": "filter"}, "set model.agent_family: filter"),
+    ({"rl_trainable": "filter", "agent_family": "filter", "zoom": {}}, "rl_trainable and model.rl_lr"),
+    ({"rl_lr": 0.0}, "rl_lr must be a number > 0"),
+    ({"rl_lr": "fast"}, "rl_lr must be a number > 0"),
+    ({"rl_lr": 1e-3, "replay_ratio": 1}, "rl_trainable and model.rl_lr"),
 ])
 def test_bad_options_raise_naming_the_option(kw, match):
     with pytest.raises(TrainingConfigError, match=match):
@@ -140,6 +146,7 @@ def test_new_options_are_off_by_default():
     m = TSPOModule()
     assert m.warmstart.steps == 0 and m.warmstart.kinds is None
     assert m.reward_options.answer_reward == "hard" and m.grpo.tau_relative is False
+    assert m.grpo.rl_trainable == "all" and m.grpo.rl_lr is None
 
 
 # -- soft answer reward -------------------------------------------------------------------------
@@ -218,6 +225,30 @@ def test_warm_start_then_grpo_in_one_fit(root):
     assert m.reference_is_warmstarted
     assert all(torch.equal(snapshot[k], v) for k, v in m.ref_agent.state_dict().items())
     assert any(not torch.equal(snapshot[k], v) for k, v in m.agent.state_dict().items())
+
+
+def test_rl_trainable_filter_updates_only_the_filter_during_grpo(root):
+    """rl_trainable: filter: the warm start trains the whole filter agent; GRPO then moves w(q) only (the
+    paper part and the set head keep the warm-started weights), and training stays finite. rl_lr: the
+    warm start runs at model.lr, GRPO at rl_lr."""
+    rec = MetricRecorder()
+    m = TSPOModule(num_frames=16, group_size=4, warmstart_steps=2, agent_family="filter", rl_trainable="filter",
+                   tau_start=0.3, tau_end=0.3, tau_relative=True, answer_reward="soft", w_temporal=0.0,
+                   logprob="plackett_luce", oracle_args={"confidence": 1.0}, lr=1e-4, rl_lr=3e-3)
+    snapshot, lrs = {}, []
+
+    class Snap(L.Callback):
+        def on_train_batch_end(self, tr, pl_module, *a):
+            lrs.append(tr.optimizers[0].param_groups[0]["lr"])
+            if tr.global_step == 2:
+                snapshot.update({k: v.clone() for k, v in pl_module.agent.state_dict().items()})
+
+    trainer(8, callbacks=[rec, Snap()]).fit(m, small_datamodule(root))
+    moved = {k for k, v in m.agent.state_dict().items() if not torch.equal(snapshot[k], v)}
+    assert moved and all(k.startswith("filter.") for k in moved), moved
+    assert all(math.isfinite(r["train/loss"]) for r in rec.rows)
+    assert [n for n, p in m.agent.named_parameters() if p.requires_grad] == ["filter.weight", "filter.bias"]
+    assert lrs == [1e-4] * 2 + [3e-3] * 6
 
 
 def test_warm_start_skips_samples_of_other_kinds_and_counts_them(root):

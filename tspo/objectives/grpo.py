@@ -177,15 +177,28 @@ def span_mass_loss(logits: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
     return per_row[has].mean()
 
 
-def kl_to_reference(logp_new: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
+# k3's log-ratio beyond which it continues along its tangent (its gradient is bounded by exp(5) - 1 = 147)
+KL_MAX_LOG_RATIO = 5.0
+
+
+def kl_to_reference(logp_new: torch.Tensor, logp_ref: torch.Tensor,
+                    max_log_ratio: float = KL_MAX_LOG_RATIO) -> torch.Tensor:
     """Per-frame unbiased KL estimate to a frozen reference policy (Schulman's k3, paper Eq. 6).
 
-    ``exp(ref - new) - (ref - new) - 1`` >= 0, evaluated at the sampled frames. Same shapes in and out.
+    ``k3(d) = exp(d) - d - 1`` >= 0 with ``d = logp_ref - logp_new`` (nats), evaluated at the sampled
+    frames; same shapes in and out. For ``d > max_log_ratio`` it continues along its tangent,
+    ``k3(c) + (exp(c) - 1)(d - c)``: value and gradient stay continuous and the gradient is bounded by
+    ``exp(c) - 1``. Without the bound one frame the policy has moved far below the reference (per-frame
+    log-probabilities of later picks under a peaked policy reach -50 while the reference's are -10)
+    gives ``exp(40)``: a gradient norm of 1e11 that fills Adam's second moment and stalls training.
     """
     if logp_new.shape != logp_ref.shape:
         raise ObjectiveInputError(f"kl_to_reference: {tuple(logp_new.shape)} vs {tuple(logp_ref.shape)}")
+    if not max_log_ratio > 0:
+        raise ObjectiveInputError(f"kl_to_reference: max_log_ratio must be > 0, got {max_log_ratio!r}")
     d = logp_ref.detach() - logp_new
-    return torch.exp(d) - d - 1.0
+    inside = d.clamp(max=max_log_ratio)
+    return torch.exp(inside) - inside - 1.0 + math.expm1(max_log_ratio) * (d - inside)
 
 
 def _masked_group_mean(per_frame: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -37,7 +37,7 @@ from tspo.objectives.grpo import (
 from tspo.rewards import ask_about, group_picks
 from tspo.spans import in_spans
 from tspo.training.context import StepContext, StepOutput, batch_options, clipped_policy
-from tspo.training.options import RewardOptions
+from tspo.training.options import RewardOptions, TrainingConfigError
 
 
 def policy_logits(ctx: StepContext, features: torch.Tensor, text: torch.Tensor,
@@ -56,6 +56,25 @@ def selection_log_probs(logprob: str, logits: torch.Tensor, idx: torch.Tensor, o
     if logprob == "plackett_luce":
         return plackett_luce_logp(logits, idx, order)
     return torch.log_softmax(logits, -1).unsqueeze(-2).expand(*idx.shape[:-1], logits.shape[-1]).gather(-1, idx)
+
+
+def restrict_trainable(agent: torch.nn.Module, which: str) -> int:
+    """Freeze what GRPO must not update (``model.rl_trainable``): ``"all"`` leaves the agent as it is;
+    ``"filter"`` turns off ``requires_grad`` on every parameter outside the filter agent's ``filter``
+    (the Linear that makes ``w(q)``), so the paper part and the set head keep their warm-started weights
+    (their gradients stay None and AdamW skips them). Idempotent. Returns the number of trainable
+    parameters left. An agent without a ``filter`` submodule raises (use ``rl_trainable: all``)."""
+    if which == "all":
+        return sum(p.numel() for p in agent.parameters() if p.requires_grad)
+    if which != "filter":
+        raise TrainingConfigError(f"model.rl_trainable must be 'all' or 'filter', got {which!r}")
+    if not isinstance(getattr(agent, "filter", None), torch.nn.Module):
+        raise TrainingConfigError(f"model.rl_trainable: filter trains the filter agent's w(q) only, and this agent "
+                                  f"({type(agent).__name__}) has none; set model.agent_family: filter or "
+                                  f"model.rl_trainable: all")
+    for name, param in agent.named_parameters():
+        param.requires_grad_(name.startswith("filter."))
+    return sum(p.numel() for p in agent.filter.parameters())
 
 
 def gather_times(timestamps: torch.Tensor, idx: torch.Tensor) -> np.ndarray:

@@ -40,7 +40,7 @@ from tspo.training.context import (
     clipped_policy,
     step_seed,
 )
-from tspo.training.grpo_step import grpo_step
+from tspo.training.grpo_step import grpo_step, restrict_trainable
 from tspo.training.options import (
     AgentOptions,
     GRPOOptions,
@@ -135,6 +135,10 @@ class TSPOModule(L.LightningModule):
         tau_relative: beyond the paper, off by default: the sampling temperature is tau times each
             question's score spread (:func:`tspo.objectives.grpo.relative_logits`), so exploration does not
             vanish when training stretches the scores; then tau ~0.1-0.3, not the paper's 0.025 -> 0.01.
+        rl_trainable: beyond the paper: what GRPO updates, ``"all"`` (default, the whole agent) or ``"filter"``
+            (the filter agent's ``w(q)`` only: the paper part and the set head keep their warm-started weights).
+        rl_lr: beyond the paper: the learning rate of the GRPO steps (None: ``lr`` throughout); with a warm
+            start, ``lr`` stays the warm start's.
     """
 
     def __init__(
@@ -184,11 +188,14 @@ class TSPOModule(L.LightningModule):
         warmstart_kinds: list[str] | None = None,
         answer_reward: Literal["hard", "soft"] = "hard",
         tau_relative: bool = False,
+        rl_trainable: Literal["all", "filter"] = "all",
+        rl_lr: float | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=[] if isinstance(encoder, str) else ["encoder"])
         self.grpo = GRPOOptions(num_frames, group_size, tau_start, tau_end, tau_steps, logprob, clip_eps,
-                                num_iterations, kl_beta, explore_eps, span_loss, seed, tau_relative)
+                                num_iterations, kl_beta, explore_eps, span_loss, seed, tau_relative,
+                                rl_trainable, rl_lr)
         self.reward_options = RewardOptions(w_accuracy, w_temporal, w_zoom, temporal_spans, advantage, frame_size,
                                             answer_reward)
         kinds = warmstart_kinds if warmstart_kinds is None or isinstance(warmstart_kinds, str) else tuple(warmstart_kinds)
@@ -212,6 +219,8 @@ class TSPOModule(L.LightningModule):
             self.agent = build_agent(agent_options.agent_config(enc.dim))
         except AgentConfigError as err:
             raise TrainingConfigError(str(err)) from None
+        if rl_trainable != "all":       # refused now, not at the first GRPO step
+            restrict_trainable(copy.deepcopy(self.agent), rl_trainable)
         if agent_options.init_from:
             self.agent.load_state_dict(_load_agent_weights(agent_options.init_from, self.agent))
         uses_ref = kl_beta > 0 or self.preference.uses_pairs
@@ -277,6 +286,14 @@ class TSPOModule(L.LightningModule):
             self.ref_agent.load_state_dict(self.agent.state_dict())
             self.reference_is_warmstarted = True
 
+    def set_rl_lr(self) -> None:
+        """At a GRPO step with ``model.rl_lr`` set: the optimizer's learning rate becomes it (idempotent; a
+        resumed run's optimizer state already holds it)."""
+        if self.grpo.rl_lr is None or not self.trainer_attached():
+            return
+        for group in self.optimizers().optimizer.param_groups:
+            group["lr"] = self.grpo.rl_lr
+
     def scores(self, features: torch.Tensor, text: torch.Tensor, agent: TemporalAgent | None = None,
                options: torch.Tensor | None = None, option_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Agent scores S float32[B, T] (:func:`~tspo.training.context.agent_scores`)."""
@@ -311,6 +328,8 @@ class TSPOModule(L.LightningModule):
                 else "replay" if self.is_replay_step() else "grpo")
         if mode == "grpo":
             self.take_warmstarted_reference()
+            restrict_trainable(self.agent, self.grpo.rl_trainable)
+            self.set_rl_lr()
         ctx = self.step_context(oracle=mode not in ("replay", "warmstart"))
         if mode == "warmstart":
             out = warmstart_step(ctx, self.warmstart, batch)

@@ -28,6 +28,7 @@ from tspo.settings import DEFAULT_FRAME_SIZE, check_frame_size, check_num_frames
 
 ADVANTAGES = ("grouped", "decoupled")
 LOGPROBS = ("per_frame", "plackett_luce")
+RL_TRAINABLE = ("all", "filter")
 OBJECTIVES = ("grpo", "dpo")
 
 
@@ -46,6 +47,10 @@ class GRPOOptions:
     ``tau_steps`` None: the schedule spans ``trainer.max_steps``. ``explore_eps``: ε-uniform mixture in
     the sampling distribution. ``span_loss``: weight of the −log policy mass inside the spans R_T counts.
     ``tau_relative``: tau in units of each question's score spread (:func:`tspo.objectives.grpo.relative_logits`).
+    ``rl_trainable``: what GRPO updates, ``"all"`` (the agent) or ``"filter"`` (the filter agent's
+    question-conditioned filter ``w(q)`` only; the paper part and the set head keep what the warm start
+    taught them: :func:`tspo.training.grpo_step.restrict_trainable`). ``rl_lr``: the learning rate from the
+    first GRPO step on (None: ``model.lr`` throughout), so a warm start keeps its own.
     """
 
     num_frames: int
@@ -61,6 +66,8 @@ class GRPOOptions:
     span_loss: float = 0.0
     seed: int = 0
     tau_relative: bool = False
+    rl_trainable: str = "all"
+    rl_lr: float | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -87,6 +94,12 @@ class GRPOOptions:
             raise TrainingConfigError(f"model.span_loss must be a number >= 0 (0 = off), got {self.span_loss!r}")
         if not isinstance(self.tau_relative, bool):
             raise TrainingConfigError(f"model.tau_relative must be true or false, got {self.tau_relative!r}")
+        if self.rl_trainable not in RL_TRAINABLE:
+            raise TrainingConfigError(f"model.rl_trainable must be 'all' (GRPO updates the whole agent) or 'filter' "
+                                      f"(only the filter agent's w(q)), got {self.rl_trainable!r}")
+        if self.rl_lr is not None and (not _number(self.rl_lr) or not self.rl_lr > 0):
+            raise TrainingConfigError(f"model.rl_lr must be a number > 0 (the GRPO learning rate) or null "
+                                      f"(= model.lr), got {self.rl_lr!r}")
 
 
 @dataclass(frozen=True)
@@ -257,6 +270,9 @@ def check_combination(grpo: GRPOOptions, preference: PreferenceOptions, zoom: di
     if warmstart is not None and warmstart.steps and not single_stage_grpo:
         raise TrainingConfigError("model.warmstart_steps precedes single-stage GRPO; it cannot be combined with "
                                   "model.zoom, model.objective dpo or model.replay_ratio > 0")
+    if (grpo.rl_trainable != "all" or grpo.rl_lr is not None) and not single_stage_grpo:
+        raise TrainingConfigError("model.rl_trainable and model.rl_lr shape single-stage GRPO updates; leave them "
+                                  "'all' / null with model.zoom, model.objective dpo or model.replay_ratio > 0")
     if grpo.tau_relative and not single_stage_grpo:
         raise TrainingConfigError("model.tau_relative shapes single-stage GRPO sampling; leave it false with "
                                   "model.zoom, model.objective dpo or model.replay_ratio > 0")
