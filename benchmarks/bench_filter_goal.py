@@ -49,29 +49,36 @@ def _world(root: Path, progress: bool) -> tuple[Any, dict[float, Any]]:
 def _fit_key(fit: Any, num_train: int) -> str:
     from dataclasses import asdict
 
-    spec = {**{k: v for k, v in asdict(fit).items() if k != "progress"}, "num_train": num_train, "encoder": ENCODER}
+    spec = {**{k: v for k, v in asdict(fit).items() if k not in ("progress", "head_steps")}, "num_train": num_train, "encoder": ENCODER}
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def fitted_agent(root: Path, train: Any, fit: Any, seed: int, dim: int) -> tuple[Any, float]:
     """A FilterAgent fitted on ``train`` (a FeatureDataset) with seed ``seed``, loaded from ``root/agents``
-    when this fit was made before; -> (agent in eval mode, training seconds, 0 when loaded)."""
+    when this span fit was made before; the set-head fit (``fit.head_steps``, deterministic and cheap)
+    runs after loading, so it does not key the cache. -> (agent in eval mode, training seconds, 0 when loaded)."""
+    from dataclasses import replace
+
     import torch
 
     from tspo.agents import FilterAgent
-    from tspo.training.span_fit import span_fit
+    from tspo.training.span_fit import fit_set_head, span_fit
 
-    path = root / "agents" / f"{_fit_key(fit, len(train))}-s{seed}.pt"
+    span = replace(fit, head_steps=0)
+    path = root / "agents" / f"{_fit_key(span, len(train))}-s{seed}.pt"
     torch.manual_seed(seed)
     agent = FilterAgent(dim=dim)
+    seconds = 0.0
     if path.is_file():
         agent.load_state_dict(torch.load(path, weights_only=True))
-        return agent.eval(), 0.0
-    t0 = time.perf_counter()
-    span_fit(agent, train, fit, torch.Generator().manual_seed(seed))
-    seconds = time.perf_counter() - t0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(agent.state_dict(), path)
+    else:
+        t0 = time.perf_counter()
+        span_fit(agent, train, span, torch.Generator().manual_seed(seed))
+        seconds = time.perf_counter() - t0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(agent.state_dict(), path)
+    if fit.head_steps:
+        fit_set_head(agent, train.text, train.samples, fit.head_steps)
     return agent.eval(), seconds
 
 
@@ -200,6 +207,7 @@ def run(out_dir: str | None = None, seeds: Sequence[int] = (0, 1), fit: Any = No
              f"k = {K}. FilterAgent ({params:,} parameters) fitted by span_fit: {fit.steps} Adam steps of "
              f"{fit.batch_size} needles, lr {fit.lr}, {fit.loss} evidence loss at tau {fit.tau}, set-head weight "
              f"{fit.spread}, paper part {'trained' if fit.base else 'frozen'}"
+             + (f", then the set head fitted full batch ({fit.head_steps} L-BFGS iterations)" if fit.head_steps else "")
              + (f", tspo+nms radius {nms_radius} frames" if nms_radius is not None else "")
              + f"; seeds {', '.join(map(str, seeds))}. Data {data_s:.0f} s, training "
              + ", ".join(f"s{s} {t:.0f} s" + (" (reused)" if not t else "") for s, t in train_s.items())
@@ -242,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--spread", type=float, default=d.spread, help=f"set-head loss weight (default {d.spread})")
     p.add_argument("--base", type=_bool, default=d.base, help="train the paper part too (default true)")
     p.add_argument("--loss", choices=("group", "uniform"), default=d.loss, help=f"evidence loss (default {d.loss})")
+    p.add_argument("--head-steps", type=int, default=d.head_steps, help="L-BFGS iterations of a full-batch set-head "
+                   f"fit after the span fit (default {d.head_steps} = off)")
     p.add_argument("--nms-radius", type=int, help="tspo+nms suppression radius in frames (default: the agent's)")
     p.add_argument("--progress", action="store_true", help="progress bars")
     p.add_argument("--record", metavar="NAME", help="store as benchmarks/results/NAME.json and rewrite RESULTS.md")
@@ -250,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         fit = SpanFit(steps=a.steps, batch_size=a.batch_size, lr=a.lr, tau=a.tau, spread=a.spread, base=a.base,
-                      loss=a.loss, progress=a.progress)
+                      loss=a.loss, head_steps=a.head_steps, progress=a.progress)
         result = run(a.out, tuple(a.seeds), fit, a.nms_radius, a.progress)
     except (SpanFitError, ValueError) as exc:
         print(f"bench_filter_goal: error: {exc}", file=sys.stderr)

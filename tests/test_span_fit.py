@@ -8,7 +8,15 @@ import torch.nn.functional as F
 
 from tspo.agents import FilterAgent, TemporalAgent
 from tspo.manifest import Sample
-from tspo.training.span_fit import SpanFit, SpanFitError, needle_groups, pad_needles, span_fit, span_loss
+from tspo.training.span_fit import (
+    SpanFit,
+    SpanFitError,
+    fit_set_head,
+    needle_groups,
+    pad_needles,
+    span_fit,
+    span_loss,
+)
 
 DIM = 16
 
@@ -129,3 +137,21 @@ def test_fit_is_deterministic_given_the_seed():
     _, lc = _fit(2, steps=5)
     assert la == lb and la != lc
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_fit_set_head_fits_the_set_rule_full_batch_and_touches_nothing_else():
+    world = TinyWorld(24)
+    agent = FilterAgent(dim=DIM, heads=4, filter_radius=2)
+    before = {k: v.clone() for k, v in agent.state_dict().items()}
+    text = torch.stack([it["text"] for it in world.items])
+    samples = [it["sample"] for it in world.items]
+    loss = fit_set_head(agent, text, samples, steps=50)
+    assert loss < 0.1
+    changed = {k for k, v in agent.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"set_head.weight", "set_head.bias"}
+    with pytest.raises(SpanFitError, match="one row per sample"):
+        fit_set_head(agent, text[:3], samples)
+    with pytest.raises(SpanFitError, match="set head"):
+        fit_set_head(TemporalAgent(dim=DIM, heads=4), text, samples)
+    with pytest.raises(SpanFitError, match="head_steps"):
+        SpanFit(head_steps=-1)
