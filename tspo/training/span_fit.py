@@ -49,7 +49,9 @@ class SpanFit:
     loss (0 = off); ``base``: whether the paper part trains too (False: only ``filter`` and ``set_head``);
     ``loss``: ``"group"`` or ``"uniform"`` (:class:`tspo.training.options.WarmStartOptions`);
     ``head_steps``: L-BFGS iterations of the full-batch set-head fit after the span fit (0 = off;
-    :func:`fit_set_head`); ``progress``: show a progress bar."""
+    :func:`fit_set_head`); ``kernel_l1``: weight of the mean over questions of ``sum |w(q)|`` (the filter
+    agent's per-question kernels), so the filter stays off for questions the similarity already answers
+    (0 = off); ``progress``: show a progress bar."""
 
     steps: int = 1500
     batch_size: int = 32
@@ -59,6 +61,7 @@ class SpanFit:
     base: bool = True
     loss: str = "group"
     head_steps: int = 0
+    kernel_l1: float = 0.0
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -66,7 +69,7 @@ class SpanFit:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise SpanFitError(f"SpanFit.{name} must be an int >= {low}, got {value!r}")
-        for name, low_ok in (("lr", False), ("tau", False), ("spread", True)):
+        for name, low_ok in (("lr", False), ("tau", False), ("spread", True), ("kernel_l1", True)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not (value >= 0 if low_ok else value > 0):
                 raise SpanFitError(f"SpanFit.{name} must be a number {'>= 0' if low_ok else '> 0'}, got {value!r}")
@@ -128,7 +131,8 @@ def trainable_parameters(agent: torch.nn.Module, base: bool) -> list[torch.nn.Pa
 def span_loss(agent: torch.nn.Module, batch: dict[str, Any], samples: Sequence[Any], options: SpanFit
               ) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss of one padded batch (:func:`pad_needles` with groups; ``samples`` its manifest samples):
-    evidence loss + ``spread`` · set-rule loss -> (scalar, {"evidence": float, "set": float})."""
+    evidence loss + ``spread`` · set-rule loss (+ ``kernel_l1`` · mean ``sum |w(q)|``) -> (scalar,
+    {"evidence": float, "set": float[, "kernel": float]})."""
     kwargs = {"frame_mask": batch["frame_mask"]}
     if getattr(agent, "reads_options", False) and batch["options"] is not None:
         kwargs.update(options=batch["options"], option_mask=batch["option_mask"])
@@ -140,6 +144,11 @@ def span_loss(agent: torch.nn.Module, batch: dict[str, Any], samples: Sequence[A
         evidence = evidence_listwise_loss(scores / options.tau, groups.any(1))
     parts = {"evidence": float(evidence.detach())}
     loss = evidence
+    kernels = getattr(agent, "kernels", None)
+    if options.kernel_l1 and kernels is not None:
+        size = kernels(batch["text"]).abs().sum(dim=(1, 2)).mean()                         # [B, C, 2R+1] -> scalar
+        parts["kernel"] = float(size.detach())
+        loss = loss + options.kernel_l1 * size
     set_logit = getattr(agent, "set_logit", None)
     if options.spread and set_logit is not None:
         target, weight = set_rule_targets(samples)
