@@ -168,4 +168,4 @@ def test_kernel_l1_adds_the_size_of_the_per_question_kernels():
     plain, parts = span_loss(agent, batch, samples, SpanFit(progress=False))
     with_l1, parts_l1 = span_loss(agent, batch, samples, SpanFit(kernel_l1=0.5, progress=False))
     assert "kernel" not in parts and parts_l1["kernel"] == pytest.approx(1.0)
-    assert float(with_l1 - plain) == pytest.approx(0.5, abs=1e-5)
+    assert float((with_l1 - plain).detach()) == pytest.approx(0.5, abs=1e-5)
