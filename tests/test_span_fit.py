@@ -169,3 +169,22 @@ def test_kernel_l1_adds_the_size_of_the_per_question_kernels():
     with_l1, parts_l1 = span_loss(agent, batch, samples, SpanFit(kernel_l1=0.5, progress=False))
     assert "kernel" not in parts and parts_l1["kernel"] == pytest.approx(1.0)
     assert float((with_l1 - plain).detach()) == pytest.approx(0.5, abs=1e-5)
+
+
+def test_learn_scale_trains_a_loss_side_scale_and_stays_deterministic():
+    torch.manual_seed(0)
+    agent = FilterAgent(dim=DIM, heads=4, filter_radius=2)
+    opts = SpanFit(steps=5, batch_size=8, lr=1e-2, learn_scale=True, progress=False)
+    losses = span_fit(agent, TinyWorld(24), opts, torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    again = span_fit(FilterAgent(dim=DIM, heads=4, filter_radius=2), TinyWorld(24), opts,
+                     torch.Generator().manual_seed(0))
+    assert losses == again and len(losses) == 5
+    assert set(agent.state_dict()) == set(FilterAgent(dim=DIM, heads=4, filter_radius=2).state_dict())
+    items = TinyWorld(4).items
+    batch = pad_needles(items, [needle_groups(it) for it in items])
+    samples = [it["sample"] for it in items]
+    plain, _ = span_loss(agent, batch, samples, SpanFit(spread=0.0, progress=False))
+    scaled, _ = span_loss(agent, batch, samples, SpanFit(spread=0.0, tau=0.2, progress=False),
+                          torch.log(torch.tensor(2.0)))
+    assert float(scaled.detach()) == pytest.approx(float(plain.detach()), rel=1e-5)   # 2 S at tau 0.2 = S at tau 0.1

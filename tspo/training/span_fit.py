@@ -51,7 +51,10 @@ class SpanFit:
     ``head_steps``: L-BFGS iterations of the full-batch set-head fit after the span fit (0 = off;
     :func:`fit_set_head`); ``kernel_l1``: weight of the mean over questions of ``sum |w(q)|`` (the filter
     agent's per-question kernels), so the filter stays off for questions the similarity already answers
-    (0 = off); ``progress``: show a progress bar."""
+    (0 = off); ``learn_scale``: the evidence loss reads ``exp(a) · S`` with a learned scalar ``a`` (not part of
+    the agent: rankings do not change with it), so the loss's temperature need not be met by the filter
+    amplifying every profile (the paper part's ``2 cos`` spans ~0.1, and at tau 0.1 the filter otherwise
+    learns to scale up the scores of kinds the similarity already ranks right); ``progress``: a progress bar."""
 
     steps: int = 1500
     batch_size: int = 32
@@ -62,6 +65,7 @@ class SpanFit:
     loss: str = "group"
     head_steps: int = 0
     kernel_l1: float = 0.0
+    learn_scale: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -73,8 +77,9 @@ class SpanFit:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not (value >= 0 if low_ok else value > 0):
                 raise SpanFitError(f"SpanFit.{name} must be a number {'>= 0' if low_ok else '> 0'}, got {value!r}")
-        if not isinstance(self.base, bool):
-            raise SpanFitError(f"SpanFit.base must be true or false, got {self.base!r}")
+        for name in ("base", "learn_scale"):
+            if not isinstance(getattr(self, name), bool):
+                raise SpanFitError(f"SpanFit.{name} must be true or false, got {getattr(self, name)!r}")
         if self.loss not in WARMSTART_LOSSES:
             raise SpanFitError(f"SpanFit.loss must be one of {WARMSTART_LOSSES}, got {self.loss!r}")
 
@@ -128,15 +133,18 @@ def trainable_parameters(agent: torch.nn.Module, base: bool) -> list[torch.nn.Pa
     return heads
 
 
-def span_loss(agent: torch.nn.Module, batch: dict[str, Any], samples: Sequence[Any], options: SpanFit
-              ) -> tuple[torch.Tensor, dict[str, float]]:
+def span_loss(agent: torch.nn.Module, batch: dict[str, Any], samples: Sequence[Any], options: SpanFit,
+              log_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss of one padded batch (:func:`pad_needles` with groups; ``samples`` its manifest samples):
-    evidence loss + ``spread`` · set-rule loss (+ ``kernel_l1`` · mean ``sum |w(q)|``) -> (scalar,
-    {"evidence": float, "set": float[, "kernel": float]})."""
+    evidence loss (of ``exp(log_scale) · S``; None: of S) + ``spread`` · set-rule loss (+ ``kernel_l1`` ·
+    mean ``sum |w(q)|``) -> (scalar, {"evidence": float, "set": float[, "kernel": float]})."""
     kwargs = {"frame_mask": batch["frame_mask"]}
     if getattr(agent, "reads_options", False) and batch["options"] is not None:
         kwargs.update(options=batch["options"], option_mask=batch["option_mask"])
     scores = agent(batch["features"], batch["text"], **kwargs)                                # [B, T]
+    if log_scale is not None:   # padded frames stay -inf without a -inf * 0 in the scale's gradient
+        real = batch["frame_mask"]
+        scores = torch.where(real, torch.where(real, scores, 0.0) * log_scale.exp(), scores)
     groups = batch["groups"]
     if options.loss == "group":
         evidence = evidence_group_loss(scores, groups, options.tau)
@@ -203,15 +211,19 @@ def span_fit(agent: torch.nn.Module, dataset: Any, options: SpanFit, generator: 
     if usable.size == 0:
         raise SpanFitError("span_fit: no sample of the dataset has evidence spans inside its candidates; span "
                            "supervision needs a synthetic manifest with evidence_spans_s / evidence_groups_s")
-    params = trainable_parameters(agent, options.base)
-    optimizer = torch.optim.Adam(params, lr=options.lr)
+    groups_of_params = [{"params": trainable_parameters(agent, options.base)}]
+    log_scale = None
+    if options.learn_scale:   # a scalar on the loss side; ten times the lr so it can reach e^10 within the fit
+        log_scale = torch.zeros((), requires_grad=True)
+        groups_of_params.append({"params": [log_scale], "lr": 10 * options.lr})
+    optimizer = torch.optim.Adam(groups_of_params, lr=options.lr)
     agent.train()
     losses: list[float] = []
     bar = progress_bar(range(options.steps), desc="span fit", unit="step", disable=not options.progress)
     for _ in bar:
         pick = usable[torch.randint(0, usable.size, (options.batch_size,), generator=generator).numpy()]
         batch = pad_needles([items[i] for i in pick], [groups[i] for i in pick])
-        loss, parts = span_loss(agent, batch, [items[i]["sample"] for i in pick], options)
+        loss, parts = span_loss(agent, batch, [items[i]["sample"] for i in pick], options, log_scale)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
