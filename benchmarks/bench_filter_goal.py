@@ -49,7 +49,7 @@ def _world(root: Path, progress: bool) -> tuple[Any, dict[float, Any]]:
 def _fit_key(fit: Any, num_train: int) -> str:
     from dataclasses import asdict
 
-    spec = {**{k: v for k, v in asdict(fit).items() if k not in ("progress", "head_steps") and (k not in ("kernel_l1", "learn_scale") or v)}, "num_train": num_train, "encoder": ENCODER}
+    spec = {**{k: v for k, v in asdict(fit).items() if k not in ("progress", "head_steps") and (k not in ("kernel_l1", "learn_scale", "multi_pick_frames") or v)}, "num_train": num_train, "encoder": ENCODER}
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -209,6 +209,7 @@ def run(out_dir: str | None = None, seeds: Sequence[int] = (0, 1), fit: Any = No
              f"{fit.spread}, paper part {'trained' if fit.base else 'frozen'}"
              + (f", kernel L1 weight {fit.kernel_l1}" if fit.kernel_l1 else "")
              + (", a learned score scale in the evidence loss" if fit.learn_scale else "")
+             + (", one evidence group per frame for questions needing several picks" if fit.multi_pick_frames else "")
              + (f", then the set head fitted full batch ({fit.head_steps} L-BFGS iterations)" if fit.head_steps else "")
              + (f", tspo+nms radius {nms_radius} frames" if nms_radius is not None else "")
              + f"; seeds {', '.join(map(str, seeds))}. Data {data_s:.0f} s, training "
@@ -256,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    f"per-question kernels (default {d.kernel_l1} = off)")
     p.add_argument("--learn-scale", type=_bool, default=d.learn_scale, help="the evidence loss reads a learned "
                    "global scale of the scores (default false)")
+    p.add_argument("--multi-pick-frames", type=_bool, default=d.multi_pick_frames, help="questions needing several "
+                   "picks in one event (motion) get one evidence group per frame (default false)")
     p.add_argument("--head-steps", type=int, default=d.head_steps, help="L-BFGS iterations of a full-batch set-head "
                    f"fit after the span fit (default {d.head_steps} = off)")
     p.add_argument("--nms-radius", type=int, help="tspo+nms suppression radius in frames (default: the agent's)")
@@ -267,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         fit = SpanFit(steps=a.steps, batch_size=a.batch_size, lr=a.lr, tau=a.tau, spread=a.spread, base=a.base,
                       loss=a.loss, head_steps=a.head_steps, kernel_l1=a.kernel_l1, learn_scale=a.learn_scale,
+                      multi_pick_frames=a.multi_pick_frames,
                       progress=a.progress)
         result = run(a.out, tuple(a.seeds), fit, a.nms_radius, a.progress)
     except (SpanFitError, ValueError) as exc:

@@ -188,3 +188,14 @@ def test_learn_scale_trains_a_loss_side_scale_and_stays_deterministic():
     scaled, _ = span_loss(agent, batch, samples, SpanFit(spread=0.0, tau=0.2, progress=False),
                           torch.log(torch.tensor(2.0)))
     assert float(scaled.detach()) == pytest.approx(float(plain.detach()), rel=1e-5)   # 2 S at tau 0.2 = S at tau 0.1
+
+
+def test_multi_pick_questions_get_one_group_per_evidence_frame():
+    item = TinyWorld(1).items[0]
+    item["sample"].extra["coverage"] = {"rule": "any", "min_picks": 2}
+    plain = needle_groups(item)
+    split = needle_groups(item, multi_pick_frames=True)
+    assert split.shape == (int(plain.any(0).sum()), plain.shape[1])
+    assert torch.equal(split.sum(0).bool(), plain.any(0)) and (split.sum(1) == 1).all()
+    item["sample"].extra["coverage"] = {"rule": "all", "min_picks": 1}
+    assert torch.equal(needle_groups(item, multi_pick_frames=True), plain)

@@ -54,7 +54,9 @@ class SpanFit:
     (0 = off); ``learn_scale``: the evidence loss reads ``exp(a) · S`` with a learned scalar ``a`` (not part of
     the agent: rankings do not change with it), so the loss's temperature need not be met by the filter
     amplifying every profile (the paper part's ``2 cos`` spans ~0.1, and at tau 0.1 the filter otherwise
-    learns to scale up the scores of kinds the similarity already ranks right); ``progress``: a progress bar."""
+    learns to scale up the scores of kinds the similarity already ranks right); ``multi_pick_frames``: questions
+    needing several picks in one event get one group per evidence frame (:func:`needle_groups`);
+    ``progress``: a progress bar."""
 
     steps: int = 1500
     batch_size: int = 32
@@ -66,6 +68,7 @@ class SpanFit:
     head_steps: int = 0
     kernel_l1: float = 0.0
     learn_scale: bool = False
+    multi_pick_frames: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -77,17 +80,27 @@ class SpanFit:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not (value >= 0 if low_ok else value > 0):
                 raise SpanFitError(f"SpanFit.{name} must be a number {'>= 0' if low_ok else '> 0'}, got {value!r}")
-        for name in ("base", "learn_scale"):
+        for name in ("base", "learn_scale", "multi_pick_frames"):
             if not isinstance(getattr(self, name), bool):
                 raise SpanFitError(f"SpanFit.{name} must be true or false, got {getattr(self, name)!r}")
         if self.loss not in WARMSTART_LOSSES:
             raise SpanFitError(f"SpanFit.loss must be one of {WARMSTART_LOSSES}, got {self.loss!r}")
 
 
-def needle_groups(item: dict[str, Any]) -> torch.Tensor:
+def needle_groups(item: dict[str, Any], multi_pick_frames: bool = False) -> torch.Tensor:
     """bool[G, T] of one dataset item (``FeatureDataset[i]``: ``timestamps`` float[T] seconds and
-    ``sample``): the candidates inside each of its evidence groups (G = 0 without evidence)."""
-    return torch.from_numpy(group_masks(item["timestamps"].numpy(), evidence_groups(item["sample"])))
+    ``sample``): the candidates inside each of its evidence groups (G = 0 without evidence).
+
+    ``multi_pick_frames``: a question whose coverage rule needs several picks (``min_picks`` >= 2, the
+    motion kind: two frames of one event) gets one group per evidence frame instead, so the group loss
+    asks for mass on every frame of the event (the uniform listwise loss over them), not on the event
+    as a whole, which one frame can satisfy."""
+    groups = torch.from_numpy(group_masks(item["timestamps"].numpy(), evidence_groups(item["sample"])))
+    coverage = (getattr(item["sample"], "extra", None) or {}).get("coverage") or {}
+    if not multi_pick_frames or coverage.get("min_picks", 1) < 2:
+        return groups
+    frames = groups.any(0)                                                          # [T]
+    return torch.eye(frames.shape[0], dtype=torch.bool)[frames]                    # [frames in evidence, T]
 
 
 def pad_needles(items: Sequence[dict[str, Any]], groups: Sequence[torch.Tensor] | None = None) -> dict[str, Any]:
@@ -206,7 +219,7 @@ def span_fit(agent: torch.nn.Module, dataset: Any, options: SpanFit, generator: 
         raise SpanFitError(f"span_fit: options must be a SpanFit, got {type(options).__name__}")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     items = [dataset[i] for i in range(len(dataset))]
-    groups = [needle_groups(it) for it in items]
+    groups = [needle_groups(it, options.multi_pick_frames) for it in items]
     usable = np.asarray([i for i, g in enumerate(groups) if bool(g.any())], dtype=np.int64)
     if usable.size == 0:
         raise SpanFitError("span_fit: no sample of the dataset has evidence spans inside its candidates; span "
