@@ -56,7 +56,7 @@ def _fit_key(fit: Any, num_train: int) -> str:
 def fitted_agent(root: Path, train: Any, fit: Any, seed: int, dim: int) -> tuple[Any, float]:
     """A FilterAgent fitted on ``train`` (a FeatureDataset) with seed ``seed``, loaded from ``root/agents``
     when this span fit was made before; the set-head fit (``fit.head_steps``, deterministic and cheap)
-    runs after loading, so it does not key the cache. -> (agent in eval mode, training seconds, 0 when loaded)."""
+    runs after loading, so it does not key the cache. -> (agent in eval mode, the span fit's training seconds)."""
     from dataclasses import replace
 
     import torch
@@ -68,15 +68,17 @@ def fitted_agent(root: Path, train: Any, fit: Any, seed: int, dim: int) -> tuple
     path = root / "agents" / f"{_fit_key(span, len(train))}-s{seed}.pt"
     torch.manual_seed(seed)
     agent = FilterAgent(dim=dim)
-    seconds = 0.0
+    timing = path.with_suffix(".json")   # the fit's training seconds, so a reused fit still reports them
     if path.is_file():
         agent.load_state_dict(torch.load(path, weights_only=True))
+        seconds = float(json.loads(timing.read_text())["train_s"]) if timing.is_file() else float("nan")
     else:
         t0 = time.perf_counter()
         span_fit(agent, train, span, torch.Generator().manual_seed(seed))
         seconds = time.perf_counter() - t0
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(agent.state_dict(), path)
+        timing.write_text(json.dumps({"train_s": round(seconds, 1)}))
     if fit.head_steps:
         fit_set_head(agent, train.text, train.samples, fit.head_steps)
     return agent.eval(), seconds
@@ -213,7 +215,8 @@ def run(out_dir: str | None = None, seeds: Sequence[int] = (0, 1), fit: Any = No
              + (f", then the set head fitted full batch ({fit.head_steps} L-BFGS iterations)" if fit.head_steps else "")
              + (f", tspo+nms radius {nms_radius} frames" if nms_radius is not None else "")
              + f"; seeds {', '.join(map(str, seeds))}. Data {data_s:.0f} s, training "
-             + ", ".join(f"s{s} {t:.0f} s" + (" (reused)" if not t else "") for s, t in train_s.items())
+             + ", ".join(f"s{s} {t:.0f} s" for s, t in train_s.items()) + " (a fit made by an earlier run with "
+               "the same options is reused from --out; nan: its time was not kept)"
              + " on a shared CPU. Cells: coverage [95 % cluster bootstrap over held-out target clips]; Δ: paired "
                "difference with CLIP top-k on the same needles. Supervised on spans, no GRPO.\n\n"
                f"Issue 20's goals (after >= {GOAL_COVERAGE['after']}, count >= {GOAL_COVERAGE['count']}, order >= "
