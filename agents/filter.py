@@ -38,30 +38,13 @@ from tspo.agents.temporal import TemporalAgent, _cosine
 
 FILTER_CHANNELS = 2  # question profile, option profile
 DEFAULT_FILTER_RADIUS = 8  # frames; the issue-20 prototype's ±8
-PROFILE_STATS = ("all", "upper")  # which frames the profiles' mean and std come from (FilterAgent.profile_stats)
 
 
-def standardise(profile: torch.Tensor, eps: float = 1e-6, mask: torch.Tensor | None = None,
-                upper: bool = False) -> torch.Tensor:
+def standardise(profile: torch.Tensor, eps: float = 1e-6, mask: torch.Tensor | None = None) -> torch.Tensor:
     """z-score of each row over its last axis (frames): [..., T] -> [..., T]; a flat row gives 0.
 
     ``mask`` bool[..., T] (True = a real frame; None: all real): mean and std over the real frames
-    only, and padded frames read 0 (the mean) so a filter never sees them. ``upper``: mean and std
-    over the real frames at or above the row's median only (a row whose upper half is flat falls back
-    to all real frames), so up to half of the video being unlike the question (filler such as texture
-    clips) does not rescale the profile of the frames that could answer it."""
-    if upper:
-        real = torch.ones_like(profile, dtype=torch.bool) if mask is None else \
-            mask.to(device=profile.device, dtype=torch.bool).expand_as(profile)
-        median = profile.masked_fill(~real, float("nan")).nanmedian(dim=-1, keepdim=True).values
-        top = real & (profile >= median)
-        weight = top.to(profile.dtype)
-        count = weight.sum(-1, keepdim=True).clamp_min(1.0)
-        mean = (profile * weight).sum(-1, keepdim=True) / count
-        std = (torch.where(top, profile - mean, torch.zeros_like(profile)).square().sum(-1, keepdim=True) / count).sqrt()
-        full = standardise(profile, eps, real)
-        z = torch.where(real, profile - mean, torch.zeros_like(profile)) / std.clamp_min(eps)
-        return torch.where(std > eps, z, full)
+    only, and padded frames read 0 (the mean) so a filter never sees them."""
     if mask is None:
         mean = profile.mean(dim=-1, keepdim=True)
         std = profile.std(dim=-1, keepdim=True, unbiased=False)
@@ -119,13 +102,8 @@ class FilterAgent(TemporalAgent):
 
     def __init__(self, dim: int = 768, window: int = 12, heads: int = 8, block: int = 64,
                  query_adapter: bool = False, question_attention: bool = False,
-                 filter_radius: int = DEFAULT_FILTER_RADIUS, nms_radius: int = DEFAULT_NMS_RADIUS,
-                 profile_stats: str = "all") -> None:
+                 filter_radius: int = DEFAULT_FILTER_RADIUS, nms_radius: int = DEFAULT_NMS_RADIUS) -> None:
         super().__init__(dim, window, heads, block, query_adapter, question_attention)
-        if profile_stats not in PROFILE_STATS:
-            raise ValueError(f"FilterAgent profile_stats must be one of {PROFILE_STATS} ('all': z over every frame; "
-                             f"'upper': over the frames at or above the median), got {profile_stats!r}")
-        self.profile_stats = profile_stats
         for name, value, low in (("filter_radius", filter_radius, 0), ("nms_radius", nms_radius, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"FilterAgent {name} must be an int >= {low} (frames), got {value!r}")
@@ -139,9 +117,8 @@ class FilterAgent(TemporalAgent):
 
     @property
     def config(self) -> dict:
-        extra = {} if self.profile_stats == "all" else {"profile_stats": self.profile_stats}  # absent = "all"
         return {**super().config, "family": self.family, "filter_radius": self.filter_radius,
-                "nms_radius": self.nms_radius, **extra}
+                "nms_radius": self.nms_radius}
 
     def kernels(self, text: torch.Tensor) -> torch.Tensor:
         """The filter of each question: text [B, D] -> [B, C, 2R + 1] (channel 0: question, 1: options)."""
@@ -152,9 +129,8 @@ class FilterAgent(TemporalAgent):
         """The standardised profiles the filter reads: [B, T, D], [B, D], [B, N, D] -> [B, C, T];
         ``frame_mask`` bool[B, T] (True = real frame): statistics over real frames, padding reads 0."""
         question = _cosine(features, text)                                          # [B, T]
-        upper = self.profile_stats == "upper"
-        return torch.stack([standardise(question, mask=frame_mask, upper=upper),
-                            standardise(option_profile(features, options, option_mask), mask=frame_mask, upper=upper)], 1)
+        return torch.stack([standardise(question, mask=frame_mask),
+                            standardise(option_profile(features, options, option_mask), mask=frame_mask)], 1)
 
     def forward(self, features: torch.Tensor, text: torch.Tensor, options: torch.Tensor | None = None,
                 option_mask: torch.Tensor | None = None, frame_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -53,8 +53,7 @@ def _fit_key(fit: Any, num_train: int) -> str:
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def fitted_agent(root: Path, train: Any, fit: Any, seed: int, dim: int, profile_stats: str = "all"
-                 ) -> tuple[Any, float]:
+def fitted_agent(root: Path, train: Any, fit: Any, seed: int, dim: int) -> tuple[Any, float]:
     """A FilterAgent fitted on ``train`` (a FeatureDataset) with seed ``seed``, loaded from ``root/agents``
     when this span fit was made before; the set-head fit (``fit.head_steps``, deterministic and cheap)
     runs after loading, so it does not key the cache. -> (agent in eval mode, the span fit's training seconds)."""
@@ -66,10 +65,9 @@ def fitted_agent(root: Path, train: Any, fit: Any, seed: int, dim: int, profile_
     from tspo.training.span_fit import fit_set_head, span_fit
 
     span = replace(fit, head_steps=0)
-    key = _fit_key(span, len(train)) + ("" if profile_stats == "all" else f"-{profile_stats}")
-    path = root / "agents" / f"{key}-s{seed}.pt"
+    path = root / "agents" / f"{_fit_key(span, len(train))}-s{seed}.pt"
     torch.manual_seed(seed)
-    agent = FilterAgent(dim=dim, profile_stats=profile_stats)
+    agent = FilterAgent(dim=dim)
     timing = path.with_suffix(".json")   # the fit's training seconds, so a reused fit still reports them
     if path.is_file():
         agent.load_state_dict(torch.load(path, weights_only=True))
@@ -173,7 +171,7 @@ def goals(ratio: float, cover: dict[str, Any], column: str) -> dict[str, str]:
 
 
 def run(out_dir: str | None = None, seeds: Sequence[int] = (0, 1), fit: Any = None, nms_radius: int | None = None,
-        progress: bool = False, profile_stats: str = "all") -> dict[str, Any]:
+        progress: bool = False) -> dict[str, Any]:
     """Build (or reuse) the world and features, fit one agent per seed (or reuse it), evaluate both
     held-out sets; -> a runner result (title, command, rows, notes, goals)."""
     from tspo.features.cache import FeatureCache
@@ -195,7 +193,7 @@ def run(out_dir: str | None = None, seeds: Sequence[int] = (0, 1), fit: Any = No
         covers = {r: coverage(None, ds, {b: b for b in BASELINES}) for r, ds in val.items()}
         train_s = {}
         for seed in seeds:
-            agent, train_s[seed] = fitted_agent(root, train, fit, seed, encoder.dim, profile_stats)
+            agent, train_s[seed] = fitted_agent(root, train, fit, seed, encoder.dim)
             for r, ds in val.items():
                 got = coverage(agent, ds, {f"{n} s{seed}": m for n, m in AGENT_METHODS.items()}, nms_radius)
                 covers[r].update({k: v for k, v in got.items() if k not in ("kinds", "clusters")})
@@ -216,7 +214,6 @@ def run(out_dir: str | None = None, seeds: Sequence[int] = (0, 1), fit: Any = No
              + (", one evidence group per frame for questions needing several picks" if fit.multi_pick_frames else "")
              + (f", then the set head fitted full batch ({fit.head_steps} L-BFGS iterations)" if fit.head_steps else "")
              + (f", tspo+nms radius {nms_radius} frames" if nms_radius is not None else "")
-             + (", profiles standardised over the frames at or above the median" if profile_stats == "upper" else "")
              + f"; seeds {', '.join(map(str, seeds))}. Data {data_s:.0f} s, training "
              + ", ".join(f"s{s} {t:.0f} s" for s, t in train_s.items()) + " (a fit made by an earlier run with "
                "the same options is reused from --out; nan: its time was not kept)"
@@ -268,8 +265,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--head-steps", type=int, default=d.head_steps, help="L-BFGS iterations of a full-batch set-head "
                    f"fit after the span fit (default {d.head_steps} = off)")
     p.add_argument("--nms-radius", type=int, help="tspo+nms suppression radius in frames (default: the agent's)")
-    p.add_argument("--profile-stats", choices=("all", "upper"), default="all", help="the filter agent's profile "
-                   "statistics: all frames (default) or those at or above the median")
     p.add_argument("--progress", action="store_true", help="progress bars")
     p.add_argument("--record", metavar="NAME", help="store as benchmarks/results/NAME.json and rewrite RESULTS.md")
     a = p.parse_args(argv)
@@ -280,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       loss=a.loss, head_steps=a.head_steps, kernel_l1=a.kernel_l1, learn_scale=a.learn_scale,
                       multi_pick_frames=a.multi_pick_frames,
                       progress=a.progress)
-        result = run(a.out, tuple(a.seeds), fit, a.nms_radius, a.progress, a.profile_stats)
+        result = run(a.out, tuple(a.seeds), fit, a.nms_radius, a.progress)
     except (SpanFitError, ValueError) as exc:
         print(f"bench_filter_goal: error: {exc}", file=sys.stderr)
         return 2

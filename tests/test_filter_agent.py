@@ -369,29 +369,3 @@ def test_padded_batch_scores_real_frames_like_each_unpadded_video():
                                    agent(feats, text, options), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="frame_mask"):
         agent(feats, text, frame_mask=frame_mask[:, :5])
-
-
-def test_upper_standardise_ignores_the_lower_half_and_falls_back_on_flat_rows():
-    x = torch.tensor([[0.5, 0.6, 0.7, 0.6, 0.5, 0.6]])
-    filler = torch.cat([x, torch.full((1, 5), -3.0)], dim=1)         # 5 of 11 frames unlike the question
-    z = standardise(x, upper=True)
-    top = x[0] >= x[0].median()
-    mean, std = x[0][top].mean(), x[0][top].std(unbiased=False)
-    torch.testing.assert_close(z[0], (x[0] - mean) / std)
-    # the filler is below the median: the real frames are standardised as if it were not there
-    torch.testing.assert_close(standardise(filler, upper=True)[0, :6], standardise(x)[0])
-    flat_top = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
-    torch.testing.assert_close(standardise(flat_top, upper=True), standardise(flat_top))
-    assert torch.equal(standardise(torch.zeros(1, 4), upper=True), torch.zeros(1, 4))
-    mask = torch.tensor([[True] * 6 + [False] * 6])
-    torch.testing.assert_close(standardise(torch.cat([x, torch.full((1, 6), 9.0)], 1), mask=mask, upper=True)[0, :6], z[0])
-
-
-def test_profile_stats_is_a_config_option_and_export_refuses_it(tmp_path):
-    agent = FilterAgent(dim=DIM, profile_stats="upper")
-    assert agent.config["profile_stats"] == "upper" and "profile_stats" not in FilterAgent(dim=DIM).config
-    assert build_agent(agent.config).profile_stats == "upper"
-    with pytest.raises(ValueError, match="profile_stats"):
-        FilterAgent(dim=DIM, profile_stats="median")
-    with pytest.raises(ValueError, match="profile_stats"):
-        export_agent(agent, tmp_path / "a.pt", "torchscript")

@@ -117,9 +117,6 @@ def _standardise(profile: torch.Tensor) -> torch.Tensor:
 def exportable(agent: TemporalAgent) -> nn.Module:
     """The export-friendly module of an agent of any family (:mod:`tspo.agents.families`)."""
     agent = agent.eval().cpu()
-    if getattr(agent, "profile_stats", "all") != "all":
-        raise ValueError(f"export supports the filter agent's profiles standardised over all frames; this agent has "
-                         f"profile_stats {agent.profile_stats!r} (use the PyTorch selector, or train with 'all')")
     return (ExportableFilterAgent(agent) if isinstance(agent, FilterAgent) else ExportableAgent(agent)).eval()
 
 
