@@ -52,7 +52,7 @@ MIX_NEEDLES = 1200
 
 
 def mix_world(root: Path, ratio: float, progress: bool) -> list:
-    """``--train-mix R``: 1,200 more training needles (600 target clips) whose haystacks are a share ``R``
+    """``--train-mix R``: 1,200 more training needles (300 target clips) whose haystacks are a share ``R``
     confusers and the rest texture clips, rendered with world seed ``MIX_SEED`` (never the held-out
     sets' clips); -> its training samples."""
     from benchmarks.bench_question import HELDOUT_DISTRACTORS
