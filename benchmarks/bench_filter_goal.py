@@ -69,7 +69,7 @@ def mix_world(root: Path, ratio: float, progress: bool) -> list:
 def _fit_key(fit: Any, num_train: int) -> str:
     from dataclasses import asdict
 
-    spec = {**{k: v for k, v in asdict(fit).items() if k not in ("progress", "head_steps") and (k not in ("kernel_l1", "learn_scale", "multi_pick_frames") or v)}, "num_train": num_train, "encoder": ENCODER}
+    spec = {**{k: v for k, v in asdict(fit).items() if k not in ("progress", "head_steps") and (k not in ("kernel_l1", "learn_scale", "multi_pick_frames", "worst_group") or v)}, "num_train": num_train, "encoder": ENCODER}
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -239,6 +239,7 @@ def run(out_dir: str | None = None, seeds: Sequence[int] = (0, 1), fit: Any = No
              + (f", kernel L1 weight {fit.kernel_l1}" if fit.kernel_l1 else "")
              + (", a learned score scale in the evidence loss" if fit.learn_scale else "")
              + (", one evidence group per frame for questions needing several picks" if fit.multi_pick_frames else "")
+             + (", each needle's loss its worst group's" if fit.worst_group else "")
              + (f", then the set head fitted full batch ({fit.head_steps} L-BFGS iterations)" if fit.head_steps else "")
              + (f", tspo+nms radius {nms_radius} frames" if nms_radius is not None else "")
              + f"; seeds {', '.join(map(str, seeds))}. Data {data_s:.0f} s, training "
@@ -289,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "global scale of the scores (default false)")
     p.add_argument("--multi-pick-frames", type=_bool, default=d.multi_pick_frames, help="questions needing several "
                    "picks in one event (motion) get one evidence group per frame (default false)")
+    p.add_argument("--worst-group", type=_bool, default=d.worst_group, help="a needle's evidence loss is its worst "
+                   "group's, not the mean over groups (default false)")
     p.add_argument("--head-steps", type=int, default=d.head_steps, help="L-BFGS iterations of a full-batch set-head "
                    f"fit after the span fit (default {d.head_steps} = off)")
     p.add_argument("--nms-radius", type=int, help="tspo+nms suppression radius in frames (default: the agent's)")
@@ -302,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         fit = SpanFit(steps=a.steps, batch_size=a.batch_size, lr=a.lr, tau=a.tau, spread=a.spread, base=a.base,
                       loss=a.loss, head_steps=a.head_steps, kernel_l1=a.kernel_l1, learn_scale=a.learn_scale,
-                      multi_pick_frames=a.multi_pick_frames,
+                      multi_pick_frames=a.multi_pick_frames, worst_group=a.worst_group,
                       progress=a.progress)
         result = run(a.out, tuple(a.seeds), fit, a.nms_radius, a.progress, a.train_mix)
     except (SpanFitError, ValueError) as exc:

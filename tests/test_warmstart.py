@@ -416,3 +416,13 @@ def test_group_masks_follow_the_evidence_groups_of_a_sample():
                     evidence_spans_s=[[1.0, 3.0]])
     assert evidence_groups(sample) == [[[1.0, 3.0]]]
     assert group_masks(times, []).shape == (0, 10)
+
+
+def test_group_loss_max_reduction_is_the_worst_group():
+    scores = torch.tensor([[3.0, 0.0, 1.0, 0.0]])
+    groups = torch.tensor([[[True, False, False, False], [False, False, True, False], [False] * 4]])
+    logp = torch.log_softmax(scores[0] / 0.1, -1)
+    assert float(evidence_group_loss(scores, groups, reduce="max")) == pytest.approx(float(-logp[2]), rel=1e-5)
+    assert evidence_group_loss(scores, groups, reduce="max") > evidence_group_loss(scores, groups)
+    with pytest.raises(ObjectiveInputError, match="reduce"):
+        evidence_group_loss(scores, groups, reduce="min")

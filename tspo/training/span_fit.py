@@ -56,11 +56,12 @@ class SpanFit:
     amplifying every profile (the paper part's ``2 cos`` spans ~0.1, and at tau 0.1 the filter otherwise
     learns to scale up the scores of kinds the similarity already ranks right); ``multi_pick_frames``: questions
     needing several picks in one event get one group per evidence frame (:func:`needle_groups`);
-    ``progress``: a progress bar.
+    ``worst_group``: a needle's evidence loss is its worst group's, not the mean over its groups
+    (``evidence_group_loss(reduce="max")``; ``loss="group"`` only); ``progress``: a progress bar.
 
     Defaults: the configuration measured best on issue 20's goal protocol over two seeds
     (``benchmarks/results/filter_goal_scale.json``: paper part frozen, learned loss scale, set head fitted
-    full batch); ``kernel_l1`` and ``multi_pick_frames`` stay off (see that benchmark's notes)."""
+    full batch); ``kernel_l1`` ``multi_pick_frames`` and ``worst_group`` stay off (see that benchmark's notes)."""
 
     steps: int = 1500
     batch_size: int = 32
@@ -73,6 +74,7 @@ class SpanFit:
     kernel_l1: float = 0.0
     learn_scale: bool = True
     multi_pick_frames: bool = False
+    worst_group: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -84,7 +86,7 @@ class SpanFit:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not (value >= 0 if low_ok else value > 0):
                 raise SpanFitError(f"SpanFit.{name} must be a number {'>= 0' if low_ok else '> 0'}, got {value!r}")
-        for name in ("base", "learn_scale", "multi_pick_frames"):
+        for name in ("base", "learn_scale", "multi_pick_frames", "worst_group"):
             if not isinstance(getattr(self, name), bool):
                 raise SpanFitError(f"SpanFit.{name} must be true or false, got {getattr(self, name)!r}")
         if self.loss not in WARMSTART_LOSSES:
@@ -164,7 +166,7 @@ def span_loss(agent: torch.nn.Module, batch: dict[str, Any], samples: Sequence[A
         scores = torch.where(real, torch.where(real, scores, 0.0) * log_scale.exp(), scores)
     groups = batch["groups"]
     if options.loss == "group":
-        evidence = evidence_group_loss(scores, groups, options.tau)
+        evidence = evidence_group_loss(scores, groups, options.tau, "max" if options.worst_group else "mean")
     else:
         evidence = evidence_listwise_loss(scores / options.tau, groups.any(1))
     parts = {"evidence": float(evidence.detach())}
