@@ -40,11 +40,22 @@ FILTER_CHANNELS = 2  # question profile, option profile
 DEFAULT_FILTER_RADIUS = 8  # frames; the issue-20 prototype's ±8
 
 
-def standardise(profile: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """z-score of each row over its last axis (frames): [..., T] -> [..., T]; a flat row gives 0."""
-    mean = profile.mean(dim=-1, keepdim=True)
-    std = profile.std(dim=-1, keepdim=True, unbiased=False)
-    return (profile - mean) / std.clamp_min(eps)
+def standardise(profile: torch.Tensor, eps: float = 1e-6, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """z-score of each row over its last axis (frames): [..., T] -> [..., T]; a flat row gives 0.
+
+    ``mask`` bool[..., T] (True = a real frame; None: all real): mean and std over the real frames
+    only, and padded frames read 0 (the mean) so a filter never sees them."""
+    if mask is None:
+        mean = profile.mean(dim=-1, keepdim=True)
+        std = profile.std(dim=-1, keepdim=True, unbiased=False)
+        return (profile - mean) / std.clamp_min(eps)
+    mask = mask.to(device=profile.device, dtype=torch.bool).expand_as(profile)
+    weight = mask.to(profile.dtype)
+    count = weight.sum(-1, keepdim=True).clamp_min(1.0)
+    mean = (profile * weight).sum(-1, keepdim=True) / count
+    centred = torch.where(mask, profile - mean, torch.zeros_like(profile))
+    std = (centred.square().sum(-1, keepdim=True) / count).sqrt()
+    return centred / std.clamp_min(eps)
 
 
 def _unit(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -114,13 +125,23 @@ class FilterAgent(TemporalAgent):
         return self.filter(text).reshape(text.shape[0], FILTER_CHANNELS, self.taps)
 
     def profiles(self, features: torch.Tensor, text: torch.Tensor, options: torch.Tensor | None = None,
-                 option_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The standardised profiles the filter reads: [B, T, D], [B, D], [B, N, D] -> [B, C, T]."""
+                 option_mask: torch.Tensor | None = None, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The standardised profiles the filter reads: [B, T, D], [B, D], [B, N, D] -> [B, C, T];
+        ``frame_mask`` bool[B, T] (True = real frame): statistics over real frames, padding reads 0."""
         question = _cosine(features, text)                                          # [B, T]
-        return torch.stack([standardise(question), standardise(option_profile(features, options, option_mask))], 1)
+        return torch.stack([standardise(question, mask=frame_mask),
+                            standardise(option_profile(features, options, option_mask), mask=frame_mask)], 1)
 
     def forward(self, features: torch.Tensor, text: torch.Tensor, options: torch.Tensor | None = None,
-                option_mask: torch.Tensor | None = None) -> torch.Tensor:
+                option_mask: torch.Tensor | None = None, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores S [T] | [B, T] of candidate frames (module docstring).
+
+        ``frame_mask`` bool[T] | bool[B, T] (True = a real frame; None: all real) scores a batch of
+        videos padded to one T: the profiles are standardised over each row's real frames, padded
+        frames do not reach the filter, and their scores are -inf (never picked, no softmax mass).
+        The paper part (positions t / T, window attention) sees the padded length: rows match their
+        unpadded scores exactly when that part is untrained or frozen at its start (``S = 2 cos``),
+        otherwise up to its edge and position effects."""
         unbatched = features.dim() == 2
         base = super().forward(features, text)  # checks the shapes
         if unbatched:
@@ -129,8 +150,18 @@ class FilterAgent(TemporalAgent):
             if options is not None:
                 options = options[None]
                 option_mask = None if option_mask is None else option_mask.reshape(1, -1)
+            if frame_mask is not None:
+                frame_mask = frame_mask.reshape(1, -1)
         options, option_mask = self._check_options(features, options, option_mask)
-        scores = base + profile_filter(self.profiles(features, text, options, option_mask), self.kernels(text))
+        if frame_mask is not None:
+            if tuple(frame_mask.shape) != tuple(features.shape[:2]) or frame_mask.dtype != torch.bool:
+                raise ValueError(f"frame_mask must be bool[B, T] = {tuple(features.shape[:2])} like the features "
+                                 f"(True = a real frame), got {frame_mask.dtype} {tuple(frame_mask.shape)}")
+            frame_mask = frame_mask.to(features.device)
+        profiles = self.profiles(features, text, options, option_mask, frame_mask)
+        scores = base + profile_filter(profiles, self.kernels(text))
+        if frame_mask is not None:
+            scores = scores.masked_fill(~frame_mask, float("-inf"))
         return scores[0] if unbatched else scores
 
     def _check_options(self, features: torch.Tensor, options: torch.Tensor | None,

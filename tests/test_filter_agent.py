@@ -337,3 +337,35 @@ def test_cli_select_and_export_take_a_filter_selector(tmp_path, tiny_encoder, sh
     assert "--option must be a non-empty text" in capsys.readouterr().err
     assert tspo_main(["export", str(tmp_path / "sel"), "--format", "onnx", "--out", str(tmp_path / "a.onnx")]) == 0
     assert "round-trip max |diff|" in capsys.readouterr().out
+
+
+def test_masked_standardise_uses_real_frames_only_and_zeros_padding():
+    x = torch.tensor([[1.0, 2.0, 3.0, 100.0, -7.0]])
+    mask = torch.tensor([[True, True, True, False, False]])
+    z = standardise(x, mask=mask)
+    torch.testing.assert_close(z[:, :3], standardise(x[:, :3]))
+    assert torch.equal(z[:, 3:], torch.zeros(1, 2))
+
+
+def test_padded_batch_scores_real_frames_like_each_unpadded_video():
+    g = torch.Generator().manual_seed(3)
+    agent = FilterAgent(dim=DIM, filter_radius=3)
+    with torch.no_grad():   # a trained filter and set head; the paper part at its start (S = 2 cos)
+        agent.filter.weight.copy_(torch.randn(agent.filter.weight.shape, generator=g) * 0.3)
+        agent.filter.bias.copy_(torch.randn(agent.filter.bias.shape, generator=g) * 0.3)
+    agent.eval()
+    lengths = [9, 4, 6]
+    videos = [torch.randn(n, DIM, generator=g) for n in lengths]
+    text = torch.randn(3, DIM, generator=g)
+    options = torch.randn(3, 2, DIM, generator=g)
+    feats = torch.nn.utils.rnn.pad_sequence(videos, batch_first=True)
+    frame_mask = torch.arange(9)[None] < torch.tensor(lengths)[:, None]
+    with torch.no_grad():
+        batched = agent(feats, text, options, frame_mask=frame_mask)
+        for b, v in enumerate(videos):
+            torch.testing.assert_close(batched[b, : lengths[b]], agent(v, text[b], options[b]), atol=1e-5, rtol=0)
+            assert torch.isinf(batched[b, lengths[b]:]).all() and (batched[b, lengths[b]:] < 0).all()
+        torch.testing.assert_close(agent(feats, text, options, frame_mask=torch.ones(3, 9, dtype=torch.bool)),
+                                   agent(feats, text, options), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="frame_mask"):
+        agent(feats, text, frame_mask=frame_mask[:, :5])

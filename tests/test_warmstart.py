@@ -14,11 +14,11 @@ from training_helpers import MetricRecorder, small_datamodule, trainer
 from tspo.agents import TemporalAgent
 from tspo.manifest import Sample
 from tspo.objectives.grpo import ObjectiveInputError, relative_logits, score_answers
-from tspo.objectives.warmstart import evidence_listwise_loss, greedy_in_evidence
+from tspo.objectives.warmstart import evidence_group_loss, evidence_listwise_loss, greedy_in_evidence
 from tspo.rewards import OracleAnswer, OracleCache, RewardInputError, SimulatedOracle, soft_accuracy_reward
 from tspo.training import TrainingConfigError, TSPOModule
 from tspo.training.options import WarmStartOptions
-from tspo.training.warmstart_step import evidence_mask
+from tspo.training.warmstart_step import evidence_groups, evidence_mask, group_masks
 
 
 @pytest.fixture(scope="module")
@@ -380,3 +380,80 @@ def test_steps_work_with_any_agent_that_maps_features_and_text_to_scores():
         agent.zero_grad()
         out.loss.backward()
         assert math.isfinite(float(out.loss.detach())) and agent.conv.weight.grad is not None
+
+
+# -- the per-group loss and its options ---------------------------------------------------------
+def test_group_loss_is_the_mean_over_groups_of_minus_log_their_mass():
+    scores = torch.tensor([[0.0, 1.0, 2.0, 3.0]])
+    groups = torch.tensor([[[True, False, False, False], [False, False, True, True]]])
+    logp = torch.log_softmax(scores[0] / 0.5, -1)
+    want = -(logp[0] + torch.logsumexp(logp[2:], 0)) / 2
+    assert float(evidence_group_loss(scores, groups, tau=0.5)) == pytest.approx(float(want), abs=1e-6)
+
+
+def test_group_loss_wants_every_group_not_just_the_easiest():
+    groups = torch.tensor([[[True, False, False, False], [False, False, True, False]]])
+    one = torch.tensor([[9.0, 0.0, 0.0, 0.0]])            # all mass on the first appearance
+    both = torch.tensor([[9.0, 0.0, 9.0, 0.0]])           # half on each
+    assert evidence_group_loss(both, groups) < evidence_group_loss(one, groups)
+    assert float(evidence_group_loss(both, groups, tau=0.01)) == pytest.approx(math.log(2), abs=1e-4)
+
+
+def test_group_loss_skips_empty_groups_and_rows_and_keeps_the_graph():
+    scores = torch.randn(2, 5, requires_grad=True)
+    groups = torch.zeros(2, 3, 5, dtype=torch.bool)
+    loss = evidence_group_loss(scores, groups)
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and torch.equal(scores.grad, torch.zeros(2, 5))
+    groups[0, 1, 2] = True                                  # row 0 has one group; its padding groups and row 1 drop out
+    want = -torch.log_softmax(scores.detach()[0] / 0.1, -1)[2]
+    assert float(evidence_group_loss(scores, groups)) == pytest.approx(float(want), rel=1e-5)
+
+
+def test_group_and_listwise_losses_give_no_nan_on_masked_frames():
+    scores = torch.tensor([[1.0, 2.0, float("-inf")]], requires_grad=True)
+    inside = torch.tensor([[True, False, False]])
+    for loss in (evidence_listwise_loss(scores, inside), evidence_group_loss(scores, inside[:, None])):
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(scores.grad).all()
+        scores.grad = None
+
+
+def test_group_loss_refuses_bad_shapes_and_tau():
+    with pytest.raises(ObjectiveInputError, match="group_masks"):
+        evidence_group_loss(torch.zeros(2, 5), torch.zeros(2, 5, dtype=torch.bool))
+    with pytest.raises(ObjectiveInputError, match="tau"):
+        evidence_group_loss(torch.zeros(1, 5), torch.zeros(1, 1, 5, dtype=torch.bool), tau=0)
+
+
+@pytest.mark.parametrize("kw, match", [({"loss": "pairwise"}, "warmstart_loss"), ({"tau": 0}, "warmstart_tau"),
+                                       ({"tau": "0.1"}, "warmstart_tau")])
+def test_warmstart_loss_options_are_validated(kw, match):
+    with pytest.raises(TrainingConfigError, match=match):
+        WarmStartOptions(steps=1, **kw)
+
+
+def test_group_loss_is_the_default_at_tau_0_1():
+    opts = WarmStartOptions()
+    assert (opts.loss, opts.tau) == ("group", 0.1)
+
+
+def test_group_masks_follow_the_evidence_groups_of_a_sample():
+    times = np.arange(10, dtype=np.float64)
+    masks = group_masks(times, [[[1.0, 3.0]], [[5.0, 6.0], [8.0, 9.0]]])
+    assert masks.shape == (2, 10)
+    assert masks[0].nonzero()[0].tolist() == [1, 2] and masks[1].nonzero()[0].tolist() == [5, 8]
+    sample = Sample(id="s", video="v.mp4", question="q?", options=["a", "b"], answer="a",
+                    evidence_spans_s=[[1.0, 3.0]])
+    assert evidence_groups(sample) == [[[1.0, 3.0]]]
+    assert group_masks(times, []).shape == (0, 10)
+
+
+def test_group_loss_max_reduction_is_the_worst_group():
+    scores = torch.tensor([[3.0, 0.0, 1.0, 0.0]])
+    groups = torch.tensor([[[True, False, False, False], [False, False, True, False], [False] * 4]])
+    logp = torch.log_softmax(scores[0] / 0.1, -1)
+    assert float(evidence_group_loss(scores, groups, reduce="max")) == pytest.approx(float(-logp[2]), rel=1e-5)
+    assert evidence_group_loss(scores, groups, reduce="max") > evidence_group_loss(scores, groups)
+    with pytest.raises(ObjectiveInputError, match="reduce"):
+        evidence_group_loss(scores, groups, reduce="min")

@@ -9,6 +9,14 @@ the candidates inside the evidence,
 
 Listwise (one softmax over the whole video), so only the ranking matters and the agent's score scale
 is free; rows without evidence candidates carry no label and are left out (the caller counts them).
+
+:func:`evidence_group_loss` (the warm start's default, ``model.warmstart_loss: group``) asks for mass on
+*each* evidence group (one per key event: every appearance of a counted object, both events of an
+order question) instead of spreading one uniform target over their union, at temperature ``tau``:
+
+    L_b = - mean_{g in groups_b} log sum_{t in E_bg} softmax(S_b / tau)_t,
+
+so a count question with three appearances cannot be satisfied by the easiest one alone.
 """
 
 from __future__ import annotations
@@ -36,7 +44,49 @@ def evidence_listwise_loss(scores: torch.Tensor, inside: torch.Tensor) -> torch.
     if not bool(has.any()):
         return scores.sum() * 0.0
     logp = torch.log_softmax(scores.float(), dim=-1)                                 # [B, T]
-    per_row = -(logp * inside).sum(-1) / counts.clamp(min=1)                         # [B]
+    # where, not logp * inside: a masked-out frame (score -inf) has logp -inf and -inf * 0 is NaN
+    picked = torch.where(inside, logp, torch.zeros_like(logp))
+    per_row = -picked.sum(-1) / counts.clamp(min=1)                                  # [B]
+    return per_row[has].mean()
+
+
+DEFAULT_GROUP_TAU = 0.1
+
+
+GROUP_REDUCTIONS = ("mean", "max")
+
+
+def evidence_group_loss(scores: torch.Tensor, group_masks: torch.Tensor, tau: float = DEFAULT_GROUP_TAU,
+                        reduce: str = "mean") -> torch.Tensor:
+    """Listwise loss per evidence group: scores float[B, T], group_masks bool[B, G, T] (frame t in group g
+    of row b; groups without a frame are padding) -> scalar, the mean over rows with at least one
+    non-empty group of ``mean_g -log`` (softmax(S_b / tau) mass on group g). 0, still attached to
+    ``scores``' graph, when no row has a group. ``tau`` > 0 is in units of the scores.
+
+    Frames with score -inf (masked candidates) get no mass and give no NaN. Its minimum, ``log G_b``,
+    is reached when each group holds 1 / G_b of the mass (the groups are disjoint) and nothing is
+    outside them. ``reduce="max"``: a row's loss is its worst group's (the coverage rule "all" is a
+    minimum over groups), not the mean over its groups.
+    """
+    if scores.dim() != 2 or group_masks.dim() != 3 or group_masks.shape[0] != scores.shape[0] \
+            or group_masks.shape[2] != scores.shape[1]:
+        raise ObjectiveInputError(f"evidence_group_loss: scores must be [B, T] and group_masks [B, G, T], got "
+                                  f"{tuple(scores.shape)} and {tuple(group_masks.shape)}")
+    if isinstance(tau, bool) or not isinstance(tau, int | float) or not tau > 0:
+        raise ObjectiveInputError(f"evidence_group_loss: tau must be a number > 0 (score units), got {tau!r}")
+    if reduce not in GROUP_REDUCTIONS:
+        raise ObjectiveInputError(f"evidence_group_loss: reduce must be one of {GROUP_REDUCTIONS}, got {reduce!r}")
+    masks = group_masks.to(device=scores.device, dtype=torch.bool)
+    valid = masks.any(-1)                                                            # [B, G]
+    counts = valid.sum(-1)                                                           # [B]
+    has = counts > 0
+    if not bool(has.any()):
+        return scores.sum() * 0.0
+    logp = torch.log_softmax(scores.float() / tau, dim=-1)                           # [B, T]
+    inside = logp[:, None, :].masked_fill(~masks, float("-inf"))                     # [B, G, T]
+    mass = torch.logsumexp(inside, dim=-1)                                           # [B, G] (-inf: empty)
+    per_group = torch.where(valid, -mass, torch.zeros_like(mass))                    # >= 0; empty groups 0
+    per_row = per_group.amax(-1) if reduce == "max" else per_group.sum(-1) / counts.clamp(min=1)   # [B]
     return per_row[has].mean()
 
 

@@ -42,6 +42,7 @@ from tspo.training.context import (
 )
 from tspo.training.grpo_step import grpo_step, restrict_trainable
 from tspo.training.options import (
+    DEFAULT_GROUP_TAU,
     AgentOptions,
     GRPOOptions,
     PreferenceOptions,
@@ -129,6 +130,10 @@ class TSPOModule(L.LightningModule):
             KL reference (a frozen copy of the warm-started agent) start when GRPO does.
         warmstart_kinds: synthetic question kinds (``extra["qa_kind"]``) whose spans the warm start uses
             (None: every sample with evidence spans); the others are skipped and counted.
+        warmstart_loss, warmstart_tau: the warm start's loss, ``"group"`` (default: softmax(S / tau) mass on
+            each evidence group, :func:`tspo.objectives.warmstart.evidence_group_loss`) or ``"uniform"``
+            (one uniform target over all evidence spans, :func:`~tspo.objectives.warmstart.evidence_listwise_loss`);
+            defaults owned by :class:`tspo.training.options.WarmStartOptions`.
         answer_reward: ``"hard"`` (paper: R_A = 1 for the right option, else 0) or ``"soft"`` (beyond the
             paper: the oracle's probability of the right option, so a lucky guess earns 1/N, not 1;
             needs an oracle that reports option probabilities).
@@ -186,6 +191,8 @@ class TSPOModule(L.LightningModule):
         answer_log: str | None = None,
         warmstart_steps: int = 0,
         warmstart_kinds: list[str] | None = None,
+        warmstart_loss: Literal["group", "uniform"] = "group",
+        warmstart_tau: float = DEFAULT_GROUP_TAU,
         answer_reward: Literal["hard", "soft"] = "hard",
         tau_relative: bool = False,
         rl_trainable: Literal["all", "filter"] = "all",
@@ -199,7 +206,7 @@ class TSPOModule(L.LightningModule):
         self.reward_options = RewardOptions(w_accuracy, w_temporal, w_zoom, temporal_spans, advantage, frame_size,
                                             answer_reward)
         kinds = warmstart_kinds if warmstart_kinds is None or isinstance(warmstart_kinds, str) else tuple(warmstart_kinds)
-        self.warmstart = WarmStartOptions(warmstart_steps, kinds)
+        self.warmstart = WarmStartOptions(warmstart_steps, kinds, warmstart_loss, warmstart_tau)
         self.preference = PreferenceOptions(objective, preference_log, preference_oracle_id, replay_ratio, dpo_beta,
                                             pairs_per_step, min_margin)
         check_combination(self.grpo, self.preference, zoom, self.warmstart, self.reward_options)

@@ -23,6 +23,7 @@ from tspo.agents.families import AGENT_FAMILIES, DEFAULT_FAMILY
 from tspo.data_synth.events import QUESTION_KINDS
 from tspo.errors import TSPOError
 from tspo.objectives.grpo import ANSWER_REWARDS, TEMPORAL_SPANS
+from tspo.objectives.warmstart import DEFAULT_GROUP_TAU
 from tspo.selection.zoom_config import ZoomConfig
 from tspo.settings import DEFAULT_FRAME_SIZE, check_frame_size, check_num_frames
 
@@ -30,6 +31,7 @@ ADVANTAGES = ("grouped", "decoupled")
 LOGPROBS = ("per_frame", "plackett_luce")
 RL_TRAINABLE = ("all", "filter")
 OBJECTIVES = ("grpo", "dpo")
+WARMSTART_LOSSES = ("group", "uniform")
 
 
 class TrainingConfigError(TSPOError, ValueError):
@@ -225,14 +227,27 @@ class WarmStartOptions:
     steps fit the agent's scores to the evidence spans the samples annotate
     (:func:`tspo.objectives.warmstart.evidence_listwise_loss`), then GRPO continues. ``kinds``: only
     samples of these synthetic question kinds (``extra["qa_kind"]``) get span supervision (None: every
-    sample with evidence spans), e.g. spans for colour / text / shape only, the time kinds left to GRPO."""
+    sample with evidence spans), e.g. spans for colour / text / shape only, the time kinds left to GRPO.
+
+    ``loss`` (``model.warmstart_loss``): ``"group"`` (default) = :func:`tspo.objectives.warmstart.evidence_group_loss`,
+    softmax(S / ``tau``) mass on *each* evidence group (every appearance a count question counts;
+    ``tau`` = ``model.warmstart_tau``, score units); ``"uniform"`` =
+    :func:`~tspo.objectives.warmstart.evidence_listwise_loss`, one uniform target over all spans (``tau`` unused)."""
 
     steps: int = 0
     kinds: tuple[str, ...] | None = None
+    loss: str = "group"
+    tau: float = DEFAULT_GROUP_TAU
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 0:
             raise TrainingConfigError(f"model.warmstart_steps must be an int >= 0 (0 = no warm start), got {self.steps!r}")
+        if self.loss not in WARMSTART_LOSSES:
+            raise TrainingConfigError(f"model.warmstart_loss must be one of {WARMSTART_LOSSES} ('group': mass on each "
+                                      f"evidence group; 'uniform': one target over all spans), got {self.loss!r}")
+        if not _number(self.tau) or not self.tau > 0:
+            raise TrainingConfigError(f"model.warmstart_tau must be a number > 0 (softmax temperature in score units, "
+                                      f"e.g. 0.1), got {self.tau!r}")
         if self.kinds is None:
             return
         if isinstance(self.kinds, str) or not all(isinstance(k, str) for k in self.kinds) or not self.kinds:

@@ -2,7 +2,9 @@
 
     S = agent(F_f, F_t)                         [B, T]   (any agent: features [B, T, D], text [B, D] -> scores)
     E = candidates inside the evidence spans    [B, T]   (only samples of ``warmstart_kinds``, with spans)
-    L = evidence_listwise_loss(S, E)            scalar   (:mod:`tspo.objectives.warmstart`)
+    G = candidates inside each evidence group   [B, G, T] (one group per key event, ``evidence_groups_s``)
+    L = evidence_group_loss(S, G, tau)          scalar   (``model.warmstart_loss: group``, the default)
+      | evidence_listwise_loss(S, E)                     (``uniform``; :mod:`tspo.objectives.warmstart`)
 
 No oracle call. Logged like GRPO (``train/loss``) plus what the greedy top-k would pick:
 ``train/coverage`` (share of supervised questions whose greedy picks satisfy their coverage rule, or,
@@ -20,9 +22,9 @@ import torch
 from tspo.agents import GumbelTopK
 from tspo.objectives.grpo import picks_in_target
 from tspo.objectives.set_rule import set_rule_loss, set_rule_targets
-from tspo.objectives.warmstart import evidence_listwise_loss
+from tspo.objectives.warmstart import evidence_group_loss, evidence_listwise_loss
 from tspo.rewards.simulated import covers_groups
-from tspo.spans import in_spans
+from tspo.spans import as_spans, in_spans, span_hits
 from tspo.training.context import StepContext, StepOutput, batch_options, clipped_policy
 from tspo.training.options import WarmStartOptions
 
@@ -38,6 +40,47 @@ def evidence_mask(batch: dict[str, Any], options: WarmStartOptions) -> tuple[tor
         skipped += not row.any()
         rows.append(row)
     return torch.from_numpy(np.stack(rows)), skipped
+
+
+def evidence_groups(sample: Any) -> list:
+    """A sample's evidence groups, seconds: ``extra["evidence_groups_s"]`` (one list of ``[start_s, end_s]``
+    spans per key event, as the synthesizer writes it) or, without it, all ``evidence_spans_s`` as one
+    group; [] without evidence."""
+    extra = getattr(sample, "extra", None) or {}
+    groups = extra.get("evidence_groups_s")
+    if groups:
+        return [list(g) for g in groups]
+    spans = getattr(sample, "evidence_spans_s", None) or []
+    return [list(spans)] if len(spans) else []
+
+
+def group_masks(timestamps_s: np.ndarray, groups: list) -> np.ndarray:
+    """Which candidates lie in each evidence group: timestamps float[T] seconds, groups (a list of G
+    lists of ``[start_s, end_s]`` spans) -> bool[G, T] (the one span rule, :func:`tspo.spans.span_hits`)."""
+    times = np.asarray(timestamps_s, dtype=np.float64)
+    if times.ndim != 1:
+        raise ValueError(f"group_masks: timestamps_s must be float[T] seconds, got shape {times.shape}")
+    spans = [as_spans(g) for g in groups]
+    if not spans:
+        return np.zeros((0, times.shape[0]), dtype=bool)
+    owner = np.repeat(np.arange(len(spans)), [len(s) for s in spans])                   # [S] group of each span
+    hits = span_hits(times, np.concatenate(spans, axis=0))                               # [T, S]
+    onehot = np.zeros((owner.shape[0], len(spans)), dtype=np.int64)
+    onehot[np.arange(owner.shape[0]), owner] = 1                                         # [S, G]
+    return (hits.astype(np.int64) @ onehot).T > 0                                        # [G, T]
+
+
+def batch_group_masks(batch: dict[str, Any], options: WarmStartOptions) -> torch.Tensor:
+    """bool[B, G, T] (G = the most groups of a row; missing groups all False) of the samples the warm
+    start supervises (:meth:`WarmStartOptions.supervises`; other rows all False)."""
+    times = batch["timestamps"].cpu().numpy()                                       # float64[B, T] seconds
+    rows = [group_masks(times[b], evidence_groups(s)) if options.supervises(s) else np.zeros((0, times.shape[1]), bool)
+            for b, s in enumerate(batch["samples"])]
+    num = max([1, *(r.shape[0] for r in rows)])
+    out = np.zeros((len(rows), num, times.shape[1]), dtype=bool)
+    for b, r in enumerate(rows):
+        out[b, : r.shape[0]] = r
+    return torch.from_numpy(out)
 
 
 def greedy_coverage(batch: dict[str, Any], picks: torch.Tensor, rows: torch.Tensor) -> float | None:
@@ -78,7 +121,10 @@ def warmstart_step(ctx: StepContext, options: WarmStartOptions, batch: dict[str,
     scores = ctx.scores(features, text, None, **batch_options(batch))              # [B, T]
     inside, skipped = evidence_mask(batch, options)
     inside = inside.to(scores.device)
-    loss = evidence_listwise_loss(scores, inside)
+    if options.loss == "group":
+        loss = evidence_group_loss(scores, batch_group_masks(batch, options).to(scores.device), options.tau)
+    else:
+        loss = evidence_listwise_loss(scores, inside)
     aux = set_head_loss(ctx, text, inside, batch)
     if aux is not None:
         loss = loss + aux
