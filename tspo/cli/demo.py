@@ -83,6 +83,7 @@ class DemoConfig:
     synth_overrides: dict[str, Any] = field(default_factory=lambda: {"max_minutes": 5.0, "confusers": 12})
     # TSPOModule options beyond the sizes above (e.g. agent_family, warmstart_steps), as `model:` in a config
     model_overrides: dict[str, Any] = field(default_factory=dict)
+    accumulate_grad_batches: int = 1     # questions per optimizer step (the data module yields one at a time)
 
 
 def texture_config(out_dir: str = "demo_out", **kw: Any) -> DemoConfig:
@@ -128,7 +129,7 @@ def train(cfg: DemoConfig, train_manifest: Path, val_manifest: Path) -> Path:
                         callbacks=[StepProgressBar(), export] if cfg.progress else [export],
                         enable_checkpointing=False, log_every_n_steps=max(1, min(10, cfg.steps // 10)),
                         limit_val_batches=0, num_sanity_val_steps=0, enable_progress_bar=cfg.progress,
-                        enable_model_summary=False)
+                        enable_model_summary=False, accumulate_grad_batches=cfg.accumulate_grad_batches)
     with quiet_lightning():
         trainer.fit(model, datamodule=data)
     return out / "selector"
