@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from tspo.errors import TSPOError
 from tspo.features.dataset import pad_options
 from tspo.objectives.set_rule import set_rule_loss, set_rule_targets
 from tspo.objectives.warmstart import DEFAULT_GROUP_TAU, evidence_group_loss, evidence_listwise_loss
@@ -38,7 +39,7 @@ from tspo.training.warmstart_step import evidence_groups, group_masks
 HEAD_PREFIXES = ("filter.", "set_head.")   # the filter agent's parts that train with base=False
 
 
-class SpanFitError(ValueError):
+class SpanFitError(TSPOError, ValueError):
     """A span fit that cannot run: bad options, an agent without the parts asked for, no supervised sample."""
 
 
