@@ -69,7 +69,7 @@ def mix_world(root: Path, ratio: float, progress: bool) -> list:
 def _fit_key(fit: Any, num_train: int) -> str:
     from dataclasses import asdict
 
-    spec = {**{k: v for k, v in asdict(fit).items() if k not in ("progress", "head_steps") and (k not in ("kernel_l1", "learn_scale", "multi_pick_frames", "worst_group") or v)}, "num_train": num_train, "encoder": ENCODER}
+    spec = {**{k: v for k, v in asdict(fit).items() if k not in ("progress", "head_steps") and (k not in ("learn_scale", "multi_pick_frames", "worst_group") or v)}, "num_train": num_train, "encoder": ENCODER}
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -236,7 +236,6 @@ def run(out_dir: str | None = None, seeds: Sequence[int] = (0, 1), fit: Any = No
              f"k = {K}. FilterAgent ({params:,} parameters) fitted by span_fit: {fit.steps} Adam steps of "
              f"{fit.batch_size} needles, lr {fit.lr}, {fit.loss} evidence loss at tau {fit.tau}, set-head weight "
              f"{fit.spread}, paper part {'trained' if fit.base else 'frozen'}"
-             + (f", kernel L1 weight {fit.kernel_l1}" if fit.kernel_l1 else "")
              + (", a learned score scale in the evidence loss" if fit.learn_scale else "")
              + (", one evidence group per frame for questions needing several picks" if fit.multi_pick_frames else "")
              + (", each needle's loss its worst group's" if fit.worst_group else "")
@@ -284,8 +283,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--spread", type=float, default=d.spread, help=f"set-head loss weight (default {d.spread})")
     p.add_argument("--base", type=_bool, default=d.base, help="train the paper part too (default true)")
     p.add_argument("--loss", choices=("group", "uniform"), default=d.loss, help=f"evidence loss (default {d.loss})")
-    p.add_argument("--kernel-l1", type=float, default=d.kernel_l1, help="weight of the L1 size of the filter's "
-                   f"per-question kernels (default {d.kernel_l1} = off)")
     p.add_argument("--learn-scale", type=_bool, default=d.learn_scale, help="the evidence loss reads a learned "
                    "global scale of the scores (default false)")
     p.add_argument("--multi-pick-frames", type=_bool, default=d.multi_pick_frames, help="questions needing several "
@@ -304,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         fit = SpanFit(steps=a.steps, batch_size=a.batch_size, lr=a.lr, tau=a.tau, spread=a.spread, base=a.base,
-                      loss=a.loss, head_steps=a.head_steps, kernel_l1=a.kernel_l1, learn_scale=a.learn_scale,
+                      loss=a.loss, head_steps=a.head_steps, learn_scale=a.learn_scale,
                       multi_pick_frames=a.multi_pick_frames, worst_group=a.worst_group,
                       progress=a.progress)
         result = run(a.out, tuple(a.seeds), fit, a.nms_radius, a.progress, a.train_mix)

@@ -157,20 +157,6 @@ def test_fit_set_head_fits_the_set_rule_full_batch_and_touches_nothing_else():
         SpanFit(head_steps=-1)
 
 
-def test_kernel_l1_adds_the_size_of_the_per_question_kernels():
-    world = TinyWorld(6)
-    agent = FilterAgent(dim=DIM, heads=4, filter_radius=2)
-    with torch.no_grad():
-        agent.filter.bias.fill_(0.1)                    # every kernel tap 0.1: size 2 channels x 5 taps x 0.1 = 1.0
-    items = world.items
-    batch = pad_needles(items, [needle_groups(it) for it in items])
-    samples = [it["sample"] for it in items]
-    plain, parts = span_loss(agent, batch, samples, SpanFit(progress=False))
-    with_l1, parts_l1 = span_loss(agent, batch, samples, SpanFit(kernel_l1=0.5, progress=False))
-    assert "kernel" not in parts and parts_l1["kernel"] == pytest.approx(1.0)
-    assert float((with_l1 - plain).detach()) == pytest.approx(0.5, abs=1e-5)
-
-
 def test_learn_scale_trains_a_loss_side_scale_and_stays_deterministic():
     torch.manual_seed(0)
     agent = FilterAgent(dim=DIM, heads=4, filter_radius=2)

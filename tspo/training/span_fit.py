@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from tspo.errors import TSPOError
 from tspo.features.dataset import pad_options
 from tspo.objectives.set_rule import set_rule_loss, set_rule_targets
 from tspo.objectives.warmstart import DEFAULT_GROUP_TAU, evidence_group_loss, evidence_listwise_loss
@@ -38,7 +39,7 @@ from tspo.training.warmstart_step import evidence_groups, group_masks
 HEAD_PREFIXES = ("filter.", "set_head.")   # the filter agent's parts that train with base=False
 
 
-class SpanFitError(ValueError):
+class SpanFitError(TSPOError, ValueError):
     """A span fit that cannot run: bad options, an agent without the parts asked for, no supervised sample."""
 
 
@@ -49,9 +50,7 @@ class SpanFit:
     loss (0 = off); ``base``: whether the paper part trains too (False: only ``filter`` and ``set_head``);
     ``loss``: ``"group"`` or ``"uniform"`` (:class:`tspo.training.options.WarmStartOptions`);
     ``head_steps``: L-BFGS iterations of the full-batch set-head fit after the span fit (0 = off; skipped
-    for agents without a set head or data without a set-rule preference; :func:`fit_set_head`); ``kernel_l1``: weight of the mean over questions of ``sum |w(q)|`` (the filter
-    agent's per-question kernels), so the filter stays off for questions the similarity already answers
-    (0 = off); ``learn_scale``: the evidence loss reads ``exp(a) · S`` with a learned scalar ``a`` (not part of
+    for agents without a set head or data without a set-rule preference; :func:`fit_set_head`); ``learn_scale``: the evidence loss reads ``exp(a) · S`` with a learned scalar ``a`` (not part of
     the agent: rankings do not change with it), so the loss's temperature need not be met by the filter
     amplifying every profile (the paper part's ``2 cos`` spans ~0.1, and at tau 0.1 the filter otherwise
     learns to scale up the scores of kinds the similarity already ranks right); ``multi_pick_frames``: questions
@@ -61,7 +60,9 @@ class SpanFit:
 
     Defaults: the configuration measured best on issue 20's goal protocol over two seeds
     (``benchmarks/results/filter_goal_scale.json``: paper part frozen, learned loss scale, set head fitted
-    full batch); ``kernel_l1`` ``multi_pick_frames`` and ``worst_group`` stay off (see that benchmark's notes)."""
+    full batch). ``multi_pick_frames`` and ``worst_group`` stay off: the first helps motion only together with
+    a mixed-ratio training world (``filter_goal_mix``) and cost colour / count at ratio 0.5 without it; the
+    second gave no gain on count."""
 
     steps: int = 1500
     batch_size: int = 32
@@ -71,7 +72,6 @@ class SpanFit:
     base: bool = False
     loss: str = "group"
     head_steps: int = 200
-    kernel_l1: float = 0.0
     learn_scale: bool = True
     multi_pick_frames: bool = False
     worst_group: bool = False
@@ -82,7 +82,7 @@ class SpanFit:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise SpanFitError(f"SpanFit.{name} must be an int >= {low}, got {value!r}")
-        for name, low_ok in (("lr", False), ("tau", False), ("spread", True), ("kernel_l1", True)):
+        for name, low_ok in (("lr", False), ("tau", False), ("spread", True)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not (value >= 0 if low_ok else value > 0):
                 raise SpanFitError(f"SpanFit.{name} must be a number {'>= 0' if low_ok else '> 0'}, got {value!r}")
@@ -155,8 +155,8 @@ def trainable_parameters(agent: torch.nn.Module, base: bool) -> list[torch.nn.Pa
 def span_loss(agent: torch.nn.Module, batch: dict[str, Any], samples: Sequence[Any], options: SpanFit,
               log_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss of one padded batch (:func:`pad_needles` with groups; ``samples`` its manifest samples):
-    evidence loss (of ``exp(log_scale) · S``; None: of S) + ``spread`` · set-rule loss (+ ``kernel_l1`` ·
-    mean ``sum |w(q)|``) -> (scalar, {"evidence": float, "set": float[, "kernel": float]})."""
+    evidence loss (of ``exp(log_scale) · S``; None: of S) + ``spread`` · set-rule loss -> (scalar,
+    {"evidence": float, "set": float})."""
     kwargs = {"frame_mask": batch["frame_mask"]}
     if getattr(agent, "reads_options", False) and batch["options"] is not None:
         kwargs.update(options=batch["options"], option_mask=batch["option_mask"])
@@ -171,11 +171,6 @@ def span_loss(agent: torch.nn.Module, batch: dict[str, Any], samples: Sequence[A
         evidence = evidence_listwise_loss(scores / options.tau, groups.any(1))
     parts = {"evidence": float(evidence.detach())}
     loss = evidence
-    kernels = getattr(agent, "kernels", None)
-    if options.kernel_l1 and kernels is not None:
-        size = kernels(batch["text"]).abs().sum(dim=(1, 2)).mean()                         # [B, C, 2R+1] -> scalar
-        parts["kernel"] = float(size.detach())
-        loss = loss + options.kernel_l1 * size
     set_logit = getattr(agent, "set_logit", None)
     if options.spread and set_logit is not None:
         target, weight = set_rule_targets(samples)
