@@ -55,7 +55,8 @@ def test_tspo_eval_reproduces_the_demo_table(quick_run, monkeypatch, tmp_path: P
 
 def test_question_world_demo_reports_every_kind(tmp_path: Path) -> None:
     out = tmp_path / "question"
-    result = demo.run_demo(demo.quick_config(str(out), world="question"))
+    cfg = demo.quick_config(str(out), world="question")
+    result = demo.run_demo(cfg)
     on_disk = json.loads((out / "eval.json").read_text())
     kinds = on_disk["by_question_kind"]
     assert kinds == result["by_question_kind"] and kinds["all"]["tspo"]["n"] == 4
@@ -63,7 +64,10 @@ def test_question_world_demo_reports_every_kind(tmp_path: Path) -> None:
         assert set(per_method) == set(demo.DemoConfig().methods)
         assert all(0.0 <= v["coverage"] <= 1.0 and 0.0 <= v["accuracy"] <= 1.0 for v in per_method.values())
     shown = len([k for k in kinds if k != "all"])
-    assert len(list(out.glob("selection_*_clip.png"))) == min(3, shown) == len(list(out.glob("selection_*_tspo.png")))
+    # the question world trains the filter agent (warm start, then GRPO) and judges tspo+nms
+    assert cfg.primary == "tspo+nms" and cfg.model_overrides["agent_family"] == "filter"
+    assert json.loads((out / "selector" / "config.json").read_text())["agent"]["family"] == "filter"
+    assert len(list(out.glob("selection_*_clip.png"))) == min(3, shown) == len(list(out.glob("selection_*_tspo+nms.png")))
     report = (out / "REPORT.md").read_text()
     assert "tspo-synth" in report and "Per question kind" in report and "| all | 4 | 4 |" in report
     assert "paired 95 % bootstrap interval over target clips" in report

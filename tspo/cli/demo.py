@@ -7,9 +7,12 @@
    shape, after, order, count, motion); ``--world texture``: the older texture haystack;
 2. cache candidate features with the world's encoder (``tspo-synth``, a small CLIP trained on the
    synthetic world and shipped with the package; ``tiny-random`` for ``--world texture``);
-3. train the temporal agent with TSPO (GRPO) against the :class:`~tspo.rewards.SimulatedOracle`,
-   through the Lightning module and data module of ``tspo train``;
-4. evaluate TSPO vs uniform vs CLIP top-k vs bin-max vs AKS on the held-out videos, per question kind;
+3. train the temporal agent through the Lightning module and data module of ``tspo train``: in the
+   question world the filter agent, warm-started on the synthesizer's evidence spans, then GRPO
+   against the :class:`~tspo.rewards.SimulatedOracle` (:data:`QUESTION_RECIPE`); in the texture world
+   the paper's agent by GRPO alone;
+4. evaluate TSPO (``tspo+nms``: its scores and its set head; ``tspo``: its top-k) vs uniform, CLIP
+   top-k, CLIP + temporal NMS, bin-max and AKS on the held-out videos, per question kind;
 5. write the report folder: ``eval.json`` (the ``tspo eval`` shape), ``training_curves.png``,
    ``eval_summary.png``, ``selection_*.png`` (one example per question kind), the trained
    ``selector/``, ``REPORT.md``.
@@ -55,42 +58,61 @@ model's. With `--encoder ViT-L-14:openai` and a real oracle (`tspo train` with t
 oracle, `tspo eval --oracle hf:MODEL`) it is the same pipeline at full size."""
 
 
+# The question world's training recipe (TSPOModule options), measured in benchmarks/RESULTS.md ("demo"):
+# the filter agent (the paper's agent plus a question-conditioned filter over the similarity profile,
+# and a set head for tspo+nms), warm-started on the evidence spans of every kind (group loss), then
+# GRPO from the SimulatedOracle's answers with the options that let RL add to a warm start (soft
+# answer reward, no R_T, exact Plackett-Luce log-probabilities, tau relative to the score spread).
+QUESTION_RECIPE: dict[str, Any] = {
+    "agent_family": "filter", "nms_radius": 2, "answer_reward": "soft", "w_temporal": 0.0,
+    "logprob": "plackett_luce", "tau_relative": True, "tau_start": 0.3, "tau_end": 0.1, "rl_lr": 2e-3,
+    "oracle_args": {"confidence": 1.0},
+}
+QUESTION_METHODS = ("tspo+nms", "tspo", "uniform", "clip", "clip+nms", "bin-max", "aks")
+
+
 @dataclass
 class DemoConfig:
-    """Sizes of the demo run (defaults: the question world; :func:`texture_config` for the older one)."""
+    """Sizes of the demo run (defaults: the question world; :func:`texture_config` for the older one).
+
+    ``warmstart_steps`` supervised optimizer steps on the synthesizer's evidence spans come first, then
+    ``steps`` GRPO steps; each optimizer step sees ``accumulate_grad_batches`` questions."""
 
     out_dir: str = "demo_out"
     world: str = "question"
     encoder: str = "tspo-synth"
-    steps: int = 600
+    steps: int = 750
+    warmstart_steps: int = 1000
     num_frames: int = 8
     group_size: int = 8
-    lr: float = 5e-4
+    lr: float = 2e-3
     max_candidates: int | None = None    # None: every candidate at 1 fps (events are 3-6 s long)
-    num_train: int = 128
-    num_val: int = 70
-    train_targets: int = 32
-    val_targets: int = 35
+    num_train: int = 1024
+    num_val: int = 140
+    train_targets: int = 512
+    val_targets: int = 70
     distractors: int = 6
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = QUESTION_METHODS
     # the trained selector's method that the verdicts judge against the baselines (one of ``methods``)
-    primary: str = "tspo"
+    primary: str = "tspo+nms"
     seed: int = 0
     num_plots: int = 7                   # question world: one example per question kind
     progress: bool = True
     # The demo's question world is the benchmark's at half the length (2.5-5 min) and half the
     # confuser clips, so that `make demo` stays within 5 minutes on 2 cores.
     synth_overrides: dict[str, Any] = field(default_factory=lambda: {"max_minutes": 5.0, "confusers": 12})
-    # TSPOModule options beyond the sizes above (e.g. agent_family, warmstart_steps), as `model:` in a config
-    model_overrides: dict[str, Any] = field(default_factory=dict)
-    accumulate_grad_batches: int = 1     # questions per optimizer step (the data module yields one at a time)
+    # TSPOModule options beyond the sizes above, as `model:` in a config
+    model_overrides: dict[str, Any] = field(default_factory=lambda: dict(QUESTION_RECIPE))
+    accumulate_grad_batches: int = 4     # questions per optimizer step (the data module yields one at a time)
 
 
 def texture_config(out_dir: str = "demo_out", **kw: Any) -> DemoConfig:
-    """The older demo: texture haystack, random-weight encoder (CLIP baselines at chance), 16 of 128 candidates."""
-    base = {"world": "texture", "encoder": "tiny-random", "steps": 3000, "synth_overrides": {}, "num_frames": DEFAULT_NUM_FRAMES,
-            "max_candidates": DEFAULT_MAX_CANDIDATES,
-            "num_val": 48, "val_targets": 12, "num_plots": 2}
+    """The older demo: texture haystack, random-weight encoder (CLIP baselines at chance), 16 of 128
+    candidates, the paper's agent trained by GRPO alone (no spans)."""
+    base = {"world": "texture", "encoder": "tiny-random", "steps": 3000, "warmstart_steps": 0, "lr": 5e-4,
+            "synth_overrides": {}, "num_frames": DEFAULT_NUM_FRAMES, "max_candidates": DEFAULT_MAX_CANDIDATES,
+            "num_train": 128, "train_targets": 32, "num_val": 48, "val_targets": 12, "num_plots": 2,
+            "methods": METHODS, "primary": "tspo", "model_overrides": {}, "accumulate_grad_batches": 1}
     return DemoConfig(out_dir=out_dir, **{**base, **kw})
 
 
@@ -120,14 +142,15 @@ def train(cfg: DemoConfig, train_manifest: Path, val_manifest: Path) -> Path:
     out = Path(cfg.out_dir)
     L.seed_everything(cfg.seed, verbose=False)
     model = TSPOModule(encoder=cfg.encoder, num_frames=cfg.num_frames, group_size=cfg.group_size, lr=cfg.lr,
-                       oracle="simulated", seed=cfg.seed, **cfg.model_overrides)
+                       oracle="simulated", seed=cfg.seed, warmstart_steps=cfg.warmstart_steps, **cfg.model_overrides)
     data = TSPODataModule(train_manifest=str(train_manifest), val_manifest=None, encoder=cfg.encoder,
                           max_candidates=cfg.max_candidates, feature_cache=str(out / "cache"), seed=cfg.seed,
                           progress=cfg.progress)
     export = ExportSelector(dirpath=str(out / "selector"))
-    trainer = L.Trainer(max_steps=cfg.steps, accelerator="cpu", devices=1, logger=CSVLogger(str(out), name="logs"),
+    total = cfg.warmstart_steps + cfg.steps
+    trainer = L.Trainer(max_steps=total, accelerator="cpu", devices=1, logger=CSVLogger(str(out), name="logs"),
                         callbacks=[StepProgressBar(), export] if cfg.progress else [export],
-                        enable_checkpointing=False, log_every_n_steps=max(1, min(10, cfg.steps // 10)),
+                        enable_checkpointing=False, log_every_n_steps=max(1, min(10, total // 10)),
                         limit_val_batches=0, num_sanity_val_steps=0, enable_progress_bar=cfg.progress,
                         enable_model_summary=False, accumulate_grad_batches=cfg.accumulate_grad_batches)
     with quiet_lightning():
@@ -314,7 +337,9 @@ def _parser() -> argparse.ArgumentParser:
                         "(default); texture: texture haystack with the random-weight tiny-random encoder")
     p.add_argument("--encoder", default=None,
                    help=f"encoder spec (default: {d.encoder} for the question world, tiny-random for texture)")
-    p.add_argument("--steps", type=int, default=None, help=f"GRPO steps (default {d.steps}; texture 3000)")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"GRPO steps (default {d.steps}, after {d.warmstart_steps} warm-start steps on the evidence "
+                        "spans; texture 3000, no warm start)")
     p.add_argument("-k", "--num-frames", type=int, default=None, help=f"frames per selection (default {d.num_frames}; "
                    "texture 16)")
     p.add_argument("--num-train", type=int, default=None, help=f"training needle videos (default {d.num_train})")
@@ -327,13 +352,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def quick_config(out_dir: str, seed: int = 0, world: str = "texture") -> DemoConfig:
     """A seconds-long run: every step of the pipeline, too short to learn anything."""
-    small = {"steps": 8, "num_train": 6, "num_val": 3, "train_targets": 3, "val_targets": 2, "group_size": 4,
+    small = {"steps": 4, "num_train": 6, "num_val": 3, "train_targets": 3, "val_targets": 2, "group_size": 4,
              "seed": seed, "num_plots": 1, "progress": False}
     if world == "question":
-        return DemoConfig(out_dir=out_dir, **{**small, "num_plots": 3, "num_val": 4, "val_targets": 4},
+        return DemoConfig(out_dir=out_dir, **{**small, "num_plots": 3, "num_val": 4, "val_targets": 4,
+                                              "warmstart_steps": 4, "accumulate_grad_batches": 1},
                           synth_overrides={"target_seconds": (16, 20), "min_minutes": 1.0, "max_minutes": 1.5,
                                            "confusers": 3, "confuser_seconds": (40, 60)})
-    return texture_config(out_dir, distractors=2, **small,
+    return texture_config(out_dir, distractors=2, **{**small, "steps": 8},
                           synth_overrides={"target_seconds": (16, 20), "distractor_seconds": (40, 60),
                                            "min_minutes": 1.0, "max_minutes": 1.5})
 
