@@ -265,11 +265,9 @@ def _bool(text: str) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
-    import os
-    import shlex
     import sys
 
-    from benchmarks.runner import check_result, machine_info, markdown_table, record_result
+    from benchmarks.runner import check_result, command_line, machine_info, markdown_table, record_result
     from tspo.training.span_fit import SpanFit, SpanFitError
 
     d = SpanFit()
@@ -308,9 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SpanFitError, ValueError) as exc:
         print(f"bench_filter_goal: error: {exc}", file=sys.stderr)
         return 2
-    threads = " ".join(f"{v}={os.environ[v]}" for v in ("OMP_NUM_THREADS",) if v in os.environ)
-    result["command"] = ((threads + " ") if threads else "") + "python -m benchmarks.bench_filter_goal " + shlex.join(
-        sys.argv[1:] if argv is None else list(argv))
+    result["command"] = command_line("benchmarks.bench_filter_goal", sys.argv[1:] if argv is None else list(argv))
     print(result["command"] + "\n\n" + markdown_table(result["rows"]) + "\n\n" + result["notes"])
     if a.record:
         path = record_result(a.record, check_result(a.record, result), time.perf_counter() - start, machine)

@@ -504,11 +504,9 @@ def _parser():
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import os
-    import shlex
     import sys
 
-    from benchmarks.runner import RESULTS_DIR, check_result, machine_info, record_result
+    from benchmarks.runner import RESULTS_DIR, check_result, command_line, machine_info, record_result
 
     a = _parser().parse_args(argv)
     machine = machine_info()   # the load average before the run
@@ -531,9 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"bench_question: error: {exc}", file=sys.stderr)
         return 2
-    threads = " ".join(f"{v}={os.environ[v]}" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if v in os.environ)
-    command = ((threads + " ") if threads else "") + "python -m benchmarks.bench_question " + shlex.join(
-        sys.argv[1:] if argv is None else list(argv))
+    command = command_line("benchmarks.bench_question", sys.argv[1:] if argv is None else list(argv))
     result["command"] = command
     if a.note:
         result["notes"] = f"{a.note.strip()}\n\n{result['notes']}"

@@ -257,21 +257,18 @@ if __name__ == "__main__":
         raise SystemExit(0)
     if a.accumulate < 1:
         p.error(f"--accumulate must be >= 1, got {a.accumulate}")
-    import os
-    import shlex
     import sys
 
-    from benchmarks.runner import RESULTS_DIR, check_result, machine_info, record_result
+    from benchmarks.runner import RESULTS_DIR, check_result, command_line, machine_info, record_result
 
     machine = machine_info()   # the load average before the run
     start = time.perf_counter()
     got = run(a.num_train, a.num_val, a.warm, a.grpo, tuple(a.seeds), tuple(a.recipes), a.agent_options, a.out_dir,
               a.accumulate)
-    threads = " ".join(f"{v}={os.environ[v]}" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if v in os.environ)
     argv = [x if x != a.out_dir else "DIR" for x in sys.argv[1:]]
     if "--note" in argv:                 # the note is in the notes, not needed to re-run
         del argv[argv.index("--note"):argv.index("--note") + 2]
-    got["command"] = ((threads + " ") if threads else "") + "python -m benchmarks.bench_warmstart " + shlex.join(argv)
+    got["command"] = command_line("benchmarks.bench_warmstart", argv)
     if a.note:
         got["notes"] = f"{a.note.strip()}\n\n{got['notes']}"
     print(got["table_markdown"])

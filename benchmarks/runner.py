@@ -8,6 +8,7 @@ import importlib
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 import traceback
@@ -88,6 +89,16 @@ def run_one(name: str) -> dict[str, Any]:
         traceback.print_exc()
     record["wall_s"] = round(time.perf_counter() - start, 2)
     return record
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def command_line(module: str, argv: list[str]) -> str:
+    """The exact command that ran ``python -m MODULE ARGV`` here, with the thread-count variables
+    that were set (they change the timings), for a recorded result's ``command``."""
+    threads = " ".join(f"{v}={os.environ[v]}" for v in THREAD_VARIABLES if v in os.environ)
+    return (((threads + " ") if threads else "") + f"python -m {module} " + shlex.join(argv)).rstrip()
 
 
 def record_result(name: str, result: dict[str, Any], wall_s: float, machine: dict[str, Any] | None = None,

@@ -68,3 +68,16 @@ def test_record_result_stores_a_command_line_run_beside_the_others(fakes, tmp_pa
     assert "`python -m benchmarks.bench_gamma --steps 5`" in text and "wall time 1.5 s" in text
     with pytest.raises(runner.BenchmarkError, match="must return a dict"):
         runner.record_result("bad", {"rows": []}, 1.0, results_dir=res, results_md=md)
+
+
+def test_command_line_is_the_exact_rerun_command(monkeypatch) -> None:
+    """A recorded result's command re-runs it: thread counts that were set (they change timings) lead,
+    arguments are shell-quoted."""
+    from benchmarks.runner import command_line
+
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    got = command_line("benchmarks.bench_question", ["--note", "two words", "--seeds", "0", "1"])
+    assert got == "OMP_NUM_THREADS=1 python -m benchmarks.bench_question --note 'two words' --seeds 0 1"
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert command_line("benchmarks.bench_demo", []) == "python -m benchmarks.bench_demo"
