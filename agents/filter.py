@@ -37,7 +37,7 @@ from tspo.agents.rules import DEFAULT_NMS_RADIUS
 from tspo.agents.temporal import TemporalAgent, _cosine
 
 FILTER_CHANNELS = 2  # question profile, option profile
-DEFAULT_FILTER_RADIUS = 8  # frames; the issue-20 prototype's ±8
+DEFAULT_FILTER_RADIUS = 8  # frames; the prototype's ±8
 
 
 def standardise(profile: torch.Tensor, eps: float = 1e-6, mask: torch.Tensor | None = None) -> torch.Tensor:

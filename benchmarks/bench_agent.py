@@ -110,7 +110,7 @@ def run() -> dict:
                  "during the timed calls (features and weights excluded). filter: the filter family (radius 8, "
                  "4 options); filter_vs_agent: min-over-rounds times of the two, alternated in one single-threaded process (the "
                  f"medians above come from separate processes); worst filter/agent ratio {max(r['filter_vs_agent'] for r in rows):.2f} "
-                 "(issue 20 target <= 1.5 at T = 3,600).",
+                 "(target <= 1.5 at T = 3,600).",
     }
 
 

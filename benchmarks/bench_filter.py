@@ -1,6 +1,6 @@
 """The filter agent family on the question world, trained *supervised* on the synthesizer's spans.
 
-What the model side (issue 20, items 1-3) can express, measured apart from GRPO: the filter agent
+What the model side (the question-conditioned scorer, set rules and options) can express, measured apart from GRPO: the filter agent
 (:class:`tspo.agents.FilterAgent`) is trained with a listwise loss on evidence membership
 (``-log`` of the softmax mass on the evidence frames) plus the set head's loss
 (:func:`tspo.objectives.set_rule.set_rule_loss`), then evaluated per question kind on held-out needles,

@@ -1,4 +1,4 @@
-"""Issue 20's goal protocol for the filter agent trained *supervised* on the synthesizer's spans.
+"""The goal protocol for the filter agent trained *supervised* on the synthesizer's spans.
 
 The world of ``python -m benchmarks.bench_question --protocol goal``: 2,400 training needles from
 1,200 target clips (confuser ratio 1.0), held-out sets of 300 needles at confuser ratio 1.0 and 0.5
@@ -176,7 +176,7 @@ def table(ratio: float, cover: dict[str, Any], seeds: Sequence[int]) -> list[dic
 
 
 def goals(ratio: float, cover: dict[str, Any], column: str) -> dict[str, str]:
-    """Issue 20's goals for one trained column on one held-out set, per kind: ``yes`` / ``no (value)``."""
+    """The goals for one trained column on one held-out set, per kind: ``yes`` / ``no (value)``."""
     import numpy as np
 
     kinds = cover["kinds"]
@@ -246,10 +246,10 @@ def run(out_dir: str | None = None, seeds: Sequence[int] = (0, 1), fit: Any = No
                "the same options is reused from --out; nan: its time was not kept)"
              + " on a shared CPU. Cells: coverage [95 % cluster bootstrap over held-out target clips]; Δ: paired "
                "difference with CLIP top-k on the same needles. Supervised on spans, no GRPO.\n\n"
-               f"Issue 20's goals (after >= {GOAL_COVERAGE['after']}, count >= {GOAL_COVERAGE['count']}, order >= "
+               f"The goals (after >= {GOAL_COVERAGE['after']}, count >= {GOAL_COVERAGE['count']}, order >= "
                f"{GOAL_COVERAGE['order']}, other kinds >= best baseline - {GOAL_SLACK}, all >= {GOAL_ALL}):\n\n"
              + markdown_table(goal_rows))
-    return {"title": "Filter agent, supervised on spans, issue 20's goal protocol: evidence coverage per kind (k = 8)",
+    return {"title": "Filter agent, supervised on spans, the goal protocol: evidence coverage per kind (k = 8)",
             "command": "python -m benchmarks.bench_filter_goal", "rows": rows, "notes": notes, "goals": goal_rows}
 
 

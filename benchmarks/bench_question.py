@@ -13,10 +13,10 @@ guess among the options). All methods: the same k and the same candidates (1 fps
 
 Every per-kind cell carries n, the number of target clips and a 95 % bootstrap interval over target
 clips (needles built from one target clip are resampled together); each trained variant is compared
-with CLIP top-k by the paired difference on the same needles, and checked against issue 20's goals.
+with CLIP top-k by the paired difference on the same needles, and checked against the goals.
 
 Run: python -m benchmarks question   (the README's table; or: python -m benchmarks.bench_question).
-Issue 20's protocol (>= 1,000 training target clips, held-out confuser ratios 1.0 and 0.5, two
+The goal protocol (>= 1,000 training target clips, held-out confuser ratios 1.0 and 0.5, two
 training seeds), resumable from --out:
     python -m benchmarks.bench_question --protocol goal --out runs/question-goal [--record question_goal]
 smaller: add --num-train / --train-targets / --num-val / --steps / --seeds. A new variant is one
@@ -65,7 +65,7 @@ VARIANTS = ("tspo", "tspo+kl", "tspo+adapter", "tspo+qattn", "tspo+evidence")
 
 
 HELDOUT_DISTRACTORS = 8   # texture clips rendered for held-out haystacks below confuser ratio 1.0
-# Issue 20's goals in evidence coverage (held-out question world, every confuser ratio, every seed):
+# The goals in evidence coverage (held-out question world, every confuser ratio, every seed):
 # these kinds at least this much (and above the best baseline with the paired interval above 0 where
 # the baseline is below it), every other kind >= best baseline - GOAL_SLACK, all kinds >= GOAL_ALL.
 GOAL_COVERAGE = {"after": 0.95, "count": 0.95, "order": 0.90}
@@ -114,7 +114,7 @@ class Protocol:
         return self
 
 
-# ``--protocol goal``: issue 20's measurement (>= 1,000 training target clips, held-out sets at
+# ``--protocol goal``: the goal measurement (>= 1,000 training target clips, held-out sets at
 # confuser ratio 1.0 and 0.5, two training seeds); ``benchmark``: what ``python -m benchmarks question``
 # runs (the README's table).
 PROTOCOLS = {"benchmark": Protocol(),
@@ -248,7 +248,7 @@ def train_variant(root: Path, p: Protocol, variant: str, seed: int, train_cfg, h
 
 
 def goal_check(table: dict, vs_baselines: dict[str, dict], column: str, baselines: Sequence[str]) -> dict[str, str]:
-    """Issue 20's goals for one trained column on one held-out set, per kind: ``"yes"`` / ``"no"`` with
+    """The goals for one trained column on one held-out set, per kind: ``"yes"`` / ``"no"`` with
     the coverage. ``table``: ``kind_table`` (coverage per method); ``vs_baselines``: ``{baseline:
     kind_differences(column - baseline)}``. After / count / order need their GOAL_COVERAGE and, where
     the best baseline is below it, a paired interval above that baseline; other kinds need >= best
@@ -361,7 +361,7 @@ def run(protocol: Protocol | None = None, out_dir: str | None = None, progress: 
              + (f"Resumed from --out: the trained selectors of {', '.join(reused)} were reused (their training "
                 "time is the run's that made them; the wall time above does not include it). " if reused else "")
              + " ".join(aks) + "\n\n" + "\n\n".join(sections)
-             + "\n\nIssue 20's goals (coverage: after >= 0.95, count >= 0.95, order >= 0.90 and above the best "
+             + "\n\nThe goals (coverage: after >= 0.95, count >= 0.95, order >= 0.90 and above the best "
                "baseline with the paired interval above 0 where it is below that; other kinds >= best baseline "
                f"- {GOAL_SLACK}; all >= {GOAL_ALL}):\n\n" + goal_md
              + (f"\n\nHeld-out coverage per kind along training (seed {p.seeds[0]}, confuser ratio "
@@ -477,7 +477,7 @@ def _parser():
                     "RESULTS.md; `python -m benchmarks question` runs the default protocol and records it)")
     p.add_argument("--protocol", choices=list(PROTOCOLS), default="benchmark",
                    help="benchmark: the README's table (384 / 210 needles, one seed, ratio 1.0, five variants); "
-                        "goal: issue 20's measurement (2,400 training needles from 1,200 target clips, 300 held-out "
+                        "goal: the goal measurement (2,400 training needles from 1,200 target clips, 300 held-out "
                         "needles at confuser ratio 1.0 and 0.5, seeds 0 and 1, the tspo variant). The options below "
                         "replace its fields")
     p.add_argument("--variants", nargs="+", metavar="V", help=f"VARIANT_OPTIONS names (default {' '.join(d.variants)}; "

@@ -166,7 +166,7 @@ def run(num_train: int = NUM_TRAIN, num_val: int = NUM_VAL, warm: int = WARM_STE
     }
 
 
-# GRPO with every option of issue 20 on (soft answer reward, tau relative to the score spread, KL to the
+# GRPO with every GRPO option beyond the paper on (soft answer reward, tau relative to the score spread, KL to the
 # warm-started agent) vs today's default, both on the demo config (tiny-random encoder, SimulatedOracle)
 ADDS_FLAGS = ("--model.answer_reward", "soft", "--model.tau_relative", "true", "--model.tau_start", "0.3",
               "--model.tau_end", "0.1", "--model.kl_beta", "0.05")
@@ -191,7 +191,7 @@ def step_time_ratio(steps: int = 150, repeats: int = 2) -> dict:
 
 def grpo_step_ratio(repeats: int = 40, num_t: int = 128, dim: int = 768) -> dict:
     """Median seconds of one GRPO step (``grpo_step``: agent forward, Gumbel-top-k of G = 8, SimulatedOracle
-    answers, advantages, loss; then backward) with the issue-20 options vs the default, interleaved, on one
+    answers, advantages, loss; then backward) with the GRPO options beyond the paper vs the default, interleaved, on one
     fixed needle (T = 128 candidates, D = 768 as ViT-L/14, k = 16): the training step without Lightning's
     loop, so the ratio is the options' own cost."""
     import statistics

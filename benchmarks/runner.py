@@ -143,7 +143,7 @@ def render_section(record: dict[str, Any]) -> str:
         machine += f", GPU {m['gpu']}"
     if m.get("load_1min") is not None:
         machine += f", load average {m['load_1min']} at the start"
-    parts = [f"## {record['title']}", "", f"- command: `{record['command']}`",
+    parts = [f"## {record['title']} (`{record['name']}`)", "", f"- command: `{record['command']}`",
              f"- date: {record['date']} · wall time {record.get('wall_s', '?')} s",
              f"- machine: {machine}", ""]
     if record.get("error"):

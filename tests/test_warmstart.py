@@ -1,4 +1,4 @@
-"""Issue 20, training side: the span warm start, the soft answer reward, KL to the warm-started agent,
+"""Training side of the question-conditioned sampler: the span warm start, the soft answer reward, KL to the warm-started agent,
 and the temperature relative to the scores' spread."""
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ class SpanFit:
     ``worst_group``: a needle's evidence loss is its worst group's, not the mean over its groups
     (``evidence_group_loss(reduce="max")``; ``loss="group"`` only); ``progress``: a progress bar.
 
-    Defaults: the configuration measured best on issue 20's goal protocol over two seeds
+    Defaults: the configuration measured best on the goal protocol over two seeds
     (``benchmarks/results/filter_goal_scale.json``: paper part frozen, learned loss scale, set head fitted
     full batch). ``multi_pick_frames`` and ``worst_group`` stay off: the first helps motion only together with
     a mixed-ratio training world (``filter_goal_mix``) and cost colour / count at ratio 0.5 without it; the
