@@ -28,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tspo.settings import ORACLE_GRPO_RECIPE
+
 COMMAND = "python -m benchmarks warmstart"
 ENCODER = "tspo-synth"
 K = 8
 WARM_STEPS, GRPO_STEPS = 500, 1500
 NUM_TRAIN, NUM_VAL = 384, 210
 SPAN_KINDS = ("colour", "text", "shape")
-RECIPE_ORACLE: dict = {"answer_reward": "soft", "tau_relative": True, "tau_start": 0.3, "tau_end": 0.1, "w_temporal": 0.0,
-                       "logprob": "plackett_luce", "oracle_args": {"confidence": 1.0}}
 RECIPES: dict[str, dict] = {
     "paper": {"tau_start": 0.025, "tau_end": 0.01},
     "adds": {"answer_reward": "soft", "tau_relative": True, "tau_start": 0.3, "tau_end": 0.1, "kl_beta": 0.05,
@@ -43,7 +43,7 @@ RECIPES: dict[str, dict] = {
     # from the answer alone: no R_T (it counts picks in the annotated target clip: a label, and noise to
     # the kinds whose evidence is not what matches the question), exact Plackett-Luce log-probabilities,
     # no KL; with --accumulate 4 (several questions per update) and the filter family
-    "oracle": RECIPE_ORACLE,
+    "oracle": ORACLE_GRPO_RECIPE,
 }
 REPORT_KINDS = ("after", "order", "count", "motion", "colour", "text", "shape", "all")
 

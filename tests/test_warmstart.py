@@ -347,6 +347,21 @@ def test_yaml_example_warm_starts_then_runs_grpo(tmp_path):
     assert sel.config["trained_with"]["steps"] == 4 and sel.num_frames == 8
 
 
+def test_yaml_example_spells_the_measured_oracle_recipe():
+    """The example config carries the GRPO recipe its comments describe, as tspo.settings owns it (the
+    demo and bench_warmstart import it; a YAML cannot), so the three cannot drift apart."""
+    from pathlib import Path
+
+    import yaml
+
+    from tspo.settings import ORACLE_GRPO_RECIPE
+
+    config = Path(__file__).resolve().parents[1] / "examples" / "configs" / "question_warmstart.yaml"
+    model = yaml.safe_load(config.read_text())["model"]
+    assert {k: model.get(k) for k in ORACLE_GRPO_RECIPE} == ORACLE_GRPO_RECIPE
+    assert "kl_beta" not in model
+
+
 def test_steps_work_with_any_agent_that_maps_features_and_text_to_scores():
     """warmstart_step and grpo_step only call ``agent(features [B, T, D], text [B, D]) -> scores [B, T]``:
     a relative-time filter over the cosine profile (not a TemporalAgent) trains through both."""

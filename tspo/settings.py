@@ -128,3 +128,14 @@ def add_settings_arguments(parser: Any, frames_for: str) -> None:
                         help="cap on the candidates per video " + fallback.format(DEFAULT_MAX_CANDIDATES))
     parser.add_argument("--frame-size", type=int, default=None,
                         help=f"short side in px of {frames_for} " + fallback.format(DEFAULT_FRAME_SIZE))
+
+# The GRPO options measured to let RL add to a warm start from the oracle's answers alone
+# (benchmarks/RESULTS.md, warmstart_filter_rl*): the soft answer reward (1 when the selection covers
+# what the kind needs, 1/N otherwise: confidence 1.0 for the SimulatedOracle), no R_T (it rewards picks
+# in the annotated target clip, a label), exact Plackett-Luce log-probabilities, tau relative to each
+# question's score spread, no KL. TSPOModule keyword arguments (model.* in a config;
+# defined here, torch-free, so `tspo demo --help` answers before torch loads); the learning rate (rl_lr) and the
+# questions per step (trainer.accumulate_grad_batches) are set beside them. The demo's question world,
+# bench_warmstart's "oracle" recipe and examples/configs/question_warmstart.yaml (checked by a test) use it.
+ORACLE_GRPO_RECIPE: dict = {"answer_reward": "soft", "tau_relative": True, "tau_start": 0.3, "tau_end": 0.1,
+                            "w_temporal": 0.0, "logprob": "plackett_luce", "oracle_args": {"confidence": 1.0}}

@@ -34,7 +34,7 @@ from typing import Any
 
 from tspo.agents import METHODS
 from tspo.manifest import load_manifest
-from tspo.settings import DEFAULT_MAX_CANDIDATES, DEFAULT_NUM_FRAMES
+from tspo.settings import DEFAULT_MAX_CANDIDATES, DEFAULT_NUM_FRAMES, ORACLE_GRPO_RECIPE
 
 WORLDS = ("question", "texture")
 QUESTION_NOTE = """\
@@ -63,11 +63,7 @@ oracle, `tspo eval --oracle hf:MODEL`) it is the same pipeline at full size."""
 # and a set head for tspo+nms), warm-started on the evidence spans of every kind (group loss), then
 # GRPO from the SimulatedOracle's answers with the options that let RL add to a warm start (soft
 # answer reward, no R_T, exact Plackett-Luce log-probabilities, tau relative to the score spread).
-QUESTION_RECIPE: dict[str, Any] = {
-    "agent_family": "filter", "nms_radius": 2, "answer_reward": "soft", "w_temporal": 0.0,
-    "logprob": "plackett_luce", "tau_relative": True, "tau_start": 0.3, "tau_end": 0.1, "rl_lr": 2e-3,
-    "oracle_args": {"confidence": 1.0},
-}
+QUESTION_RECIPE: dict[str, Any] = {"agent_family": "filter", "nms_radius": 2, "rl_lr": 2e-3, **ORACLE_GRPO_RECIPE}
 QUESTION_METHODS = ("tspo+nms", "tspo", "uniform", "clip", "clip+nms", "bin-max", "aks")
 
 
