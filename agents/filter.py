@@ -58,6 +58,19 @@ def standardise(profile: torch.Tensor, eps: float = 1e-6, mask: torch.Tensor | N
     return centred / std.clamp_min(eps)
 
 
+def train_only(agent: nn.Module, parts: tuple[str, ...]) -> list[nn.Parameter]:
+    """Leave ``requires_grad`` on only the parameters of ``agent``'s submodules named in ``parts`` (e.g.
+    ``("filter",)`` for ``w(q)``, ``("filter", "set_head")``) and return those parameters. An agent with
+    none of them is left unchanged and gives [] (the caller says what to do instead)."""
+    prefixes = tuple(f"{part}." for part in parts)
+    named = list(agent.named_parameters())
+    chosen = [p for n, p in named if n.startswith(prefixes)]
+    if chosen:
+        for n, p in named:
+            p.requires_grad_(n.startswith(prefixes))
+    return chosen
+
+
 def _unit(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return x / x.norm(dim=-1, keepdim=True).clamp_min(eps)
 

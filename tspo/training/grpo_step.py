@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from tspo.agents import TemporalAgent
+from tspo.agents.filter import train_only
 from tspo.manifest import Sample
 from tspo.objectives.grpo import (
     Rewards,
@@ -58,23 +59,29 @@ def selection_log_probs(logprob: str, logits: torch.Tensor, idx: torch.Tensor, o
     return torch.log_softmax(logits, -1).unsqueeze(-2).expand(*idx.shape[:-1], logits.shape[-1]).gather(-1, idx)
 
 
-def restrict_trainable(agent: torch.nn.Module, which: str) -> int:
-    """Freeze what GRPO must not update (``model.rl_trainable``): ``"all"`` leaves the agent as it is;
-    ``"filter"`` turns off ``requires_grad`` on every parameter outside the filter agent's ``filter``
-    (the Linear that makes ``w(q)``), so the paper part and the set head keep their warm-started weights
-    (their gradients stay None and AdamW skips them). Idempotent. Returns the number of trainable
-    parameters left. An agent without a ``filter`` submodule raises (use ``rl_trainable: all``)."""
+def check_rl_trainable(agent: torch.nn.Module, which: str) -> None:
+    """Raise unless ``model.rl_trainable`` = ``which`` can apply to ``agent`` (``"filter"`` needs the
+    filter agent's ``filter`` submodule); changes nothing, so a module can refuse at construction."""
     if which == "all":
-        return sum(p.numel() for p in agent.parameters() if p.requires_grad)
+        return
     if which != "filter":
         raise TrainingConfigError(f"model.rl_trainable must be 'all' or 'filter', got {which!r}")
     if not isinstance(getattr(agent, "filter", None), torch.nn.Module):
         raise TrainingConfigError(f"model.rl_trainable: filter trains the filter agent's w(q) only, and this agent "
                                   f"({type(agent).__name__}) has none; set model.agent_family: filter or "
                                   f"model.rl_trainable: all")
-    for name, param in agent.named_parameters():
-        param.requires_grad_(name.startswith("filter."))
-    return sum(p.numel() for p in agent.filter.parameters())
+
+
+def restrict_trainable(agent: torch.nn.Module, which: str) -> int:
+    """Freeze what GRPO must not update (``model.rl_trainable``): ``"all"`` leaves the agent as it is;
+    ``"filter"`` turns off ``requires_grad`` on every parameter outside the filter agent's ``filter``
+    (the Linear that makes ``w(q)``; :func:`tspo.agents.filter.train_only`), so the paper part and the
+    set head keep their warm-started weights (their gradients stay None and AdamW skips them).
+    Idempotent. Returns the number of trainable parameters left; errors as :func:`check_rl_trainable`."""
+    check_rl_trainable(agent, which)
+    if which == "all":
+        return sum(p.numel() for p in agent.parameters() if p.requires_grad)
+    return sum(p.numel() for p in train_only(agent, ("filter",)))
 
 
 def gather_times(timestamps: torch.Tensor, idx: torch.Tensor) -> np.ndarray:

@@ -40,7 +40,7 @@ from tspo.training.context import (
     clipped_policy,
     step_seed,
 )
-from tspo.training.grpo_step import grpo_step, restrict_trainable
+from tspo.training.grpo_step import check_rl_trainable, grpo_step, restrict_trainable
 from tspo.training.options import (
     DEFAULT_GROUP_TAU,
     AgentOptions,
@@ -226,8 +226,7 @@ class TSPOModule(L.LightningModule):
             self.agent = build_agent(agent_options.agent_config(enc.dim))
         except AgentConfigError as err:
             raise TrainingConfigError(str(err)) from None
-        if rl_trainable != "all":       # refused now, not at the first GRPO step
-            restrict_trainable(copy.deepcopy(self.agent), rl_trainable)
+        check_rl_trainable(self.agent, rl_trainable)      # refused now, not at the first GRPO step
         if agent_options.init_from:
             self.agent.load_state_dict(_load_agent_weights(agent_options.init_from, self.agent))
         uses_ref = kl_beta > 0 or self.preference.uses_pairs

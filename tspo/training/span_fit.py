@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from tspo.agents.filter import train_only
 from tspo.errors import TSPOError
 from tspo.features.dataset import pad_options
 from tspo.objectives.set_rule import set_rule_loss, set_rule_targets
@@ -36,7 +37,7 @@ from tspo.progress import progress_bar
 from tspo.training.options import WARMSTART_LOSSES
 from tspo.training.warmstart_step import evidence_groups, group_masks
 
-HEAD_PREFIXES = ("filter.", "set_head.")   # the filter agent's parts that train with base=False
+HEAD_PARTS = ("filter", "set_head")   # the filter agent's parts that train with base=False
 
 
 class SpanFitError(TSPOError, ValueError):
@@ -142,13 +143,10 @@ def trainable_parameters(agent: torch.nn.Module, base: bool) -> list[torch.nn.Pa
     ``set_head``; the others get ``requires_grad = False``."""
     if base:
         return [p for p in agent.parameters() if p.requires_grad]
-    named = list(agent.named_parameters())
-    heads = [p for n, p in named if n.startswith(HEAD_PREFIXES)]
+    heads = train_only(agent, HEAD_PARTS)
     if not heads:
         raise SpanFitError("SpanFit(base=False) trains only the filter agent's filter and set head; this agent has "
                            "neither (build a FilterAgent, or set base=True)")
-    for n, p in named:
-        p.requires_grad_(n.startswith(HEAD_PREFIXES))
     return heads
 
 
