@@ -35,7 +35,7 @@ from tspo.objectives.set_rule import set_rule_loss, set_rule_targets
 from tspo.objectives.warmstart import DEFAULT_GROUP_TAU, evidence_group_loss, evidence_listwise_loss
 from tspo.progress import progress_bar
 from tspo.training.options import WARMSTART_LOSSES
-from tspo.training.warmstart_step import evidence_groups, group_masks
+from tspo.training.warmstart_step import evidence_groups, group_masks, pad_group_masks
 
 HEAD_PARTS = ("filter", "set_head")   # the filter agent's parts that train with base=False
 
@@ -130,11 +130,7 @@ def pad_needles(items: Sequence[dict[str, Any]], groups: Sequence[torch.Tensor] 
         bad = [i for i, (g, n) in enumerate(zip(groups, lengths.tolist())) if g.dim() != 2 or g.shape[1] != n]
         if bad:
             raise SpanFitError(f"pad_needles: group masks must be bool[G_i, T_i] with the item's T_i; rows {bad} are not")
-        num_groups = max(1, *(int(g.shape[0]) for g in groups))
-        padded = torch.zeros(len(items), num_groups, features.shape[1], dtype=torch.bool)
-        for b, g in enumerate(groups):   # one copy per needle (B rows), no loop over frames
-            padded[b, : g.shape[0], : g.shape[1]] = g
-        out["groups"] = padded
+        out["groups"] = pad_group_masks(groups, features.shape[1])
     return out
 
 

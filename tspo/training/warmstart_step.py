@@ -14,6 +14,7 @@ the evidence) and ``train/warmstart_skipped`` (samples of this batch without spa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -76,11 +77,18 @@ def batch_group_masks(batch: dict[str, Any], options: WarmStartOptions) -> torch
     times = batch["timestamps"].cpu().numpy()                                       # float64[B, T] seconds
     rows = [group_masks(times[b], evidence_groups(s)) if options.supervises(s) else np.zeros((0, times.shape[1]), bool)
             for b, s in enumerate(batch["samples"])]
-    num = max([1, *(r.shape[0] for r in rows)])
-    out = np.zeros((len(rows), num, times.shape[1]), dtype=bool)
-    for b, r in enumerate(rows):
-        out[b, : r.shape[0]] = r
-    return torch.from_numpy(out)
+    return pad_group_masks([torch.from_numpy(r) for r in rows], times.shape[1])
+
+
+def pad_group_masks(rows: Sequence[torch.Tensor], num_frames: int) -> torch.Tensor:
+    """One batch of evidence-group masks: per row bool[G_i, T_i] (T_i <= ``num_frames``) -> bool[B, G, T]
+    with G = the most groups of a row (at least 1) and T = ``num_frames``; False where a row has fewer
+    groups or frames."""
+    num_groups = max([1, *(int(r.shape[0]) for r in rows)])
+    out = torch.zeros(len(rows), num_groups, num_frames, dtype=torch.bool)
+    for b, r in enumerate(rows):    # one copy per row (B of them), no loop over frames
+        out[b, : r.shape[0], : r.shape[1]] = r
+    return out
 
 
 def greedy_coverage(batch: dict[str, Any], picks: torch.Tensor, rows: torch.Tensor) -> float | None:
