@@ -229,7 +229,7 @@ def run(out_dir: str | None = None, seeds: Sequence[int] = (0, 1), fit: Any = No
 
     mix = ("" if train_mix is None else f" plus {len(train_samples) - protocol_train} needles at confuser ratio "
            f"{train_mix:g} with texture filler (world seed {MIX_SEED}, clips disjoint from the held-out sets'; not "
-           "the issue's protocol, which trains at 1.0 only)")
+           "the goal protocol, which trains at 1.0 only)")
     notes = (f"{protocol_train} training needles at confuser ratio 1.0{mix}, {num_train_clips} target clips in all; held-out "
              f"sets of {', '.join(str(len(v)) for v in val_samples.values())} needles at confuser ratio "
              f"{' and '.join(f'{r:g}' for r in val_samples)} on unseen target and confuser clips; encoder {ENCODER}; "
@@ -291,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    f"fit after the span fit (default {d.head_steps} = off)")
     p.add_argument("--nms-radius", type=int, help="tspo+nms suppression radius in frames (default: the agent's)")
     p.add_argument("--train-mix", type=float, metavar="R", help="also train on 1,200 needles at confuser ratio R with "
-                   "texture filler (clips disjoint from the held-out sets'; not the issue's protocol)")
+                   "texture filler (clips disjoint from the held-out sets'; not the goal protocol)")
     p.add_argument("--progress", action="store_true", help="progress bars")
     p.add_argument("--record", metavar="NAME", help="store as benchmarks/results/NAME.json and rewrite RESULTS.md")
     a = p.parse_args(argv)
