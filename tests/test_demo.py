@@ -102,3 +102,11 @@ def test_demo_training_console_is_quiet(tmp_path: Path, capfd) -> None:
     assert f"step {cfg.steps}/{cfg.steps}" in console
     for noise in ("v_num", "GPU available", "TPU available", "Epoch 0/", "litlogger", "deprecated"):
         assert noise not in console, noise
+
+
+def test_demo_primary_must_be_one_of_its_methods(tmp_path: Path) -> None:
+    """The verdicts judge DemoConfig.primary: a name outside its methods is refused before any work."""
+    cfg = demo.DemoConfig(out_dir=str(tmp_path / "never"), primary="tspo+nms", methods=("tspo", "clip"))
+    with pytest.raises(ValueError, match=r"primary 'tspo\+nms' must be one of its methods \['tspo', 'clip'\]"):
+        demo.run_demo(cfg)
+    assert not (tmp_path / "never").exists()
