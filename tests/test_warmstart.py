@@ -18,7 +18,7 @@ from tspo.objectives.warmstart import evidence_group_loss, evidence_listwise_los
 from tspo.rewards import OracleAnswer, OracleCache, RewardInputError, SimulatedOracle, soft_accuracy_reward
 from tspo.training import TrainingConfigError, TSPOModule
 from tspo.training.options import WarmStartOptions
-from tspo.training.warmstart_step import evidence_groups, evidence_mask, group_masks
+from tspo.training.warmstart_step import batch_group_masks, evidence_groups, evidence_mask, group_masks
 
 
 @pytest.fixture(scope="module")
@@ -446,6 +446,35 @@ def test_group_loss_refuses_bad_shapes_and_tau():
 def test_warmstart_loss_options_are_validated(kw, match):
     with pytest.raises(TrainingConfigError, match=match):
         WarmStartOptions(steps=1, **kw)
+
+
+def test_multi_pick_frames_needs_the_group_loss_and_a_bool():
+    with pytest.raises(TrainingConfigError, match="warmstart_multi_pick_frames"):
+        WarmStartOptions(steps=1, loss="uniform", multi_pick_frames=True)
+    with pytest.raises(TrainingConfigError, match="warmstart_multi_pick_frames"):
+        WarmStartOptions(steps=1, multi_pick_frames="yes")
+
+
+def _coverage_sample(kind: str, coverage: dict) -> Sample:
+    return Sample(id=kind, video="v.mp4", question="q?", options=["a", "b"], answer="a",
+                  evidence_spans_s=[[2.0, 5.0]],
+                  extra={"qa_kind": kind, "coverage": coverage, "evidence_groups_s": [[[2.0, 5.0]]]})
+
+
+def test_lightning_warm_start_splits_motion_evidence_into_one_group_per_frame():
+    # motion needs two picks in one event: with multi_pick_frames each of its 3 evidence frames is a group
+    # (so one frame cannot satisfy the loss); a one-pick kind keeps its single group
+    batch = {"timestamps": torch.arange(8, dtype=torch.float64).expand(2, 8),
+             "samples": [_coverage_sample("motion", {"rule": "any", "min_picks": 2}),
+                         _coverage_sample("colour", {"rule": "any", "min_picks": 1})]}
+    plain = batch_group_masks(batch, WarmStartOptions(steps=1))
+    split = batch_group_masks(batch, WarmStartOptions(steps=1, multi_pick_frames=True))
+    assert plain.shape == (2, 1, 8) and plain[0, 0].nonzero().flatten().tolist() == [2, 3, 4]
+    assert split.shape == (2, 3, 8)
+    assert [row.nonzero().flatten().tolist() for row in split[0]] == [[2], [3], [4]]
+    assert split[1, 0].nonzero().flatten().tolist() == [2, 3, 4] and not split[1, 1:].any()
+    module = TSPOModule(encoder="tiny-random", warmstart_steps=1, warmstart_multi_pick_frames=True)
+    assert module.warmstart.multi_pick_frames is True
 
 
 def test_group_loss_is_the_default_at_tau_0_1():

@@ -134,6 +134,9 @@ class TSPOModule(L.LightningModule):
             each evidence group, :func:`tspo.objectives.warmstart.evidence_group_loss`) or ``"uniform"``
             (one uniform target over all evidence spans, :func:`~tspo.objectives.warmstart.evidence_listwise_loss`);
             defaults owned by :class:`tspo.training.options.WarmStartOptions`.
+        warmstart_multi_pick_frames: beyond the paper, off by default: questions that need several picks
+            inside one event (motion) get one evidence group per frame in the warm start's group loss
+            (:func:`tspo.training.warmstart_step.per_frame_groups`).
         answer_reward: ``"hard"`` (paper: R_A = 1 for the right option, else 0) or ``"soft"`` (beyond the
             paper: the oracle's probability of the right option, so a lucky guess earns 1/N, not 1;
             needs an oracle that reports option probabilities).
@@ -193,6 +196,7 @@ class TSPOModule(L.LightningModule):
         warmstart_kinds: list[str] | None = None,
         warmstart_loss: Literal["group", "uniform"] = "group",
         warmstart_tau: float = DEFAULT_GROUP_TAU,
+        warmstart_multi_pick_frames: bool = False,
         answer_reward: Literal["hard", "soft"] = "hard",
         tau_relative: bool = False,
         rl_trainable: Literal["all", "filter"] = "all",
@@ -206,7 +210,7 @@ class TSPOModule(L.LightningModule):
         self.reward_options = RewardOptions(w_accuracy, w_temporal, w_zoom, temporal_spans, advantage, frame_size,
                                             answer_reward)
         kinds = warmstart_kinds if warmstart_kinds is None or isinstance(warmstart_kinds, str) else tuple(warmstart_kinds)
-        self.warmstart = WarmStartOptions(warmstart_steps, kinds, warmstart_loss, warmstart_tau)
+        self.warmstart = WarmStartOptions(warmstart_steps, kinds, warmstart_loss, warmstart_tau, warmstart_multi_pick_frames)
         self.preference = PreferenceOptions(objective, preference_log, preference_oracle_id, replay_ratio, dpo_beta,
                                             pairs_per_step, min_margin)
         check_combination(self.grpo, self.preference, zoom, self.warmstart, self.reward_options)

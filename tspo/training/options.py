@@ -232,12 +232,16 @@ class WarmStartOptions:
     ``loss`` (``model.warmstart_loss``): ``"group"`` (default) = :func:`tspo.objectives.warmstart.evidence_group_loss`,
     softmax(S / ``tau``) mass on *each* evidence group (every appearance a count question counts;
     ``tau`` = ``model.warmstart_tau``, score units); ``"uniform"`` =
-    :func:`~tspo.objectives.warmstart.evidence_listwise_loss`, one uniform target over all spans (``tau`` unused)."""
+    :func:`~tspo.objectives.warmstart.evidence_listwise_loss`, one uniform target over all spans (``tau`` unused).
+    ``multi_pick_frames`` (``model.warmstart_multi_pick_frames``): questions needing several picks inside one
+    event (motion) get one evidence group per frame (:func:`tspo.training.warmstart_step.per_frame_groups`),
+    so the loss asks for two picks there, not one (``loss="group"`` only)."""
 
     steps: int = 0
     kinds: tuple[str, ...] | None = None
     loss: str = "group"
     tau: float = DEFAULT_GROUP_TAU
+    multi_pick_frames: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 0:
@@ -248,6 +252,11 @@ class WarmStartOptions:
         if not _number(self.tau) or not self.tau > 0:
             raise TrainingConfigError(f"model.warmstart_tau must be a number > 0 (softmax temperature in score units, "
                                       f"e.g. 0.1), got {self.tau!r}")
+        if not isinstance(self.multi_pick_frames, bool):
+            raise TrainingConfigError(f"model.warmstart_multi_pick_frames must be true or false, got {self.multi_pick_frames!r}")
+        if self.multi_pick_frames and self.loss != "group":
+            raise TrainingConfigError("model.warmstart_multi_pick_frames splits evidence groups, which only the 'group' "
+                                      "warm-start loss reads: set model.warmstart_loss: group, or leave it false")
         if self.kinds is None:
             return
         if isinstance(self.kinds, str) or not all(isinstance(k, str) for k in self.kinds) or not self.kinds:

@@ -35,7 +35,7 @@ from tspo.objectives.set_rule import set_rule_loss, set_rule_targets
 from tspo.objectives.warmstart import DEFAULT_GROUP_TAU, evidence_group_loss, evidence_listwise_loss
 from tspo.progress import progress_bar
 from tspo.training.options import WARMSTART_LOSSES
-from tspo.training.warmstart_step import evidence_groups, group_masks, pad_group_masks
+from tspo.training.warmstart_step import evidence_groups, group_masks, pad_group_masks, per_frame_groups
 
 HEAD_PARTS = ("filter", "set_head")   # the filter agent's parts that train with base=False
 
@@ -99,15 +99,9 @@ def needle_groups(item: dict[str, Any], multi_pick_frames: bool = False) -> torc
     ``sample``): the candidates inside each of its evidence groups (G = 0 without evidence).
 
     ``multi_pick_frames``: a question whose coverage rule needs several picks (``min_picks`` >= 2, the
-    motion kind: two frames of one event) gets one group per evidence frame instead, so the group loss
-    asks for mass on every frame of the event (the uniform listwise loss over them), not on the event
-    as a whole, which one frame can satisfy."""
-    groups = torch.from_numpy(group_masks(item["timestamps"].numpy(), evidence_groups(item["sample"])))
-    coverage = (getattr(item["sample"], "extra", None) or {}).get("coverage") or {}
-    if not multi_pick_frames or coverage.get("min_picks", 1) < 2:
-        return groups
-    frames = groups.any(0)                                                          # [T]
-    return torch.eye(frames.shape[0], dtype=torch.bool)[frames]                    # [frames in evidence, T]
+    motion kind) gets one group per evidence frame instead (:func:`~tspo.training.warmstart_step.per_frame_groups`)."""
+    groups = group_masks(item["timestamps"].numpy(), evidence_groups(item["sample"]))
+    return torch.from_numpy(per_frame_groups(groups, item["sample"]) if multi_pick_frames else groups)
 
 
 def pad_needles(items: Sequence[dict[str, Any]], groups: Sequence[torch.Tensor] | None = None) -> dict[str, Any]:

@@ -71,12 +71,28 @@ def group_masks(timestamps_s: np.ndarray, groups: list) -> np.ndarray:
     return (hits.astype(np.int64) @ onehot).T > 0                                        # [G, T]
 
 
+def per_frame_groups(masks: np.ndarray, sample: Any) -> np.ndarray:
+    """The evidence groups the loss asks mass on when a question needs several picks inside one event
+    (coverage ``min_picks`` >= 2, the motion kind: two frames of one event): one group per evidence frame,
+    so the group loss wants mass on every frame of the event (the uniform listwise loss over them), not
+    on the event as a whole, which one frame can satisfy. masks bool[G, T] (:func:`group_masks`) ->
+    bool[G', T]; unchanged for other questions."""
+    coverage = (getattr(sample, "extra", None) or {}).get("coverage") or {}
+    if coverage.get("min_picks", 1) < 2 or not masks.size:
+        return masks
+    frames = masks.any(0)                                                           # [T]
+    return np.eye(frames.shape[0], dtype=bool)[frames]                             # [frames in evidence, T]
+
+
 def batch_group_masks(batch: dict[str, Any], options: WarmStartOptions) -> torch.Tensor:
     """bool[B, G, T] (G = the most groups of a row; missing groups all False) of the samples the warm
-    start supervises (:meth:`WarmStartOptions.supervises`; other rows all False)."""
+    start supervises (:meth:`WarmStartOptions.supervises`; other rows all False); with
+    ``options.multi_pick_frames``, :func:`per_frame_groups`."""
     times = batch["timestamps"].cpu().numpy()                                       # float64[B, T] seconds
-    rows = [group_masks(times[b], evidence_groups(s)) if options.supervises(s) else np.zeros((0, times.shape[1]), bool)
-            for b, s in enumerate(batch["samples"])]
+    rows = []
+    for b, s in enumerate(batch["samples"]):
+        masks = group_masks(times[b], evidence_groups(s)) if options.supervises(s) else np.zeros((0, times.shape[1]), bool)
+        rows.append(per_frame_groups(masks, s) if options.multi_pick_frames else masks)
     return pad_group_masks([torch.from_numpy(r) for r in rows], times.shape[1])
 
 
