@@ -233,7 +233,7 @@ def test_rl_trainable_filter_updates_only_the_filter_during_grpo(root):
     warm start runs at model.lr, GRPO at rl_lr."""
     rec = MetricRecorder()
     m = TSPOModule(num_frames=16, group_size=4, warmstart_steps=2, agent_family="filter", rl_trainable="filter",
-                   tau_start=0.3, tau_end=0.3, tau_relative=True, answer_reward="soft", w_temporal=0.0,
+                   warmstart_head_steps=0, tau_start=0.3, tau_end=0.3, tau_relative=True, answer_reward="soft", w_temporal=0.0,
                    logprob="plackett_luce", oracle_args={"confidence": 1.0}, lr=1e-4, rl_lr=3e-3)
     snapshot, lrs = {}, []
 
@@ -249,6 +249,43 @@ def test_rl_trainable_filter_updates_only_the_filter_during_grpo(root):
     assert all(math.isfinite(r["train/loss"]) for r in rec.rows)
     assert [n for n, p in m.agent.named_parameters() if p.requires_grad] == ["filter.weight", "filter.bias"]
     assert lrs == [1e-4] * 2 + [3e-3] * 6
+
+
+@pytest.mark.parametrize("head_steps", [0, 50])
+def test_warm_start_end_fits_the_set_head_full_batch(root, head_steps):
+    """When the warm start ends, the filter agent's set head is fitted on every supervised training
+    question (L-BFGS): its set-rule loss drops below the minibatch warm start's; warmstart_head_steps: 0
+    leaves the head as the warm start left it. The GRPO steps after it do not move the head (no gradient)."""
+    from tspo.objectives.set_rule import set_rule_loss, set_rule_targets
+
+    m = TSPOModule(num_frames=16, group_size=4, warmstart_steps=2, agent_family="filter", warmstart_head_steps=head_steps,
+                   tau_start=0.3, tau_end=0.3, answer_reward="soft", w_temporal=0.0, logprob="plackett_luce",
+                   oracle_args={"confidence": 1.0})
+    heads = {}
+
+    class Snap(L.Callback):
+        def on_train_batch_end(self, tr, pl_module, *a):
+            heads[tr.global_step] = {k: v.clone() for k, v in pl_module.agent.set_head.state_dict().items()}
+
+    dm = small_datamodule(root)
+    trainer(4, callbacks=[Snap()]).fit(m, dm)
+    data = dm.train_set
+    target, weight = set_rule_targets(data.samples)
+    assert weight.any(), "the small world has count / order / motion questions"
+
+    def head_loss(state):
+        m.agent.set_head.load_state_dict(state)
+        with torch.no_grad():
+            return float(set_rule_loss(m.agent.set_logit(data.text), target, weight))
+
+    final = {k: v.clone() for k, v in m.agent.set_head.state_dict().items()}
+    assert all(torch.equal(heads[4][k], v) for k, v in final.items())      # GRPO leaves the head alone
+    assert all(torch.equal(heads[3][k], v) for k, v in heads[4].items())
+    assert m.set_head_fitted is bool(head_steps)
+    if head_steps:
+        assert head_loss(final) < head_loss(heads[2]) - 1e-3
+    else:
+        assert all(torch.equal(heads[2][k], v) for k, v in final.items())
 
 
 def test_warm_start_skips_samples_of_other_kinds_and_counts_them(root):

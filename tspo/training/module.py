@@ -43,6 +43,7 @@ from tspo.training.context import (
 from tspo.training.grpo_step import check_rl_trainable, grpo_step, restrict_trainable
 from tspo.training.options import (
     DEFAULT_GROUP_TAU,
+    DEFAULT_HEAD_STEPS,
     AgentOptions,
     GRPOOptions,
     PreferenceOptions,
@@ -137,6 +138,9 @@ class TSPOModule(L.LightningModule):
         warmstart_multi_pick_frames: beyond the paper, off by default: questions that need several picks
             inside one event (motion) get one evidence group per frame in the warm start's group loss
             (:func:`tspo.training.warmstart_step.per_frame_groups`).
+        warmstart_head_steps: when the warm start ends, a filter agent's set head is fitted full batch on the
+            supervised training questions (this many L-BFGS iterations; 0 = off; default owned by
+            :class:`tspo.training.options.WarmStartOptions`).
         answer_reward: ``"hard"`` (paper: R_A = 1 for the right option, else 0) or ``"soft"`` (beyond the
             paper: the oracle's probability of the right option, so a lucky guess earns 1/N, not 1;
             needs an oracle that reports option probabilities).
@@ -197,6 +201,7 @@ class TSPOModule(L.LightningModule):
         warmstart_loss: Literal["group", "uniform"] = "group",
         warmstart_tau: float = DEFAULT_GROUP_TAU,
         warmstart_multi_pick_frames: bool = False,
+        warmstart_head_steps: int = DEFAULT_HEAD_STEPS,
         answer_reward: Literal["hard", "soft"] = "hard",
         tau_relative: bool = False,
         rl_trainable: Literal["all", "filter"] = "all",
@@ -210,7 +215,8 @@ class TSPOModule(L.LightningModule):
         self.reward_options = RewardOptions(w_accuracy, w_temporal, w_zoom, temporal_spans, advantage, frame_size,
                                             answer_reward)
         kinds = warmstart_kinds if warmstart_kinds is None or isinstance(warmstart_kinds, str) else tuple(warmstart_kinds)
-        self.warmstart = WarmStartOptions(warmstart_steps, kinds, warmstart_loss, warmstart_tau, warmstart_multi_pick_frames)
+        self.warmstart = WarmStartOptions(warmstart_steps, kinds, warmstart_loss, warmstart_tau, warmstart_multi_pick_frames,
+                                          warmstart_head_steps)
         self.preference = PreferenceOptions(objective, preference_log, preference_oracle_id, replay_ratio, dpo_beta,
                                             pairs_per_step, min_margin)
         check_combination(self.grpo, self.preference, zoom, self.warmstart, self.reward_options)
@@ -247,6 +253,7 @@ class TSPOModule(L.LightningModule):
         # With a warm start, the KL reference is the warm-started agent: copied once, when GRPO starts.
         self.reference_is_warmstarted = False
         self.warmstart_skipped = 0                   # samples without span supervision in warm-start steps
+        self.set_head_fitted = False                 # the full-batch set-head fit ran (once, when the warm start ends)
         self._steps_per_s = 0.0
 
     # -- frozen references -----------------------------------------------------------------------
@@ -296,6 +303,37 @@ class TSPOModule(L.LightningModule):
             self.ref_agent.load_state_dict(self.agent.state_dict())
             self.reference_is_warmstarted = True
 
+    def fit_set_head_after_warmstart(self) -> None:
+        """Once, when a warm start ends (the first GRPO step, or the end of a warm-start-only run): an agent
+        with a set head gets it fitted full batch on the training questions the warm start supervises
+        (``model.warmstart_head_steps`` L-BFGS iterations, :func:`tspo.training.span_fit.fit_set_head`).
+        Skipped, with a log line, where none of them has a set-rule preference or no training set is reachable."""
+        w = self.warmstart
+        if self.set_head_fitted or not w.steps or not w.head_steps or getattr(self.agent, "set_head", None) is None:
+            return
+        self.set_head_fitted = True
+        data = getattr(getattr(self._trainer, "datamodule", None), "train_set", None) if self._trainer else None
+        if data is None or not hasattr(data, "text"):
+            logger.warning("warm start: no training FeatureDataset reachable (trainer.datamodule.train_set); the set "
+                           "head keeps its minibatch fit")
+            return
+        from tspo.objectives.set_rule import set_rule_targets
+        from tspo.training.span_fit import fit_set_head
+
+        rows = [i for i, s in enumerate(data.samples) if w.supervises(s)]
+        samples = [data.samples[i] for i in rows]
+        if not rows or not bool(set_rule_targets(samples)[1].any()):
+            logger.info("warm start: no supervised question prefers a set rule (count / order / motion); the set "
+                        "head is not fitted")
+            return
+        device = next(self.agent.parameters()).device
+        loss = fit_set_head(self.agent, data.text[rows].to(device), samples, w.head_steps)
+        logger.info("warm start: set head fitted on %d questions (%d L-BFGS iterations), loss %.4f",
+                    len(rows), w.head_steps, loss)
+
+    def on_train_end(self) -> None:
+        self.fit_set_head_after_warmstart()   # a run that ended within its warm start (once only: a flag)
+
     def set_rl_lr(self) -> None:
         """At a GRPO step with ``model.rl_lr`` set: the optimizer's learning rate becomes it (idempotent; a
         resumed run's optimizer state already holds it)."""
@@ -337,6 +375,7 @@ class TSPOModule(L.LightningModule):
         mode = ("warmstart" if self.in_warmstart() else "zoom" if self.zoom_config is not None
                 else "replay" if self.is_replay_step() else "grpo")
         if mode == "grpo":
+            self.fit_set_head_after_warmstart()
             self.take_warmstarted_reference()
             restrict_trainable(self.agent, self.grpo.rl_trainable)
             self.set_rl_lr()
@@ -396,13 +435,14 @@ class TSPOModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["tspo"] = {"batches_seen": self.batches_seen, "agent_config": self.agent.config,
                               "oracle_calls": self.oracle_calls, "reference_is_warmstarted": self.reference_is_warmstarted,
-                              "warmstart_skipped": self.warmstart_skipped}
+                              "warmstart_skipped": self.warmstart_skipped, "set_head_fitted": self.set_head_fitted}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.batches_seen = int(checkpoint.get("tspo", {}).get("batches_seen", 0))
         self.oracle_calls = int(checkpoint.get("tspo", {}).get("oracle_calls", 0))
         self.reference_is_warmstarted = bool(checkpoint.get("tspo", {}).get("reference_is_warmstarted", False))
         self.warmstart_skipped = int(checkpoint.get("tspo", {}).get("warmstart_skipped", 0))
+        self.set_head_fitted = bool(checkpoint.get("tspo", {}).get("set_head_fitted", False))
 
     # -- preference objective (objective: dpo, replay_ratio > 0) ---------------------------------
     def setup(self, stage: str) -> None:

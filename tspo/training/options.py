@@ -221,6 +221,11 @@ class AgentOptions:
         return config
 
 
+
+# L-BFGS iterations of the full-batch set-head fit (the warm start's end, and span_fit's default): the
+# loss converges within ~50 on the goal protocol's 2,400 questions; 200 leaves a margin.
+DEFAULT_HEAD_STEPS = 200
+
 @dataclass(frozen=True)
 class WarmStartOptions:
     """The supervised stage before GRPO (beyond the paper, off by default): the first ``steps`` optimizer
@@ -235,13 +240,18 @@ class WarmStartOptions:
     :func:`~tspo.objectives.warmstart.evidence_listwise_loss`, one uniform target over all spans (``tau`` unused).
     ``multi_pick_frames`` (``model.warmstart_multi_pick_frames``): questions needing several picks inside one
     event (motion) get one evidence group per frame (:func:`tspo.training.warmstart_step.per_frame_groups`),
-    so the loss asks for two picks there, not one (``loss="group"`` only)."""
+    so the loss asks for two picks there, not one (``loss="group"`` only). ``head_steps``
+    (``model.warmstart_head_steps``): when the warm start ends, an agent with a set head (the filter family)
+    gets it fitted full batch, ``head_steps`` L-BFGS iterations on every supervised training question
+    (:func:`tspo.training.span_fit.fit_set_head`; 0 = off): minibatch steps leave this logistic regression on
+    nearly collinear question embeddings far from its optimum."""
 
     steps: int = 0
     kinds: tuple[str, ...] | None = None
     loss: str = "group"
     tau: float = DEFAULT_GROUP_TAU
     multi_pick_frames: bool = False
+    head_steps: int = DEFAULT_HEAD_STEPS
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 0:
@@ -252,6 +262,9 @@ class WarmStartOptions:
         if not _number(self.tau) or not self.tau > 0:
             raise TrainingConfigError(f"model.warmstart_tau must be a number > 0 (softmax temperature in score units, "
                                       f"e.g. 0.1), got {self.tau!r}")
+        if isinstance(self.head_steps, bool) or not isinstance(self.head_steps, int) or self.head_steps < 0:
+            raise TrainingConfigError(f"model.warmstart_head_steps must be an int >= 0 (L-BFGS iterations of the set "
+                                      f"head's fit when the warm start ends; 0 = off), got {self.head_steps!r}")
         if not isinstance(self.multi_pick_frames, bool):
             raise TrainingConfigError(f"model.warmstart_multi_pick_frames must be true or false, got {self.multi_pick_frames!r}")
         if self.multi_pick_frames and self.loss != "group":

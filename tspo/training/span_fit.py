@@ -34,7 +34,7 @@ from tspo.features.dataset import pad_options
 from tspo.objectives.set_rule import set_rule_loss, set_rule_targets
 from tspo.objectives.warmstart import DEFAULT_GROUP_TAU, evidence_group_loss, evidence_listwise_loss
 from tspo.progress import progress_bar
-from tspo.training.options import WARMSTART_LOSSES
+from tspo.training.options import DEFAULT_HEAD_STEPS, WARMSTART_LOSSES
 from tspo.training.warmstart_step import evidence_groups, group_masks, pad_group_masks, per_frame_groups
 
 HEAD_PARTS = ("filter", "set_head")   # the filter agent's parts that train with base=False
@@ -72,7 +72,7 @@ class SpanFit:
     spread: float = 1.0
     base: bool = False
     loss: str = "group"
-    head_steps: int = 200
+    head_steps: int = DEFAULT_HEAD_STEPS
     learn_scale: bool = True
     multi_pick_frames: bool = False
     worst_group: bool = False
@@ -168,7 +168,8 @@ def span_loss(agent: torch.nn.Module, batch: dict[str, Any], samples: Sequence[A
     return loss, parts
 
 
-def fit_set_head(agent: torch.nn.Module, text: torch.Tensor, samples: Sequence[Any], steps: int = 200) -> float:
+def fit_set_head(agent: torch.nn.Module, text: torch.Tensor, samples: Sequence[Any],
+                 steps: int = DEFAULT_HEAD_STEPS) -> float:
     """Fit the filter agent's set head alone, full batch, to :func:`set_rule_targets` of ``samples``:
     text float[N, D] (their question embeddings), ``steps`` L-BFGS iterations (deterministic, no
     randomness) -> the final set-rule loss. The rest of the agent is untouched."""
