@@ -1,7 +1,7 @@
 """Temporal agents (families: the paper's, the filter), sampling policy, selection rules and the method
 registry (imported as ``tspo.agents``)."""
 
-from tspo.agents.families import AGENT_FAMILIES, AgentConfigError, build_agent, family_of
+from tspo.agents.families import AGENT_FAMILIES, AgentConfigError, build_agent, default_method, family_of
 from tspo.agents.filter import FilterAgent
 from tspo.agents.methods import METHODS, RULES, SCORERS, Method, get_method
 from tspo.agents.policy import GumbelTopK as GumbelTopK  # re-export (policy.py)
@@ -13,6 +13,7 @@ __all__ = [
     "AgentConfigError",
     "FilterAgent",
     "build_agent",
+    "default_method",
     "family_of",
     "select_nms",
     "METHODS",

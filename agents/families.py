@@ -5,6 +5,11 @@ so every selector written before families existed, and the published weights, lo
 ``"filter"`` is :class:`~tspo.agents.filter.FilterAgent`, the paper's agent plus a question-conditioned
 temporal filter over similarity profiles and a set head. Every entry point (selector load, export,
 training, plug-ins) builds agents through :func:`build_agent`.
+
+Each family names the selection method its selectors use when a call names none
+(:func:`default_method`, the class attribute ``default_method``): ``"paper"`` -> ``"tspo"`` (top-k of the
+agent's scores), ``"filter"`` -> ``"tspo+nms"`` (temporal NMS with the radius its set head picks per
+question). A selector's ``config.json`` may store another (``"method"``); without one it is the family's.
 """
 
 from __future__ import annotations
@@ -31,6 +36,13 @@ def family_of(agent_config: Mapping[str, Any]) -> str:
     if family not in AGENT_FAMILIES:
         raise AgentConfigError(f"agent family {family!r} is unknown; choose one of {sorted(AGENT_FAMILIES)}")
     return family
+
+
+def default_method(family: str) -> str:
+    """The selection method a selector of ``family`` uses when neither the call nor its ``config.json``
+    names one (the family's class attribute ``default_method``); unknown families raise
+    :class:`AgentConfigError`."""
+    return AGENT_FAMILIES[family_of({"family": family})].default_method
 
 
 def family_options(family: str) -> tuple[str, ...]:
@@ -70,4 +82,5 @@ def start_state(like: TemporalAgent, loaded: TemporalAgent) -> dict[str, Any]:
     raise AgentConfigError(f"the weights hold an agent {loaded.config}, the config asks {like.config}")
 
 
-__all__ = ["AGENT_FAMILIES", "DEFAULT_FAMILY", "AgentConfigError", "build_agent", "family_of", "family_options", "paper_part", "start_state"]
+__all__ = ["AGENT_FAMILIES", "DEFAULT_FAMILY", "AgentConfigError", "build_agent", "default_method", "family_of",
+           "family_options", "paper_part", "start_state"]

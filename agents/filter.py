@@ -24,7 +24,8 @@ The set head (``set_logit``, a ``Linear(D -> 1)``, zero-initialised) says whethe
 picks spread over distinct events (count, order: temporal non-max suppression with ``nms_radius``
 frames) or several picks inside one event (motion: plain top-k): :meth:`FilterAgent.set_radius` is
 the radius the ``tspo+nms`` method uses (0 = plain top-k, which an untrained head gives). Its
-training target is :func:`tspo.objectives.set_rule.set_rule_targets`.
+training target is :func:`tspo.objectives.set_rule.set_rule_targets`. ``tspo+nms`` is this family's
+:attr:`~FilterAgent.default_method`: a filter selector uses it wherever a call names no method.
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ class FilterAgent(TemporalAgent):
 
     family = "filter"
     reads_options = True
+    # temporal NMS with the radius the set head picks per question (0 = plain top-k): what this agent is for
+    default_method = "tspo+nms"
 
     def __init__(self, dim: int = 768, window: int = 12, heads: int = 8, block: int = 64,
                  query_adapter: bool = False, question_attention: bool = False,

@@ -128,7 +128,11 @@ class TemporalAgent(nn.Module):
     ``softmax(S / τ)`` and inference takes its top-k.
     """
 
+    family = "paper"  # tspo.agents.families.AGENT_FAMILIES (its config names no family: old selectors load unchanged)
     reads_options = False  # a multiple-choice question's options do not change this agent's scores
+    # The selection method a selector with this agent uses when no call names one (the one owner:
+    # tspo.agents.families.default_method reads it; a selector's config.json may store another).
+    default_method = "tspo"
 
     def __init__(self, dim: int = 768, window: int = 12, heads: int = 8, block: int = 64,
                  query_adapter: bool = False, question_attention: bool = False) -> None:

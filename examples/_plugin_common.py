@@ -22,6 +22,8 @@ def parser(description: str, model_help: str) -> argparse.ArgumentParser:
     p.add_argument("--video", help="video file (default: a synthetic 12 s clip)")
     p.add_argument("--question", default="What changes on the screen over time?")
     p.add_argument("--num-frames", type=int, default=8)
+    p.add_argument("--method", default=None,
+                   help="selection method (default: the selector's own, e.g. tspo+nms for a filter selector)")
     p.add_argument("--model", help=model_help)
     return p
 
@@ -42,9 +44,9 @@ def select(args: argparse.Namespace):
         directory = TSPOSelector(encoder="tiny-random", cache=False).save_pretrained(workdir / "selector")
         selector = TSPOSelector.from_pretrained(directory, cache=False)
     video = args.video or str(render_demo_video(workdir / "demo.mp4"))
-    sel = selector.select(video, args.question, num_frames=args.num_frames, return_frames=True)
+    sel = selector.select(video, args.question, num_frames=args.num_frames, method=args.method, return_frames=True)
     print(
-        f"selected {len(sel.indices)} of {sel.num_candidates} candidates at",
+        f"{sel.method}: selected {len(sel.indices)} of {sel.num_candidates} candidates at",
         [round(float(t), 2) for t in sel.timestamps],
         "s",
     )

@@ -323,3 +323,33 @@ def test_clip_unit_matches_the_selector(workdir):
         cls(base_model="tspo_test_seen", selector=selector, token_budget=100)
     with pytest.raises(ValueError, match="token_model must be one of"):
         cls(base_model="tspo_test_seen", selector=selector, unit="clip", token_model="gpt")
+
+
+def test_method_defaults_to_the_selectors_own(workdir):
+    """``method`` left out is the selector's own (a filter selector: tspo+nms); ``method=`` overrides it;
+    an unknown name is refused with the method list."""
+    import torch
+
+    from tspo.agents import FilterAgent
+    from tspo.selection.selector import TSPOSelector
+
+    _Seen.register()
+    cls = _tspo_video()
+    agent = FilterAgent(dim=64, nms_radius=3)   # tiny-random: D = 64
+    with torch.no_grad():
+        agent.set_head.bias.fill_(1.0)          # every question: suppress
+    filter_dir = TSPOSelector(encoder="tiny-random", agent=agent, cache=False).save_pretrained(workdir / "FILTER")
+    question = "When is the screen brightest?"
+    for selector, method, expected in ((filter_dir, None, "tspo+nms"), (filter_dir, "uniform", "uniform"),
+                                       (workdir / "DIR", None, "tspo")):
+        args = f"base_model=tspo_test_seen,selector={selector},num_frames=3,visual_mode=frames"
+        model = cls.create_from_arg_string(args + (f",method={method}" if method else ""))
+        model.task_dict = {"t": {"test": {0: {"video": str(workdir / "clip.mp4")}}}}
+        model.loglikelihood([_instance("loglikelihood", (question, " A", lambda doc: [doc["video"]], 0, "t", "test"))])
+        sel = model.last_selections[0]
+        assert sel.method == expected
+        direct = TSPOSelector.from_pretrained(selector, cache=False).select(
+            str(workdir / "clip.mp4"), question, num_frames=3, method=expected)
+        np.testing.assert_array_equal(direct.timestamps, sel.timestamps)
+    with pytest.raises(ValueError, match="unknown selection method 'best'"):
+        cls(base_model="tspo_test_seen", selector=str(filter_dir), method="best")

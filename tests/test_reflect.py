@@ -91,12 +91,12 @@ class _Selector:
 
     from tspo.settings import SelectionSettings
 
-    settings = SelectionSettings(num_frames=2)
+    settings = SelectionSettings(num_frames=2, method="tspo")
 
     def select_zoom_from_source(self, source, question, k, method, zoom, suppress, options=None):
         from tspo.selection.zoom import zoom_select
 
-        return zoom_select(source, lambda f: f[:, 1].clone(), k, zoom, method, suppress)
+        return zoom_select(source, lambda f: f[:, 1].clone(), k, zoom, self.method_for(method), suppress)
 
     agent = None
 
@@ -111,6 +111,7 @@ class _Selector:
 
     # the real single-stage strategy (suppression included), over the fake scores above
     select_from_features = TSPOSelector.select_from_features
+    method_for = TSPOSelector.method_for  # method None: the selector's own (settings.method here)
     _clip_k = staticmethod(TSPOSelector._clip_k)
 
 

@@ -46,7 +46,7 @@ def saved_selector(tiny_encoder, tmp_path):
 
 def test_saved_settings_reach_select_frames_and_the_cli(saved_selector, short_video, capsys):
     sel = TSPOSelector.from_pretrained(saved_selector)
-    assert sel.settings == SelectionSettings(num_frames=4, fps=0.5)
+    assert sel.settings == SelectionSettings(num_frames=4, fps=0.5, method="tspo")  # the paper family's own method
     direct = sel.select(short_video, QUESTION)
     assert len(direct.indices) == 4 and direct.num_candidates == 10
     via_api = select_frames(short_video, QUESTION, selector=sel)

@@ -6,6 +6,11 @@ ViT-L/14 encoder — the paper's settings — and frames handed on at a short si
 every entry point (``select_frames``, ``tspo select``, ``tspo eval``, the plug-ins, training)
 passes ``None`` for "the selector's value" and lets :meth:`SelectionSettings.override` fill it.
 
+The selection method is one of these settings too, with no package-wide default: ``method=None``
+means "the agent family's own" (:func:`tspo.agents.families.default_method`: ``tspo`` for the paper's
+agent, ``tspo+nms`` for the filter family), which the selector fills in when it is built, so a saved
+selector's ``config.json`` names it and an older one without the field still means its family's.
+
 Frames that leave the package for a video LLM are always *whole*: short side ``frame_size`` px,
 aspect ratio kept, never centre-cropped (only the CLIP encoder's own candidate frames are cropped).
 """
@@ -60,25 +65,40 @@ def check_frame_size(frame_size: Any, name: str = "frame_size") -> int:
     return int(frame_size)
 
 
+def check_method(method: Any, name: str = "method") -> str | None:
+    """A selection method name, or None for the selector's agent family's own. Only its form is checked
+    here: the method registry (``tspo.agents.methods.get_method``, which lists the choices) lives with
+    torch code a layer up, and the selector checks the name against it."""
+    if method is None:
+        return None
+    if not isinstance(method, str) or not method.strip():
+        raise ValueError(f"{name} must be a selection method name such as 'tspo' or 'tspo+nms' (or None for "
+                         f"the selector's own), got {method!r}")
+    return method
+
+
 @dataclass(frozen=True)
 class SelectionSettings:
     """What a selection is made of.
 
     ``num_frames``: k, frames selected. ``fps``: candidates per second of video. ``max_candidates``:
     cap on the candidates T (an evenly spaced subset beyond it; None = no cap). ``frame_size``:
-    short side (px) of the whole frames handed on (``return_frames``, oracle frames).
+    short side (px) of the whole frames handed on (``return_frames``, oracle frames). ``method``: the
+    selection method (None: the agent family's own, which a :class:`~tspo.TSPOSelector` fills in).
     """
 
     num_frames: int = DEFAULT_NUM_FRAMES
     fps: float = DEFAULT_FPS
     max_candidates: int | None = DEFAULT_MAX_CANDIDATES
     frame_size: int = DEFAULT_FRAME_SIZE
+    method: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "num_frames", check_num_frames(self.num_frames))
         object.__setattr__(self, "fps", check_fps(self.fps))
         object.__setattr__(self, "max_candidates", check_max_candidates(self.max_candidates))
         object.__setattr__(self, "frame_size", check_frame_size(self.frame_size))
+        object.__setattr__(self, "method", check_method(self.method))
 
     def override(
         self,
@@ -86,22 +106,34 @@ class SelectionSettings:
         fps: float | None = None,
         max_candidates: int | None = None,
         frame_size: int | None = None,
+        method: str | None = None,
     ) -> SelectionSettings:
         """These settings with every argument that is not None replacing the stored value."""
-        given = {"num_frames": num_frames, "fps": fps, "max_candidates": max_candidates, "frame_size": frame_size}
+        given = {"num_frames": num_frames, "fps": fps, "max_candidates": max_candidates, "frame_size": frame_size,
+                 "method": method}
         return replace(self, **{k: v for k, v in given.items() if v is not None})
 
     def to_config(self) -> dict[str, Any]:
-        """The fields as saved in a selector's ``config.json``."""
-        return asdict(self)
+        """The fields as saved in a selector's ``config.json`` (``method`` only when it is set)."""
+        out = asdict(self)
+        if out["method"] is None:
+            del out["method"]
+        return out
+
+    def sampling_config(self) -> dict[str, Any]:
+        """:meth:`to_config` without ``method``: what an evaluation that runs several methods records."""
+        out = self.to_config()
+        out.pop("method", None)
+        return out
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> SelectionSettings:
-        """Settings from a selector config; fields it does not name take the defaults (older configs)."""
+        """Settings from a selector config; fields it does not name take the defaults (older configs;
+        no ``method``: the agent family's own)."""
         defaults = cls()
         return cls(**{k: config.get(k, getattr(defaults, k)) for k in cls.FIELDS})
 
-    FIELDS = ("num_frames", "fps", "max_candidates", "frame_size")
+    FIELDS = ("num_frames", "fps", "max_candidates", "frame_size", "method")
 
 
 def clip_num_frames(num_frames: int, num_candidates: int) -> tuple[int, str | None]:

@@ -303,7 +303,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     command = eval_command(cfg, val_manifest)
     result["config"] = {"manifest": str(val_manifest), "benchmark": None, "methods": list(cfg.methods),
                         "selector": str(selector_dir), "encoder": cfg.encoder, "oracle": "simulated", "seed": cfg.seed,
-                        **selector.settings.override(num_frames=cfg.num_frames).to_config(), "reproduce": command}
+                        **selector.settings.override(num_frames=cfg.num_frames).sampling_config(),
+                        "selector_method": selector.method, "reproduce": command}
     seconds["eval"] = time.perf_counter() - t0
     (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
 

@@ -35,7 +35,7 @@ EXAMPLES = """examples:
   tspo select lecture.mp4 "When is the proof shown?" --selector runs/exp1/selector --strategy zoom
   tspo select clip.mp4 "What happens after the dog jumps?" -k 8 --clips --token-model qwen2-vl --json
   tspo select clip.mp4 "Which came first, the red circle or the blue square?" --selector runs/filter/selector \
-      --method tspo+nms --option "the red circle" --option "the blue square"
+      --option "the red circle" --option "the blue square"      # a filter selector's own method: tspo+nms
 
 exit codes: 0 done, 1 the selection failed, 2 bad arguments."""
 
@@ -59,8 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "'MODEL:/path/weights.bin', or 'tiny-random' (offline, random weights)")
     # Validated after the cheap checks (the method registry lives with torch code, tspo.agents);
     # an unknown name gets the full list.
-    p.add_argument("--method", default="tspo",
-                   help="selection method, e.g. tspo (default), uniform, clip, aks, or SCORER+RULE such as tspo+aks")
+    p.add_argument("--method", default=None,
+                   help="selection method, e.g. tspo, tspo+nms, uniform, clip, aks, or SCORER+RULE such as tspo+aks "
+                        "(default: the selector's own, e.g. tspo+nms for a filter selector, tspo for the paper's "
+                        "agent and without --selector)")
     add_settings_arguments(p, "saved / plotted frames")
     p.add_argument("--feature-cache", metavar="DIR", help="candidate feature cache (default $TSPO_CACHE/features; "
                    "a training run's RUN/feature_cache works too)")
@@ -124,7 +126,8 @@ def check_runtime_args(args: argparse.Namespace) -> None:
     from tspo.agents.methods import get_method
 
     try:
-        get_method(args.method)
+        if args.method is not None:  # None: the selector's own, known once it is loaded
+            get_method(args.method)
     except ValueError as err:
         raise UsageError(f"--method: {err}") from err
     try:

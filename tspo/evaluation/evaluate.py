@@ -353,8 +353,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="read a public benchmark's annotations instead (needs --annotations)")
     p.add_argument("--annotations", help="benchmark annotation file (MLVU: the json/ folder)")
     p.add_argument("--video-root", help="folder of the benchmark's videos (default: its published layout)")
-    p.add_argument("--methods", default=",".join(METHODS),
-                   help="comma-separated: " + ",".join(METHODS) + " or SCORER+RULE (default: all of them)")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated: " + ",".join(METHODS) + " or SCORER+RULE (default: all of them, plus the "
+                        "selector's own method when it is another, e.g. tspo+nms for a filter selector)")
     p.add_argument("--selector", help="trained selector directory (needed for the tspo method)")
     p.add_argument("--encoder", help="encoder spec for the other methods when no --selector is given "
                                      f"(default {DEFAULT_ENCODER}); with --selector it overrides the stored one")
@@ -425,11 +426,13 @@ def prefetch_features(samples: Sequence[Any], selector: Any, settings: Any, stra
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        methods = check_methods(args.methods)
+        methods = check_methods(METHODS if args.methods is None else args.methods)
         if args.limit is not None and args.limit <= 0:
             raise EvalConfigError(f"--limit must be positive, got {args.limit}")
         samples = load_samples(args)
         selector = make_selector(args.selector, args.encoder, methods, args.feature_cache)
+        if args.methods is None:  # the registry's named methods and the selector's own (tspo+nms: a filter selector)
+            methods = list(dict.fromkeys([*methods, selector.method]))
         settings = selector.settings.override(args.num_frames, args.fps, args.max_candidates, args.frame_size)
         prefetch_features(samples, selector, settings, args.strategy)
         oracle = build_oracle(args.oracle, encoder=selector.encoder, seed=args.seed)
@@ -453,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result["config"] = {"manifest": args.manifest, "benchmark": args.benchmark, "methods": methods,
                         "selector": args.selector, "encoder": selector.encoder.spec, "oracle": args.oracle,
-                        **settings.to_config(), "seed": args.seed,
+                        **settings.sampling_config(), "selector_method": selector.method, "seed": args.seed,
                         **({"strategy": args.strategy, "zoom": asdict(zoom_cfg),
                             "reflect": args.reflect, "reflect_threshold": args.reflect_threshold}
                            if args.strategy != "single" or args.reflect else {})}

@@ -110,7 +110,7 @@ def pick_cells(timestamps_s: np.ndarray, candidate_times_s: np.ndarray) -> np.nd
 
 def select_and_answer(selector: Any, video: Any, question: str, options: list[str] | tuple[str, ...], oracle: Any,
                       num_frames: int | None = None, rounds: int = 1, threshold: float = 0.5,
-                      strategy: str = "zoom", method: str = "tspo", zoom: Any = None, source: Any = None,
+                      strategy: str = "zoom", method: str | None = None, zoom: Any = None, source: Any = None,
                       features: Any = None, sample_id: str = "query", meta: Mapping[str, Any] | None = None,
                       frame_size: int | None = 448) -> ReflectionResult:
     """Select frames of ``video`` with ``selector``, ask ``oracle``, reflect while unsure.
@@ -119,8 +119,9 @@ def select_and_answer(selector: Any, video: Any, question: str, options: list[st
     :class:`~tspo.selection.zoom.VideoFeatureSource`); ``"single"``: top-k over ``features`` (a
     :class:`~tspo.features.cache.VideoFeatures`; default: the selector's candidates of ``video``).
     ``meta``: what a simulated oracle reads (answer, kind, evidence spans). Frames are decoded only
-    for oracles that need pixels (whole frames, short side ``frame_size``). ``num_frames`` and
-    ``frame_size`` left None are the selector's settings.
+    for oracles that need pixels (whole frames, short side ``frame_size``). ``num_frames``,
+    ``frame_size`` and ``method`` left None are the selector's (its settings; the method: its own,
+    ``tspo+nms`` for a filter selector).
     """
 
     settings = selector.settings.override(num_frames=num_frames, frame_size=frame_size)

@@ -114,6 +114,13 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _method_of(config: dict[str, Any]) -> str:
+    """The method a selector with this config uses when a call names none (``save_pretrained`` always
+    stores it; an older config without it means its agent family's, ``tspo.agents.default_method``)."""
+    method = config.get("method")
+    return f"`{method}`" if method else "its agent family's own (`tspo`; `tspo+nms` for the filter family)"
+
+
 def model_card(
     config: dict[str, Any],
     repo_id: str | None = None,
@@ -155,6 +162,7 @@ def model_card(
         f"| candidate rate | {config.get('fps', '–')} fps, at most {config.get('max_candidates') or 'all'} candidates |",
         f"| agent | {agent.get('family', 'paper')} family, dim {agent.get('dim', '–')}, window {agent.get('window', '–')}, "
         f"heads {agent.get('heads', '–')} |",
+        f"| selection method | {_method_of(config)} (when a call names none; `method=` overrides) |",
         f"| training data | {training_data or 'not recorded'} |",
         "",
         "## Metrics",

@@ -3,9 +3,13 @@
 A selector is a frozen CLIP encoder plus a (trained) agent of one family (:mod:`tspo.agents.families`:
 the paper's :class:`~tspo.agents.TemporalAgent`, or the question-conditioned
 :class:`~tspo.agents.FilterAgent`). It is saved as ``model.safetensors`` (the agent's weights) +
-``config.json`` (encoder spec, agent family and shape, sampling defaults), like a Hugging Face model
-directory. A multiple-choice question may pass its ``options``: agents that read them (the filter
-family) look for them too.
+``config.json`` (encoder spec, agent family and shape, sampling defaults and selection method), like a
+Hugging Face model directory. A multiple-choice question may pass its ``options``: agents that read them
+(the filter family) look for them too.
+
+Every call's ``method=None`` is the selector's own method (:attr:`TSPOSelector.method`): the one stored in
+its ``config.json``, else its agent family's (:func:`tspo.agents.families.default_method`: ``tspo`` for the
+paper's agent, ``tspo+nms`` for the filter family). :attr:`Selection.method` names the method used.
 """
 
 from __future__ import annotations
@@ -205,8 +209,9 @@ class TSPOSelector:
     CLIP similarity does (its MLP output starts at zero). ``cache``: where candidate features are
     kept between calls (default: an on-disk :class:`FeatureCache`; ``False`` disables it).
     ``settings``: the :class:`~tspo.settings.SelectionSettings` every call falls back to (saved with
-    the selector); ``num_frames`` / ``fps`` / ``max_candidates`` / ``frame_size`` replace single
-    fields of it (None keeps the value).
+    the selector); ``num_frames`` / ``fps`` / ``max_candidates`` / ``frame_size`` / ``method`` replace
+    single fields of it (None keeps the value). A method left None everywhere is the agent family's own
+    (``tspo`` for the paper's agent, ``tspo+nms`` for the filter family); :attr:`method` says which.
     """
 
     def __init__(
@@ -223,6 +228,7 @@ class TSPOSelector:
         max_candidates: int | None = None,
         frame_size: int | None = None,
         extra_config: dict[str, Any] | None = None,
+        method: str | None = None,
     ) -> None:
         self.cache = FeatureCache() if cache is None or cache is True else (cache or None)
         if isinstance(encoder, str):
@@ -240,7 +246,11 @@ class TSPOSelector:
         self.agent = agent.to(self.encoder.device).eval()
         if settings is not None and not isinstance(settings, SelectionSettings):
             raise TypeError(f"settings must be a tspo.settings.SelectionSettings, got {type(settings).__name__}")
-        self.settings = (settings or SelectionSettings()).override(num_frames, fps, max_candidates, frame_size)
+        settings = (settings or SelectionSettings()).override(num_frames, fps, max_candidates, frame_size, method)
+        # no method named by the settings or the caller: the agent family's own, stored so config.json names it;
+        # a named one is checked against the method registry here (an unknown name lists the choices)
+        method = agent.default_method if settings.method is None else settings.method
+        self.settings = settings.override(method=get_method(method).name)
         self.extra_config = dict(extra_config or {})
 
     def __repr__(self) -> str:
@@ -252,6 +262,18 @@ class TSPOSelector:
     fps = property(lambda self: self.settings.fps)
     max_candidates = property(lambda self: self.settings.max_candidates)
     frame_size = property(lambda self: self.settings.frame_size)
+
+    @property
+    def method(self) -> str:
+        """The selection method every call that names none uses: the settings' (saved in ``config.json``),
+        else the agent family's own (``agent.default_method``: ``tspo``, ``tspo+nms`` for the filter family)."""
+        return self.method_for(None)
+
+    def method_for(self, method: str | None) -> str:
+        """``method`` when given (checked against the method registry), else :attr:`method`."""
+        if method is None:
+            method = self.settings.method if self.settings.method is not None else self.agent.default_method
+        return get_method(method).name
 
     @property
     def config(self) -> dict[str, Any]:
@@ -278,11 +300,13 @@ class TSPOSelector:
         return self.encoder.encode_texts(options).to(self.encoder.device, torch.float32)
 
     @torch.no_grad()
-    def score(self, features: torch.Tensor, question: str, method: str = "tspo",
+    def score(self, features: torch.Tensor, question: str, method: str | None = None,
               options: list[str] | None = None) -> torch.Tensor:
         """Per-candidate scores ``[T]`` of the method's scorer (``tspo.agents.methods``): the agent's S
-        for ``tspo`` / ``tspo+aks``, CLIP cosine similarity for ``clip`` / ``bin-max`` / ``aks``.
-        ``options``: the question's option texts (multiple choice), read by the filter family."""
+        for ``tspo`` / ``tspo+aks`` / ``tspo+nms``, CLIP cosine similarity for ``clip`` / ``bin-max`` / ``aks``
+        (None: :attr:`method`). ``options``: the question's option texts (multiple choice), read by the
+        filter family."""
+        method = self.method_for(method)
         m = get_method(method)
         if not m.needs_scores:
             raise ValueError(f"method {method!r} has no scores (its rule {m.rule!r} looks only at the grid)")
@@ -302,18 +326,18 @@ class TSPOSelector:
                        self.encode_options(options) if reads else None).cpu()
 
     def select_from_features(
-        self, features: torch.Tensor, question: str, num_frames: int | None = None, method: str = "tspo",
+        self, features: torch.Tensor, question: str, num_frames: int | None = None, method: str | None = None,
         options: list[str] | None = None, suppress: np.ndarray | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Positions ``int64[k]`` (ascending) of the chosen candidates, and the scores ``[T]``
-        (``num_frames`` None: the selector's k). The one single-stage strategy: ``tspo select``, eval
-        and reflection all pick here. A set-aware rule (``tspo+nms``) takes its suppression radius from
-        the agent's set head when it has one (the filter family). ``suppress``: bool[T], candidates
-        already inspected (reflection) — picked only after every other one (k is clipped to the rest;
-        a rule without scores draws from the rest)."""
+        (``num_frames`` None: the selector's k; ``method`` None: :attr:`method`). The one single-stage
+        strategy: ``tspo select``, eval and reflection all pick here. A set-aware rule (``tspo+nms``) takes
+        its suppression radius from the agent's set head when it has one (the filter family). ``suppress``:
+        bool[T], candidates already inspected (reflection) — picked only after every other one (k is
+        clipped to the rest; a rule without scores draws from the rest)."""
         num = int(features.shape[0])
         k = self._clip_k(self.settings.override(num_frames=num_frames).num_frames, num)
-        m = get_method(method)
+        m = get_method(self.method_for(method))
         blocked = np.zeros(num, dtype=bool) if suppress is None else np.asarray(suppress, dtype=bool)
         if blocked.shape != (num,):
             raise ValueError(f"suppress must be bool[T] with T={num} candidates, got shape {blocked.shape}")
@@ -339,7 +363,7 @@ class TSPOSelector:
         video: VideoLike,
         question: str,
         num_frames: int | None = None,
-        method: str = "tspo",
+        method: str | None = None,
         fps: float | None = None,
         max_candidates: int | None = None,
         return_frames: bool = False,
@@ -353,10 +377,12 @@ class TSPOSelector:
         options: list[str] | None = None,
     ) -> Selection:
         """Pick ``num_frames`` frames of ``video`` for ``question`` (see :func:`select_frames`); every
-        argument left None takes the selector's :attr:`settings`."""
+        argument left None takes the selector's :attr:`settings` (``method``: :attr:`method`, the one
+        :attr:`Selection.method` then names)."""
         question = _check_question(question)
-        settings = self.settings.override(num_frames, fps, max_candidates, frame_size)
+        settings = self.settings.override(num_frames, fps, max_candidates, frame_size, method)
         k, fps, max_candidates = settings.num_frames, settings.fps, settings.max_candidates
+        method = self.method_for(settings.method)
         m = get_method(method)
         if unit not in UNITS:
             raise ValueError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
@@ -408,10 +434,12 @@ class TSPOSelector:
         feats = self.features(video, settings.fps, settings.max_candidates)
         times, frame_idx = feats.timestamps_s, feats.frame_indices
         num = len(times)
-        scores = self.score(feats.features, question, method, options).numpy().astype(np.float32)
+        text = self._question_text(question)
+        scores = self._score_text(feats.features, text, m, options).numpy().astype(np.float32)
         plan = plan_for_video(video, settings.num_frames, settings.frame_size, token_budget, model, clips,
                               max_frames=num)
-        picks = clips_from_scores(scores, self._clip_k(settings.num_frames, num), plan.num_frames, method)
+        picks = clips_from_scores(scores, self._clip_k(settings.num_frames, num), plan.num_frames, method,
+                                  radius=m.set_radius(self.agent, text))  # the set head's, as single-stage
         positions = picks.positions
         timestamps = times[positions]
         segment_ids, sources = segments_at(video, timestamps)
@@ -427,13 +455,19 @@ class TSPOSelector:
         """Features of ``video`` at any seconds, encoded on demand through this selector's cache."""
         return VideoFeatureSource(video, self.encoder, self.cache)
 
-    def select_zoom_from_source(self, source: FeatureSource, question: str, num_frames: int, method: str = "tspo",
-                                zoom: ZoomConfig | None = None, suppress_s: np.ndarray | None = None,
+    def select_zoom_from_source(self, source: FeatureSource, question: str, num_frames: int,
+                                method: str | None = None, zoom: ZoomConfig | None = None,
+                                suppress_s: np.ndarray | None = None,
                                 options: list[str] | None = None) -> ZoomResult:
-        """Coarse-to-fine selection over a feature source (:func:`tspo.selection.zoom.zoom_select`)."""
+        """Coarse-to-fine selection over a feature source (:func:`tspo.selection.zoom.zoom_select`;
+        ``method`` None: :attr:`method`). A set-aware rule (``tspo+nms``) over the pool takes its radius
+        from the agent's set head, as single-stage selection does."""
         question = _check_question(question)
-        return zoom_select(source, lambda f: self.score(f, question, method, options), num_frames, zoom, method,
-                           suppress_s)
+        method = self.method_for(method)
+        m = get_method(method)
+        text = self._question_text(question)
+        return zoom_select(source, lambda f: self._score_text(f, text, m, options), num_frames, zoom, method,
+                           suppress_s, radius=m.set_radius(self.agent, text))
 
     def _select_zoom(self, video: VideoLike, question: str, k: int, method: str, zoom: ZoomConfig | None,
                      return_frames: bool, frame_size: int, options: list[str] | None = None) -> Selection:
@@ -478,6 +512,8 @@ class TSPOSelector:
         known = {"format", "version", "encoder", "agent", *SelectionSettings.FIELDS}
         try:
             settings = SelectionSettings.from_config(config)
+            if settings.method is not None:
+                get_method(settings.method)
         except ValueError as err:
             raise SelectorConfigError(f"selector {str(name_or_path)!r}: bad selection settings in config.json: {err}") \
                 from err
@@ -607,7 +643,10 @@ def select_frames(
     ``selector``: a :class:`TSPOSelector`, a selector directory, or ``None`` for an untrained one on
     ``encoder`` (CLIP-similarity ranking). Candidates are taken at ``fps`` per second (at most
     ``max_candidates``). Every setting left None is the selector's (:class:`SelectionSettings`:
-    a saved selector's stored values, else the defaults of :mod:`tspo.settings`). Deterministic: top-k of the scores, no sampling noise. Returns a
+    a saved selector's stored values, else the defaults of :mod:`tspo.settings`). ``method`` left None
+    is the selector's own (:attr:`TSPOSelector.method`: its ``config.json``'s, else its agent family's —
+    ``tspo``, top-k of the agent's scores, or ``tspo+nms`` for a filter selector); :attr:`Selection.method`
+    names the one used. Deterministic: the method's rule over the scores, no sampling noise. Returns a
     :class:`Selection` with frame indices (ascending) and timestamps in seconds.
 
     ``strategy="zoom"``: coarse-to-fine selection for long videos (:mod:`tspo.selection.zoom`; budget knobs

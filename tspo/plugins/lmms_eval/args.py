@@ -10,7 +10,7 @@ from tspo.selection.zoom_config import ZOOM_KNOBS
 
 # tspo_video's own keyword arguments (TSPOVideo.__init__); everything else goes to base_model
 TSPO_ARGS = ("base_model", "selector", "num_frames", "fps", "max_candidates", "visual_mode", "frame_size",
-             "timestamps_in_prompt", "device", "clip_dir", "selection_log", "strategy", *ZOOM_KNOBS)
+             "timestamps_in_prompt", "device", "clip_dir", "selection_log", "strategy", "method", *ZOOM_KNOBS)
 SIMILARITY = 0.85  # num_frame ~ num_frames (0.95); nframes (0.82) and max_num_frames (a name of its own) pass on
 
 

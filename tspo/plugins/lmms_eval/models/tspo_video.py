@@ -96,7 +96,9 @@ class TSPOVideo(lmms):
 
     ``selector``: a selector directory, hub id or loaded ``TSPOSelector``; ``num_frames``: k;
     ``fps`` / ``max_candidates``: candidate grid; ``frame_size``: short side of the whole frames
-    handed on (never upscaled); each left None is the selector's (its ``SelectionSettings``);
+    handed on (never upscaled); ``method``: the selection method (e.g. ``tspo``, ``tspo+nms``,
+    ``uniform``); each left None is the selector's (its ``SelectionSettings``; the method: the one
+    in its config.json, else its agent family's, ``tspo+nms`` for a filter selector);
     ``timestamps_in_prompt``: prefix the context with the frames' real times
     (default None: on in clip mode, whose file spaces the frames evenly, off in frames mode);
     ``clip_dir``: where clips are written (default: a temporary folder); ``selection_log``: a JSON
@@ -133,6 +135,7 @@ class TSPOVideo(lmms):
         token_budget: int | None = None,
         token_model: str | None = None,
         max_clip_frames: int | None = None,
+        method: str | None = None,
         **base_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -182,8 +185,9 @@ class TSPOVideo(lmms):
             selector = TSPOSelector.from_pretrained(str(selector), device=device or "cpu")
         self.selector = selector
         try:
-            self.settings = selector.settings.override(num_frames, fps, max_candidates, frame_size)
-        except ValueError as err:
+            self.settings = selector.settings.override(num_frames, fps, max_candidates, frame_size, method)
+            self.selection_method = selector.method_for(self.settings.method)
+        except ValueError as err:  # a bad k / fps / size, an unknown method (with the list of known ones)
             raise TSPOVideoConfigError(str(err)) from None
         self.num_frames = self.settings.num_frames
         self.visual_mode, self.timestamps_in_prompt = visual_mode, timestamps_in_prompt
@@ -236,7 +240,7 @@ class TSPOVideo(lmms):
         """tspo's selection for one video path and the request's context (the question)."""
         s = self.settings
         return self.selector.select(
-            str(video), question, num_frames=s.num_frames, fps=s.fps,
+            str(video), question, num_frames=s.num_frames, method=self.selection_method, fps=s.fps,
             max_candidates=s.max_candidates, return_frames=True, frame_size=s.frame_size,
             strategy=self.strategy, zoom=self.zoom, unit=self.unit, token_budget=self.token_budget,
             model=self.token_model, clips=self.clips,
@@ -257,7 +261,7 @@ class TSPOVideo(lmms):
         if self.selection_log is None:
             return
         record = {
-            "request": tag, "video": str(video),
+            "request": tag, "video": str(video), "method": self.selection_method,
             "timestamps_s": [round(float(t), 3) for t in clip.timestamps_s],
             "indices": [int(i) for i in clip.indices],
             "handed_on": handed if isinstance(handed, str) else f"{len(handed)} images",
