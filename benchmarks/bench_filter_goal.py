@@ -279,16 +279,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
     p.add_argument("--tau", type=float, default=d.tau, help=f"evidence loss temperature (default {d.tau})")
     p.add_argument("--spread", type=float, default=d.spread, help=f"set-head loss weight (default {d.spread})")
-    p.add_argument("--base", type=_bool, default=d.base, help="train the paper part too (default true)")
+    p.add_argument("--base", type=_bool, default=d.base, help=f"train the paper part too (default {str(d.base).lower()})")
     p.add_argument("--loss", choices=("group", "uniform"), default=d.loss, help=f"evidence loss (default {d.loss})")
     p.add_argument("--learn-scale", type=_bool, default=d.learn_scale, help="the evidence loss reads a learned "
-                   "global scale of the scores (default false)")
+                   f"global scale of the scores (default {str(d.learn_scale).lower()})")
     p.add_argument("--multi-pick-frames", type=_bool, default=d.multi_pick_frames, help="questions needing several "
-                   "picks in one event (motion) get one evidence group per frame (default false)")
+                   "picks in one event (motion) get one evidence group per frame (default "
+                   f"{str(d.multi_pick_frames).lower()})")
     p.add_argument("--worst-group", type=_bool, default=d.worst_group, help="a needle's evidence loss is its worst "
-                   "group's, not the mean over groups (default false)")
+                   "group's, not the mean over groups (default "
+                   f"{str(d.worst_group).lower()})")
     p.add_argument("--head-steps", type=int, default=d.head_steps, help="L-BFGS iterations of a full-batch set-head "
-                   f"fit after the span fit (default {d.head_steps} = off)")
+                   f"fit after the span fit (default {d.head_steps}; 0 = off)")
     p.add_argument("--nms-radius", type=int, help="tspo+nms suppression radius in frames (default: the agent's)")
     p.add_argument("--train-mix", type=float, metavar="R", help="also train on 1,200 needles at confuser ratio R with "
                    "texture filler (clips disjoint from the held-out sets'; not the goal protocol)")
