@@ -29,6 +29,7 @@ from tspo.evaluation.judge import judge_selections, metrics_of
 from tspo.features.encoders import shared_encoder
 from tspo.objectives.grpo import temperature_at
 from tspo.objectives.preference import PreferencePairs, pairs_from_groups, pairs_from_log
+from tspo.objectives.set_rule import set_rule_targets
 from tspo.rewards import OracleCache, OracleConfigError, build_oracle, check_oracle_args, check_oracle_fits
 from tspo.selection.selector import load_selector_agent
 from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, clip_num_frames
@@ -54,6 +55,7 @@ from tspo.training.options import (
     zoom_options,
 )
 from tspo.training.replay_step import ReferenceScores, replay_step
+from tspo.training.span_fit import fit_set_head
 from tspo.training.warmstart_step import warmstart_step
 from tspo.training.zoom_step import zoom_step
 
@@ -317,9 +319,6 @@ class TSPOModule(L.LightningModule):
             logger.warning("warm start: no training FeatureDataset reachable (trainer.datamodule.train_set); the set "
                            "head keeps its minibatch fit")
             return
-        from tspo.objectives.set_rule import set_rule_targets
-        from tspo.training.span_fit import fit_set_head
-
         rows = [i for i, s in enumerate(data.samples) if w.supervises(s)]
         samples = [data.samples[i] for i in rows]
         if not rows or not bool(set_rule_targets(samples)[1].any()):
