@@ -145,7 +145,7 @@ def run(lengths: tuple[int, ...] = LENGTHS, dim: int = DIM, repeats: int | None 
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from benchmarks.runner import check_result, command_line, machine_info, markdown_table, record_result
+    from benchmarks.runner import finish, machine_info, markdown_table
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_agent", description=__doc__.split("\n\n")[0])
     p.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS), help="T values (default %(default)s)")
@@ -155,12 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()   # the load average before the run
     start = time.perf_counter()
     result = run(tuple(a.lengths))
-    result["command"] = command_line("benchmarks.bench_agent", sys.argv[1:] if argv is None else list(argv))
-    print(result["command"] + "\n\n" + markdown_table(result["rows"]) + "\n\n" + result["notes"])
-    if a.record:
-        path = record_result(a.record, check_result(a.record, result), time.perf_counter() - start, machine)
-        print(f"wrote {path}")
-    return 0
+    return finish("benchmarks.bench_agent", sys.argv[1:] if argv is None else list(argv), result, a.record, start,
+                  machine, lambda r: r["command"] + "\n\n" + markdown_table(r["rows"]) + "\n\n" + r["notes"])
 
 
 if __name__ == "__main__":

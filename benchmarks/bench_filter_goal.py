@@ -267,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
     import sys
 
-    from benchmarks.runner import check_result, command_line, machine_info, markdown_table, record_result
+    from benchmarks.runner import finish, machine_info, markdown_table
     from tspo.training.span_fit import SpanFit, SpanFitError
 
     d = SpanFit()
@@ -308,12 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SpanFitError, ValueError) as exc:
         print(f"bench_filter_goal: error: {exc}", file=sys.stderr)
         return 2
-    result["command"] = command_line("benchmarks.bench_filter_goal", sys.argv[1:] if argv is None else list(argv))
-    print(result["command"] + "\n\n" + markdown_table(result["rows"]) + "\n\n" + result["notes"])
-    if a.record:
-        path = record_result(a.record, check_result(a.record, result), time.perf_counter() - start, machine)
-        print(f"wrote {path}")
-    return 0
+    return finish("benchmarks.bench_filter_goal", sys.argv[1:] if argv is None else list(argv), result, a.record,
+                  start, machine, lambda r: r["command"] + "\n\n" + markdown_table(r["rows"]) + "\n\n" + r["notes"])
 
 
 if __name__ == "__main__":

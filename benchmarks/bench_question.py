@@ -506,7 +506,7 @@ def _parser():
 def main(argv: Sequence[str] | None = None) -> int:
     import sys
 
-    from benchmarks.runner import RESULTS_DIR, check_result, command_line, machine_info, record_result
+    from benchmarks.runner import finish, machine_info
 
     a = _parser().parse_args(argv)
     machine = machine_info()   # the load average before the run
@@ -529,15 +529,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"bench_question: error: {exc}", file=sys.stderr)
         return 2
-    command = command_line("benchmarks.bench_question", sys.argv[1:] if argv is None else list(argv))
-    result["command"] = command
-    if a.note:
-        result["notes"] = f"{a.note.strip()}\n\n{result['notes']}"
-    print(f"{command}\n\n{result['notes']}")
-    if a.record:
-        path = record_result(a.record, check_result(a.record, result), time.perf_counter() - start, machine)
-        print(f"wrote {path} and {RESULTS_DIR.parent / 'RESULTS.md'}")
-    return 0
+    return finish("benchmarks.bench_question", sys.argv[1:] if argv is None else list(argv), result, a.record, start,
+                  machine, note=a.note)
 
 
 if __name__ == "__main__":

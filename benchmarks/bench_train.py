@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import sys
 
-    from benchmarks.runner import check_result, command_line, machine_info, record_result
+    from benchmarks.runner import finish, machine_info
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_train", description=__doc__.split("\n\n")[0])
     p.add_argument("--record", metavar="NAME", help="store as benchmarks/results/NAME.json and rewrite RESULTS.md, "
@@ -256,12 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()   # the load average before the run
     start = time.perf_counter()
     result = run()
-    result["command"] = command_line("benchmarks.bench_train", sys.argv[1:] if argv is None else list(argv))
-    print(json.dumps(result, indent=2))
-    if a.record:
-        path = record_result(a.record, check_result(a.record, result), time.perf_counter() - start, machine)
-        print(f"wrote {path}")
-    return 0
+    return finish("benchmarks.bench_train", sys.argv[1:] if argv is None else list(argv), result, a.record, start,
+                  machine, lambda r: json.dumps(r, indent=2))
 
 
 if __name__ == "__main__":

@@ -259,7 +259,7 @@ if __name__ == "__main__":
         p.error(f"--accumulate must be >= 1, got {a.accumulate}")
     import sys
 
-    from benchmarks.runner import RESULTS_DIR, check_result, command_line, machine_info, record_result
+    from benchmarks.runner import finish, machine_info
 
     machine = machine_info()   # the load average before the run
     start = time.perf_counter()
@@ -268,11 +268,5 @@ if __name__ == "__main__":
     argv = [x if x != a.out_dir else "DIR" for x in sys.argv[1:]]
     if "--note" in argv:                 # the note is in the notes, not needed to re-run
         del argv[argv.index("--note"):argv.index("--note") + 2]
-    got["command"] = command_line("benchmarks.bench_warmstart", argv)
-    if a.note:
-        got["notes"] = f"{a.note.strip()}\n\n{got['notes']}"
-    print(got["table_markdown"])
-    print(got["notes"])
-    if a.record:
-        path = record_result(a.record, check_result(a.record, got), time.perf_counter() - start, machine)
-        print(f"wrote {path} and {RESULTS_DIR.parent / 'RESULTS.md'}")
+    finish("benchmarks.bench_warmstart", argv, got, a.record, start, machine,
+           lambda r: r["table_markdown"] + "\n" + r["notes"], note=a.note)

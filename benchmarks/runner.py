@@ -12,7 +12,7 @@ import shlex
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,24 @@ def command_line(module: str, argv: list[str]) -> str:
     that were set (they change the timings), for a recorded result's ``command``."""
     threads = " ".join(f"{v}={os.environ[v]}" for v in THREAD_VARIABLES if v in os.environ)
     return (((threads + " ") if threads else "") + f"python -m {module} " + shlex.join(argv)).rstrip()
+
+
+def finish(module: str, argv: list[str], result: dict[str, Any], record: str | None, start_s: float,
+           machine: dict[str, Any], printed: Callable[[dict[str, Any]], str] | None = None,
+           note: str | None = None, results_dir: Path = RESULTS_DIR, results_md: Path = RESULTS_MD) -> int:
+    """The end of a benchmark's own command line: ``result["command"]`` = :func:`command_line` of ``argv``,
+    ``note`` (a ``--note``) put before the notes, ``printed`` (a callable of the result, or None: the command,
+    then the notes) printed, and with ``record`` the result stored (:func:`record_result`, wall time
+    since ``start_s``, a ``time.perf_counter()`` value) -> the exit status 0."""
+    result["command"] = command_line(module, argv)
+    if note:
+        result["notes"] = f"{note.strip()}\n\n{result['notes']}"
+    print(printed(result) if callable(printed) else f"{result['command']}\n\n{result['notes']}")
+    if record:
+        path = record_result(record, check_result(record, result), time.perf_counter() - start_s, machine,
+                             results_dir, results_md)
+        print(f"wrote {path} and {results_md}")
+    return 0
 
 
 def record_result(name: str, result: dict[str, Any], wall_s: float, machine: dict[str, Any] | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 from pathlib import Path
@@ -68,6 +69,26 @@ def test_record_result_stores_a_command_line_run_beside_the_others(fakes, tmp_pa
     assert "`python -m benchmarks.bench_gamma --steps 5`" in text and "wall time 1.5 s" in text
     with pytest.raises(runner.BenchmarkError, match="must return a dict"):
         runner.record_result("bad", {"rows": []}, 1.0, results_dir=res, results_md=md)
+
+
+def test_finish_sets_the_command_puts_the_note_first_prints_and_records(monkeypatch, tmp_path: Path, capsys) -> None:
+    """The one epilogue of a benchmark's own command line (bench_agent, bench_train, bench_question, ...)."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    res, md = tmp_path / "results", tmp_path / "RESULTS.md"
+    result = {"title": "Delta", "rows": [{"a": 1}], "notes": "measured"}
+    status = runner.finish("benchmarks.bench_delta", ["--seeds", "0"], result, "delta", 0.0, {"cores": 2},
+                           note="what it shows", results_dir=res, results_md=md)
+    assert status == 0 and result["command"] == "python -m benchmarks.bench_delta --seeds 0"
+    assert result["notes"] == "what it shows\n\nmeasured"
+    out = capsys.readouterr().out
+    assert out.startswith("python -m benchmarks.bench_delta --seeds 0\n\nwhat it shows") and "wrote" in out
+    stored = json.loads((res / "delta.json").read_text())
+    assert stored["command"] == result["command"] and "## Delta" in md.read_text()
+    runner.finish("benchmarks.bench_delta", [], {"title": "E", "rows": [], "notes": "n"}, None, 0.0, {},
+                  lambda r: "custom " + r["command"], results_dir=res, results_md=md)
+    assert capsys.readouterr().out == "custom python -m benchmarks.bench_delta\n"
+    assert not (res / "E.json").exists()
 
 
 def test_command_line_is_the_exact_rerun_command(monkeypatch) -> None:
