@@ -25,7 +25,7 @@ from tspo.agents.filter import standardise
 from tspo.data_synth.events import COVERAGE_RULES
 from tspo.features.dataset import collate, pad_options
 from tspo.manifest import Sample
-from tspo.objectives.set_rule import set_rule_loss, set_rule_target, set_rule_targets
+from tspo.objectives.set_rule import set_head_loss, set_rule_loss, set_rule_target, set_rule_targets
 from tspo.selection.export import check_round_trip, export_agent, run_exported
 from tspo.selection.selector import SelectorConfigError, TSPOSelector, load_selector_agent, select_frames
 from tspo.training.options import AgentOptions, TrainingConfigError
@@ -219,6 +219,23 @@ def test_set_rule_targets_follow_the_coverage_rules():
     assert 0 < float(loss.detach()) < 0.05                                     # both labelled rows right; row 3 ignored
     loss.backward()
     assert logits.grad[2] == 0
+
+
+def test_set_head_loss_weights_only_the_rows_asked_for_and_skips_agents_without_a_head():
+    """The one set-head loss of the warm start and span_fit: rows outside ``rows`` add nothing."""
+    samples = [Sample("a", "v.mp4", "q", ["x"], "A", extra={"coverage": COVERAGE_RULES[kind],
+                                                             "evidence_groups_s": [[[0, 1]]] * groups})
+               for kind, groups in (("motion", 1), ("order", 2))]
+    agent = FilterAgent(dim=DIM)
+    with torch.no_grad():
+        agent.set_head.weight.zero_()
+        agent.set_head.bias.fill_(2.0)                       # suppress everywhere: right for order, wrong for motion
+    text = torch.randn(2, DIM)
+    both = set_head_loss(agent, text, samples)
+    only_order = set_head_loss(agent, text, samples, torch.tensor([False, True]))
+    assert float(only_order) == pytest.approx(float(F.softplus(torch.tensor(-2.0))))    # BCE of logit 2, target 1
+    assert float(both) == pytest.approx((float(F.softplus(torch.tensor(2.0))) + float(only_order)) / 2)
+    assert set_head_loss(TemporalAgent(dim=DIM), text, samples) is None
 
 
 def test_options_flow_through_collate():

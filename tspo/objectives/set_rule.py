@@ -69,4 +69,20 @@ def set_rule_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     return (per_row * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-__all__ = ["KEEP", "SUPPRESS", "set_rule_loss", "set_rule_target", "set_rule_targets"]
+def set_head_loss(agent: Any, text: torch.Tensor, samples: Sequence[Any], rows: torch.Tensor | None = None
+                  ) -> torch.Tensor | None:
+    """The set-rule loss of an agent's set head (its ``set_logit``) on a batch: text float[B, D] (question
+    embeddings), ``samples`` their manifest samples, ``rows`` bool[B] the rows that count (None: all; e.g.
+    the rows a warm start supervises) -> scalar, or None for an agent without a set head (the paper's).
+    The one owner of this loss: the Lightning warm start, ``span_fit`` and its full-batch head fit ask it."""
+    set_logit = getattr(agent, "set_logit", None)
+    if set_logit is None:
+        return None
+    target, weight = set_rule_targets(samples)
+    weight = weight.to(text.device)
+    if rows is not None:
+        weight = weight * rows.to(device=text.device, dtype=weight.dtype)
+    return set_rule_loss(set_logit(text), target.to(text.device), weight)
+
+
+__all__ = ["KEEP", "SUPPRESS", "set_head_loss", "set_rule_loss", "set_rule_target", "set_rule_targets"]

@@ -31,7 +31,7 @@ from torch.nn.utils.rnn import pad_sequence
 from tspo.agents.filter import train_only
 from tspo.errors import TSPOError
 from tspo.features.dataset import pad_options
-from tspo.objectives.set_rule import set_rule_loss, set_rule_targets
+from tspo.objectives.set_rule import set_head_loss, set_rule_loss, set_rule_targets
 from tspo.objectives.warmstart import DEFAULT_GROUP_TAU, evidence_group_loss, evidence_listwise_loss
 from tspo.progress import progress_bar
 from tspo.training.options import DEFAULT_HEAD_STEPS, WARMSTART_LOSSES
@@ -161,10 +161,8 @@ def span_loss(agent: torch.nn.Module, batch: dict[str, Any], samples: Sequence[A
         evidence = evidence_listwise_loss(scores / options.tau, groups.any(1))
     parts = {"evidence": float(evidence.detach())}
     loss = evidence
-    set_logit = getattr(agent, "set_logit", None)
-    if options.spread and set_logit is not None:
-        target, weight = set_rule_targets(samples)
-        aux = set_rule_loss(set_logit(batch["text"]), target, weight)
+    aux = set_head_loss(agent, batch["text"], samples) if options.spread else None
+    if aux is not None:
         parts["set"] = float(aux.detach())
         loss = loss + options.spread * aux
     return loss, parts
@@ -192,7 +190,7 @@ def fit_set_head(agent: torch.nn.Module, text: torch.Tensor, samples: Sequence[A
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        loss = set_rule_loss(agent.set_logit(text), target, weight)
+        loss = set_rule_loss(agent.set_logit(text), target, weight)   # targets computed once, not per iteration
         loss.backward()
         return loss
 

@@ -22,7 +22,7 @@ import torch
 
 from tspo.agents import GumbelTopK
 from tspo.objectives.grpo import picks_in_target
-from tspo.objectives.set_rule import set_rule_loss, set_rule_targets
+from tspo.objectives.set_rule import set_head_loss
 from tspo.objectives.warmstart import evidence_group_loss, evidence_listwise_loss
 from tspo.rewards.simulated import covers_groups
 from tspo.spans import as_spans, in_spans, span_hits
@@ -126,19 +126,6 @@ def clipped_policy_greedy(scores: torch.Tensor, k: int) -> torch.Tensor:
     return clipped_policy(GumbelTopK(k), scores.shape[-1]).greedy(scores.detach())
 
 
-def set_head_loss(ctx: StepContext, text: torch.Tensor, inside: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor | None:
-    """The supervised loss of an agent's question-dependent set rule (the filter agent's ``set_logit``):
-    suppress for questions whose evidence is several events, top-k for motion (two picks in one), from
-    the samples that get span supervision in this batch (rows of ``inside`` with evidence). Agents without
-    a set head (the paper's) add nothing."""
-    set_logit = getattr(ctx.agent, "set_logit", None)
-    if set_logit is None:
-        return None
-    target, weight = set_rule_targets(batch["samples"])
-    weight = weight.to(text.device) * inside.any(-1).to(text.device, weight.dtype)
-    return set_rule_loss(set_logit(text), target.to(text.device), weight)
-
-
 def warmstart_step(ctx: StepContext, options: WarmStartOptions, batch: dict[str, Any]) -> StepOutput:
     """The listwise evidence loss of one batch (and, with several PPO iterations per rollout, its update)."""
     features, text = batch["features"], batch["text"]
@@ -149,7 +136,9 @@ def warmstart_step(ctx: StepContext, options: WarmStartOptions, batch: dict[str,
         loss = evidence_group_loss(scores, batch_group_masks(batch, options).to(scores.device), options.tau)
     else:
         loss = evidence_listwise_loss(scores, inside)
-    aux = set_head_loss(ctx, text, inside, batch)
+    # the set head learns which set rule each supervised question needs (suppress for count / order,
+    # top-k for motion); agents without one (the paper's) add nothing
+    aux = set_head_loss(ctx.agent, text, batch["samples"], inside.any(-1))
     if aux is not None:
         loss = loss + aux
     if ctx.update is not None:          # manual optimisation (num_iterations > 1): one supervised update
