@@ -246,11 +246,10 @@ class TSPOSelector:
         self.agent = agent.to(self.encoder.device).eval()
         if settings is not None and not isinstance(settings, SelectionSettings):
             raise TypeError(f"settings must be a tspo.settings.SelectionSettings, got {type(settings).__name__}")
-        settings = (settings or SelectionSettings()).override(num_frames, fps, max_candidates, frame_size, method)
-        # no method named by the settings or the caller: the agent family's own, stored so config.json names it;
-        # a named one is checked against the method registry here (an unknown name lists the choices)
-        method = agent.default_method if settings.method is None else settings.method
-        self.settings = settings.override(method=get_method(method).name)
+        self.settings = (settings or SelectionSettings()).override(num_frames, fps, max_candidates, frame_size, method)
+        # stored so config.json names the method: the one named (checked against the method registry, an
+        # unknown name lists the choices), else the agent family's own (method_for, the one rule)
+        self.settings = self.settings.override(method=self.method)
         self.extra_config = dict(extra_config or {})
 
     def __repr__(self) -> str:
