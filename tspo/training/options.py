@@ -223,7 +223,7 @@ class AgentOptions:
 
 
 # L-BFGS iterations of the full-batch set-head fit (the warm start's end, and span_fit's default): the
-# loss converges within ~50 on the goal protocol's 2,400 questions; 200 leaves a margin.
+# value every recorded filter_goal_* run and the demo used (the fit is deterministic; more was not tried).
 DEFAULT_HEAD_STEPS = 200
 
 @dataclass(frozen=True)
