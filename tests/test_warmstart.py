@@ -479,7 +479,8 @@ def test_group_loss_refuses_bad_shapes_and_tau():
 
 
 @pytest.mark.parametrize("kw, match", [({"loss": "pairwise"}, "warmstart_loss"), ({"tau": 0}, "warmstart_tau"),
-                                       ({"tau": "0.1"}, "warmstart_tau")])
+                                       ({"tau": "0.1"}, "warmstart_tau"), ({"head_steps": -1}, "warmstart_head_steps"),
+                                       ({"head_steps": True}, "warmstart_head_steps")])
 def test_warmstart_loss_options_are_validated(kw, match):
     with pytest.raises(TrainingConfigError, match=match):
         WarmStartOptions(steps=1, **kw)
