@@ -2,8 +2,8 @@
 
 Question world (``tspo.training.synth.question_world``), ``tspo-synth`` encoder, SimulatedOracle. One
 training run per (recipe, seed): ``model.warmstart_steps`` supervised steps on the evidence spans of
-colour / text / shape needles only (``model.warmstart_kinds``), then GRPO on every kind from the
-oracle alone. The held-out needles are evaluated at the end of the warm start ("before RL") and at
+colour / text / shape needles only (``model.warmstart_kinds``; ``--span-kinds`` names others, all seven
+measure the recommended recipe), then GRPO on every kind from the oracle alone. The held-out needles are evaluated at the end of the warm start ("before RL") and at
 the end ("after RL"): per-kind evidence coverage with 95 % bootstrap intervals over target clips, and
 CLIP top-k on the same needles.
 
@@ -14,7 +14,7 @@ Plackett-Luce log-probabilities, relative tau, no KL; with ``--accumulate 4``). 
 (e.g. another agent family) to every run.
 
 Run: python -m benchmarks.bench_warmstart [--num-train N --num-val N --warm W --grpo G --seeds 0 1 --accumulate Q
-     --record NAME]
+     --span-kinds KIND ... --record NAME]
      (``python -m benchmarks warmstart`` runs the defaults and writes RESULTS.md)
 """
 
@@ -75,7 +75,7 @@ def summary(rows: list[tuple[float, str]]) -> dict:
 
 
 def train_and_measure(recipe: str, seed: int, train_manifest: str, val, root: Path, warm: int, grpo: int,
-                      extra: dict, accumulate: int = 1) -> dict:
+                      extra: dict, accumulate: int = 1, span_kinds: tuple[str, ...] = SPAN_KINDS) -> dict:
     import lightning as L
 
     from tspo.features.cache import FeatureCache
@@ -88,7 +88,7 @@ def train_and_measure(recipe: str, seed: int, train_manifest: str, val, root: Pa
                         feature_cache=str(root / "features"), progress=False, seed=seed)
     L.seed_everything(seed, verbose=False)
     model = TSPOModule(encoder=ENCODER, num_frames=K, group_size=8, seed=seed, warmstart_steps=warm,
-                       warmstart_kinds=list(SPAN_KINDS), **{"lr": 5e-4, **RECIPES[recipe], **extra})
+                       warmstart_kinds=list(span_kinds), **{"lr": 5e-4, **RECIPES[recipe], **extra})
     stages: dict[str, dict] = {}
     seconds = {"warm": 0.0, "grpo": 0.0}
 
@@ -109,13 +109,15 @@ def train_and_measure(recipe: str, seed: int, train_manifest: str, val, root: Pa
     L.Trainer(max_steps=warm + grpo, accumulate_grad_batches=accumulate, accelerator="cpu", logger=False, enable_checkpointing=False,
               enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
               callbacks=[Stages()]).fit(model, dm)
-    stages["after RL"] = measure(model.agent, ("tspo",))
+    # the selector's own method too (the filter family's is tspo+nms), as a user of the trained selector gets it
+    own = model.agent.default_method
+    stages["after RL"] = measure(model.agent, tuple(dict.fromkeys(("tspo", own))))
     return {"stages": stages, "seconds": seconds}
 
 
 def run(num_train: int = NUM_TRAIN, num_val: int = NUM_VAL, warm: int = WARM_STEPS, grpo: int = GRPO_STEPS,
         seeds: tuple[int, ...] = (0, 1), recipes: tuple[str, ...] = ("paper", "adds"), extra: dict | None = None,
-        out_dir: str | None = None, accumulate: int = 1) -> dict:
+        out_dir: str | None = None, accumulate: int = 1, span_kinds: tuple[str, ...] = SPAN_KINDS) -> dict:
     from tspo.data_synth import load_manifest
     from tspo.training.synth import ensure_synthetic, question_world
 
@@ -131,7 +133,7 @@ def run(num_train: int = NUM_TRAIN, num_val: int = NUM_VAL, warm: int = WARM_STE
         for recipe in recipes:
             for seed in seeds:
                 runs[(recipe, seed)] = train_and_measure(recipe, seed, str(train_manifest), val, root, warm, grpo, extra,
-                                                         accumulate)
+                                                         accumulate, span_kinds)
                 print(f"{recipe} seed {seed}: done", flush=True)
     rows = []
     clip = runs[(recipes[0], seeds[0])]["stages"]["before RL"]["clip"]
@@ -142,7 +144,10 @@ def run(num_train: int = NUM_TRAIN, num_val: int = NUM_VAL, warm: int = WARM_STE
         row = {"kind": kind, "n": len(clip[kind]), "clip": fmt(summary(clip[kind]))}
         for (recipe, seed), got in runs.items():
             for stage in ("before RL", "after RL"):
-                row[f"{recipe} s{seed} {stage}"] = fmt(summary(got["stages"][stage]["tspo"][kind]))
+                for method, cells in got["stages"][stage].items():
+                    if method != "clip":
+                        label = "" if method == "tspo" else f" {method}"
+                        row[f"{recipe} s{seed} {stage}{label}"] = fmt(summary(cells[kind]))
         rows.append(row)
     header = list(rows[0])
     table = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -150,13 +155,13 @@ def run(num_train: int = NUM_TRAIN, num_val: int = NUM_VAL, warm: int = WARM_STE
     secs = "; ".join(f"{r} s{s}: warm {g['seconds']['warm']:.0f} s, GRPO {g['seconds']['grpo']:.0f} s"
                      for (r, s), g in runs.items())
     return {
-        "title": "Warm start on colour/text/shape spans, then GRPO on all kinds (held-out evidence coverage)",
+        "title": f"Warm start on {'/'.join(span_kinds)} spans, then GRPO on all kinds (held-out evidence coverage)",
         "command": COMMAND,
         "rows": rows,
         "table_markdown": table,
         "notes": (f"Question world: {num_train} training / {num_val} held-out needles, k = {K}, `{ENCODER}` encoder, "
                   f"SimulatedOracle. {warm} warm-start steps (listwise loss on evidence membership, spans of "
-                  f"{'/'.join(SPAN_KINDS)} needles only; the other kinds skipped) then {grpo} GRPO steps on every kind "
+                  f"{'/'.join(span_kinds)} needles only; the other kinds skipped) then {grpo} GRPO steps on every kind "
                   f"from the oracle alone (G = 8, lr 5e-4"
                   + (f", {accumulate} questions per optimizer step (trainer.accumulate_grad_batches), warm start "
                      f"included" if accumulate > 1 else "") + "). Recipes: " + "; ".join(f"{r}: {json.dumps(RECIPES[r])}"
@@ -243,6 +248,9 @@ if __name__ == "__main__":
     p.add_argument("--grpo", type=int, default=GRPO_STEPS)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    p.add_argument("--span-kinds", nargs="+", default=list(SPAN_KINDS),
+                   help=f"question kinds whose evidence spans the warm start sees (model.warmstart_kinds; default "
+                        f"{' '.join(SPAN_KINDS)}); the others learn from the oracle alone")
     p.add_argument("--agent-options", type=json.loads, default={}, help="more TSPOModule options, JSON")
     p.add_argument("--out-dir", help="keep the data and features here (reused by a later run)")
     p.add_argument("--accumulate", type=int, default=1,
@@ -264,7 +272,7 @@ if __name__ == "__main__":
     machine = machine_info()   # the load average before the run
     start = time.perf_counter()
     got = run(a.num_train, a.num_val, a.warm, a.grpo, tuple(a.seeds), tuple(a.recipes), a.agent_options, a.out_dir,
-              a.accumulate)
+              a.accumulate, tuple(a.span_kinds))
     argv = [x if x != a.out_dir else "DIR" for x in sys.argv[1:]]
     if "--note" in argv:                 # the note is in the notes, not needed to re-run
         del argv[argv.index("--note"):argv.index("--note") + 2]

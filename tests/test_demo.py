@@ -93,6 +93,19 @@ def test_kind_verdict_compares_with_baselines_only() -> None:
     assert "not distinguishable from CLIP top-k" in below
 
 
+def test_question_world_headline_groups_kinds_by_their_interval_against_clip() -> None:
+    """The question world's headline says where the selector is above, level with and below CLIP top-k,
+    decided by the paired interval (not the texture world's "picks inside the target" goal)."""
+    def d(lo: float, hi: float) -> dict:
+        return {"diff": (lo + hi) / 2, "ci": [lo, hi], "n": 10, "targets": 5}
+
+    line = demo.kind_summary({"after": d(0.8, 1.0), "motion": d(-0.19, -0.03), "count": d(0.0, 0.38),
+                              "order": d(0.1, 0.4), "all": d(0.1, 0.2)}, "tspo+nms")
+    assert line == ("TSPO (tspo+nms) vs CLIP top-k in evidence coverage per question kind (paired 95 % interval "
+                    "over target clips): above on after, order; not distinguishable on count; below on motion.")
+    assert "below" not in demo.kind_summary({"after": d(0.1, 0.2)})
+
+
 def test_demo_training_console_is_quiet(tmp_path: Path, capfd) -> None:
     import dataclasses
 
@@ -110,3 +123,20 @@ def test_demo_primary_must_be_one_of_its_methods(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"primary 'tspo\+nms' must be one of its methods \['tspo', 'clip'\]"):
         demo.run_demo(cfg)
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("world, argv, want", [
+    ("question", ["--num-val", "40", "--num-train", "100"], {"num_val": 40, "val_targets": 20, "num_train": 100,
+                                                             "train_targets": 50}),
+    ("texture", ["--num-val", "24"], {"num_val": 24, "val_targets": 6, "num_train": 128, "train_targets": 32}),
+    ("question", [], {"num_val": 420, "val_targets": 210, "num_train": 1024, "train_targets": 512}),
+])
+def test_demo_sizes_from_the_command_line_keep_the_worlds_needles_per_clip(monkeypatch, world, argv, want) -> None:
+    """--num-train / --num-val scale the target clips too (question world: 2 needles per clip, texture: 4), so
+    a smaller run renders fewer clips instead of rendering the default 512 for 100 needles."""
+    from tspo.cli import demo as demo_cli
+
+    seen = {}
+    monkeypatch.setattr(demo_cli, "run_demo", lambda cfg: seen.setdefault("cfg", cfg))
+    assert demo_cli.main(["--world", world, "--out", "unused", *argv]) == 0
+    assert {k: getattr(seen["cfg"], k) for k in want} == want

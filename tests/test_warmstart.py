@@ -360,8 +360,12 @@ def test_filter_agent_set_head_is_trained_by_the_warm_start_on_supervised_rows_o
     assert float(only_motion.metrics["train/warmstart_aux"]) == pytest.approx(float(want), rel=1e-5)
 
 
-def test_yaml_example_warm_starts_then_runs_grpo(tmp_path):
-    """examples/configs/question_warmstart.yaml runs as written, on a smaller question world."""
+QUESTION_CONFIGS = ("question_warmstart.yaml", "experiments/question_oracle_rl.yaml")
+
+
+@pytest.mark.parametrize("name", QUESTION_CONFIGS)
+def test_yaml_example_warm_starts_then_runs_grpo(tmp_path, name):
+    """The question-world example configs run as written, on a smaller question world."""
     from pathlib import Path
 
     import yaml
@@ -369,7 +373,7 @@ def test_yaml_example_warm_starts_then_runs_grpo(tmp_path):
     from tspo.cli.train import main as train_main
     from tspo.selection.selector import TSPOSelector
 
-    config = Path(__file__).resolve().parents[1] / "examples" / "configs" / "question_warmstart.yaml"
+    config = Path(__file__).resolve().parents[1] / "examples" / "configs" / name
     override = tmp_path / "small.yaml"
     override.write_text(yaml.safe_dump({
         "trainer": {"max_steps": 4, "default_root_dir": str(tmp_path / "run"), "enable_progress_bar": False},
@@ -384,8 +388,9 @@ def test_yaml_example_warm_starts_then_runs_grpo(tmp_path):
     assert sel.config["trained_with"]["steps"] == 4 and sel.num_frames == 8
 
 
-def test_yaml_example_spells_the_measured_oracle_recipe():
-    """The example config carries the GRPO recipe its comments describe, as tspo.settings owns it (the
+@pytest.mark.parametrize("name", QUESTION_CONFIGS)
+def test_yaml_example_spells_the_measured_oracle_recipe(name):
+    """The example configs carry the GRPO recipe their comments describe, as tspo.settings owns it (the
     demo and bench_warmstart import it; a YAML cannot), so the three cannot drift apart."""
     from pathlib import Path
 
@@ -393,10 +398,28 @@ def test_yaml_example_spells_the_measured_oracle_recipe():
 
     from tspo.settings import ORACLE_GRPO_RECIPE
 
-    config = Path(__file__).resolve().parents[1] / "examples" / "configs" / "question_warmstart.yaml"
+    config = Path(__file__).resolve().parents[1] / "examples" / "configs" / name
     model = yaml.safe_load(config.read_text())["model"]
     assert {k: model.get(k) for k in ORACLE_GRPO_RECIPE} == ORACLE_GRPO_RECIPE
     assert "kl_beta" not in model
+
+
+def test_recommended_yaml_is_the_demos_recipe_at_full_size():
+    """examples/configs/question_warmstart.yaml trains what `tspo demo` trains (its QUESTION_RECIPE: the
+    filter agent, tspo+nms, per-frame motion groups, rl_lr), with spans on every kind; the recipe that
+    leaves the time kinds to the oracle alone is the experiment beside it."""
+    from pathlib import Path
+
+    import yaml
+
+    from tspo.cli.demo import QUESTION_RECIPE
+
+    configs = Path(__file__).resolve().parents[1] / "examples" / "configs"
+    model = yaml.safe_load((configs / "question_warmstart.yaml").read_text())["model"]
+    assert {k: model.get(k) for k in QUESTION_RECIPE} == QUESTION_RECIPE
+    assert "warmstart_kinds" not in model and model["warmstart_steps"] > 0
+    experiment = yaml.safe_load((configs / "experiments" / "question_oracle_rl.yaml").read_text())["model"]
+    assert experiment["warmstart_kinds"] == ["colour", "text", "shape"]
 
 
 def test_steps_work_with_any_agent_that_maps_features_and_text_to_scores():

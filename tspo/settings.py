@@ -168,6 +168,7 @@ def add_settings_arguments(parser: Any, frames_for: str) -> None:
 # question's score spread, no KL. TSPOModule keyword arguments (model.* in a config;
 # defined here, torch-free, so `tspo demo --help` answers before torch loads); the learning rate (rl_lr) and the
 # questions per step (trainer.accumulate_grad_batches) are set beside them. The demo's question world,
-# bench_warmstart's "oracle" recipe and examples/configs/question_warmstart.yaml (checked by a test) use it.
+# bench_warmstart's "oracle" recipe, examples/configs/question_warmstart.yaml and
+# examples/configs/experiments/question_oracle_rl.yaml (checked by a test) use it.
 ORACLE_GRPO_RECIPE: dict = {"answer_reward": "soft", "tau_relative": True, "tau_start": 0.3, "tau_end": 0.1,
                             "w_temporal": 0.0, "logprob": "plackett_luce", "oracle_args": {"confidence": 1.0}}
