@@ -20,7 +20,11 @@ The goal protocol (>= 1,000 training target clips, held-out confuser ratios 1.0 
 training seeds), resumable from --out:
     python -m benchmarks.bench_question --protocol goal --out runs/question-goal [--record question_goal]
 smaller: add --num-train / --train-targets / --num-val / --steps / --seeds. A new variant is one
-VARIANT_OPTIONS entry (TSPOModule options).
+VARIANT_OPTIONS entry (TSPOModule options; ``accumulate_grad_batches`` goes to the Trainer). The
+recommended recipe (examples/configs/question_warmstart.yaml) on the goal protocol, its training world
+also holding needles at confuser ratio 0.5:
+    python -m benchmarks.bench_question --protocol goal --variants filter+warmstart --agent-methods tspo+nms tspo
+        --train-mix 0.5 --out runs/question-goal
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from tspo.cli.demo import QUESTION_RECIPE
 from tspo.training.synth import QUESTION_WORLD_NUM_TRAIN, QUESTION_WORLD_NUM_VAL
 
 COMMAND = "python -m benchmarks question"
@@ -60,7 +65,20 @@ VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1},
                                     "tspo+evidence/no-guess": {"oracle": "simulated:wrong", "temporal_spans": "evidence"},
                                     "tspo+eps+evidence": {"explore_eps": 0.2, "temporal_spans": "evidence"},
                                     "tspo+evidence+explore": {"temporal_spans": "evidence", "tau_start": 0.1,
-                                                              "tau_end": 0.025}}
+                                                              "tau_end": 0.025},
+                                    # the recommended recipe (examples/configs/question_warmstart.yaml, the
+                                    # demo's QUESTION_RECIPE): filter agent, 2,000 warm-start steps on every
+                                    # kind's spans, then the GRPO steps; four questions per optimizer step
+                                    "filter+warmstart": {**QUESTION_RECIPE, "warmstart_steps": 2000,
+                                                         "accumulate_grad_batches": 4}}
+# keys of a VARIANT_OPTIONS entry that set the Lightning Trainer, not TSPOModule
+TRAINER_KEYS = ("accumulate_grad_batches",)
+
+
+def split_options(options: dict) -> tuple[dict, dict]:
+    """A variant's options -> (TSPOModule options, Trainer options)."""
+    return ({k: v for k, v in options.items() if k not in TRAINER_KEYS},
+            {k: v for k, v in options.items() if k in TRAINER_KEYS})
 VARIANTS = ("tspo", "tspo+kl", "tspo+adapter", "tspo+qattn", "tspo+evidence")
 
 
@@ -78,7 +96,8 @@ class Protocol:
     default, ``tspo.training.synth.question_world``); ``ratios``: the held-out sets' confuser ratios
     (training is always at 1.0, the world's own); ``seeds``: training seeds (every variant once each);
     ``curve``: steps at which the first seed is evaluated on the first held-out set along training;
-    ``agent_methods``: how each trained variant picks (``tspo``, or a ``tspo+RULE`` method)."""
+    ``agent_methods``: how each trained variant picks (``tspo``, or a ``tspo+RULE`` method); ``train_mix``:
+    also train on ``bench_filter_goal.mix_world``'s 1,200 needles at this confuser ratio (None: not)."""
 
     num_train: int = NUM_TRAIN
     train_targets: int | None = None
@@ -91,6 +110,7 @@ class Protocol:
     curve: tuple[int, ...] = CURVE
     baselines: tuple[str, ...] = BASELINES
     agent_methods: tuple[str, ...] = ("tspo",)
+    train_mix: float | None = None
 
     def check(self) -> Protocol:
         from tspo.agents import get_method
@@ -102,6 +122,8 @@ class Protocol:
             raise ValueError("a protocol needs at least one variant, one seed and one held-out confuser ratio")
         if any(not 0.0 < r <= 1.0 for r in self.ratios):
             raise ValueError(f"held-out confuser ratios must be in (0, 1], got {self.ratios}")
+        if self.train_mix is not None and not 0.0 < self.train_mix < 1.0:
+            raise ValueError(f"train_mix must be a confuser ratio in (0, 1), e.g. 0.5; got {self.train_mix}")
         if self.steps < 1 or self.num_train < 1 or self.num_val < 1:
             raise ValueError(f"steps, num_train and num_val must be >= 1, got {self.steps}, {self.num_train}, "
                              f"{self.num_val}")
@@ -152,6 +174,17 @@ def worlds(root: Path, p: Protocol) -> tuple[Any, dict[float, Any]]:
     return train, held
 
 
+def mixed_manifest(root: Path, train_manifest: Path, ratio: float, progress: bool) -> Path:
+    """The training manifest plus ``bench_filter_goal.mix_world``'s needles at confuser ratio ``ratio`` (ids
+    prefixed ``mix{ratio}-``: both worlds number their needles from 0) -> the combined manifest's path."""
+    from benchmarks.bench_filter_goal import mix_world
+    from tspo.data_synth import load_manifest
+    from tspo.manifest import write_manifest
+
+    mix = [replace(s, id=f"mix{ratio:g}-{s.id}") for s in mix_world(root, ratio, progress)]
+    return write_manifest(root / f"train-with-mix-r{ratio:g}" / "manifest.jsonl", load_manifest(train_manifest) + mix)
+
+
 def evaluate_world(selector, samples, methods, k: int) -> dict:
     """Per-kind accuracy / coverage (``tspo.evaluation.kind_report.kind_table``) of ``methods`` on ``samples``
     (candidates and k as the selector's settings say)."""
@@ -172,9 +205,9 @@ def outcomes_of(selector, samples, methods, k: int, rename: Callable[[str], str]
 
 
 def train_variant(root: Path, p: Protocol, variant: str, seed: int, train_cfg, held: dict[float, Any],
-                  val_sets: dict[float, list], cache, progress: bool) -> dict:
+                  val_sets: dict[float, list], cache, progress: bool, train_manifest: Path | None = None) -> dict:
     """Train ``variant`` with ``seed`` (or reuse the selector a finished run with the same settings saved
-    under ``root/runs``) and return ``{"train_seconds", "curve": {step: kind table}, "outcomes": {ratio:
+    under ``root/runs``; ``train_manifest``: the needles to train on, None: ``train_cfg``'s) and return ``{"train_seconds", "curve": {step: kind table}, "outcomes": {ratio:
     [outcome]}}``; outcomes per held-out set are cached beside the selector too, so an interrupted run
     resumes where it stopped."""
     import lightning as L
@@ -187,7 +220,8 @@ def train_variant(root: Path, p: Protocol, variant: str, seed: int, train_cfg, h
     options = {"tau_start": 0.025, "tau_end": 0.01, **VARIANT_OPTIONS[variant]}
     recipe = {"options": options, "steps": p.steps, "seed": seed, "k": K, "group_size": 8, "lr": 5e-4,
               "world": _world_key(train_cfg), "encoder": ENCODER,
-              "curve": sorted(c for c in p.curve if c <= p.steps), "curve_set": _world_key(held[p.ratios[0]])}
+              "curve": sorted(c for c in p.curve if c <= p.steps), "curve_set": _world_key(held[p.ratios[0]]),
+              **({} if p.train_mix is None else {"train_mix": p.train_mix})}
     run_dir = root / "runs" / f"{variant.replace('/', '_')}-s{seed}-{_key(recipe)}"
     record_path = run_dir / "run.json"
     settings = SelectionSettings(num_frames=K, max_candidates=None)
@@ -199,8 +233,9 @@ def train_variant(root: Path, p: Protocol, variant: str, seed: int, train_cfg, h
         print(f"{variant} seed {seed}: reusing {run_dir}", flush=True)
     else:
         L.seed_everything(seed, verbose=False)
-        model = TSPOModule(encoder=ENCODER, num_frames=K, group_size=8, lr=5e-4, seed=seed, **options)
-        dm = TSPODataModule(train_manifest=str(train_cfg.paths()[0]), val_manifest=None, encoder=ENCODER,
+        module_options, trainer_options = split_options(options)
+        model = TSPOModule(encoder=ENCODER, num_frames=K, group_size=8, lr=5e-4, seed=seed, **module_options)
+        dm = TSPODataModule(train_manifest=str(train_manifest or train_cfg.paths()[0]), val_manifest=None, encoder=ENCODER,
                             max_candidates=None, feature_cache=str(cache.root), seed=seed, progress=progress)
         record = {"recipe": recipe, "train_seconds": 0.0, "curve": {}}
         clock: dict[str, float] = {}
@@ -228,9 +263,10 @@ def train_variant(root: Path, p: Protocol, variant: str, seed: int, train_cfg, h
                     check(pl_module, trainer.global_step)
 
         with quiet_lightning():
-            L.Trainer(max_steps=p.steps, accelerator="cpu", logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                      num_sanity_val_steps=0, callbacks=[Curve()]).fit(model, dm)
+            # p.steps GRPO steps after the variant's warm start, if it has one
+            L.Trainer(max_steps=module_options.get("warmstart_steps", 0) + p.steps, accelerator="cpu", logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                      limit_val_batches=0, num_sanity_val_steps=0, callbacks=[Curve()], **trainer_options).fit(model, dm)
         selector = TSPOSelector(encoder=model.encoder, agent=copy.deepcopy(model.agent), cache=cache,
                                 settings=settings)
         selector.save_pretrained(run_dir / "selector", {"bench_question": recipe})
@@ -298,7 +334,9 @@ def run(protocol: Protocol | None = None, out_dir: str | None = None, progress: 
         root = Path(out_dir or tmp)
         t0 = time.perf_counter()
         train_cfg, held = worlds(root, p)
-        ensure_synthetic(train_cfg, progress=progress)
+        train_manifest = Path(ensure_synthetic(train_cfg, progress=progress)[0])
+        if p.train_mix is not None:
+            train_manifest = mixed_manifest(root, train_manifest, p.train_mix, progress)
         val_sets = {r: load_manifest(ensure_synthetic(cfg, progress=progress)[1]) for r, cfg in held.items()}
         synth_s = time.perf_counter() - t0
         cache = FeatureCache(root / "features")
@@ -316,11 +354,13 @@ def run(protocol: Protocol | None = None, out_dir: str | None = None, progress: 
         for variant in p.variants:
             for seed in p.seeds:
                 runs[(variant, seed)] = train_variant(root, p, variant, seed, train_cfg, held, val_sets, cache,
-                                                      progress)
+                                                      progress, train_manifest)
                 for r in p.ratios:
                     outcomes[r] += runs[(variant, seed)]["outcomes"][r]
-        n_train = len(load_manifest(train_cfg.paths()[0]))
-        train_clips = len({s.extra["target_id"] for s in load_manifest(train_cfg.paths()[0])})
+        trained_on = load_manifest(train_manifest)
+        n_train, n_main = len(trained_on), sum(not s.id.startswith("mix") for s in trained_on)
+        # the mix world numbers its clips from 0 too: its (prefixed) needles count their clips apart
+        train_clips = len({(s.id.startswith("mix"), s.extra["target_id"]) for s in trained_on})
 
     columns = [label(v, m, s) for v in p.variants for m in p.agent_methods for s in p.seeds]
     rows, sections, goals, aks = [], [], [], []
@@ -345,11 +385,14 @@ def run(protocol: Protocol | None = None, out_dir: str | None = None, progress: 
     curve_md = _curve_markdown(p, runs)
     reused = [f"{v} s{s}" for (v, s), r in runs.items() if r["reused"]]
     goal_md = _goal_markdown(goals)
-    notes = (f"{n_train} training needles from {train_clips} target clips (2.5-10 min, 100 % confuser haystack); "
+    mix = ("" if p.train_mix is None else f", {n_train - n_main} of them at confuser ratio {p.train_mix:g} with "
+           "texture filler (bench_filter_goal.mix_world: world seed 5, clips disjoint from the held-out sets')")
+    notes = (f"{n_train} training needles from {train_clips} target clips (2.5-10 min, 100 % confuser haystack{mix}); "
              f"held-out sets of {p.num_val} needles on target and confuser clips unseen in training, at confuser "
              f"ratio{'s' if len(p.ratios) > 1 else ''} {', '.join(_ratio(r) for r in p.ratios)} (below 1.0 the rest of "
              f"the haystack is texture clips); k = {K} of every-second candidates (150-600), G = 8, lr 5e-4, "
-             f"tau 0.025 -> 0.01, {p.steps} GRPO steps, training seeds {', '.join(map(str, p.seeds))}, `{ENCODER}` "
+             f"tau 0.025 -> 0.01 (where a variant sets none of these), {p.steps} GRPO steps (after a variant's "
+             f"warm-start steps), training seeds {', '.join(map(str, p.seeds))}, `{ENCODER}` "
              f"encoder, SimulatedOracle (random guess among 4 options when the coverage rule fails). Columns: "
              f"`VARIANT sSEED` = the trained agent's top-k (variants as TSPOModule options: "
              + "; ".join(f"`{v}` {VARIANT_OPTIONS[v] or 'the default recipe'}" for v in p.variants)
@@ -442,7 +485,7 @@ def diagnose_kind(kind: str = "after", steps: int = 3000, variants: tuple[str, .
                             max_candidates=None, feature_cache=str(root / "features"), progress=False)
         for label in variants:
             L.seed_everything(0, verbose=False)
-            options = {"tau_start": 0.025, "tau_end": 0.01, **VARIANT_OPTIONS[label]}
+            options, trainer_options = split_options({"tau_start": 0.025, "tau_end": 0.01, **VARIANT_OPTIONS[label]})
             model = TSPOModule(encoder=ENCODER, num_frames=K, group_size=8, lr=5e-4, seed=0, **options)
             r_t, r_a = [], []
 
@@ -451,9 +494,9 @@ def diagnose_kind(kind: str = "after", steps: int = 3000, variants: tuple[str, .
                     _r_t.append(float(trainer.callback_metrics.get("train/R_T", np.nan)))
                     _r_a.append(float(trainer.callback_metrics.get("train/R_A", np.nan)))
 
-            L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                      num_sanity_val_steps=0, callbacks=[Log()]).fit(model, dm)
+            L.Trainer(max_steps=options.get("warmstart_steps", 0) + steps, accelerator="cpu", logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                      limit_val_batches=0, num_sanity_val_steps=0, callbacks=[Log()], **trainer_options).fit(model, dm)
             selector = TSPOSelector(encoder=model.encoder, agent=copy.deepcopy(model.agent), cache=cache,
                                     settings=SelectionSettings(num_frames=K, max_candidates=None))
             table = evaluate_world(selector, val, ("tspo", "clip"), K)[kind]
@@ -491,6 +534,8 @@ def _parser():
     p.add_argument("--ratios", type=float, nargs="+", help="confuser ratios of the held-out sets")
     p.add_argument("--curve", type=int, nargs="*", help="steps at which to evaluate along training (none: no curve)")
     p.add_argument("--baselines", nargs="+", help=f"baseline methods (default {' '.join(d.baselines)})")
+    p.add_argument("--train-mix", type=float, metavar="R", help="also train on 1,200 needles at confuser ratio R "
+                   "with texture filler (bench_filter_goal.mix_world; e.g. 0.5)")
     p.add_argument("--agent-methods", nargs="+", help="how each trained variant picks (default tspo; e.g. tspo+aks)")
     p.add_argument("--out", metavar="DIR", help="keep the worlds, features and trained selectors here and reuse "
                    "them when run again (resume); default: a temporary folder")
@@ -521,7 +566,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     given = {"variants": a.variants, "steps": a.steps, "seeds": a.seeds, "num_train": a.num_train,
              "train_targets": a.train_targets, "num_val": a.num_val, "val_targets": a.val_targets,
-             "ratios": a.ratios, "curve": a.curve, "baselines": a.baselines, "agent_methods": a.agent_methods}
+             "ratios": a.ratios, "curve": a.curve, "baselines": a.baselines, "agent_methods": a.agent_methods,
+             "train_mix": a.train_mix}
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v is not None}
     start = time.perf_counter()
     try:

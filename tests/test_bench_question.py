@@ -60,3 +60,25 @@ def test_cli_rejects_an_unknown_variant_before_any_work(capsys):
     assert bq.main(["--variants", "nope", "--steps", "1"]) == 2
     assert "unknown variants ['nope']" in capsys.readouterr().err
     assert bq.main(["--only-kind", "after", "--variants", "nope"]) == 2
+
+
+def test_the_recommended_recipe_variant_is_the_demos_recipe_with_its_trainer_settings_apart():
+    """`filter+warmstart` measures what examples/configs/question_warmstart.yaml and the demo train: the
+    demo's QUESTION_RECIPE (one owner), a warm start, and four questions per optimizer step, which goes
+    to the Trainer, not to TSPOModule."""
+    from tspo.cli.demo import QUESTION_RECIPE
+
+    module, trainer = bq.split_options(bq.VARIANT_OPTIONS["filter+warmstart"])
+    assert trainer == {"accumulate_grad_batches": 4}
+    assert {k: module[k] for k in QUESTION_RECIPE} == QUESTION_RECIPE and module["warmstart_steps"] > 0
+    assert "accumulate_grad_batches" not in module
+
+
+def test_train_mix_must_be_a_ratio_below_one():
+    from dataclasses import replace
+
+    goal = bq.PROTOCOLS["goal"]
+    assert replace(goal, train_mix=0.5).check().train_mix == 0.5
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="train_mix must be a confuser ratio in \\(0, 1\\)"):
+            replace(goal, train_mix=bad).check()
