@@ -70,7 +70,10 @@ VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1},
                                     # demo's QUESTION_RECIPE): filter agent, 2,000 warm-start steps on every
                                     # kind's spans, then the GRPO steps; four questions per optimizer step
                                     "filter+warmstart": {**QUESTION_RECIPE, "warmstart_steps": 2000,
-                                                         "accumulate_grad_batches": 4}}
+                                                         "accumulate_grad_batches": 4},
+                                    # the same with three times the supervised steps
+                                    "filter+warmstart6k": {**QUESTION_RECIPE, "warmstart_steps": 6000,
+                                                           "accumulate_grad_batches": 4}}
 # keys of a VARIANT_OPTIONS entry that set the Lightning Trainer, not TSPOModule
 TRAINER_KEYS = ("accumulate_grad_batches",)
 
