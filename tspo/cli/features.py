@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from tspo.manifest import load_manifest
 from tspo.settings import DEFAULT_ENCODER, DEFAULT_FPS, DEFAULT_MAX_CANDIDATES, check_fps
@@ -80,17 +81,31 @@ def main(argv: list[str] | None = None) -> int:
     from lightning.fabric import Fabric
     from lightning.fabric.strategies import DDPStrategy
 
-    from tspo.features.cache import FeatureCache
-    from tspo.features.encoder_cache import cached_encoder
-    from tspo.features.encoders import EncoderWeightsError
-    from tspo.features.extract import DEFAULT_BATCH_FRAMES, Ranks, default_num_workers, extract_features
-
     accelerator = "cuda" if args.accelerator == "gpu" else args.accelerator
     multi = args.devices * args.num_nodes > 1
     # A long job waits at the final gather for the slowest rank: far past torch's default 30 min.
     fabric = Fabric(accelerator=accelerator, devices=args.devices, num_nodes=args.num_nodes,
                     strategy=DDPStrategy(timeout=timedelta(days=1)) if multi else "auto")
     fabric.launch()
+    try:
+        return _extract_and_report(args, fabric)
+    finally:
+        # an undestroyed gloo group can abort the interpreter at exit after the work is done: its worker
+        # threads still hold tensors while Python finalizes ("terminate called without an active exception",
+        # exit -6; seen once in CI; pytorch/pytorch#179291, #190489), so close it while Python is alive
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _extract_and_report(args: argparse.Namespace, fabric: Any) -> int:
+    """The extraction on this rank and, on rank 0, the summary (and ``--json``) -> the exit status."""
+    from tspo.features.cache import FeatureCache
+    from tspo.features.encoder_cache import cached_encoder
+    from tspo.features.encoders import EncoderWeightsError
+    from tspo.features.extract import DEFAULT_BATCH_FRAMES, Ranks, default_num_workers, extract_features
+
     try:
         samples = load_manifest(args.manifest)
         cache = FeatureCache(args.feature_cache)
