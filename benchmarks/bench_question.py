@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tspo.cli.demo import QUESTION_RECIPE
+from tspo.cli.demo import QUESTION_RECIPE, DemoConfig
 from tspo.training.synth import QUESTION_WORLD_NUM_TRAIN, QUESTION_WORLD_NUM_VAL
 
 COMMAND = "python -m benchmarks question"
@@ -67,13 +67,14 @@ VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1},
                                     "tspo+evidence+explore": {"temporal_spans": "evidence", "tau_start": 0.1,
                                                               "tau_end": 0.025},
                                     # the recommended recipe (examples/configs/question_warmstart.yaml, the
-                                    # demo's QUESTION_RECIPE): filter agent, 2,000 warm-start steps on every
-                                    # kind's spans, then the GRPO steps; four questions per optimizer step
-                                    "filter+warmstart": {**QUESTION_RECIPE, "warmstart_steps": 2000,
-                                                         "accumulate_grad_batches": 4},
+                                    # demo's QUESTION_RECIPE, warm-start steps and questions per optimizer step):
+                                    # filter agent, warm start on every kind's spans, then the GRPO steps
+                                    "filter+warmstart": {**QUESTION_RECIPE, "warmstart_steps": DemoConfig.warmstart_steps,
+                                                         "accumulate_grad_batches": DemoConfig.accumulate_grad_batches},
                                     # the same with three times the supervised steps
-                                    "filter+warmstart6k": {**QUESTION_RECIPE, "warmstart_steps": 6000,
-                                                           "accumulate_grad_batches": 4}}
+                                    "filter+warmstart6k": {**QUESTION_RECIPE, "warmstart_steps": 3 * DemoConfig.warmstart_steps,
+                                                           "accumulate_grad_batches": DemoConfig.accumulate_grad_batches}}
+VARIANTS = ("tspo", "tspo+kl", "tspo+adapter", "tspo+qattn", "tspo+evidence")
 # keys of a VARIANT_OPTIONS entry that set the Lightning Trainer, not TSPOModule
 TRAINER_KEYS = ("accumulate_grad_batches",)
 
@@ -82,7 +83,11 @@ def split_options(options: dict) -> tuple[dict, dict]:
     """A variant's options -> (TSPOModule options, Trainer options)."""
     return ({k: v for k, v in options.items() if k not in TRAINER_KEYS},
             {k: v for k, v in options.items() if k in TRAINER_KEYS})
-VARIANTS = ("tspo", "tspo+kl", "tspo+adapter", "tspo+qattn", "tspo+evidence")
+
+
+def total_steps(module_options: dict, grpo_steps: int) -> int:
+    """The Trainer's max_steps: ``grpo_steps`` GRPO steps after the variant's warm start, if it has one."""
+    return module_options.get("warmstart_steps", 0) + grpo_steps
 
 
 HELDOUT_DISTRACTORS = 8   # texture clips rendered for held-out haystacks below confuser ratio 1.0
@@ -266,8 +271,7 @@ def train_variant(root: Path, p: Protocol, variant: str, seed: int, train_cfg, h
                     check(pl_module, trainer.global_step)
 
         with quiet_lightning():
-            # p.steps GRPO steps after the variant's warm start, if it has one
-            L.Trainer(max_steps=module_options.get("warmstart_steps", 0) + p.steps, accelerator="cpu", logger=False,
+            L.Trainer(max_steps=total_steps(module_options, p.steps), accelerator="cpu", logger=False,
                       enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                       limit_val_batches=0, num_sanity_val_steps=0, callbacks=[Curve()], **trainer_options).fit(model, dm)
         selector = TSPOSelector(encoder=model.encoder, agent=copy.deepcopy(model.agent), cache=cache,
@@ -497,7 +501,7 @@ def diagnose_kind(kind: str = "after", steps: int = 3000, variants: tuple[str, .
                     _r_t.append(float(trainer.callback_metrics.get("train/R_T", np.nan)))
                     _r_a.append(float(trainer.callback_metrics.get("train/R_A", np.nan)))
 
-            L.Trainer(max_steps=options.get("warmstart_steps", 0) + steps, accelerator="cpu", logger=False,
+            L.Trainer(max_steps=total_steps(options, steps), accelerator="cpu", logger=False,
                       enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                       limit_val_batches=0, num_sanity_val_steps=0, callbacks=[Log()], **trainer_options).fit(model, dm)
             selector = TSPOSelector(encoder=model.encoder, agent=copy.deepcopy(model.agent), cache=cache,

@@ -70,8 +70,9 @@ def test_the_recommended_recipe_variant_is_the_demos_recipe_with_its_trainer_set
 
     module, trainer = bq.split_options(bq.VARIANT_OPTIONS["filter+warmstart"])
     assert trainer == {"accumulate_grad_batches": 4}
-    assert {k: module[k] for k in QUESTION_RECIPE} == QUESTION_RECIPE and module["warmstart_steps"] > 0
+    assert {k: module[k] for k in QUESTION_RECIPE} == QUESTION_RECIPE and module["warmstart_steps"] == 2000
     assert "accumulate_grad_batches" not in module
+    assert bq.total_steps(module, 1500) == 3500 and bq.total_steps({}, 1500) == 1500
 
 
 def test_train_mix_must_be_a_ratio_below_one():

@@ -412,12 +412,14 @@ def test_recommended_yaml_is_the_demos_recipe_at_full_size():
 
     import yaml
 
-    from tspo.cli.demo import QUESTION_RECIPE
+    from tspo.cli.demo import QUESTION_RECIPE, DemoConfig
 
     configs = Path(__file__).resolve().parents[1] / "examples" / "configs"
-    model = yaml.safe_load((configs / "question_warmstart.yaml").read_text())["model"]
+    recommended = yaml.safe_load((configs / "question_warmstart.yaml").read_text())
+    model = recommended["model"]
     assert {k: model.get(k) for k in QUESTION_RECIPE} == QUESTION_RECIPE
-    assert "warmstart_kinds" not in model and model["warmstart_steps"] > 0
+    assert "warmstart_kinds" not in model and model["warmstart_steps"] == DemoConfig.warmstart_steps
+    assert recommended["trainer"]["accumulate_grad_batches"] == DemoConfig.accumulate_grad_batches
     experiment = yaml.safe_load((configs / "experiments" / "question_oracle_rl.yaml").read_text())["model"]
     assert experiment["warmstart_kinds"] == ["colour", "text", "shape"]
 
