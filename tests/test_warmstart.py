@@ -564,3 +564,54 @@ def test_group_loss_max_reduction_is_the_worst_group():
     assert evidence_group_loss(scores, groups, reduce="max") > evidence_group_loss(scores, groups)
     with pytest.raises(ObjectiveInputError, match="reduce"):
         evidence_group_loss(scores, groups, reduce="min")
+
+
+# -- the learned loss scale (model.warmstart_learn_scale) ------------------------------------------
+def test_loss_scaled_multiplies_by_exp_of_the_scale_and_keeps_padded_frames():
+    from tspo.objectives.warmstart import loss_scaled
+
+    scores = torch.tensor([[1.0, 2.0, float("-inf")]])
+    a = torch.tensor(math.log(3.0), requires_grad=True)
+    out = loss_scaled(scores, a, torch.tensor([[True, True, False]]))
+    assert out[0, :2].tolist() == pytest.approx([3.0, 6.0]) and out[0, 2] == float("-inf")
+    out[0, :2].sum().backward()
+    assert a.grad == pytest.approx(9.0)                         # d/da e^a (1 + 2), no NaN from the -inf frame
+    assert loss_scaled(scores, None) is scores
+    with pytest.raises(ObjectiveInputError, match="log_scale"):
+        loss_scaled(scores, torch.zeros(1))
+    with pytest.raises(ObjectiveInputError, match="frame_mask"):
+        loss_scaled(scores, a, torch.ones(1, 2, dtype=torch.bool))
+
+
+def test_learn_scale_option_is_validated_and_off_by_default():
+    assert WarmStartOptions().learn_scale is False
+    with pytest.raises(TrainingConfigError, match="warmstart_learn_scale"):
+        WarmStartOptions(steps=1, learn_scale="yes")
+    with pytest.raises(TrainingConfigError, match="warmstart_steps > 0"):
+        WarmStartOptions(steps=0, learn_scale=True)
+    assert TSPOModule(encoder="tiny-random").warmstart_log_scale is None
+
+
+def test_lightning_warm_start_learns_the_loss_scale_outside_the_agent(root):
+    """With warmstart_learn_scale the module's scalar moves during the warm start (at 10x model.lr, no
+    decay), is logged, stays out of the agent's state (a saved selector is unchanged) and stays put in
+    GRPO (no gradient there)."""
+    rec = MetricRecorder()
+    m = TSPOModule(num_frames=16, group_size=4, warmstart_steps=3, warmstart_learn_scale=True, lr=1e-3,
+                   tau_start=0.3, tau_end=0.3, tau_relative=True, answer_reward="soft", w_temporal=0.0)
+    scales = []
+
+    class Snap(L.Callback):
+        def on_train_batch_end(self, tr, pl_module, *a):
+            scales.append(float(pl_module.warmstart_log_scale.detach()))
+
+    trainer(5, callbacks=[rec, Snap()]).fit(m, small_datamodule(root))
+    assert scales[0] != 0.0 and scales[2] != scales[0]
+    assert scales[3] == scales[2] == scales[4]
+    # logged before each step's update: the first warm-start step sees scale 1 (a = 0)
+    assert [r["train/warmstart_log_scale"] for r in rec.rows[:3]] == pytest.approx([0.0, *scales[:2]], abs=1e-6)
+    assert not any("log_scale" in k for k in m.agent.state_dict())
+    agent_group, scale_group = m.configure_optimizers().param_groups
+    assert scale_group["params"] == [m.warmstart_log_scale]
+    assert (scale_group["lr"], scale_group["weight_decay"]) == (pytest.approx(1e-2), 0.0)
+    assert agent_group["lr"] == pytest.approx(1e-3)

@@ -52,6 +52,29 @@ def evidence_listwise_loss(scores: torch.Tensor, inside: torch.Tensor) -> torch.
 
 DEFAULT_GROUP_TAU = 0.1
 
+# The learned loss scale's learning rate, in units of the agent's: large enough that exp(a) can reach
+# ~e^10 within a fit of a few thousand steps (the paper part's 2 cos spans ~0.1 against tau 0.1).
+LOSS_SCALE_LR_FACTOR = 10
+
+
+def loss_scaled(scores: torch.Tensor, log_scale: torch.Tensor | None, frame_mask: torch.Tensor | None = None
+                ) -> torch.Tensor:
+    """``exp(log_scale) · S``: what the warm-start losses read when the loss side has a learned scale
+    (``model.warmstart_learn_scale``, ``SpanFit.learn_scale``). scores float[B, T], log_scale a scalar
+    tensor (None: scores unchanged), frame_mask bool[B, T] (True = a real frame; None: all real) ->
+    float[B, T]. Rankings do not change with the scale, so the agent need not amplify every profile to
+    meet the loss's temperature. Padded frames keep their score (-inf) with no ``-inf * 0`` reaching the
+    scale's gradient."""
+    if log_scale is None:
+        return scores
+    if log_scale.dim() != 0:
+        raise ObjectiveInputError(f"loss_scaled: log_scale must be a scalar tensor, got shape {tuple(log_scale.shape)}")
+    if frame_mask is None:
+        return scores * log_scale.exp()
+    if frame_mask.shape != scores.shape:
+        raise ObjectiveInputError(f"loss_scaled: frame_mask {tuple(frame_mask.shape)} must match scores {tuple(scores.shape)}")
+    return torch.where(frame_mask, torch.where(frame_mask, scores, 0.0) * log_scale.exp(), scores)
+
 
 GROUP_REDUCTIONS = ("mean", "max")
 

@@ -30,6 +30,7 @@ from tspo.features.encoders import shared_encoder
 from tspo.objectives.grpo import temperature_at
 from tspo.objectives.preference import PreferencePairs, pairs_from_groups, pairs_from_log
 from tspo.objectives.set_rule import set_rule_targets
+from tspo.objectives.warmstart import LOSS_SCALE_LR_FACTOR
 from tspo.rewards import OracleCache, OracleConfigError, build_oracle, check_oracle_args, check_oracle_fits
 from tspo.selection.selector import load_selector_agent
 from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, clip_num_frames
@@ -143,6 +144,10 @@ class TSPOModule(L.LightningModule):
         warmstart_head_steps: when the warm start ends, a filter agent's set head is fitted full batch on the
             supervised training questions (this many L-BFGS iterations; 0 = off; default owned by
             :class:`tspo.training.options.WarmStartOptions`).
+        warmstart_learn_scale: beyond the paper, off by default: the warm start's loss reads ``exp(a) · S``
+            with a learned scalar ``a`` kept by the module, not the agent
+            (:func:`tspo.objectives.warmstart.loss_scaled`), so the agent learns rankings rather than
+            amplifying every similarity profile to meet ``warmstart_tau``.
         answer_reward: ``"hard"`` (paper: R_A = 1 for the right option, else 0) or ``"soft"`` (beyond the
             paper: the oracle's probability of the right option, so a lucky guess earns 1/N, not 1;
             needs an oracle that reports option probabilities).
@@ -204,6 +209,7 @@ class TSPOModule(L.LightningModule):
         warmstart_tau: float = DEFAULT_GROUP_TAU,
         warmstart_multi_pick_frames: bool = False,
         warmstart_head_steps: int = DEFAULT_HEAD_STEPS,
+        warmstart_learn_scale: bool = False,
         answer_reward: Literal["hard", "soft"] = "hard",
         tau_relative: bool = False,
         rl_trainable: Literal["all", "filter"] = "all",
@@ -218,7 +224,7 @@ class TSPOModule(L.LightningModule):
                                             answer_reward)
         kinds = warmstart_kinds if warmstart_kinds is None or isinstance(warmstart_kinds, str) else tuple(warmstart_kinds)
         self.warmstart = WarmStartOptions(warmstart_steps, kinds, warmstart_loss, warmstart_tau, warmstart_multi_pick_frames,
-                                          warmstart_head_steps)
+                                          warmstart_head_steps, warmstart_learn_scale)
         self.preference = PreferenceOptions(objective, preference_log, preference_oracle_id, replay_ratio, dpo_beta,
                                             pairs_per_step, min_margin)
         check_combination(self.grpo, self.preference, zoom, self.warmstart, self.reward_options)
@@ -243,6 +249,9 @@ class TSPOModule(L.LightningModule):
             self.agent.load_state_dict(_load_agent_weights(agent_options.init_from, self.agent))
         uses_ref = kl_beta > 0 or self.preference.uses_pairs
         self.ref_agent = copy.deepcopy(self.agent).requires_grad_(False) if uses_ref else None
+        # The warm start's learned loss scale (model.warmstart_learn_scale): the module's, not the agent's,
+        # so a saved selector is unchanged; it has no gradient in GRPO steps, so AdamW leaves it there.
+        self.warmstart_log_scale = torch.nn.Parameter(torch.zeros(())) if warmstart_learn_scale else None
         self.policy = GumbelTopK(num_frames)
         # Manual optimisation only for several PPO updates per rollout; the paper's one update
         # per rollout keeps Lightning's automatic loop (grad accumulation, clipping, precision).
@@ -380,7 +389,7 @@ class TSPOModule(L.LightningModule):
             self.set_rl_lr()
         ctx = self.step_context(oracle=mode not in ("replay", "warmstart"))
         if mode == "warmstart":
-            out = warmstart_step(ctx, self.warmstart, batch)
+            out = warmstart_step(ctx, self.warmstart, batch, self.warmstart_log_scale)
             self.warmstart_skipped += int(out.metrics["train/warmstart_skipped"])
             out.metrics["train/warmstart_skipped"] = float(self.warmstart_skipped)
         elif mode == "zoom":
@@ -429,7 +438,11 @@ class TSPOModule(L.LightningModule):
             self.log("val/in_target", float(got["target_fraction"]), batch_size=needles, sync_dist=True)
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.agent.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        groups = [{"params": list(self.agent.parameters())}]
+        if self.warmstart_log_scale is not None:    # its own lr, no decay toward scale 1
+            groups.append({"params": [self.warmstart_log_scale], "lr": LOSS_SCALE_LR_FACTOR * self.hparams.lr,
+                           "weight_decay": 0.0})
+        return torch.optim.AdamW(groups, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["tspo"] = {"batches_seen": self.batches_seen, "agent_config": self.agent.config,

@@ -244,7 +244,11 @@ class WarmStartOptions:
     (``model.warmstart_head_steps``): when the warm start ends, an agent with a set head (the filter family)
     gets it fitted full batch, ``head_steps`` L-BFGS iterations on every supervised training question
     (:func:`tspo.training.span_fit.fit_set_head`; 0 = off): minibatch steps leave this logistic regression on
-    nearly collinear question embeddings far from its optimum."""
+    nearly collinear question embeddings far from its optimum. ``learn_scale``
+    (``model.warmstart_learn_scale``): the loss reads ``exp(a) · S`` with a learned scalar ``a`` that is not
+    part of the agent (:func:`tspo.objectives.warmstart.loss_scaled`; :class:`tspo.training.span_fit.SpanFit`'s
+    option of the same name), so the agent need not amplify every similarity profile to meet ``tau``; off by
+    default, so configurations recorded without it train as they did."""
 
     steps: int = 0
     kinds: tuple[str, ...] | None = None
@@ -252,6 +256,7 @@ class WarmStartOptions:
     tau: float = DEFAULT_GROUP_TAU
     multi_pick_frames: bool = False
     head_steps: int = DEFAULT_HEAD_STEPS
+    learn_scale: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 0:
@@ -267,6 +272,11 @@ class WarmStartOptions:
                                       f"head's fit when the warm start ends; 0 = off), got {self.head_steps!r}")
         if not isinstance(self.multi_pick_frames, bool):
             raise TrainingConfigError(f"model.warmstart_multi_pick_frames must be true or false, got {self.multi_pick_frames!r}")
+        if not isinstance(self.learn_scale, bool):
+            raise TrainingConfigError(f"model.warmstart_learn_scale must be true or false, got {self.learn_scale!r}")
+        if self.learn_scale and not self.steps:
+            raise TrainingConfigError("model.warmstart_learn_scale scales the warm start's loss, which is off: set "
+                                      "model.warmstart_steps > 0, or leave warmstart_learn_scale false")
         if self.multi_pick_frames and self.loss != "group":
             raise TrainingConfigError("model.warmstart_multi_pick_frames splits evidence groups, which only the 'group' "
                                       "warm-start loss reads: set model.warmstart_loss: group, or leave it false")

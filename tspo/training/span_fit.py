@@ -32,7 +32,13 @@ from tspo.agents.filter import train_only
 from tspo.errors import TSPOError
 from tspo.features.dataset import pad_options
 from tspo.objectives.set_rule import set_head_loss, set_rule_loss, set_rule_targets
-from tspo.objectives.warmstart import DEFAULT_GROUP_TAU, evidence_group_loss, evidence_listwise_loss
+from tspo.objectives.warmstart import (
+    DEFAULT_GROUP_TAU,
+    LOSS_SCALE_LR_FACTOR,
+    evidence_group_loss,
+    evidence_listwise_loss,
+    loss_scaled,
+)
 from tspo.progress import progress_bar
 from tspo.training.options import DEFAULT_HEAD_STEPS, WARMSTART_LOSSES
 from tspo.training.warmstart_step import evidence_groups, group_masks, pad_group_masks, per_frame_groups
@@ -151,9 +157,7 @@ def span_loss(agent: torch.nn.Module, batch: dict[str, Any], samples: Sequence[A
     if getattr(agent, "reads_options", False) and batch["options"] is not None:
         kwargs.update(options=batch["options"], option_mask=batch["option_mask"])
     scores = agent(batch["features"], batch["text"], **kwargs)                                # [B, T]
-    if log_scale is not None:   # padded frames stay -inf without a -inf * 0 in the scale's gradient
-        real = batch["frame_mask"]
-        scores = torch.where(real, torch.where(real, scores, 0.0) * log_scale.exp(), scores)
+    scores = loss_scaled(scores, log_scale, batch["frame_mask"])
     groups = batch["groups"]
     if options.loss == "group":
         evidence = evidence_group_loss(scores, groups, options.tau, "max" if options.worst_group else "mean")
@@ -216,9 +220,9 @@ def span_fit(agent: torch.nn.Module, dataset: Any, options: SpanFit, generator: 
                            "supervision needs a synthetic manifest with evidence_spans_s / evidence_groups_s")
     groups_of_params = [{"params": trainable_parameters(agent, options.base)}]
     log_scale = None
-    if options.learn_scale:   # a scalar on the loss side; ten times the lr so it can reach e^10 within the fit
+    if options.learn_scale:   # a scalar on the loss side (loss_scaled), at its own learning rate
         log_scale = torch.zeros((), requires_grad=True)
-        groups_of_params.append({"params": [log_scale], "lr": 10 * options.lr})
+        groups_of_params.append({"params": [log_scale], "lr": LOSS_SCALE_LR_FACTOR * options.lr})
     optimizer = torch.optim.Adam(groups_of_params, lr=options.lr)
     agent.train()
     losses: list[float] = []

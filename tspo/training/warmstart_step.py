@@ -23,7 +23,7 @@ import torch
 from tspo.agents import GumbelTopK
 from tspo.objectives.grpo import picks_in_target
 from tspo.objectives.set_rule import set_head_loss
-from tspo.objectives.warmstart import evidence_group_loss, evidence_listwise_loss
+from tspo.objectives.warmstart import evidence_group_loss, evidence_listwise_loss, loss_scaled
 from tspo.rewards.simulated import covers_groups
 from tspo.spans import as_spans, in_spans, span_hits
 from tspo.training.context import StepContext, StepOutput, batch_options, clipped_policy
@@ -126,16 +126,19 @@ def clipped_policy_greedy(scores: torch.Tensor, k: int) -> torch.Tensor:
     return clipped_policy(GumbelTopK(k), scores.shape[-1]).greedy(scores.detach())
 
 
-def warmstart_step(ctx: StepContext, options: WarmStartOptions, batch: dict[str, Any]) -> StepOutput:
-    """The listwise evidence loss of one batch (and, with several PPO iterations per rollout, its update)."""
+def warmstart_step(ctx: StepContext, options: WarmStartOptions, batch: dict[str, Any],
+                   log_scale: torch.Tensor | None = None) -> StepOutput:
+    """The listwise evidence loss of one batch (and, with several PPO iterations per rollout, its update);
+    ``log_scale``: the learned loss scale (``model.warmstart_learn_scale``, :func:`loss_scaled`; None: off)."""
     features, text = batch["features"], batch["text"]
     scores = ctx.scores(features, text, None, **batch_options(batch))              # [B, T]
     inside, skipped = evidence_mask(batch, options)
     inside = inside.to(scores.device)
+    scaled = loss_scaled(scores, log_scale)
     if options.loss == "group":
-        loss = evidence_group_loss(scores, batch_group_masks(batch, options).to(scores.device), options.tau)
+        loss = evidence_group_loss(scaled, batch_group_masks(batch, options).to(scores.device), options.tau)
     else:
-        loss = evidence_listwise_loss(scores, inside)
+        loss = evidence_listwise_loss(scaled, inside)
     # the set head learns which set rule each supervised question needs (suppress for count / order,
     # top-k for motion); agents without one (the paper's) add nothing
     aux = set_head_loss(ctx.agent, text, batch["samples"], inside.any(-1))
@@ -147,6 +150,8 @@ def warmstart_step(ctx: StepContext, options: WarmStartOptions, batch: dict[str,
     metrics: dict[str, Any] = {"train/loss": loss.detach(), "train/warmstart_skipped": float(skipped)}
     if aux is not None:
         metrics["train/warmstart_aux"] = aux.detach()
+    if log_scale is not None:
+        metrics["train/warmstart_log_scale"] = log_scale.detach()
     if bool(rows.any()):
         picks = clipped_policy_greedy(scores, ctx.grpo.num_frames)                     # [B, k]
         metrics["train/in_evidence"] = picks_in_target(inside, picks)[rows].mean()
