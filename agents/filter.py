@@ -113,6 +113,7 @@ class FilterAgent(TemporalAgent):
 
     family = "filter"
     reads_options = True
+    reads_frame_mask = True   # scores padded batches of needles of different lengths (span fit, batched warm start)
     # temporal NMS with the radius the set head picks per question (0 = plain top-k): what this agent is for
     default_method = "tspo+nms"
 

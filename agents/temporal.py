@@ -130,6 +130,7 @@ class TemporalAgent(nn.Module):
 
     family = "paper"  # tspo.agents.families.AGENT_FAMILIES (its config names no family: old selectors load unchanged)
     reads_options = False  # a multiple-choice question's options do not change this agent's scores
+    reads_frame_mask = False  # one video per row: no padded batches of needles of different lengths
     # The selection method a selector with this agent uses when no call names one (the one owner:
     # tspo.agents.families.default_method reads it; a selector's config.json may store another).
     default_method = "tspo"

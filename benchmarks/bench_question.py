@@ -73,7 +73,11 @@ VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1},
                                                          "accumulate_grad_batches": DemoConfig.accumulate_grad_batches},
                                     # the same with three times the supervised steps
                                     "filter+warmstart6k": {**QUESTION_RECIPE, "warmstart_steps": 3 * DemoConfig.warmstart_steps,
-                                                           "accumulate_grad_batches": DemoConfig.accumulate_grad_batches}}
+                                                           "accumulate_grad_batches": DemoConfig.accumulate_grad_batches},
+                                    # the recipe with the warm start's learned loss scale (span_fit's learn_scale)
+                                    "filter+warmstart+scale": {**QUESTION_RECIPE, "warmstart_steps": DemoConfig.warmstart_steps,
+                                                               "accumulate_grad_batches": DemoConfig.accumulate_grad_batches,
+                                                               "warmstart_learn_scale": True}}
 VARIANTS = ("tspo", "tspo+kl", "tspo+adapter", "tspo+qattn", "tspo+evidence")
 # keys of a VARIANT_OPTIONS entry that set the Lightning Trainer, not TSPOModule
 TRAINER_KEYS = ("accumulate_grad_batches",)

@@ -615,3 +615,50 @@ def test_lightning_warm_start_learns_the_loss_scale_outside_the_agent(root):
     assert scale_group["params"] == [m.warmstart_log_scale]
     assert (scale_group["lr"], scale_group["weight_decay"]) == (pytest.approx(1e-2), 0.0)
     assert agent_group["lr"] == pytest.approx(1e-3)
+
+
+# -- the batched warm start (model.warmstart_batch_size) -------------------------------------------
+def test_warmstart_batch_size_is_validated():
+    assert WarmStartOptions().batch_size is None
+    for bad in (0, True, 2.0):
+        with pytest.raises(TrainingConfigError, match="warmstart_batch_size"):
+            WarmStartOptions(steps=1, batch_size=bad)
+    with pytest.raises(TrainingConfigError, match="warmstart_steps > 0"):
+        WarmStartOptions(steps=0, batch_size=4)
+
+
+def test_batched_warm_start_draws_its_own_needles_of_different_lengths(root):
+    """With warmstart_batch_size each warm-start step reads N supervised needles of its own (padded to one
+    length: the small world's videos differ in length), logs coverage like the plain warm start, is
+    deterministic for a seed, and hands over to GRPO."""
+    def run():
+        L.seed_everything(0)            # the agent's initial weights (as tspo train fit's seed_everything)
+        rec = MetricRecorder()
+        m = TSPOModule(num_frames=16, group_size=4, warmstart_steps=4, warmstart_batch_size=3, agent_family="filter",
+                       warmstart_learn_scale=True, warmstart_multi_pick_frames=True, lr=3e-3, tau_start=0.3,
+                       tau_end=0.3, tau_relative=True, answer_reward="soft", w_temporal=0.0, seed=0)
+        dm = small_datamodule(root, max_candidates=None)   # every second: the needles differ in length
+        trainer(6, callbacks=[rec]).fit(m, dm)
+        return m, dm, rec.rows
+
+    m, dm, rows = run()
+    lengths = {int(dm.train_set[i]["features"].shape[0]) for i in m.span_pool().usable.tolist()}
+    assert len(lengths) > 1, "the small world should hold videos of different lengths"
+    warm, grpo = rows[:4], rows[4:]
+    assert all(r["train/oracle_calls"] == 0 and 0 <= r["train/coverage"] <= 1 and 0 <= r["train/in_evidence"] <= 1
+               for r in warm)
+    assert all(math.isfinite(r["train/loss"]) for r in rows)
+    assert grpo[0]["train/oracle_calls"] > 0
+    again, _, rows2 = run()
+    assert [r["train/loss"] for r in rows2] == [r["train/loss"] for r in rows]
+    assert all(torch.equal(v, again.agent.state_dict()[k]) for k, v in m.agent.state_dict().items())
+
+
+def test_batched_warm_start_uses_only_the_supervised_kinds(root):
+    with pytest.raises(TrainingConfigError, match="agent_family: filter"):
+        TSPOModule(warmstart_steps=1, warmstart_batch_size=2)          # the paper's agent reads no frame mask
+    m = TSPOModule(num_frames=16, group_size=4, warmstart_steps=1, warmstart_batch_size=2, warmstart_kinds=["shape"],
+                   agent_family="filter")
+    trainer(1).fit(m, small_datamodule(root))
+    pool = m.span_pool()
+    assert pool.usable.size and all(pool.items[i]["sample"].extra["qa_kind"] == "shape" for i in pool.usable.tolist())

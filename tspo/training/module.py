@@ -56,8 +56,8 @@ from tspo.training.options import (
     zoom_options,
 )
 from tspo.training.replay_step import ReferenceScores, replay_step
-from tspo.training.span_fit import fit_set_head
-from tspo.training.warmstart_step import warmstart_step
+from tspo.training.span_fit import SpanFitError, SpanPool, fit_set_head
+from tspo.training.warmstart_step import pooled_warmstart_step, warmstart_step
 from tspo.training.zoom_step import zoom_step
 
 __all__ = ["TSPOModule", "TrainingConfigError", "step_seed"]
@@ -148,6 +148,10 @@ class TSPOModule(L.LightningModule):
             with a learned scalar ``a`` kept by the module, not the agent
             (:func:`tspo.objectives.warmstart.loss_scaled`), so the agent learns rankings rather than
             amplifying every similarity profile to meet ``warmstart_tau``.
+        warmstart_batch_size: beyond the paper, None by default (a warm-start step reads the DataModule's
+            batch): each warm-start step draws this many supervised training needles of its own, padded to
+            one length (:func:`tspo.training.warmstart_step.pooled_warmstart_step`), so an optimizer step
+            sees ``warmstart_batch_size * trainer.accumulate_grad_batches`` needles.
         answer_reward: ``"hard"`` (paper: R_A = 1 for the right option, else 0) or ``"soft"`` (beyond the
             paper: the oracle's probability of the right option, so a lucky guess earns 1/N, not 1;
             needs an oracle that reports option probabilities).
@@ -210,6 +214,7 @@ class TSPOModule(L.LightningModule):
         warmstart_multi_pick_frames: bool = False,
         warmstart_head_steps: int = DEFAULT_HEAD_STEPS,
         warmstart_learn_scale: bool = False,
+        warmstart_batch_size: int | None = None,
         answer_reward: Literal["hard", "soft"] = "hard",
         tau_relative: bool = False,
         rl_trainable: Literal["all", "filter"] = "all",
@@ -224,7 +229,7 @@ class TSPOModule(L.LightningModule):
                                             answer_reward)
         kinds = warmstart_kinds if warmstart_kinds is None or isinstance(warmstart_kinds, str) else tuple(warmstart_kinds)
         self.warmstart = WarmStartOptions(warmstart_steps, kinds, warmstart_loss, warmstart_tau, warmstart_multi_pick_frames,
-                                          warmstart_head_steps, warmstart_learn_scale)
+                                          warmstart_head_steps, warmstart_learn_scale, warmstart_batch_size)
         self.preference = PreferenceOptions(objective, preference_log, preference_oracle_id, replay_ratio, dpo_beta,
                                             pairs_per_step, min_margin)
         check_combination(self.grpo, self.preference, zoom, self.warmstart, self.reward_options)
@@ -245,6 +250,10 @@ class TSPOModule(L.LightningModule):
         except AgentConfigError as err:
             raise TrainingConfigError(str(err)) from None
         check_rl_trainable(self.agent, rl_trainable)      # refused now, not at the first GRPO step
+        if self.warmstart.batch_size and not getattr(self.agent, "reads_frame_mask", False):
+            raise TrainingConfigError(f"model.warmstart_batch_size pads needles of different lengths into one batch, "
+                                      f"which this agent ({type(self.agent).__name__}) cannot score (it reads no frame "
+                                      f"mask); set model.agent_family: filter, or model.warmstart_batch_size: null")
         if agent_options.init_from:
             self.agent.load_state_dict(_load_agent_weights(agent_options.init_from, self.agent))
         uses_ref = kl_beta > 0 or self.preference.uses_pairs
@@ -264,6 +273,7 @@ class TSPOModule(L.LightningModule):
         # With a warm start, the KL reference is the warm-started agent: copied once, when GRPO starts.
         self.reference_is_warmstarted = False
         self.warmstart_skipped = 0                   # samples without span supervision in warm-start steps
+        self._span_pool: SpanPool | None = None      # what a batched warm start draws from (built on first use)
         self.set_head_fitted = False                 # the full-batch set-head fit ran (once, when the warm start ends)
         self._steps_per_s = 0.0
 
@@ -339,6 +349,23 @@ class TSPOModule(L.LightningModule):
         logger.info("warm start: set head fitted on %d questions (%d L-BFGS iterations), loss %.4f",
                     len(rows), w.head_steps, loss)
 
+    def span_pool(self) -> SpanPool:
+        """The supervised training needles a batched warm start draws from (``model.warmstart_batch_size``;
+        built once, from the DataModule's training FeatureDataset)."""
+        if self._span_pool is None:
+            data = getattr(getattr(self._trainer, "datamodule", None), "train_set", None) if self._trainer else None
+            if data is None:
+                raise TrainingConfigError("model.warmstart_batch_size draws needles from the DataModule's training set, "
+                                          "and this run has none (trainer.datamodule.train_set); fit with a "
+                                          "TSPODataModule, or set model.warmstart_batch_size: null")
+            try:
+                self._span_pool = SpanPool(data, self.warmstart.multi_pick_frames, self.warmstart.supervises)
+            except SpanFitError as err:
+                raise TrainingConfigError(f"model.warmstart_batch_size: {err}") from None
+            logger.info("warm start: %d of %d training needles supervised, %d drawn per step",
+                        self._span_pool.usable.size, len(data), self.warmstart.batch_size)
+        return self._span_pool
+
     def on_train_end(self) -> None:
         self.fit_set_head_after_warmstart()   # a run that ended within its warm start (once only: a flag)
 
@@ -389,7 +416,8 @@ class TSPOModule(L.LightningModule):
             self.set_rl_lr()
         ctx = self.step_context(oracle=mode not in ("replay", "warmstart"))
         if mode == "warmstart":
-            out = warmstart_step(ctx, self.warmstart, batch, self.warmstart_log_scale)
+            out = (pooled_warmstart_step(ctx, self.warmstart, self.span_pool(), self.warmstart_log_scale)
+                   if self.warmstart.batch_size else warmstart_step(ctx, self.warmstart, batch, self.warmstart_log_scale))
             self.warmstart_skipped += int(out.metrics["train/warmstart_skipped"])
             out.metrics["train/warmstart_skipped"] = float(self.warmstart_skipped)
         elif mode == "zoom":

@@ -248,7 +248,12 @@ class WarmStartOptions:
     (``model.warmstart_learn_scale``): the loss reads ``exp(a) · S`` with a learned scalar ``a`` that is not
     part of the agent (:func:`tspo.objectives.warmstart.loss_scaled`; :class:`tspo.training.span_fit.SpanFit`'s
     option of the same name), so the agent need not amplify every similarity profile to meet ``tau``; off by
-    default, so configurations recorded without it train as they did."""
+    default, so configurations recorded without it train as they did. ``batch_size``
+    (``model.warmstart_batch_size``): None (default) = a warm-start step reads the DataModule's batch (one
+    question per step at ``data.batch_size: 1``, as videos of different lengths cannot share a collated batch);
+    N = each step draws N supervised training needles of its own, padded to one length
+    (:class:`tspo.training.span_fit.SpanPool`), seeded like the step's noise, so an optimizer step sees
+    ``N * trainer.accumulate_grad_batches`` needles (the DataModule's batch is not read in these steps)."""
 
     steps: int = 0
     kinds: tuple[str, ...] | None = None
@@ -257,6 +262,7 @@ class WarmStartOptions:
     multi_pick_frames: bool = False
     head_steps: int = DEFAULT_HEAD_STEPS
     learn_scale: bool = False
+    batch_size: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 0:
@@ -277,6 +283,13 @@ class WarmStartOptions:
         if self.learn_scale and not self.steps:
             raise TrainingConfigError("model.warmstart_learn_scale scales the warm start's loss, which is off: set "
                                       "model.warmstart_steps > 0, or leave warmstart_learn_scale false")
+        if self.batch_size is not None:
+            if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+                raise TrainingConfigError(f"model.warmstart_batch_size must be an int >= 1 (needles per warm-start step) "
+                                          f"or null (the DataModule's batch), got {self.batch_size!r}")
+            if not self.steps:
+                raise TrainingConfigError("model.warmstart_batch_size sizes the warm start's batches, which is off: set "
+                                          "model.warmstart_steps > 0, or leave warmstart_batch_size null")
         if self.multi_pick_frames and self.loss != "group":
             raise TrainingConfigError("model.warmstart_multi_pick_frames splits evidence groups, which only the 'group' "
                                       "warm-start loss reads: set model.warmstart_loss: group, or leave it false")

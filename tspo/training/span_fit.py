@@ -112,11 +112,36 @@ def needle_groups(item: dict[str, Any], multi_pick_frames: bool = False) -> torc
     return torch.from_numpy(per_frame_groups(groups, item["sample"]) if multi_pick_frames else groups)
 
 
+class SpanPool:
+    """The needles a span fit draws its batches from: every item of a dataset (``FeatureDataset``) and its
+    evidence groups (:func:`needle_groups`); ``usable`` int64[U]: the items with evidence inside their
+    candidates that ``keep`` (a predicate on the manifest sample; None: all) accepts. Used by
+    :func:`span_fit` and by the Lightning warm start with ``model.warmstart_batch_size``."""
+
+    def __init__(self, dataset: Any, multi_pick_frames: bool = False, keep: Any = None) -> None:
+        self.items = [dataset[i] for i in range(len(dataset))]
+        self.groups = [needle_groups(it, multi_pick_frames) for it in self.items]
+        self.usable = np.asarray([i for i, (it, g) in enumerate(zip(self.items, self.groups))
+                                  if bool(g.any()) and (keep is None or keep(it["sample"]))], dtype=np.int64)
+        if self.usable.size == 0:
+            raise SpanFitError("span fit: no sample of the dataset has evidence spans inside its candidates (of the "
+                               "kinds supervised); span supervision needs a synthetic manifest with "
+                               "evidence_spans_s / evidence_groups_s")
+
+    def draw(self, batch_size: int, generator: torch.Generator) -> tuple[dict[str, Any], list[Any]]:
+        """``batch_size`` usable needles drawn uniformly with replacement by ``generator`` -> (their padded
+        batch, :func:`pad_needles` with groups; their manifest samples)."""
+        pick = self.usable[torch.randint(0, self.usable.size, (batch_size,), generator=generator).numpy()]
+        batch = pad_needles([self.items[i] for i in pick], [self.groups[i] for i in pick])
+        return batch, [self.items[i]["sample"] for i in pick]
+
+
 def pad_needles(items: Sequence[dict[str, Any]], groups: Sequence[torch.Tensor] | None = None) -> dict[str, Any]:
     """Batch needles of different lengths: items (``FeatureDataset[i]``: features [T_i, D], text [D],
     options [N_i, D]) and their groups bool[G_i, T_i] -> ``features`` [B, T, D] (zeros past T_i),
     ``text`` [B, D], ``options`` [B, N, D] | None (no item has options), ``option_mask`` bool[B, N] | None,
-    ``frame_mask`` bool[B, T] (True = a real frame) and ``groups`` bool[B, G, T] (False where padded)."""
+    ``frame_mask`` bool[B, T] (True = a real frame), ``timestamps`` float64[B, T] seconds (NaN where padded;
+    when the items carry them) and ``groups`` bool[B, G, T] (False where padded)."""
     if not items:
         raise SpanFitError("pad_needles: no items; give at least one FeatureDataset item")
     lengths = torch.tensor([int(it["features"].shape[0]) for it in items])                  # [B]
@@ -124,7 +149,10 @@ def pad_needles(items: Sequence[dict[str, Any]], groups: Sequence[torch.Tensor] 
     frame_mask = torch.arange(features.shape[1])[None, :] < lengths[:, None]                  # [B, T]
     out: dict[str, Any] = {"features": features, "text": torch.stack([it["text"] for it in items]).float(),
                            "frame_mask": frame_mask, "options": None, "option_mask": None}
-    if any(int(it["options"].shape[0]) for it in items):
+    if all("timestamps" in it for it in items):   # NaN past T_i: no span holds a padded frame
+        out["timestamps"] = pad_sequence([it["timestamps"].double() for it in items], batch_first=True,
+                                         padding_value=float("nan"))                          # [B, T] seconds
+    if any(int(it["options"].shape[0]) for it in items if "options" in it):
         out["options"], out["option_mask"] = pad_options([it["options"].float() for it in items])
     if groups is not None:
         if len(groups) != len(items):
@@ -148,16 +176,27 @@ def trainable_parameters(agent: torch.nn.Module, base: bool) -> list[torch.nn.Pa
     return heads
 
 
-def span_loss(agent: torch.nn.Module, batch: dict[str, Any], samples: Sequence[Any], options: SpanFit,
-              log_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """The loss of one padded batch (:func:`pad_needles` with groups; ``samples`` its manifest samples):
-    evidence loss (of ``exp(log_scale) · S``; None: of S) + ``spread`` · set-rule loss -> (scalar,
-    {"evidence": float, "set": float})."""
+def padded_scores(agent: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+    """The agent's scores float32[B, T] of a padded batch (:func:`pad_needles`): -inf on padded frames;
+    options reach agents that read them. Full precision, as :func:`tspo.training.context.agent_scores`."""
+    if not getattr(agent, "reads_frame_mask", False):
+        raise SpanFitError(f"padded_scores: {type(agent).__name__} cannot score a padded batch of needles of different "
+                           f"lengths (it reads no frame mask); use the filter family (FilterAgent)")
     kwargs = {"frame_mask": batch["frame_mask"]}
     if getattr(agent, "reads_options", False) and batch["options"] is not None:
-        kwargs.update(options=batch["options"], option_mask=batch["option_mask"])
-    scores = agent(batch["features"], batch["text"], **kwargs)                                # [B, T]
-    scores = loss_scaled(scores, log_scale, batch["frame_mask"])
+        kwargs.update(options=batch["options"].float(), option_mask=batch["option_mask"])
+    with torch.autocast(device_type=batch["features"].device.type, enabled=False):
+        return agent(batch["features"].float(), batch["text"].float(), **kwargs).float()
+
+
+def span_loss(agent: torch.nn.Module, batch: dict[str, Any], samples: Sequence[Any], options: SpanFit,
+              log_scale: torch.Tensor | None = None, scores: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one padded batch (:func:`pad_needles` with groups; ``samples`` its manifest samples):
+    evidence loss (of ``exp(log_scale) · S``; None: of S) + ``spread`` · set-rule loss -> (scalar,
+    {"evidence": float, "set": float}). ``scores``: the agent's scores of the batch when the caller has
+    them already (:func:`padded_scores`; None: computed here)."""
+    scores = loss_scaled(padded_scores(agent, batch) if scores is None else scores, log_scale, batch["frame_mask"])
     groups = batch["groups"]
     if options.loss == "group":
         evidence = evidence_group_loss(scores, groups, options.tau, "max" if options.worst_group else "mean")
@@ -212,12 +251,7 @@ def span_fit(agent: torch.nn.Module, dataset: Any, options: SpanFit, generator: 
     if not isinstance(options, SpanFit):
         raise SpanFitError(f"span_fit: options must be a SpanFit, got {type(options).__name__}")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
-    items = [dataset[i] for i in range(len(dataset))]
-    groups = [needle_groups(it, options.multi_pick_frames) for it in items]
-    usable = np.asarray([i for i, g in enumerate(groups) if bool(g.any())], dtype=np.int64)
-    if usable.size == 0:
-        raise SpanFitError("span_fit: no sample of the dataset has evidence spans inside its candidates; span "
-                           "supervision needs a synthetic manifest with evidence_spans_s / evidence_groups_s")
+    pool = SpanPool(dataset, options.multi_pick_frames)
     groups_of_params = [{"params": trainable_parameters(agent, options.base)}]
     log_scale = None
     if options.learn_scale:   # a scalar on the loss side (loss_scaled), at its own learning rate
@@ -228,20 +262,20 @@ def span_fit(agent: torch.nn.Module, dataset: Any, options: SpanFit, generator: 
     losses: list[float] = []
     bar = progress_bar(range(options.steps), desc="span fit", unit="step", disable=not options.progress)
     for _ in bar:
-        pick = usable[torch.randint(0, usable.size, (options.batch_size,), generator=generator).numpy()]
-        batch = pad_needles([items[i] for i in pick], [groups[i] for i in pick])
-        loss, parts = span_loss(agent, batch, [items[i]["sample"] for i in pick], options, log_scale)
+        batch, samples = pool.draw(options.batch_size, generator)
+        loss, parts = span_loss(agent, batch, samples, options, log_scale)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         losses.append(float(loss.detach()))
         if options.progress:
             bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()}, refresh=False)
-    samples = [it["sample"] for it in items]
+    samples = [it["sample"] for it in pool.items]
     if options.head_steps and hasattr(agent, "set_head") and bool(set_rule_targets(samples)[1].any()):
-        fit_set_head(agent, torch.stack([it["text"] for it in items]), samples, options.head_steps)
+        fit_set_head(agent, torch.stack([it["text"] for it in pool.items]), samples, options.head_steps)
     agent.eval()
     return losses
 
 
-__all__ = ["SpanFit", "SpanFitError", "fit_set_head", "needle_groups", "pad_needles", "span_fit", "span_loss", "trainable_parameters"]
+__all__ = ["SpanFit", "SpanFitError", "SpanPool", "fit_set_head", "needle_groups", "pad_needles", "padded_scores", "span_fit",
+           "span_loss", "trainable_parameters"]
