@@ -77,7 +77,21 @@ VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1},
                                     # the recipe with the warm start's learned loss scale (span_fit's learn_scale)
                                     "filter+warmstart+scale": {**QUESTION_RECIPE, "warmstart_steps": DemoConfig.warmstart_steps,
                                                                "accumulate_grad_batches": DemoConfig.accumulate_grad_batches,
-                                                               "warmstart_learn_scale": True}}
+                                                               "warmstart_learn_scale": True},
+                                    # ... and batched as the span fit that meets every goal (filter_goal_mix_base:
+                                    # 1,500 steps of 32 needles at lr 1e-3): 8 needles per warm-start step x 4
+                                    "filter+warmstart+batch": {**QUESTION_RECIPE, "warmstart_steps": 1500, "lr": 1e-3,
+                                                               "warmstart_batch_size": 8, "warmstart_learn_scale": True,
+                                                               "accumulate_grad_batches": DemoConfig.accumulate_grad_batches}}
+# ... and GRPO moving only the filter's w(q) (the paper part and the set head keep the warm start's weights)
+VARIANT_OPTIONS["filter+warmstart+batch/rl-filter"] = {**VARIANT_OPTIONS["filter+warmstart+batch"], "rl_trainable": "filter"}
+# ... and GRPO at a tenth of the recipe's rl_lr (the learned loss scale leaves the agent's scores unamplified,
+# so a GRPO step at 2e-3 moves them further relative to their spread)
+VARIANT_OPTIONS["filter+warmstart+batch/rl2e-4"] = {**VARIANT_OPTIONS["filter+warmstart+batch"], "rl_lr": 2e-4}
+# ... with twice the warm-start steps
+VARIANT_OPTIONS["filter+warmstart3k+batch/rl2e-4"] = {**VARIANT_OPTIONS["filter+warmstart+batch/rl2e-4"], "warmstart_steps": 3000}
+# the warm start's learning rate where a variant sets none (GRPO's: rl_lr where set)
+LR = 5e-4
 VARIANTS = ("tspo", "tspo+kl", "tspo+adapter", "tspo+qattn", "tspo+evidence")
 # keys of a VARIANT_OPTIONS entry that set the Lightning Trainer, not TSPOModule
 TRAINER_KEYS = ("accumulate_grad_batches",)
@@ -230,7 +244,7 @@ def train_variant(root: Path, p: Protocol, variant: str, seed: int, train_cfg, h
     from tspo.training.progress import quiet_lightning
 
     options = {"tau_start": 0.025, "tau_end": 0.01, **VARIANT_OPTIONS[variant]}
-    recipe = {"options": options, "steps": p.steps, "seed": seed, "k": K, "group_size": 8, "lr": 5e-4,
+    recipe = {"options": options, "steps": p.steps, "seed": seed, "k": K, "group_size": 8, "lr": options.get("lr", LR),
               "world": _world_key(train_cfg), "encoder": ENCODER,
               "curve": sorted(c for c in p.curve if c <= p.steps), "curve_set": _world_key(held[p.ratios[0]]),
               **({} if p.train_mix is None else {"train_mix": p.train_mix})}
@@ -246,7 +260,7 @@ def train_variant(root: Path, p: Protocol, variant: str, seed: int, train_cfg, h
     else:
         L.seed_everything(seed, verbose=False)
         module_options, trainer_options = split_options(options)
-        model = TSPOModule(encoder=ENCODER, num_frames=K, group_size=8, lr=5e-4, seed=seed, **module_options)
+        model = TSPOModule(**{"encoder": ENCODER, "num_frames": K, "group_size": 8, "lr": LR, "seed": seed, **module_options})
         dm = TSPODataModule(train_manifest=str(train_manifest or train_cfg.paths()[0]), val_manifest=None, encoder=ENCODER,
                             max_candidates=None, feature_cache=str(cache.root), seed=seed, progress=progress)
         record = {"recipe": recipe, "train_seconds": 0.0, "curve": {}}
@@ -401,7 +415,7 @@ def run(protocol: Protocol | None = None, out_dir: str | None = None, progress: 
     notes = (f"{n_train} training needles from {train_clips} target clips (2.5-10 min, 100 % confuser haystack{mix}); "
              f"held-out sets of {p.num_val} needles on target and confuser clips unseen in training, at confuser "
              f"ratio{'s' if len(p.ratios) > 1 else ''} {', '.join(_ratio(r) for r in p.ratios)} (below 1.0 the rest of "
-             f"the haystack is texture clips); k = {K} of every-second candidates (150-600), G = 8, lr 5e-4, "
+             f"the haystack is texture clips); k = {K} of every-second candidates (150-600), G = 8, lr {LR:g}, "
              f"tau 0.025 -> 0.01 (where a variant sets none of these), {p.steps} GRPO steps (after a variant's "
              f"warm-start steps), training seeds {', '.join(map(str, p.seeds))}, `{ENCODER}` "
              f"encoder, SimulatedOracle (random guess among 4 options when the coverage rule fails). Columns: "
@@ -497,7 +511,7 @@ def diagnose_kind(kind: str = "after", steps: int = 3000, variants: tuple[str, .
         for label in variants:
             L.seed_everything(0, verbose=False)
             options, trainer_options = split_options({"tau_start": 0.025, "tau_end": 0.01, **VARIANT_OPTIONS[label]})
-            model = TSPOModule(encoder=ENCODER, num_frames=K, group_size=8, lr=5e-4, seed=0, **options)
+            model = TSPOModule(**{"encoder": ENCODER, "num_frames": K, "group_size": 8, "lr": LR, "seed": 0, **options})
             r_t, r_a = [], []
 
             class Log(L.Callback):
