@@ -75,6 +75,17 @@ def test_the_recommended_recipe_variant_is_the_demos_recipe_with_its_trainer_set
     assert bq.total_steps(module, 1500) == 3500 and bq.total_steps({}, 1500) == 1500
 
 
+@pytest.mark.parametrize("variant", sorted(bq.VARIANT_OPTIONS))
+def test_every_variant_is_a_valid_module_configuration(variant):
+    """Each variant's options build a TSPOModule (a misspelt or refused option fails here, not an hour
+    into a benchmark); a variant's own lr replaces the benchmark's default."""
+    from tspo.training import TSPOModule
+
+    module, _ = bq.split_options({"tau_start": 0.025, "tau_end": 0.01, **bq.VARIANT_OPTIONS[variant]})
+    model = TSPOModule(**{"encoder": "tiny-random", "num_frames": 8, "group_size": 8, "lr": bq.LR, "seed": 0, **module})
+    assert model.hparams.lr == bq.VARIANT_OPTIONS[variant].get("lr", bq.LR)
+
+
 def test_train_mix_must_be_a_ratio_below_one():
     from dataclasses import replace
 
