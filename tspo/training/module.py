@@ -55,9 +55,10 @@ from tspo.training.options import (
     check_combination,
     zoom_options,
 )
+from tspo.training.pooled_warmstart import pooled_warmstart_step
 from tspo.training.replay_step import ReferenceScores, replay_step
 from tspo.training.span_fit import SpanFitError, SpanPool, fit_set_head
-from tspo.training.warmstart_step import pooled_warmstart_step, warmstart_step
+from tspo.training.warmstart_step import warmstart_step
 from tspo.training.zoom_step import zoom_step
 
 __all__ = ["TSPOModule", "TrainingConfigError", "step_seed"]
@@ -150,7 +151,7 @@ class TSPOModule(L.LightningModule):
             amplifying every similarity profile to meet ``warmstart_tau``.
         warmstart_batch_size: beyond the paper, None by default (a warm-start step reads the DataModule's
             batch): each warm-start step draws this many supervised training needles of its own, padded to
-            one length (:func:`tspo.training.warmstart_step.pooled_warmstart_step`), so an optimizer step
+            one length (:func:`tspo.training.pooled_warmstart.pooled_warmstart_step`), so an optimizer step
             sees ``warmstart_batch_size * trainer.accumulate_grad_batches`` needles.
         answer_reward: ``"hard"`` (paper: R_A = 1 for the right option, else 0) or ``"soft"`` (beyond the
             paper: the oracle's probability of the right option, so a lucky guess earns 1/N, not 1;

@@ -158,35 +158,3 @@ def warmstart_step(ctx: StepContext, options: WarmStartOptions, batch: dict[str,
         metrics["train/coverage"] = greedy_coverage(batch, picks, rows)
     return StepOutput(loss, metrics, len(batch["samples"]))
 
-
-def pooled_warmstart_step(ctx: StepContext, options: WarmStartOptions, pool: Any,
-                          log_scale: torch.Tensor | None = None) -> StepOutput:
-    """A warm-start step on ``options.batch_size`` needles of its own (``model.warmstart_batch_size``): drawn
-    from ``pool`` (a :class:`tspo.training.span_fit.SpanPool` of the supervised training needles) with the
-    step's seeded generator, padded to one length, and scored by :func:`tspo.training.span_fit.span_loss`
-    (the same evidence loss, set-head loss and learned loss scale as :func:`warmstart_step`, so the two
-    differ only in how many needles a step sees). Logs what :func:`warmstart_step` logs."""
-    # imported here: span_fit builds on this module's group helpers
-    from tspo.training.span_fit import SpanFit, padded_scores, span_loss
-
-    batch, samples = pool.draw(options.batch_size, ctx.generator)
-    batch = {k: v.to(ctx.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-    scores = padded_scores(ctx.agent, batch)                                          # [B, T], -inf where padded
-    fit = SpanFit(tau=options.tau, loss=options.loss, spread=1.0, multi_pick_frames=options.multi_pick_frames,
-                  progress=False)
-    loss, parts = span_loss(ctx.agent, batch, samples, fit, log_scale, scores)
-    if ctx.update is not None:          # manual optimisation (num_iterations > 1): one supervised update
-        ctx.update(loss)
-    # padded frames: the lowest finite score, so the greedy rule (which refuses -inf) never picks them
-    finite = torch.where(batch["frame_mask"], scores.detach(), torch.finfo(scores.dtype).min)
-    picks = clipped_policy_greedy(finite, ctx.grpo.num_frames)                         # [B, k]
-    rows = torch.ones(len(samples), dtype=torch.bool)
-    metrics: dict[str, Any] = {"train/loss": loss.detach(), "train/warmstart_skipped": 0.0,
-                               "train/in_evidence": picks_in_target(batch["groups"].any(1), picks).mean(),
-                               "train/coverage": greedy_coverage({"timestamps": batch["timestamps"], "samples": samples},
-                                                                 picks, rows)}
-    if "set" in parts:
-        metrics["train/warmstart_aux"] = parts["set"]
-    if log_scale is not None:
-        metrics["train/warmstart_log_scale"] = log_scale.detach()
-    return StepOutput(loss, metrics, len(samples))
