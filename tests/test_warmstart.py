@@ -611,6 +611,7 @@ def test_lightning_warm_start_learns_the_loss_scale_outside_the_agent(root):
     # logged before each step's update: the first warm-start step sees scale 1 (a = 0)
     assert [r["train/warmstart_log_scale"] for r in rec.rows[:3]] == pytest.approx([0.0, *scales[:2]], abs=1e-6)
     assert not any("log_scale" in k for k in m.agent.state_dict())
+    assert m.warmstart_log_scale.requires_grad is False             # frozen once GRPO starts
     agent_group, scale_group = m.configure_optimizers().param_groups
     assert scale_group["params"] == [m.warmstart_log_scale]
     assert (scale_group["lr"], scale_group["weight_decay"]) == (pytest.approx(1e-2), 0.0)

@@ -414,6 +414,8 @@ class TSPOModule(L.LightningModule):
             self.fit_set_head_after_warmstart()
             self.take_warmstarted_reference()
             restrict_trainable(self.agent, self.grpo.rl_trainable)
+            if self.warmstart_log_scale is not None:   # the warm start's alone: GRPO gives it no gradient
+                self.warmstart_log_scale.requires_grad_(False)
             self.set_rl_lr()
         ctx = self.step_context(oracle=mode not in ("replay", "warmstart"))
         if mode == "warmstart":
