@@ -78,7 +78,7 @@ VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1},
                                     "filter+warmstart+scale": {**QUESTION_RECIPE, "warmstart_steps": DemoConfig.warmstart_steps,
                                                                "accumulate_grad_batches": DemoConfig.accumulate_grad_batches,
                                                                "warmstart_learn_scale": True},
-                                    # ... and batched as the span fit that meets every goal (filter_goal_mix_base:
+                                    # ... and batched as the best measured span fit (filter_goal_mix_base:
                                     # 1,500 steps of 32 needles at lr 1e-3): 8 needles per warm-start step x 4
                                     "filter+warmstart+batch": {**QUESTION_RECIPE, "warmstart_steps": 1500, "lr": 1e-3,
                                                                "warmstart_batch_size": 8, "warmstart_learn_scale": True,

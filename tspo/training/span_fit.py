@@ -69,9 +69,9 @@ class SpanFit:
     seeds (``benchmarks/results/filter_goal_scale.json``: paper part frozen, learned loss scale, set head
     fitted full batch). ``multi_pick_frames`` stays off: it helps motion only together with ratio-0.5
     needles in training and cost colour / count at ratio 0.5 without them. With them (``--train-mix 0.5``),
-    ``base=True, multi_pick_frames=True`` is the best measured (``filter_goal_mix_base``: every goal met,
-    both seeds, both held-out ratios; with the paper part frozen, count at ratio 0.5 stays at 0.82-0.88,
-    its misses picks on texture filler). ``worst_group`` gave no gain on count."""
+    ``base=True, multi_pick_frames=True`` is the best measured (``filter_goal_mix_base``: every goal met
+    on seeds 0 and 1, both held-out ratios, but count 0.85-0.94 on seeds 2 and 3, ``filter_goal_mix_base_s23``;
+    with the paper part frozen, count at ratio 0.5 stays at 0.82-0.88, its misses picks on texture filler). ``worst_group`` gave no gain on count."""
 
     steps: int = 1500
     batch_size: int = 32
