@@ -65,24 +65,19 @@ VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1},
                                     "tspo+evidence/no-guess": {"oracle": "simulated:wrong", "temporal_spans": "evidence"},
                                     "tspo+eps+evidence": {"explore_eps": 0.2, "temporal_spans": "evidence"},
                                     "tspo+evidence+explore": {"temporal_spans": "evidence", "tau_start": 0.1,
-                                                              "tau_end": 0.025},
-                                    # the recommended recipe (examples/configs/question_warmstart.yaml, the
-                                    # demo's QUESTION_RECIPE, warm-start steps and questions per optimizer step):
-                                    # filter agent, warm start on every kind's spans, then the GRPO steps
-                                    "filter+warmstart": {**QUESTION_RECIPE, "warmstart_steps": DemoConfig.warmstart_steps,
-                                                         "accumulate_grad_batches": DemoConfig.accumulate_grad_batches},
-                                    # the same with three times the supervised steps
-                                    "filter+warmstart6k": {**QUESTION_RECIPE, "warmstart_steps": 3 * DemoConfig.warmstart_steps,
-                                                           "accumulate_grad_batches": DemoConfig.accumulate_grad_batches},
-                                    # the recipe with the warm start's learned loss scale (span_fit's learn_scale)
-                                    "filter+warmstart+scale": {**QUESTION_RECIPE, "warmstart_steps": DemoConfig.warmstart_steps,
-                                                               "accumulate_grad_batches": DemoConfig.accumulate_grad_batches,
-                                                               "warmstart_learn_scale": True},
-                                    # ... and batched as the best measured span fit (filter_goal_mix_base:
-                                    # 1,500 steps of 32 needles at lr 1e-3): 8 needles per warm-start step x 4
-                                    "filter+warmstart+batch": {**QUESTION_RECIPE, "warmstart_steps": 1500, "lr": 1e-3,
-                                                               "warmstart_batch_size": 8, "warmstart_learn_scale": True,
-                                                               "accumulate_grad_batches": DemoConfig.accumulate_grad_batches}}
+                                                              "tau_end": 0.025}}
+# the recommended recipe (examples/configs/question_warmstart.yaml, the demo's QUESTION_RECIPE, warm-start
+# steps and questions per optimizer step): filter agent, warm start on every kind's spans, then the GRPO steps
+VARIANT_OPTIONS["filter+warmstart"] = {**QUESTION_RECIPE, "warmstart_steps": DemoConfig.warmstart_steps,
+                                       "accumulate_grad_batches": DemoConfig.accumulate_grad_batches}
+# the same with three times the supervised steps
+VARIANT_OPTIONS["filter+warmstart6k"] = {**VARIANT_OPTIONS["filter+warmstart"], "warmstart_steps": 3 * DemoConfig.warmstart_steps}
+# the recipe with the warm start's learned loss scale (span_fit's learn_scale)
+VARIANT_OPTIONS["filter+warmstart+scale"] = {**VARIANT_OPTIONS["filter+warmstart"], "warmstart_learn_scale": True}
+# ... and batched as the best measured span fit (filter_goal_mix_base: 1,500 steps of 32 needles at lr 1e-3):
+# 8 needles per warm-start step x 4
+VARIANT_OPTIONS["filter+warmstart+batch"] = {**VARIANT_OPTIONS["filter+warmstart+scale"], "warmstart_steps": 1500,
+                                             "lr": 1e-3, "warmstart_batch_size": 8}
 # ... and GRPO moving only the filter's w(q) (the paper part and the set head keep the warm start's weights)
 VARIANT_OPTIONS["filter+warmstart+batch/rl-filter"] = {**VARIANT_OPTIONS["filter+warmstart+batch"], "rl_trainable": "filter"}
 # ... and GRPO at a tenth of the recipe's rl_lr (the learned loss scale leaves the agent's scores unamplified,

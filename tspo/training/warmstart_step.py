@@ -157,4 +157,3 @@ def warmstart_step(ctx: StepContext, options: WarmStartOptions, batch: dict[str,
         metrics["train/in_evidence"] = picks_in_target(inside, picks)[rows].mean()
         metrics["train/coverage"] = greedy_coverage(batch, picks, rows)
     return StepOutput(loss, metrics, len(batch["samples"]))
-
