@@ -11,9 +11,11 @@ from tspo.manifest import Sample
 from tspo.training.span_fit import (
     SpanFit,
     SpanFitError,
+    SpanPool,
     fit_set_head,
     needle_groups,
     pad_needles,
+    padded_scores,
     span_fit,
     span_loss,
 )
@@ -185,3 +187,18 @@ def test_multi_pick_questions_get_one_group_per_evidence_frame():
     assert torch.equal(split.sum(0).bool(), plain.any(0)) and (split.sum(1) == 1).all()
     item["sample"].extra["coverage"] = {"rule": "all", "min_picks": 1}
     assert torch.equal(needle_groups(item, multi_pick_frames=True), plain)
+
+
+def test_span_pool_draws_padded_batches_and_refuses_what_it_cannot_use():
+    """SpanPool draws usable needles with a generator (same seed, same batch); a pool with nothing usable
+    (``keep`` rejects every needle) and an agent that reads no frame mask are refused, naming the fix."""
+    world = TinyWorld(6)
+    pool = SpanPool(world.items)
+    (a, sa), (b, sb) = (pool.draw(4, torch.Generator().manual_seed(3)) for _ in range(2))
+    assert torch.equal(a["features"], b["features"]) and [s.id for s in sa] == [s.id for s in sb]
+    assert a["groups"].shape[0] == 4 and a["frame_mask"].shape == a["features"].shape[:2]
+    assert torch.isnan(a["timestamps"][~a["frame_mask"]]).all() and not torch.isnan(a["timestamps"][a["frame_mask"]]).any()
+    with pytest.raises(SpanFitError, match="evidence_spans_s"):
+        SpanPool(world.items, keep=lambda sample: False)
+    with pytest.raises(SpanFitError, match="filter family"):
+        padded_scores(TemporalAgent(dim=DIM), a)

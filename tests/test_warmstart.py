@@ -660,6 +660,8 @@ def test_batched_warm_start_uses_only_the_supervised_kinds(root):
         TSPOModule(warmstart_steps=1, warmstart_batch_size=2)          # the paper's agent reads no frame mask
     m = TSPOModule(num_frames=16, group_size=4, warmstart_steps=1, warmstart_batch_size=2, warmstart_kinds=["shape"],
                    agent_family="filter")
+    with pytest.raises(TrainingConfigError, match="TSPODataModule"):
+        m.span_pool()                                                   # no trainer, so no training set yet
     trainer(1).fit(m, small_datamodule(root))
     pool = m.span_pool()
     assert pool.usable.size and all(pool.items[i]["sample"].extra["qa_kind"] == "shape" for i in pool.usable.tolist())
