@@ -3,7 +3,8 @@
 A *scorer* turns candidate features and the question's text feature into one score per candidate
 (``tspo``: the temporal agent's S; ``clip``: cosine similarity). A *rule* turns scores into k
 candidate positions (``top-k``, ``uniform`` — needs no scores —, ``bin-max``, ``aks``, ``nms``:
-temporal non-max suppression, set-aware; the rule functions live in :mod:`tspo.agents.rules` as separately tested pure functions). The named
+temporal non-max suppression, set-aware; ``shot``: the same, a pick suppressing its whole shot instead
+of a window, which needs the candidates' features to find the cuts; the rule functions live in :mod:`tspo.agents.rules` as separately tested pure functions). The named
 methods are fixed combinations; any other ``SCORER+RULE`` (e.g. ``tspo+bin-max``) works as well.
 """
 
@@ -22,6 +23,7 @@ from tspo.agents.rules import (
     select_nms,
     select_topk,
     select_uniform,
+    shot_ids,
 )
 
 
@@ -55,7 +57,8 @@ class Rule:
     batch ``[B, T]`` of score rows at once and keeps exactly k per row. ``drawable``: the rule has a
     random version, Gumbel-top-k over its scores (uniform: over none), which GRPO, ``--log-draws`` and
     answer collection draw from. ``set_aware``: ``pick`` takes a fourth argument, the suppression
-    radius (frames; int or int64[B]; None = the rule's default)."""
+    radius (frames; int or int64[B]; None = the rule's default). ``needs_features``: ``pick`` also takes the
+candidates' features [T, D] | [B, T, D] (keyword ``features``), e.g. to find shot cuts."""
 
     name: str
     pick: Callable[[torch.Tensor | None, int, int], torch.Tensor]
@@ -63,6 +66,7 @@ class Rule:
     batched: bool = False
     drawable: bool = False
     set_aware: bool = False
+    needs_features: bool = False
 
 
 def _uniform(scores: torch.Tensor | None, num_candidates: int, k: int) -> torch.Tensor:
@@ -78,6 +82,10 @@ RULES: dict[str, Rule] = {
     # Fixed radius unless the scorer's agent chooses one per question (Method.set_radius).
     "nms": Rule("nms", lambda scores, num, k, radius=None: select_nms(
         scores, k, DEFAULT_NMS_RADIUS if radius is None else radius), batched=True, set_aware=True),
+    # As nms, a pick suppressing its whole shot (cuts from the features) instead of a window; radius 0: top-k.
+    "shot": Rule("shot", lambda scores, num, k, radius=None, features=None: select_nms(
+        scores, k, DEFAULT_NMS_RADIUS if radius is None else radius, shot_ids(features)),
+        batched=True, set_aware=True, needs_features=True),
 }
 
 
@@ -117,11 +125,27 @@ class Method:
         with torch.no_grad():
             return agent.set_radius(text)
 
+    @property
+    def needs_features(self) -> bool:
+        """Whether :meth:`pick` needs the candidates' features (the ``shot`` rule finds cuts in them)."""
+        return RULES[self.rule].needs_features
+
     def pick(self, scores: torch.Tensor | None, num_candidates: int, k: int,
-             radius: int | torch.Tensor | None = None) -> torch.Tensor:
+             radius: int | torch.Tensor | None = None, features: torch.Tensor | None = None) -> torch.Tensor:
         """Positions int64[k'] (or [B, k] for a batched rule) of the chosen candidates, ascending.
-        ``radius``: a set-aware rule's suppression radius (:meth:`set_radius`; None: its default)."""
+        ``radius``: a set-aware rule's suppression radius (:meth:`set_radius`; None: its default);
+        ``features`` [T, D] | [B, T, D]: the candidates' features, for a rule that needs them
+        (:attr:`needs_features`; other rules ignore them)."""
         rule = RULES[self.rule]
+        if rule.needs_features:
+            if features is None:
+                raise ValueError(f"method {self.name!r} finds shot cuts in the candidates' features; pass "
+                                 "features=[T, D] (the encoder's frame features) to pick, or use a rule without "
+                                 "them (e.g. nms)")
+            if features.shape[:-1] != (() if scores is None else scores.shape):
+                raise ValueError(f"features {tuple(features.shape)} must be the scores' shape "
+                                 f"{tuple(scores.shape)} plus a feature axis D")
+            return rule.pick(scores, num_candidates, k, radius, features=features)
         if rule.set_aware:
             return rule.pick(scores, num_candidates, k, radius)
         return rule.pick(scores, num_candidates, k)

@@ -9,6 +9,7 @@ original does). The caller maps positions to source frame indices and seconds. W
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from tspo.settings import check_num_frames
 
@@ -134,7 +135,8 @@ def select_aks(
 DEFAULT_NMS_RADIUS = 3
 
 
-def select_nms(scores: torch.Tensor, k: int, radius: int | torch.Tensor) -> torch.Tensor:
+def select_nms(scores: torch.Tensor, k: int, radius: int | torch.Tensor,
+               shots: torch.Tensor | None = None) -> torch.Tensor:
     """Temporal non-max suppression: [T] | [B, T] scores, radius (frames) -> int64[k] | [B, k], ascending.
 
     Greedy, as in detection: take the best candidate, suppress every candidate within ``radius``
@@ -147,6 +149,13 @@ def select_nms(scores: torch.Tensor, k: int, radius: int | torch.Tensor) -> torc
     A fixed radius is a baseline (``clip+nms``): it breaks questions that need several picks inside
     one event (the question world's motion kind needs two; fixed-radius NMS drops its coverage from
     1.00 to ~0.3-0.6), which is why the trained filter agent chooses the radius per question.
+
+    ``shots`` int64[T] | [B, T] (the ``shot`` rule; :func:`shot_ids`): a pick suppresses its whole shot
+    *instead of* a window, so two picks go to one shot only once every shot has one; the radius is then
+    only a switch (0: plain top-k, e.g. the set head's "keep" for motion). That is what counting needs
+    when the counted appearances follow one another: a window wide enough to cover a 6 s appearance
+    also covers the start of the next one, and one narrow enough to spare it lets a long appearance
+    take two picks (measured: ``benchmarks/RESULTS.md``, ``filter_goal_shot``).
     """
     scores = torch.as_tensor(scores)
     if scores.dim() not in (1, 2):
@@ -163,6 +172,13 @@ def select_nms(scores: torch.Tensor, k: int, radius: int | torch.Tensor) -> torc
     if (radius_t < 0).any():
         raise ValueError(f"radius must be >= 0 frames (0 = plain top-k), got {radius!r}")
     radius_t = radius_t.long().expand(bsz)[:, None]                                  # [B, 1]
+    if shots is not None:
+        shots = torch.as_tensor(shots, device=rows.device)
+        if shots.is_floating_point() or shots.dtype == torch.bool or shots.shape[-1:] != (num,) or \
+                shots.dim() not in (1, 2) or (shots.dim() == 2 and shots.shape[0] != bsz):
+            raise ValueError(f"shots must be int64[T] or [B, T] shot ids matching the scores {tuple(scores.shape)}, "
+                             f"got {tuple(shots.shape)} {shots.dtype}; make them with shot_ids(features)")
+        shots = shots.long().expand(bsz, num)
     order = torch.sort(rows, dim=-1, descending=True, stable=True).indices
     rank = torch.empty_like(order).scatter_(-1, order, torch.arange(num, device=rows.device).expand(bsz, num))
     merit = num - rank                                                              # unique, higher = better
@@ -174,6 +190,32 @@ def select_nms(scores: torch.Tensor, k: int, radius: int | torch.Tensor) -> torc
         pool = torch.where(free.any(-1, keepdim=True), free, ~taken)                # suppressed all: fill
         pick = torch.where(pool, merit, torch.zeros_like(merit)).argmax(-1, keepdim=True)  # [B, 1]
         taken.scatter_(-1, pick, True)
-        free &= (frames - pick).abs() > radius_t
+        if shots is None:
+            free &= (frames - pick).abs() > radius_t
+        else:  # the pick's whole shot, where the row suppresses at all; a pick is in its own shot
+            free &= ((shots != shots.gather(-1, pick)) | (radius_t == 0)) & (frames != pick)
     picks = taken.nonzero()[:, 1].reshape(bsz, k)                                  # row-major: ascending
     return picks[0] if scores.dim() == 1 else picks
+
+
+# A cut between two consecutive candidates: the cosine distance of their features above this. Chosen on the
+# question world's training needles (tspo-synth features, 1 fps; `python -m benchmarks.bench_shots`, record
+# `shot_cut_distance`): the best mean of clip+shot's count and order coverage over 0.03-0.3; it cuts 99 %
+# of the events' boundaries and ~0.5 times inside an event. Another encoder may want another distance.
+DEFAULT_CUT_DISTANCE = 0.1
+
+
+def shot_ids(features: torch.Tensor, cut_distance: float = DEFAULT_CUT_DISTANCE) -> torch.Tensor:
+    """Shots of a candidate sequence: features [..., T, D] (time-ordered) -> int64[..., T] shot ids.
+
+    A new shot starts at candidate t when ``1 - cos(F_{t-1}, F_t) > cut_distance``; ids count the cuts
+    before each candidate (0, 0, 1, 1, 1, 2, ...). Unitless: the distance is the features' cosine.
+    """
+    features = torch.as_tensor(features)
+    if features.dim() < 2 or features.shape[-2] < 1:
+        raise ValueError(f"features must be [..., T, D] with T >= 1, got shape {tuple(features.shape)}")
+    if not 0.0 <= float(cut_distance) <= 2.0:
+        raise ValueError(f"cut_distance must be a cosine distance in [0, 2], got {cut_distance!r}")
+    distance = 1.0 - F.cosine_similarity(features[..., 1:, :].float(), features[..., :-1, :].float(), dim=-1)
+    cuts = F.pad((distance > cut_distance).long(), (1, 0))
+    return cuts.cumsum(-1)

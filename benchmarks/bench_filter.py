@@ -102,7 +102,8 @@ def run(num_train: int = NUM_TRAIN, num_val: int = NUM_VAL, steps: int = STEPS, 
                     scores = m.score(agent, it["features"][None], it["text"][None],
                                      it["options"][None] if with_options else None)
                     radius = m.set_radius(agent, it["text"][None])
-                    picks = m.pick(scores, scores.shape[-1], min(K, scores.shape[-1]), radius)[0]
+                    picks = m.pick(scores, scores.shape[-1], min(K, scores.shape[-1]), radius,
+                           features=it["features"][None])[0]
                     cover[name].append(float(covers_groups(times[picks.numpy()], s.extra.get("evidence_groups_s"),
                                                            rule, s.id)))
         kinds_arr, clusters_arr = np.asarray(kinds), np.asarray(clusters)

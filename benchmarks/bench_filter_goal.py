@@ -6,9 +6,10 @@ on target and confuser clips never seen in training. The filter agent
 (:class:`tspo.agents.FilterAgent`) is fitted by :func:`tspo.training.span_fit.span_fit` (evidence
 group loss + the set head's loss) once per training seed, then evaluated per question kind in
 evidence coverage at k = 8 (the kind's rule, as the SimulatedOracle applies it), with n and 95 %
-cluster-bootstrap intervals over held-out target clips, against CLIP top-k and CLIP + fixed-radius
-temporal NMS; ``filter`` = its top-k, ``tspo+nms`` = NMS with the radius its set head chooses per
-question. ``Δ`` columns: the paired difference with CLIP top-k on the same needles.
+cluster-bootstrap intervals over held-out target clips, against CLIP top-k, CLIP + fixed-radius
+temporal NMS and CLIP + shot suppression (``clip+shot``); ``filter`` = its top-k, ``tspo+nms`` = NMS with
+the radius its set head chooses per question, ``tspo+shot`` = a pick suppresses its whole shot where the
+set head says so. ``Δ`` columns: the paired difference with CLIP top-k on the same needles.
 
 Run (resumable: the worlds, features and fitted agents stay in DIR):
 
@@ -30,8 +31,8 @@ from benchmarks.bench_question import GOAL_ALL, GOAL_COVERAGE, GOAL_SLACK  # the
 
 ENCODER = "tspo-synth"
 K = 8
-BASELINES = ("clip", "clip+nms")
-AGENT_METHODS = {"filter": "tspo", "tspo+nms": "tspo+nms"}
+BASELINES = ("clip", "clip+nms", "clip+shot")
+AGENT_METHODS = {"filter": "tspo", "tspo+nms": "tspo+nms", "tspo+shot": "tspo+shot"}
 
 
 def _world(root: Path, progress: bool) -> tuple[Any, dict[float, Any]]:
@@ -131,7 +132,8 @@ def coverage(agent: Any, dataset: Any, methods: dict[str, str], nms_radius: int 
                 m = get_method(method)
                 scores = m.score(agent, it["features"][None], it["text"][None], options)
                 radius = m.set_radius(agent, it["text"][None])
-                picks = m.pick(scores, scores.shape[-1], min(K, scores.shape[-1]), radius)[0]
+                picks = m.pick(scores, scores.shape[-1], min(K, scores.shape[-1]), radius,
+                           features=it["features"][None])[0]
                 out[name].append(float(covers_groups(times[picks.numpy()], s.extra.get("evidence_groups_s"),
                                                      rule, s.id)))
     return {k: np.asarray(v) for k, v in out.items()}

@@ -15,7 +15,9 @@ def _cover() -> dict:
     clusters = np.array(["a", "a", "b", "b", "c", "c", "d", "d"])
     return {"kinds": kinds, "clusters": clusters,
             "clip": np.array([0, 0, 0, 0, 1, 1, 1, 1.0]), "clip+nms": np.array([0, 1, 0, 0, 1, 1, 1, 1.0]),
-            "filter s0": np.array([1, 1, 1, 1, 1, 1, 1, 0.0]), "tspo+nms s0": np.array([1, 1, 1, 1, 1, 1, 1, 1.0])}
+            "clip+shot": np.array([0, 0, 1, 0, 1, 1, 1, 1.0]),
+            "filter s0": np.array([1, 1, 1, 1, 1, 1, 1, 0.0]), "tspo+nms s0": np.array([1, 1, 1, 1, 1, 1, 1, 1.0]),
+            "tspo+shot s0": np.array([1, 1, 1, 0, 1, 1, 1, 1.0])}
 
 
 def test_table_has_n_clips_intervals_and_paired_differences_per_kind():

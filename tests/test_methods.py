@@ -25,7 +25,7 @@ QUESTION = "What colour is the square?"
 
 def test_registry_names_scorer_and_rule():
     assert METHODS == ("tspo", "uniform", "clip", "bin-max", "aks", "tspo+aks")
-    assert set(SCORERS) == {"tspo", "clip"} and set(RULES) == {"top-k", "uniform", "bin-max", "aks", "nms"}
+    assert set(SCORERS) == {"tspo", "clip"} and set(RULES) == {"top-k", "uniform", "bin-max", "aks", "nms", "shot"}
     combos = {name: (get_method(name).scorer, get_method(name).rule) for name in METHODS}
     assert combos == {"tspo": ("tspo", "top-k"), "uniform": (None, "uniform"), "clip": ("clip", "top-k"),
                       "bin-max": ("clip", "bin-max"), "aks": ("clip", "aks"), "tspo+aks": ("tspo", "aks")}

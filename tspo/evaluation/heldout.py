@@ -51,7 +51,8 @@ def heldout_metrics(dataset: FeatureDataset, oracle, k: int, agent=None, methods
             scores = method.score(agent, feats.to(device), text.to(device), options, option_mask)   # [B, T] | None
             radius = method.set_radius(agent, text.to(device))                                  # set-aware rules
             picks[m] = method.pick(None if scores is None else scores.cpu(), num_t, k,
-                                   None if radius is None else radius.cpu()).expand(len(samples), k)
+                                   None if radius is None else radius.cpu(),
+                                   features=feats.float()).expand(len(samples), k)
         rows = [{m: picks[m][b].numpy() for m in chosen} for b in range(len(samples))]          # [B] x {m: [k]}
         outcomes += judge_selections(oracle, samples, rows, list(batch["timestamps"].numpy()), frame_size)
     return {m: metrics_of([o for o in outcomes if o.method == m]) for m in methods}

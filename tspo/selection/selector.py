@@ -347,7 +347,7 @@ class TSPOSelector:
         text = self._question_text(question)
         scores = self._score_text(features, text, m, options)
         radius = m.set_radius(self.agent, text)  # the agent's set head, when it has one (tspo+nms, filter family)
-        return m.pick(demote_scores(scores, blocked), num, k, radius), scores
+        return m.pick(demote_scores(scores, blocked), num, k, radius, features=features.float().cpu()), scores
 
     @staticmethod
     def _clip_k(k: int, num_candidates: int) -> int:
@@ -438,7 +438,8 @@ class TSPOSelector:
         plan = plan_for_video(video, settings.num_frames, settings.frame_size, token_budget, model, clips,
                               max_frames=num)
         picks = clips_from_scores(scores, self._clip_k(settings.num_frames, num), plan.num_frames, method,
-                                  radius=m.set_radius(self.agent, text))  # the set head's, as single-stage
+                                  radius=m.set_radius(self.agent, text),  # the set head's, as single-stage
+                                  features=feats.features.float().cpu())
         positions = picks.positions
         timestamps = times[positions]
         segment_ids, sources = segments_at(video, timestamps)

@@ -264,12 +264,13 @@ def zoom_select(source: FeatureSource, score_fn: ScoreFn, num_frames: int, confi
     spans = choose_spans(coarse, coarse_scores, cfg.num_spans, cfg.span_width(duration), duration, suppress_s)
     fine = fine_times(spans, cfg.fine_fps, duration, cfg.max_frames - len(coarse), exclude_s=coarse)
     pool = np.union1d(coarse, fine)
-    pool_scores = torch.as_tensor(score_fn(source.features_at(pool)), dtype=torch.float32)
+    pool_features = torch.as_tensor(source.features_at(pool), dtype=torch.float32)
+    pool_scores = torch.as_tensor(score_fn(pool_features), dtype=torch.float32)
     blocked = in_spans(pool, suppress_s) if suppress_s is not None else np.zeros(len(pool), bool)
     k, warning = clip_num_frames(num_frames, len(pool))
     if warning:
         warnings.warn(warning, stacklevel=2)
-    positions = rule.pick(demote_scores(pool_scores, blocked), len(pool), k, radius)
+    positions = rule.pick(demote_scores(pool_scores, blocked), len(pool), k, radius, features=pool_features.cpu())
     return ZoomResult(pool_times=pool, pool_scores=pool_scores.numpy().astype(np.float32),
                       positions=positions.numpy().astype(np.int64), spans_s=spans, coarse_times=coarse,
                       coarse_scores=coarse_scores.numpy().astype(np.float32),

@@ -1,0 +1,88 @@
+"""The ``shot`` rule: temporal NMS whose picks also suppress their whole shot (cuts from the features), so
+back-to-back appearances each get a pick before any gets a second; every entry point hands it the features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tspo.agents import FilterAgent, get_method, select_nms
+from tspo.agents.rules import DEFAULT_CUT_DISTANCE, shot_ids
+from tspo.selection.clips import clips_from_scores
+from tspo.selection.selector import TSPOSelector, select_frames
+
+
+def _shots_features(lengths: list[int], dim: int = 8, seed: int = 0) -> torch.Tensor:
+    """Features [T, D] of back-to-back shots: one random direction per shot, a little noise per frame."""
+    g = torch.Generator().manual_seed(seed)
+    rows = [torch.randn(dim, generator=g).expand(n, dim) + 0.01 * torch.randn(n, dim, generator=g) for n in lengths]
+    return torch.cat(rows)
+
+
+def test_shot_ids_count_the_cuts():
+    feats = _shots_features([3, 2, 4])
+    assert shot_ids(feats).tolist() == [0, 0, 0, 1, 1, 2, 2, 2, 2]
+    assert shot_ids(torch.stack([feats, feats.flip(0)])).shape == (2, 9)          # batched rows
+    assert shot_ids(feats, cut_distance=2.0).tolist() == [0] * 9                  # nothing is that far: one shot
+    assert shot_ids(feats[:1]).tolist() == [0]
+    with pytest.raises(ValueError, match=r"cut_distance must be a cosine distance in \[0, 2\]"):
+        shot_ids(feats, cut_distance=-0.1)
+    with pytest.raises(ValueError, match=r"features must be \[\.\.\., T, D\]"):
+        shot_ids(torch.ones(5))
+    assert 0.0 < DEFAULT_CUT_DISTANCE < 1.0
+
+
+def test_a_pick_suppresses_its_whole_shot():
+    # three appearances back to back (shots 0, 1, 2: 5, 5 and 4 frames), the second scoring lowest: radius-1
+    # NMS spends all three picks in the first; the shot rule gives each one pick
+    scores = torch.tensor([9.0, 8, 7, 8.5, 9.5, 3, 4, 5, 4, 3, 6, 7, 6.5, 5])
+    shots = torch.tensor([0] * 5 + [1] * 5 + [2] * 4)
+    assert select_nms(scores, 3, 1).tolist() == [0, 2, 4]                        # all three in the first
+    assert select_nms(scores, 3, 1, shots).tolist() == [4, 7, 11]
+    assert select_nms(scores, 5, 1, shots).tolist() == [0, 3, 4, 7, 11]          # every shot has one: fill by score
+    assert select_nms(scores, 3, 0, shots).tolist() == [0, 3, 4]                 # radius 0: plain top-k, shots ignored
+    assert select_nms(scores, 3, 7, shots).tolist() == [4, 7, 11]                # any radius > 0: the shot, no window
+    one_shot = torch.zeros(14, dtype=torch.long)                                 # no cut: the best, then the rest by score
+    assert select_nms(scores, 3, 1, one_shot).tolist() == [0, 3, 4]
+    rows = torch.stack([scores, scores])
+    assert select_nms(rows, 3, torch.tensor([0, 1]), torch.stack([shots, shots])).tolist() == [[0, 3, 4], [4, 7, 11]]
+    with pytest.raises(ValueError, match="shots must be int64"):
+        select_nms(scores, 3, 1, shots[:-1])
+    with pytest.raises(ValueError, match="shots must be int64"):
+        select_nms(scores, 3, 1, shots.float())
+
+
+def test_the_shot_method_needs_features_and_matches_the_rule():
+    feats = _shots_features([5, 5, 4])
+    scores = torch.tensor([9.0, 8, 7, 8.5, 9.5, 3, 4, 5, 4, 3, 6, 7, 6.5, 5])
+    m = get_method("clip+shot")
+    assert m.needs_features and not get_method("clip+nms").needs_features
+    assert m.pick(scores, 14, 3, 1, features=feats).tolist() == [4, 7, 11]
+    assert m.pick(scores, 14, 3, features=feats).tolist() == [4, 7, 11]          # default radius, same shots
+    with pytest.raises(ValueError, match="pass features"):
+        m.pick(scores, 14, 3)
+    with pytest.raises(ValueError, match="must be the scores' shape"):
+        m.pick(scores, 14, 3, features=feats[:-1])
+    clips = clips_from_scores(scores.numpy(), 3, 3, "clip+shot", radius=1, features=feats)
+    assert sorted(clips.anchors.tolist()) == [4, 7, 11]
+
+
+def test_tspo_shot_takes_the_set_heads_choice(tiny_encoder, short_video):
+    """Through the public API: a filter selector's ``tspo+shot`` suppresses by shot where its set head says
+    so, and is plain top-k where it does not (motion: several picks inside one event)."""
+    agent = FilterAgent(dim=tiny_encoder.dim, nms_radius=1).eval()
+    sel = TSPOSelector(encoder=tiny_encoder, agent=agent, cache=False, num_frames=4)
+    q = "How many times does a circle appear?"
+    with torch.no_grad():
+        agent.set_head.weight.zero_()
+        agent.set_head.bias.fill_(-1.0)                                          # keep: top-k
+    keep = select_frames(short_video, q, selector=sel, method="tspo+shot")
+    assert keep.method == "tspo+shot"
+    np.testing.assert_array_equal(keep.positions, select_frames(short_video, q, selector=sel, method="tspo").positions)
+    with torch.no_grad():
+        agent.set_head.bias.fill_(1.0)                                           # suppress: one pick per shot first
+    spread = select_frames(short_video, q, selector=sel, method="tspo+shot")
+    feats = sel.features(short_video).features
+    expected = select_nms(torch.as_tensor(spread.scores), 4, 1, shot_ids(feats))
+    np.testing.assert_array_equal(spread.positions, expected.numpy())
