@@ -15,7 +15,8 @@ A filter-family agent (:class:`~tspo.agents.FilterAgent`) exports as :class:`Exp
 with two more inputs: ``options float32[N, D]`` (a multiple-choice question's option embeddings, N a
 dynamic axis) and ``option_mask float32[N]`` (1 = a real option, 0 = padding; a question without
 options passes one zero row with mask 0). Its set head is not part of the graph: the question-dependent
-suppression radius is ``nms_radius`` where ``set_head(text) > 0``, else 0 (``config.json``'s agent).
+suppression radius is ``nms_radius`` where ``set_head(text) > 0``, else 0 (``config.json``'s agent); the
+``shot`` rule's cuts come from ``features`` alone (:func:`tspo.agents.rules.shot_ids`).
 """
 
 from __future__ import annotations
