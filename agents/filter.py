@@ -23,9 +23,12 @@ touched unless training finds the options help them.
 The set head (``set_logit``, a ``Linear(D -> 1)``, zero-initialised) says whether the question needs
 picks spread over distinct events (count, order: temporal non-max suppression with ``nms_radius``
 frames) or several picks inside one event (motion: plain top-k): :meth:`FilterAgent.set_radius` is
-the radius the ``tspo+nms`` method uses (0 = plain top-k, which an untrained head gives). Its
-training target is :func:`tspo.objectives.set_rule.set_rule_targets`. ``tspo+nms`` is this family's
-:attr:`~FilterAgent.default_method`: a filter selector uses it wherever a call names no method.
+the radius the ``tspo+nms`` method uses (0 = plain top-k, which an untrained head gives); ``tspo+shot``
+reads it as on/off and suppresses the pick's whole shot instead (cuts in the frame features). Its
+training target is :func:`tspo.objectives.set_rule.set_rule_targets`. ``tspo+shot`` is this family's
+:attr:`~FilterAgent.default_method`: a filter selector uses it wherever a call names no method. (It was
+``tspo+nms`` until the shot rule measured better on count: ``benchmarks/RESULTS.md``, ``filter_goal_shot``;
+a selector whose ``config.json`` names ``"method": "tspo+nms"`` keeps it.)
 """
 
 from __future__ import annotations
@@ -115,7 +118,7 @@ class FilterAgent(TemporalAgent):
     reads_options = True
     reads_frame_mask = True   # scores padded batches of needles of different lengths (span fit, batched warm start)
     # temporal NMS with the radius the set head picks per question (0 = plain top-k): what this agent is for
-    default_method = "tspo+nms"
+    default_method = "tspo+shot"
 
     def __init__(self, dim: int = 768, window: int = 12, heads: int = 8, block: int = 64,
                  query_adapter: bool = False, question_attention: bool = False,

@@ -32,9 +32,13 @@ def test_table_has_n_clips_intervals_and_paired_differences_per_kind():
 
 def test_goals_compare_with_the_kind_goal_or_the_best_baseline():
     verdict = bench.goals(1.0, _cover(), "filter s0")
-    assert verdict["after"].startswith("yes (1.00 vs 0.95")
+    # after: every baseline is below 0.95, so the paired interval against the best (clip+nms, 0.25) is shown
+    assert verdict["after"].startswith("yes (1.00 vs 0.95; vs clip+nms +0.75 [")
     assert verdict["colour"].startswith("no (0.75 vs 0.98")     # best baseline 1.00 - 0.02
     assert verdict["all"].startswith("no (0.88 vs 0.93")
+    # at goal level but not separable from a best baseline below the goal: not met
+    tied = {**_cover(), "clip+shot": np.array([1, 1, 1, 0, 1, 1, 1, 1.0])}
+    assert bench.goals(1.0, tied, "filter s0")["after"].startswith("no (1.00 vs 0.95; vs clip+shot +0.25 [+0.00")
 
 
 def test_bool_flags_and_mix_ratio_are_checked():

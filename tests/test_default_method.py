@@ -39,7 +39,7 @@ CLIPS = {"unit": "clip", "token_budget": 2000, "model": "llava-onevision"}
 @pytest.fixture(scope="module")
 def block_video(tmp_path_factory):
     """24 s in six 4-second blocks of one colour each: at 1 fps a block is 4 near-identical candidates,
-    so plain top-k takes one block and temporal NMS (radius 3) one frame per block."""
+    so plain top-k takes one block, and temporal NMS (radius 3) or the shot rule one frame per block."""
     colours = np.repeat(np.random.default_rng(3).integers(0, 256, size=(6, 3), dtype=np.uint8), 4, axis=0)
     return write_video(tmp_path_factory.mktemp("blocks") / "blocks.mp4", seconds=24, fps=4, colours=colours)
 
@@ -53,33 +53,33 @@ def _filter_selector(encoder, suppress: bool = True, **kw) -> TSPOSelector:
     return TSPOSelector(encoder=encoder, agent=agent, cache=False, num_frames=4, **kw)
 
 
-def _close_pair(positions) -> bool:
-    """Two picks within 3 candidates of each other (what NMS with radius 3 never gives while others are free)."""
-    return bool((np.diff(np.sort(np.asarray(positions))) <= 3).any())
+def _blocks(positions) -> int:
+    """How many of block_video's 4-second blocks (4 candidates each at 1 fps) the picks fall in."""
+    return len({int(p) // 4 for p in positions})
 
 
 def test_each_family_names_its_default_method():
     assert default_method("paper") == TemporalAgent.default_method == "tspo"
-    assert default_method("filter") == FilterAgent.default_method == "tspo+nms"
+    assert default_method("filter") == FilterAgent.default_method == "tspo+shot"
     for family in AGENT_FAMILIES:
         assert get_method(default_method(family)).needs_agent   # every family's own method scores with its agent
     with pytest.raises(AgentConfigError, match="agent family 'transformer' is unknown"):
         default_method("transformer")
 
 
-def test_a_saved_filter_selector_selects_with_tspo_nms_by_default(tiny_encoder, block_video, tmp_path):
+def test_a_saved_filter_selector_selects_with_tspo_shot_by_default(tiny_encoder, block_video, tmp_path):
     sel = _filter_selector(tiny_encoder)
-    assert sel.method == "tspo+nms" and sel.settings.method == "tspo+nms"
+    assert sel.method == "tspo+shot" and sel.settings.method == "tspo+shot"
     path = sel.save_pretrained(tmp_path / "filter")
-    assert json.loads((path / "config.json").read_text())["method"] == "tspo+nms"
+    assert json.loads((path / "config.json").read_text())["method"] == "tspo+shot"
     default = select_frames(block_video, QUESTION, selector=str(path))
-    explicit = select_frames(block_video, QUESTION, selector=str(path), method="tspo+nms")
+    explicit = select_frames(block_video, QUESTION, selector=str(path), method="tspo+shot")
     plain = select_frames(block_video, QUESTION, selector=str(path), method="tspo")
-    assert default.method == explicit.method == "tspo+nms" and plain.method == "tspo"
+    assert default.method == explicit.method == "tspo+shot" and plain.method == "tspo"
     assert default.indices.tolist() == explicit.indices.tolist()
     # the default is not plain top-k: top-k takes one block, the set head spreads the picks over blocks
     assert default.indices.tolist() != plain.indices.tolist()
-    assert _close_pair(plain.positions) and not _close_pair(default.positions)
+    assert _blocks(plain.positions) == 1 and _blocks(default.positions) == 4   # tspo+shot: one pick per block
     # the selector's own methods agree: select_from_features, score
     loaded = TSPOSelector.from_pretrained(path, cache=False)
     feats = loaded.features(block_video)
@@ -114,12 +114,12 @@ def test_config_json_round_trips_a_stored_method_and_explicit_wins(tiny_encoder,
         assert select_frames(block_video, QUESTION, selector=back, method="uniform").method == "uniform"
     # replacing the settings without a method falls back to the family's own
     filt.settings = SelectionSettings(num_frames=4)
-    assert filt.method == "tspo+nms"
+    assert filt.method == "tspo+shot"
 
 
 def test_an_old_config_without_method_loads_with_its_familys(tiny_encoder, block_video, tmp_path):
     for sel, name, expected in ((TSPOSelector(encoder=tiny_encoder, cache=False, num_frames=4), "paper", "tspo"),
-                                (_filter_selector(tiny_encoder), "filter", "tspo+nms")):
+                                (_filter_selector(tiny_encoder), "filter", "tspo+shot")):
         path = sel.save_pretrained(tmp_path / name)
         config = json.loads((path / "config.json").read_text())
         del config["method"]                                  # as written before the field existed
@@ -147,13 +147,13 @@ def test_an_unknown_explicit_method_is_refused_by_name(tiny_encoder, block_video
 
 
 def test_zoom_and_clips_follow_the_default_and_the_set_head(tiny_encoder, block_video):
-    """Zoom and clip selection default to the selector's method too, and tspo+nms there takes the set
+    """Zoom and clip selection default to the selector's method too, and tspo+shot there takes the set
     head's radius (not the fixed default of clip+nms): a head that says top-k gives top-k's picks."""
     for kw in ({"strategy": "zoom", "zoom": ZOOM}, CLIPS):
         suppress = _filter_selector(tiny_encoder)
         default = suppress.select(block_video, QUESTION, **kw)
-        assert default.method == "tspo+nms"
-        assert default.positions.tolist() == suppress.select(block_video, QUESTION, method="tspo+nms",
+        assert default.method == "tspo+shot"
+        assert default.positions.tolist() == suppress.select(block_video, QUESTION, method="tspo+shot",
                                                              **kw).positions.tolist()
         assert default.positions.tolist() != suppress.select(block_video, QUESTION, method="tspo",
                                                              **kw).positions.tolist()
@@ -170,7 +170,7 @@ def test_reflection_selects_with_the_selectors_method(tiny_encoder, block_video)
     kwargs = {"rounds": 0, "strategy": "single", "features": feats, "meta": {"answer": "A", "kind": "general"}}
     default = select_and_answer(sel, block_video, QUESTION, ["red", "blue"], SimulatedOracle(), 4, **kwargs)
     explicit = select_and_answer(sel, block_video, QUESTION, ["red", "blue"], SimulatedOracle(), 4,
-                                 method="tspo+nms", **kwargs)
+                                 method="tspo+shot", **kwargs)
     plain = select_and_answer(sel, block_video, QUESTION, ["red", "blue"], SimulatedOracle(), 4, method="tspo",
                               **kwargs)
     assert default.timestamps_s.tolist() == explicit.timestamps_s.tolist() != plain.timestamps_s.tolist()
@@ -186,8 +186,8 @@ def test_cli_select_defaults_to_the_selectors_method(tiny_encoder, block_video, 
         return json.loads(capsys.readouterr().out)
 
     default = run("--selector", str(filt))
-    expected = select_frames(block_video, QUESTION, selector=str(filt), method="tspo+nms")
-    assert default["method"] == "tspo+nms" and default["indices"] == expected.indices.tolist()
+    expected = select_frames(block_video, QUESTION, selector=str(filt), method="tspo+shot")
+    assert default["method"] == "tspo+shot" and default["indices"] == expected.indices.tolist()
     overridden = run("--selector", str(filt), "--method", "tspo")
     plain = select_frames(block_video, QUESTION, selector=str(filt), method="tspo")
     assert overridden["method"] == "tspo" and overridden["indices"] == plain.indices.tolist() != default["indices"]
@@ -197,7 +197,7 @@ def test_cli_select_defaults_to_the_selectors_method(tiny_encoder, block_video, 
     assert "unknown selection method 'best'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         tspo_main(["select", "--help"])
-    assert "default: the selector's own, e.g. tspo+nms for a filter selector" in " ".join(
+    assert "default: the selector's own, e.g. tspo+shot for a filter selector" in " ".join(
         capsys.readouterr().out.split())
 
 
@@ -209,8 +209,8 @@ def test_tspo_eval_adds_the_selectors_own_method_by_default(tiny_encoder, short_
     out = tmp_path / "eval.json"
     assert eval_main(["--manifest", str(manifest), "--selector", str(path), "--out", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert list(result["methods"])[-1] == "tspo+nms" and "tspo" in result["methods"]
-    assert result["config"]["selector_method"] == "tspo+nms" and "method" not in result["config"]
+    assert list(result["methods"])[-1] == "tspo+shot" and "tspo" in result["methods"]
+    assert result["config"]["selector_method"] == "tspo+shot" and "method" not in result["config"]
     assert eval_main(["--manifest", str(manifest), "--selector", str(path), "--methods", "uniform",
                       "--out", str(out)]) == 0
     assert list(json.loads(out.read_text())["methods"]) == ["uniform"]   # an explicit list is kept as given
@@ -218,6 +218,6 @@ def test_tspo_eval_adds_the_selectors_own_method_by_default(tiny_encoder, short_
 
 def test_model_card_names_the_default_method(tiny_encoder):
     config = _filter_selector(tiny_encoder).config                  # what push_to_hub writes the card from
-    assert "| selection method | `tspo+nms`" in model_card(config)
+    assert "| selection method | `tspo+shot`" in model_card(config)
     assert "| selection method | its agent family's own" in model_card({"encoder": "x", "agent": {"dim": 8}})  # old
     assert "| selection method | `clip`" in model_card({"encoder": "x", "agent": {}, "method": "clip"})

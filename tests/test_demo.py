@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tspo import demo, evaluate
-from tspo.agents import METHODS
+from tspo.agents import METHODS, FilterAgent
 from tspo.selection.selector import TSPOSelector
 
 STATS_KEYS = {"accuracy", "target_fraction", "seconds_per_sample", "n"}
@@ -64,10 +64,10 @@ def test_question_world_demo_reports_every_kind(tmp_path: Path) -> None:
         assert set(per_method) == set(demo.DemoConfig().methods)
         assert all(0.0 <= v["coverage"] <= 1.0 and 0.0 <= v["accuracy"] <= 1.0 for v in per_method.values())
     shown = len([k for k in kinds if k != "all"])
-    # the question world trains the filter agent (warm start, then GRPO) and judges tspo+nms
-    assert cfg.primary == "tspo+nms" and cfg.model_overrides["agent_family"] == "filter"
+    # the question world trains the filter agent (warm start, then GRPO) and judges its family's own method
+    assert cfg.primary == "tspo+shot" == FilterAgent.default_method and cfg.model_overrides["agent_family"] == "filter"
     assert json.loads((out / "selector" / "config.json").read_text())["agent"]["family"] == "filter"
-    assert len(list(out.glob("selection_*_clip.png"))) == min(3, shown) == len(list(out.glob("selection_*_tspo+nms.png")))
+    assert len(list(out.glob("selection_*_clip.png"))) == min(3, shown) == len(list(out.glob("selection_*_tspo+shot.png")))
     report = (out / "REPORT.md").read_text()
     assert "tspo-synth" in report and "Per question kind" in report and "| all | 4 | 4 |" in report
     assert "paired 95 % bootstrap interval over target clips" in report

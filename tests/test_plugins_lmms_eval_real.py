@@ -340,7 +340,7 @@ def test_method_defaults_to_the_selectors_own(workdir):
         agent.set_head.bias.fill_(1.0)          # every question: suppress
     filter_dir = TSPOSelector(encoder="tiny-random", agent=agent, cache=False).save_pretrained(workdir / "FILTER")
     question = "When is the screen brightest?"
-    for selector, method, expected in ((filter_dir, None, "tspo+nms"), (filter_dir, "uniform", "uniform"),
+    for selector, method, expected in ((filter_dir, None, "tspo+shot"), (filter_dir, "uniform", "uniform"),
                                        (workdir / "DIR", None, "tspo")):
         args = f"base_model=tspo_test_seen,selector={selector},num_frames=3,visual_mode=frames"
         model = cls.create_from_arg_string(args + (f",method={method}" if method else ""))

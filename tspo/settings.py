@@ -8,7 +8,7 @@ passes ``None`` for "the selector's value" and lets :meth:`SelectionSettings.ove
 
 The selection method is one of these settings too, with no package-wide default: ``method=None``
 means "the agent family's own" (:func:`tspo.agents.families.default_method`: ``tspo`` for the paper's
-agent, ``tspo+nms`` for the filter family), which the selector fills in when it is built, so a saved
+agent, ``tspo+shot`` for the filter family), which the selector fills in when it is built, so a saved
 selector's ``config.json`` names it and an older one without the field still means its family's.
 
 Frames that leave the package for a video LLM are always *whole*: short side ``frame_size`` px,

@@ -11,7 +11,7 @@
    question world the filter agent, warm-started on the synthesizer's evidence spans, then GRPO
    against the :class:`~tspo.rewards.SimulatedOracle` (:data:`QUESTION_RECIPE`); in the texture world
    the paper's agent by GRPO alone;
-4. evaluate TSPO (``tspo+nms``: its scores and its set head; ``tspo``: its top-k) vs uniform, CLIP
+4. evaluate TSPO (``tspo+shot``: its scores and its set head, one pick per shot first; ``tspo``: its top-k) vs uniform, CLIP
    top-k, CLIP + temporal NMS, bin-max and AKS on the held-out videos, per question kind;
 5. write the report folder: ``eval.json`` (the ``tspo eval`` shape), ``training_curves.png``,
    ``eval_summary.png``, ``selection_*.png`` (one example per question kind), the trained
@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tspo.agents import METHODS
+from tspo.agents import METHODS, FilterAgent
 from tspo.manifest import load_manifest
 from tspo.settings import DEFAULT_MAX_CANDIDATES, DEFAULT_NUM_FRAMES, ORACLE_GRPO_RECIPE
 
@@ -60,14 +60,15 @@ oracle, `tspo eval --oracle hf:MODEL`) it is the same pipeline at full size."""
 
 # The question world's training recipe (TSPOModule options), measured in benchmarks/RESULTS.md ("demo"):
 # the filter agent (the paper's agent plus a question-conditioned filter over the similarity profile,
-# and a set head for tspo+nms), warm-started on the evidence spans of every kind (group loss; motion,
+# and a set head for tspo+shot / tspo+nms), warm-started on the evidence spans of every kind (group loss; motion,
 # which needs two picks in one event, with one group per evidence frame; the set head fitted full batch
 # when the warm start ends), then GRPO from the SimulatedOracle's answers with the options that let RL
 # add to a warm start (soft answer reward, no R_T, exact Plackett-Luce log-probabilities, tau relative
 # to the score spread). Without the per-frame motion groups the demo's motion fell to 0.69 (CLIP 1.00).
 QUESTION_RECIPE: dict[str, Any] = {"agent_family": "filter", "nms_radius": 2, "rl_lr": 2e-3,
                                    "warmstart_multi_pick_frames": True, **ORACLE_GRPO_RECIPE}
-QUESTION_METHODS = ("tspo+nms", "tspo", "uniform", "clip", "clip+nms", "bin-max", "aks")
+QUESTION_METHODS = (FilterAgent.default_method, "tspo+nms", "tspo", "uniform", "clip", "clip+nms", "clip+shot",
+                    "bin-max", "aks")
 
 
 @dataclass
@@ -102,7 +103,7 @@ class DemoConfig:
     distractors: int = 6
     methods: tuple[str, ...] = QUESTION_METHODS
     # the trained selector's method that the verdicts judge against the baselines (one of ``methods``)
-    primary: str = "tspo+nms"
+    primary: str = FilterAgent.default_method   # the filter family's own (tspo+shot): what a user's selector does
     seed: int = 0
     num_plots: int = 7                   # question world: one example per question kind
     progress: bool = True

@@ -35,7 +35,7 @@ EXAMPLES = """examples:
   tspo select lecture.mp4 "When is the proof shown?" --selector runs/exp1/selector --strategy zoom
   tspo select clip.mp4 "What happens after the dog jumps?" -k 8 --clips --token-model qwen2-vl --json
   tspo select clip.mp4 "Which came first, the red circle or the blue square?" --selector runs/filter/selector \
-      --option "the red circle" --option "the blue square"      # a filter selector's own method: tspo+nms
+      --option "the red circle" --option "the blue square"      # a filter selector's own method: tspo+shot
 
 exit codes: 0 done, 1 the selection failed, 2 bad arguments."""
 
@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Validated after the cheap checks (the method registry lives with torch code, tspo.agents);
     # an unknown name gets the full list.
     p.add_argument("--method", default=None,
-                   help="selection method, e.g. tspo, tspo+nms, uniform, clip, aks, or SCORER+RULE such as tspo+aks "
-                        "(default: the selector's own, e.g. tspo+nms for a filter selector, tspo for the paper's "
+                   help="selection method, e.g. tspo, tspo+shot, tspo+nms, uniform, clip, aks, or SCORER+RULE such as tspo+aks "
+                        "(default: the selector's own, e.g. tspo+shot for a filter selector, tspo for the paper's "
                         "agent and without --selector)")
     add_settings_arguments(p, "saved / plotted frames")
     p.add_argument("--feature-cache", metavar="DIR", help="candidate feature cache (default $TSPO_CACHE/features; "

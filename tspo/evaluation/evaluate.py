@@ -355,7 +355,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--video-root", help="folder of the benchmark's videos (default: its published layout)")
     p.add_argument("--methods", default=None,
                    help="comma-separated: " + ",".join(METHODS) + " or SCORER+RULE (default: all of them, plus the "
-                        "selector's own method when it is another, e.g. tspo+nms for a filter selector)")
+                        "selector's own method when it is another, e.g. tspo+shot for a filter selector)")
     p.add_argument("--selector", help="trained selector directory (needed for the tspo method)")
     p.add_argument("--encoder", help="encoder spec for the other methods when no --selector is given "
                                      f"(default {DEFAULT_ENCODER}); with --selector it overrides the stored one")
@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
             raise EvalConfigError(f"--limit must be positive, got {args.limit}")
         samples = load_samples(args)
         selector = make_selector(args.selector, args.encoder, methods, args.feature_cache)
-        if args.methods is None:  # the registry's named methods and the selector's own (tspo+nms: a filter selector)
+        if args.methods is None:  # the registry's named methods and the selector's own (tspo+shot: a filter selector)
             methods = list(dict.fromkeys([*methods, selector.method]))
         settings = selector.settings.override(args.num_frames, args.fps, args.max_candidates, args.frame_size)
         prefetch_features(samples, selector, settings, args.strategy)

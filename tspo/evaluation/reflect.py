@@ -121,7 +121,7 @@ def select_and_answer(selector: Any, video: Any, question: str, options: list[st
     ``meta``: what a simulated oracle reads (answer, kind, evidence spans). Frames are decoded only
     for oracles that need pixels (whole frames, short side ``frame_size``). ``num_frames``,
     ``frame_size`` and ``method`` left None are the selector's (its settings; the method: its own,
-    ``tspo+nms`` for a filter selector).
+    ``tspo+shot`` for a filter selector).
     """
 
     settings = selector.settings.override(num_frames=num_frames, frame_size=frame_size)

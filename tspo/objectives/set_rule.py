@@ -1,7 +1,7 @@
 """Which set rule a question needs: the target and loss of the filter agent's set head (pure maths).
 
 The filter agent (:class:`tspo.agents.FilterAgent`) predicts, from the pooled question embedding, one
-logit: > 0 = spread the picks over distinct events (temporal non-max suppression, ``tspo+nms``),
+logit: > 0 = spread the picks over distinct events (temporal non-max suppression, ``tspo+shot`` / ``tspo+nms``),
 <= 0 = plain top-k. The right answer follows from what a selection must show (a sample's coverage
 rule and evidence groups, ``tspo.data_synth.events.COVERAGE_RULES``):
 

@@ -118,7 +118,7 @@ def _method_of(config: dict[str, Any]) -> str:
     """The method a selector with this config uses when a call names none (``save_pretrained`` always
     stores it; an older config without it means its agent family's, ``tspo.agents.default_method``)."""
     method = config.get("method")
-    return f"`{method}`" if method else "its agent family's own (`tspo`; `tspo+nms` for the filter family)"
+    return f"`{method}`" if method else "its agent family's own (`tspo`; `tspo+shot` for the filter family)"
 
 
 def model_card(

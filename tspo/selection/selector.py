@@ -9,7 +9,7 @@ Hugging Face model directory. A multiple-choice question may pass its ``options`
 
 Every call's ``method=None`` is the selector's own method (:attr:`TSPOSelector.method`): the one stored in
 its ``config.json``, else its agent family's (:func:`tspo.agents.families.default_method`: ``tspo`` for the
-paper's agent, ``tspo+nms`` for the filter family). :attr:`Selection.method` names the method used.
+paper's agent, ``tspo+shot`` for the filter family). :attr:`Selection.method` names the method used.
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ class TSPOSelector:
     ``settings``: the :class:`~tspo.settings.SelectionSettings` every call falls back to (saved with
     the selector); ``num_frames`` / ``fps`` / ``max_candidates`` / ``frame_size`` / ``method`` replace
     single fields of it (None keeps the value). A method left None everywhere is the agent family's own
-    (``tspo`` for the paper's agent, ``tspo+nms`` for the filter family); :attr:`method` says which.
+    (``tspo`` for the paper's agent, ``tspo+shot`` for the filter family); :attr:`method` says which.
     """
 
     def __init__(
@@ -265,7 +265,7 @@ class TSPOSelector:
     @property
     def method(self) -> str:
         """The selection method every call that names none uses: the settings' (saved in ``config.json``),
-        else the agent family's own (``agent.default_method``: ``tspo``, ``tspo+nms`` for the filter family)."""
+        else the agent family's own (``agent.default_method``: ``tspo``, ``tspo+shot`` for the filter family)."""
         return self.method_for(None)
 
     def method_for(self, method: str | None) -> str:
@@ -330,7 +330,7 @@ class TSPOSelector:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Positions ``int64[k]`` (ascending) of the chosen candidates, and the scores ``[T]``
         (``num_frames`` None: the selector's k; ``method`` None: :attr:`method`). The one single-stage
-        strategy: ``tspo select``, eval and reflection all pick here. A set-aware rule (``tspo+nms``) takes
+        strategy: ``tspo select``, eval and reflection all pick here. A set-aware rule (``tspo+shot``, ``tspo+nms``) takes
         its suppression radius from the agent's set head when it has one (the filter family). ``suppress``:
         bool[T], candidates already inspected (reflection) — picked only after every other one (k is
         clipped to the rest; a rule without scores draws from the rest)."""
@@ -460,7 +460,7 @@ class TSPOSelector:
                                 suppress_s: np.ndarray | None = None,
                                 options: list[str] | None = None) -> ZoomResult:
         """Coarse-to-fine selection over a feature source (:func:`tspo.selection.zoom.zoom_select`;
-        ``method`` None: :attr:`method`). A set-aware rule (``tspo+nms``) over the pool takes its radius
+        ``method`` None: :attr:`method`). A set-aware rule (``tspo+shot``, ``tspo+nms``) over the pool takes its radius
         from the agent's set head, as single-stage selection does."""
         question = _check_question(question)
         method = self.method_for(method)
@@ -645,7 +645,7 @@ def select_frames(
     ``max_candidates``). Every setting left None is the selector's (:class:`SelectionSettings`:
     a saved selector's stored values, else the defaults of :mod:`tspo.settings`). ``method`` left None
     is the selector's own (:attr:`TSPOSelector.method`: its ``config.json``'s, else its agent family's —
-    ``tspo``, top-k of the agent's scores, or ``tspo+nms`` for a filter selector); :attr:`Selection.method`
+    ``tspo``, top-k of the agent's scores, or ``tspo+shot`` for a filter selector); :attr:`Selection.method`
     names the one used. Deterministic: the method's rule over the scores, no sampling noise. Returns a
     :class:`Selection` with frame indices (ascending) and timestamps in seconds.
 

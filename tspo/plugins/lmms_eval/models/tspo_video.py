@@ -98,7 +98,7 @@ class TSPOVideo(lmms):
     ``fps`` / ``max_candidates``: candidate grid; ``frame_size``: short side of the whole frames
     handed on (never upscaled); ``method``: the selection method (e.g. ``tspo``, ``tspo+nms``,
     ``uniform``); each left None is the selector's (its ``SelectionSettings``; the method: the one
-    in its config.json, else its agent family's, ``tspo+nms`` for a filter selector);
+    in its config.json, else its agent family's, ``tspo+shot`` for a filter selector);
     ``timestamps_in_prompt``: prefix the context with the frames' real times
     (default None: on in clip mode, whose file spaces the frames evenly, off in frames mode);
     ``clip_dir``: where clips are written (default: a temporary folder); ``selection_log``: a JSON
