@@ -27,7 +27,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_question import GOAL_ALL, GOAL_COVERAGE, GOAL_SLACK, kind_goal_met  # the goals' one owner
+from benchmarks.bench_question import (  # the goals' one owner
+    GOAL_ALL,
+    GOAL_COVERAGE,
+    GOAL_SLACK,
+    kind_goal_met,
+)
 
 ENCODER = "tspo-synth"
 K = 8

@@ -23,7 +23,7 @@ def parser(description: str, model_help: str) -> argparse.ArgumentParser:
     p.add_argument("--question", default="What changes on the screen over time?")
     p.add_argument("--num-frames", type=int, default=8)
     p.add_argument("--method", default=None,
-                   help="selection method (default: the selector's own, e.g. tspo+nms for a filter selector)")
+                   help="selection method (default: the selector's own, e.g. tspo+shot for a filter selector)")
     p.add_argument("--model", help=model_help)
     return p
 
