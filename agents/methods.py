@@ -58,7 +58,8 @@ class Rule:
     random version, Gumbel-top-k over its scores (uniform: over none), which GRPO, ``--log-draws`` and
     answer collection draw from. ``set_aware``: ``pick`` takes a fourth argument, the suppression
     radius (frames; int or int64[B]; None = the rule's default). ``needs_features``: ``pick`` also takes the
-candidates' features [T, D] | [B, T, D] (keyword ``features``), e.g. to find shot cuts."""
+candidates' features [T, D] | [B, T, D] (keyword ``features``) and the cut (keyword ``cut_distance``, None:
+``tspo.settings.DEFAULT_CUT_DISTANCE``), to find shot cuts."""
 
     name: str
     pick: Callable[[torch.Tensor | None, int, int], torch.Tensor]
@@ -83,8 +84,8 @@ RULES: dict[str, Rule] = {
     "nms": Rule("nms", lambda scores, num, k, radius=None: select_nms(
         scores, k, DEFAULT_NMS_RADIUS if radius is None else radius), batched=True, set_aware=True),
     # As nms, a pick suppressing its whole shot (cuts from the features) instead of a window; radius 0: top-k.
-    "shot": Rule("shot", lambda scores, num, k, radius=None, features=None: select_nms(
-        scores, k, DEFAULT_NMS_RADIUS if radius is None else radius, shot_ids(features)),
+    "shot": Rule("shot", lambda scores, num, k, radius=None, features=None, cut_distance=None: select_nms(
+        scores, k, DEFAULT_NMS_RADIUS if radius is None else radius, shot_ids(features, cut_distance)),
         batched=True, set_aware=True, needs_features=True),
 }
 
@@ -131,11 +132,13 @@ class Method:
         return RULES[self.rule].needs_features
 
     def pick(self, scores: torch.Tensor | None, num_candidates: int, k: int,
-             radius: int | torch.Tensor | None = None, features: torch.Tensor | None = None) -> torch.Tensor:
+             radius: int | torch.Tensor | None = None, features: torch.Tensor | None = None,
+             cut_distance: float | None = None) -> torch.Tensor:
         """Positions int64[k'] (or [B, k] for a batched rule) of the chosen candidates, ascending.
         ``radius``: a set-aware rule's suppression radius (:meth:`set_radius`; None: its default);
         ``features`` [T, D] | [B, T, D]: the candidates' features, for a rule that needs them
-        (:attr:`needs_features`; other rules ignore them)."""
+        (:attr:`needs_features`; other rules ignore them); ``cut_distance``: the shot rule's cut (cosine
+        distance; None: ``tspo.settings.DEFAULT_CUT_DISTANCE``; a selector passes its settings')."""
         rule = RULES[self.rule]
         if rule.needs_features:
             if features is None:
@@ -145,7 +148,7 @@ class Method:
             if features.shape[:-1] != (() if scores is None else scores.shape):
                 raise ValueError(f"features {tuple(features.shape)} must be the scores' shape "
                                  f"{tuple(scores.shape)} plus a feature axis D")
-            return rule.pick(scores, num_candidates, k, radius, features=features)
+            return rule.pick(scores, num_candidates, k, radius, features=features, cut_distance=cut_distance)
         if rule.set_aware:
             return rule.pick(scores, num_candidates, k, radius)
         return rule.pick(scores, num_candidates, k)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tspo.settings import check_num_frames
+from tspo.settings import DEFAULT_CUT_DISTANCE, check_num_frames
 
 
 def _check_k(num_candidates: int, k: int) -> None:
@@ -198,19 +198,14 @@ def select_nms(scores: torch.Tensor, k: int, radius: int | torch.Tensor,
     return picks[0] if scores.dim() == 1 else picks
 
 
-# A cut between two consecutive candidates: the cosine distance of their features above this. Chosen on the
-# question world's training needles (tspo-synth features, 1 fps; `python -m benchmarks.bench_shots`, record
-# `shot_cut_distance`): the best mean of clip+shot's count and order coverage over 0.03-0.3; it cuts 99 %
-# of the events' boundaries and ~0.5 times inside an event. Another encoder may want another distance.
-DEFAULT_CUT_DISTANCE = 0.1
-
-
-def shot_ids(features: torch.Tensor, cut_distance: float = DEFAULT_CUT_DISTANCE) -> torch.Tensor:
+def shot_ids(features: torch.Tensor, cut_distance: float | None = None) -> torch.Tensor:
     """Shots of a candidate sequence: features [..., T, D] (time-ordered) -> int64[..., T] shot ids.
 
     A new shot starts at candidate t when ``1 - cos(F_{t-1}, F_t) > cut_distance``; ids count the cuts
     before each candidate (0, 0, 1, 1, 1, 2, ...). Unitless: the distance is the features' cosine.
+    ``cut_distance`` None: :data:`tspo.settings.DEFAULT_CUT_DISTANCE` (the one owner of the default).
     """
+    cut_distance = DEFAULT_CUT_DISTANCE if cut_distance is None else cut_distance
     features = torch.as_tensor(features)
     if features.dim() < 2 or features.shape[-2] < 1:
         raise ValueError(f"features must be [..., T, D] with T >= 1, got shape {tuple(features.shape)}")

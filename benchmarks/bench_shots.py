@@ -111,10 +111,10 @@ def rows_of(name: str, result: dict[str, Any], distances: Sequence[float]) -> li
 def run(out_dir: str | None = None, distances: Sequence[float] = DISTANCES, progress: bool = False) -> dict[str, Any]:
     """Sweep the cut distance on the goal world's training needles and both held-out sets."""
     from benchmarks.bench_filter_goal import ENCODER, K, _world, mix_world
-    from tspo.agents.rules import DEFAULT_CUT_DISTANCE
     from tspo.features.cache import FeatureCache
     from tspo.features.dataset import FeatureDataset
     from tspo.features.encoders import shared_encoder
+    from tspo.settings import DEFAULT_CUT_DISTANCE
 
     with tempfile.TemporaryDirectory(prefix="tspo-bench-shots-") as tmp:
         root = Path(out_dir or tmp)
@@ -134,7 +134,7 @@ def run(out_dir: str | None = None, distances: Sequence[float] = DISTANCES, prog
              "similarity; rule: every pick suppresses its whole shot (no agent, no set head). Boundary recall: "
              "evidence-event boundaries with a cut; cuts inside: cuts strictly inside an evidence event, per event. "
              "Coverage cells: mean [95 % cluster bootstrap over target clips]. The default cut distance "
-             f"(tspo.agents.rules.DEFAULT_CUT_DISTANCE = {DEFAULT_CUT_DISTANCE:g}) is chosen on the training rows "
+             f"(tspo.settings.DEFAULT_CUT_DISTANCE = {DEFAULT_CUT_DISTANCE:g}) is chosen on the training rows "
              "only: the best mean of clip+shot's count and order coverage there. "
              f"{seconds:.0f} s.")
     return {"title": "The shot rule's cut distance: boundary recall, cuts inside events, clip+shot coverage",

@@ -211,6 +211,10 @@ def test_tspo_eval_adds_the_selectors_own_method_by_default(tiny_encoder, short_
     result = json.loads(out.read_text())
     assert list(result["methods"])[-1] == "tspo+shot" and "tspo" in result["methods"]
     assert result["config"]["selector_method"] == "tspo+shot" and "method" not in result["config"]
+    # the shot rule's cut distance is a setting: --cut-distance is checked before any sample runs
+    assert eval_main(["--manifest", str(manifest), "--selector", str(path), "--cut-distance", "3",
+                      "--out", str(tmp_path / "bad.json")]) == 2
+    assert not (tmp_path / "bad.json").exists()
     assert eval_main(["--manifest", str(manifest), "--selector", str(path), "--methods", "uniform",
                       "--out", str(out)]) == 0
     assert list(json.loads(out.read_text())["methods"]) == ["uniform"]   # an explicit list is kept as given

@@ -3,14 +3,18 @@ back-to-back appearances each get a pick before any gets a second; every entry p
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from tspo.agents import FilterAgent, get_method, select_nms
-from tspo.agents.rules import DEFAULT_CUT_DISTANCE, shot_ids
+from tspo.agents.rules import shot_ids
+from tspo.cli import main as tspo_main
 from tspo.selection.clips import clips_from_scores
 from tspo.selection.selector import TSPOSelector, select_frames
+from tspo.settings import DEFAULT_CUT_DISTANCE, SelectionSettings
 
 
 def _shots_features(lengths: list[int], dim: int = 8, seed: int = 0) -> torch.Tensor:
@@ -86,3 +90,40 @@ def test_tspo_shot_takes_the_set_heads_choice(tiny_encoder, short_video):
     feats = sel.features(short_video).features
     expected = select_nms(torch.as_tensor(spread.scores), 4, 1, shot_ids(feats))
     np.testing.assert_array_equal(spread.positions, expected.numpy())
+
+
+def test_a_selector_stores_its_cut_distance_and_every_entry_point_uses_it(tiny_encoder, short_video, tmp_path,
+                                                                          capsys):
+    """The cut distance is a selection setting: validated, saved in config.json only when set, read back by
+    from_pretrained, and used by select_frames, the clip unit and `tspo select --cut-distance`."""
+    assert SelectionSettings().cut_distance is None and "cut_distance" not in SelectionSettings().to_config()
+    assert 0.0 < DEFAULT_CUT_DISTANCE < 1.0
+    for bad in (-0.1, 2.5, float("nan"), True, "0.1"):
+        with pytest.raises(ValueError, match=r"cut_distance must be a cosine distance in \[0, 2\]"):
+            SelectionSettings(cut_distance=bad)
+    q = "How many times does a circle appear?"
+    agent = FilterAgent(dim=tiny_encoder.dim, nms_radius=1).eval()
+    with torch.no_grad():
+        agent.set_head.bias.fill_(1.0)                                           # suppress every question
+    sel = TSPOSelector(encoder=tiny_encoder, agent=agent, cache=False, num_frames=4,
+                       settings=SelectionSettings(cut_distance=2.0))             # no cut anywhere: one shot
+    path = sel.save_pretrained(tmp_path / "sel")
+    back = TSPOSelector.from_pretrained(path, encoder=tiny_encoder, cache=False)
+    assert back.settings.cut_distance == 2.0 == back.config["cut_distance"]
+    one_shot = select_frames(short_video, q, selector=back)
+    top_k = select_frames(short_video, q, selector=back, method="tspo")
+    # one shot: the best pick suppresses it all, the rest fill by score -> exactly top-k's picks
+    np.testing.assert_array_equal(one_shot.positions, top_k.positions)
+    default = TSPOSelector(encoder=tiny_encoder, agent=agent, cache=False, num_frames=4)
+    feats = default.features(short_video).features
+    expected = select_nms(torch.as_tensor(one_shot.scores), 4, 1, shot_ids(feats)).numpy()
+    np.testing.assert_array_equal(select_frames(short_video, q, selector=default).positions, expected)
+    clip_unit = back.select(short_video, q, unit="clip", token_budget=2000, model="llava-onevision")
+    assert clip_unit.method == "tspo+shot"
+    # the command line sets it on any selector, and refuses a bad one by name
+    base = ["select", str(short_video), q, "--selector", str(path), "--json"]
+    assert tspo_main([*base, "--cut-distance", "0.1"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert cli["indices"] == select_frames(short_video, q, selector=default).indices.tolist()
+    assert tspo_main([*base, "--cut-distance", "3"]) == 2
+    assert "cut_distance must be a cosine distance" in capsys.readouterr().err

@@ -29,6 +29,13 @@ DEFAULT_FRAME_SIZE = 448
 # The paper's frozen CLIP (its agent and the published weights use ViT-L/14 features, D = 768): the
 # encoder of an untrained selector and of every command given no --encoder / --selector.
 DEFAULT_ENCODER = "ViT-L-14:openai"
+# The ``shot`` rule's cut: two consecutive candidates whose features are more than this cosine distance
+# apart start a new shot (:func:`tspo.agents.rules.shot_ids`). Chosen on the question world's training
+# needles (tspo-synth features, 1 fps; `python -m benchmarks.bench_shots`, record `shot_cut_distance`): the
+# best mean of clip+shot's count and order coverage over 0.03-0.3; it cuts 99 % of the events' boundaries
+# and ~0.5 times inside an event. It depends on the encoder's feature space: a selector may store its
+# own (``SelectionSettings.cut_distance``, ``--cut-distance``).
+DEFAULT_CUT_DISTANCE = 0.1
 
 
 def _is_int(value: Any) -> bool:
@@ -77,6 +84,17 @@ def check_method(method: Any, name: str = "method") -> str | None:
     return method
 
 
+def check_cut_distance(cut_distance: Any, name: str = "cut_distance") -> float | None:
+    """The shot rule's cut (a cosine distance in [0, 2]), or None for :data:`DEFAULT_CUT_DISTANCE`."""
+    if cut_distance is None:
+        return None
+    if isinstance(cut_distance, bool) or not isinstance(cut_distance, int | float | np.number) or \
+            not 0.0 <= float(cut_distance) <= 2.0:
+        raise ValueError(f"{name} must be a cosine distance in [0, 2] between consecutive candidates' features "
+                         f"(or None for the default {DEFAULT_CUT_DISTANCE:g}), got {cut_distance!r}")
+    return float(cut_distance)
+
+
 @dataclass(frozen=True)
 class SelectionSettings:
     """What a selection is made of.
@@ -85,6 +103,9 @@ class SelectionSettings:
     cap on the candidates T (an evenly spaced subset beyond it; None = no cap). ``frame_size``:
     short side (px) of the whole frames handed on (``return_frames``, oracle frames). ``method``: the
     selection method (None: the agent family's own, which a :class:`~tspo.TSPOSelector` fills in).
+    ``cut_distance``: where the ``shot`` rule (``tspo+shot``, ``clip+shot``) cuts shots, a cosine distance
+    between consecutive candidates' features (None: :data:`DEFAULT_CUT_DISTANCE`, measured for tspo-synth
+    features; another encoder may want another).
     """
 
     num_frames: int = DEFAULT_NUM_FRAMES
@@ -92,6 +113,7 @@ class SelectionSettings:
     max_candidates: int | None = DEFAULT_MAX_CANDIDATES
     frame_size: int = DEFAULT_FRAME_SIZE
     method: str | None = None
+    cut_distance: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "num_frames", check_num_frames(self.num_frames))
@@ -99,6 +121,7 @@ class SelectionSettings:
         object.__setattr__(self, "max_candidates", check_max_candidates(self.max_candidates))
         object.__setattr__(self, "frame_size", check_frame_size(self.frame_size))
         object.__setattr__(self, "method", check_method(self.method))
+        object.__setattr__(self, "cut_distance", check_cut_distance(self.cut_distance))
 
     def override(
         self,
@@ -107,18 +130,16 @@ class SelectionSettings:
         max_candidates: int | None = None,
         frame_size: int | None = None,
         method: str | None = None,
+        cut_distance: float | None = None,
     ) -> SelectionSettings:
         """These settings with every argument that is not None replacing the stored value."""
         given = {"num_frames": num_frames, "fps": fps, "max_candidates": max_candidates, "frame_size": frame_size,
-                 "method": method}
+                 "method": method, "cut_distance": cut_distance}
         return replace(self, **{k: v for k, v in given.items() if v is not None})
 
     def to_config(self) -> dict[str, Any]:
-        """The fields as saved in a selector's ``config.json`` (``method`` only when it is set)."""
-        out = asdict(self)
-        if out["method"] is None:
-            del out["method"]
-        return out
+        """The fields as saved in a selector's ``config.json`` (``method`` and ``cut_distance`` only when set)."""
+        return {k: v for k, v in asdict(self).items() if v is not None or k not in ("method", "cut_distance")}
 
     def sampling_config(self) -> dict[str, Any]:
         """:meth:`to_config` without ``method``: what an evaluation that runs several methods records."""
@@ -133,7 +154,7 @@ class SelectionSettings:
         defaults = cls()
         return cls(**{k: config.get(k, getattr(defaults, k)) for k in cls.FIELDS})
 
-    FIELDS = ("num_frames", "fps", "max_candidates", "frame_size", "method")
+    FIELDS = ("num_frames", "fps", "max_candidates", "frame_size", "method", "cut_distance")
 
 
 def clip_num_frames(num_frames: int, num_candidates: int) -> tuple[int, str | None]:
@@ -149,7 +170,7 @@ def clip_num_frames(num_frames: int, num_candidates: int) -> tuple[int, str | No
 
 def add_settings_arguments(parser: Any, frames_for: str) -> None:
     """The command-line flags of the selection settings (``-k``, ``--fps``, ``--max-candidates``,
-    ``--frame-size``), each defaulting to None = "the selector's value"; ``frames_for`` says what the
+    ``--frame-size``, ``--cut-distance``), each defaulting to None = "the selector's value"; ``frames_for`` says what the
     frame size is used for in the help. Parse them back with :meth:`SelectionSettings.override`."""
     fallback = "(default: the selector's, else {})"
     parser.add_argument("-k", "--num-frames", type=int, default=None,
@@ -160,6 +181,9 @@ def add_settings_arguments(parser: Any, frames_for: str) -> None:
                         help="cap on the candidates per video " + fallback.format(DEFAULT_MAX_CANDIDATES))
     parser.add_argument("--frame-size", type=int, default=None,
                         help=f"short side in px of {frames_for} " + fallback.format(DEFAULT_FRAME_SIZE))
+    parser.add_argument("--cut-distance", type=float, default=None,
+                        help="the shot rule's cut (tspo+shot, clip+shot): cosine distance between consecutive "
+                             "candidates' features that starts a new shot " + fallback.format(DEFAULT_CUT_DISTANCE))
 
 # The GRPO options measured to let RL add to a warm start from the oracle's answers alone
 # (benchmarks/RESULTS.md, warmstart_filter_rl*): the soft answer reward (1 when the selection covers

@@ -182,6 +182,7 @@ def _main(argv: list[str] | None) -> int:
             selector = TSPOSelector.from_pretrained(args.selector, encoder=args.encoder, device=args.device, cache=cache)
         else:
             selector = TSPOSelector(encoder=args.encoder or DEFAULT_ENCODER, device=args.device, cache=cache)
+        selector.settings = selector.settings.override(cut_distance=args.cut_distance)   # the shot rule's cut
     except (EncoderWeightsError, SelectorWeightsError) as err:
         return _error(err, 1)
     except (SelectorConfigError, ValueError) as err:  # not a selector folder; an unknown encoder spec / tag

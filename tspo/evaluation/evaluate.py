@@ -431,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
             raise EvalConfigError(f"--limit must be positive, got {args.limit}")
         samples = load_samples(args)
         selector = make_selector(args.selector, args.encoder, methods, args.feature_cache)
+        selector.settings = selector.settings.override(cut_distance=args.cut_distance)   # the shot rule's cut
         if args.methods is None:  # the registry's named methods and the selector's own (tspo+shot: a filter selector)
             methods = list(dict.fromkeys([*methods, selector.method]))
         settings = selector.settings.override(args.num_frames, args.fps, args.max_candidates, args.frame_size)

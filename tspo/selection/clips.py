@@ -115,13 +115,13 @@ def select_clips(anchors: np.ndarray, num_candidates: int, num_frames: int) -> C
 
 
 def clips_from_scores(scores, num_anchors: int, num_frames: int, method: str = "tspo", radius=None,
-                      features=None) -> ClipPicks:
+                      features=None, cut_distance: float | None = None) -> ClipPicks:
     """The clip selection of a scored method: its rule picks ``num_anchors`` anchors from ``scores``
     [T] (ranked best first; at most ``num_frames`` of them), grown into ``num_frames`` frames.
     ``method`` names the rule only (the scores are given; a selector passes its own method, here the
     rule is top-k without one); ``radius``: a set-aware rule's suppression radius (the filter agent's
     set head; None: the rule's default); ``features`` [T, D]: the candidates' features, for a rule that
-    finds shot cuts in them (``shot``)."""
+    finds shot cuts in them (``shot``, at ``cut_distance``; None: the default)."""
     # Lazy on purpose: `tspo select` parses its clip arguments with this module before torch loads.
     import torch
 
@@ -129,7 +129,8 @@ def clips_from_scores(scores, num_anchors: int, num_frames: int, method: str = "
 
     s = torch.as_tensor(scores, dtype=torch.float32).reshape(-1)
     k = min(int(num_anchors), int(num_frames), s.numel())
-    anchors = get_method(method).pick(s, s.numel(), k, radius, features=features).numpy().astype(np.int64)
+    anchors = get_method(method).pick(s, s.numel(), k, radius, features=features,
+                                      cut_distance=cut_distance).numpy().astype(np.int64)
     anchors = anchors[np.argsort(-s.numpy()[anchors], kind="stable")]          # best first: ties go to them
     return select_clips(anchors, s.numel(), num_frames)
 

@@ -347,7 +347,8 @@ class TSPOSelector:
         text = self._question_text(question)
         scores = self._score_text(features, text, m, options)
         radius = m.set_radius(self.agent, text)  # the agent's set head, when it has one (tspo+nms, filter family)
-        return m.pick(demote_scores(scores, blocked), num, k, radius, features=features.float().cpu()), scores
+        return m.pick(demote_scores(scores, blocked), num, k, radius, features=features.float().cpu(),
+                      cut_distance=self.settings.cut_distance), scores
 
     @staticmethod
     def _clip_k(k: int, num_candidates: int) -> int:
@@ -439,7 +440,7 @@ class TSPOSelector:
                               max_frames=num)
         picks = clips_from_scores(scores, self._clip_k(settings.num_frames, num), plan.num_frames, method,
                                   radius=m.set_radius(self.agent, text),  # the set head's, as single-stage
-                                  features=feats.features.float().cpu())
+                                  features=feats.features.float().cpu(), cut_distance=settings.cut_distance)
         positions = picks.positions
         timestamps = times[positions]
         segment_ids, sources = segments_at(video, timestamps)
@@ -467,7 +468,7 @@ class TSPOSelector:
         m = get_method(method)
         text = self._question_text(question)
         return zoom_select(source, lambda f: self._score_text(f, text, m, options), num_frames, zoom, method,
-                           suppress_s, radius=m.set_radius(self.agent, text))
+                           suppress_s, radius=m.set_radius(self.agent, text), cut_distance=self.settings.cut_distance)
 
     def _select_zoom(self, video: VideoLike, question: str, k: int, method: str, zoom: ZoomConfig | None,
                      return_frames: bool, frame_size: int, options: list[str] | None = None) -> Selection:

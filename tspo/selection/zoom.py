@@ -240,7 +240,7 @@ def fine_times(spans_s: np.ndarray, fps: float, duration_s: float, budget: int,
 
 def zoom_select(source: FeatureSource, score_fn: ScoreFn, num_frames: int, config: ZoomConfig | None = None,
                 method: str = "tspo", suppress_s: np.ndarray | None = None,
-                radius: int | torch.Tensor | None = None) -> ZoomResult:
+                radius: int | torch.Tensor | None = None, cut_distance: float | None = None) -> ZoomResult:
     """Coarse candidates -> scores -> spans -> fine frames -> scores -> ``num_frames`` picks.
 
     ``score_fn(features [n, D]) -> scores [n]`` scores a time-ordered sequence (the agent with its
@@ -248,7 +248,8 @@ def zoom_select(source: FeatureSource, score_fn: ScoreFn, num_frames: int, confi
     (``tspo``/``clip``: top-k; ``bin-max``; ``aks``; ``nms``). A selector passes its own method
     (:meth:`~tspo.TSPOSelector.select_zoom_from_source`); here, without one, the rule is top-k.
     ``radius``: a set-aware rule's suppression radius in pool positions (the filter agent's set head;
-    None: the rule's default). ``suppress_s`` float64[M, 2]: spans already inspected (reflection): they
+    None: the rule's default); ``cut_distance``: the shot rule's cut over the pool's features (None: the
+    default). ``suppress_s`` float64[M, 2]: spans already inspected (reflection): they
     open no span and their frames are not picked again.
     """
     cfg = config or ZoomConfig()
@@ -270,7 +271,8 @@ def zoom_select(source: FeatureSource, score_fn: ScoreFn, num_frames: int, confi
     k, warning = clip_num_frames(num_frames, len(pool))
     if warning:
         warnings.warn(warning, stacklevel=2)
-    positions = rule.pick(demote_scores(pool_scores, blocked), len(pool), k, radius, features=pool_features.cpu())
+    positions = rule.pick(demote_scores(pool_scores, blocked), len(pool), k, radius, features=pool_features.cpu(),
+                          cut_distance=cut_distance)
     return ZoomResult(pool_times=pool, pool_scores=pool_scores.numpy().astype(np.float32),
                       positions=positions.numpy().astype(np.int64), spans_s=spans, coarse_times=coarse,
                       coarse_scores=coarse_scores.numpy().astype(np.float32),
