@@ -145,7 +145,7 @@ class Method:
                 raise ValueError(f"method {self.name!r} finds shot cuts in the candidates' features; pass "
                                  "features=[T, D] (the encoder's frame features) to pick, or use a rule without "
                                  "them (e.g. nms)")
-            if features.shape[:-1] != (() if scores is None else scores.shape):
+            if scores is not None and tuple(features.shape[:-1]) != tuple(scores.shape):
                 raise ValueError(f"features {tuple(features.shape)} must be the scores' shape "
                                  f"{tuple(scores.shape)} plus a feature axis D")
             return rule.pick(scores, num_candidates, k, radius, features=features, cut_distance=cut_distance)

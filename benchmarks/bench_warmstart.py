@@ -109,7 +109,7 @@ def train_and_measure(recipe: str, seed: int, train_manifest: str, val, root: Pa
     L.Trainer(max_steps=warm + grpo, accumulate_grad_batches=accumulate, accelerator="cpu", logger=False, enable_checkpointing=False,
               enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
               callbacks=[Stages()]).fit(model, dm)
-    # the selector's own method too (the filter family's is tspo+nms), as a user of the trained selector gets it
+    # the selector's own method too (the filter family's is tspo+shot), as a user of the trained selector gets it
     own = model.agent.default_method
     stages["after RL"] = measure(model.agent, tuple(dict.fromkeys(("tspo", own))))
     return {"stages": stages, "seconds": seconds}
