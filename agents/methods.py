@@ -57,9 +57,9 @@ class Rule:
     batch ``[B, T]`` of score rows at once and keeps exactly k per row. ``drawable``: the rule has a
     random version, Gumbel-top-k over its scores (uniform: over none), which GRPO, ``--log-draws`` and
     answer collection draw from. ``set_aware``: ``pick`` takes a fourth argument, the suppression
-    radius (frames; int or int64[B]; None = the rule's default). ``needs_features``: ``pick`` also takes the
-candidates' features [T, D] | [B, T, D] (keyword ``features``) and the cut (keyword ``cut_distance``, None:
-``tspo.settings.DEFAULT_CUT_DISTANCE``), to find shot cuts."""
+    radius (frames; int or int64[B]; None = the rule's default). ``needs_features``: ``pick`` also takes
+    the candidates' features [T, D] | [B, T, D] (keyword ``features``) and the cut (keyword
+    ``cut_distance``, None: ``tspo.settings.DEFAULT_CUT_DISTANCE``), to find shot cuts."""
 
     name: str
     pick: Callable[[torch.Tensor | None, int, int], torch.Tensor]

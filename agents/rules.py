@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tspo.settings import DEFAULT_CUT_DISTANCE, check_num_frames
+from tspo.settings import DEFAULT_CUT_DISTANCE, check_cut_distance, check_num_frames
 
 
 def _check_k(num_candidates: int, k: int) -> None:
@@ -205,12 +205,11 @@ def shot_ids(features: torch.Tensor, cut_distance: float | None = None) -> torch
     before each candidate (0, 0, 1, 1, 1, 2, ...). Unitless: the distance is the features' cosine.
     ``cut_distance`` None: :data:`tspo.settings.DEFAULT_CUT_DISTANCE` (the one owner of the default).
     """
-    cut_distance = DEFAULT_CUT_DISTANCE if cut_distance is None else cut_distance
+    cut = check_cut_distance(cut_distance)
+    cut = DEFAULT_CUT_DISTANCE if cut is None else cut
     features = torch.as_tensor(features)
     if features.dim() < 2 or features.shape[-2] < 1:
         raise ValueError(f"features must be [..., T, D] with T >= 1, got shape {tuple(features.shape)}")
-    if not 0.0 <= float(cut_distance) <= 2.0:
-        raise ValueError(f"cut_distance must be a cosine distance in [0, 2], got {cut_distance!r}")
     distance = 1.0 - F.cosine_similarity(features[..., 1:, :].float(), features[..., :-1, :].float(), dim=-1)
-    cuts = F.pad((distance > cut_distance).long(), (1, 0))
+    cuts = F.pad((distance > cut).long(), (1, 0))
     return cuts.cumsum(-1)

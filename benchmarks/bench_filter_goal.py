@@ -31,6 +31,7 @@ from benchmarks.bench_question import (  # the goals' one owner
     GOAL_ALL,
     GOAL_COVERAGE,
     GOAL_SLACK,
+    best_baseline,
     kind_goal_met,
 )
 
@@ -195,7 +196,7 @@ def goals(ratio: float, cover: dict[str, Any], column: str) -> dict[str, str]:
     for kind in [*sorted(set(kinds.tolist())), "all"]:
         member = np.ones(len(kinds), bool) if kind == "all" else kinds == kind
         value = float(cover[column][member].mean())
-        name = max(BASELINES, key=lambda b: (float(cover[b][member].mean()), b == "clip"))
+        name = best_baseline({b: float(cover[b][member].mean()) for b in BASELINES})
         best = float(cover[name][member].mean())
         need = GOAL_ALL if kind == "all" else GOAL_COVERAGE.get(kind, best - GOAL_SLACK)
         lo, extra = float("nan"), ""

@@ -303,6 +303,12 @@ def train_variant(root: Path, p: Protocol, variant: str, seed: int, train_cfg, h
     return {**record, "outcomes": outcomes, "reused": reused}
 
 
+def best_baseline(coverage: dict[str, float | None]) -> str:
+    """The baseline the goals compare with: the highest coverage (None: not measured for this kind), CLIP
+    top-k on a tie. ``coverage``: {baseline name: coverage}. ``bench_filter_goal`` asks it too."""
+    return max((b for b, c in coverage.items() if c is not None), key=lambda b: (coverage[b], b == "clip"))
+
+
 def kind_goal_met(kind: str, coverage: float, best_baseline: float, lo_vs_best: float) -> bool:
     """The goal of one kind (the one owner of the rule; ``bench_filter_goal`` asks it too): ``coverage`` of
     the trained column, ``best_baseline`` the best baseline's coverage, ``lo_vs_best`` the lower end of the
@@ -327,8 +333,7 @@ def goal_check(table: dict, vs_baselines: dict[str, dict], column: str, baseline
         if column not in per or per[column]["coverage"] is None:
             continue
         cov = per[column]["coverage"]
-        best = max((b for b in baselines if b in per and per[b]["coverage"] is not None),
-                   key=lambda b: (per[b]["coverage"], b == "clip"))
+        best = best_baseline({b: per[b]["coverage"] for b in baselines if b in per})
         lo = vs_baselines[best][kind]["ci"][0] if kind in GOAL_COVERAGE else float("nan")
         met = kind_goal_met(kind, cov, per[best]["coverage"], lo)
         out[kind] = f"{'yes' if met else 'no'} ({cov:.3f})"
