@@ -8,8 +8,8 @@ training, plug-ins) builds agents through :func:`build_agent`.
 
 Each family names the selection method its selectors use when a call names none
 (:func:`default_method`, the class attribute ``default_method``): ``"paper"`` -> ``"tspo"`` (top-k of the
-agent's scores), ``"filter"`` -> ``"tspo+shot"`` (where its set head says so, each pick suppresses its
-whole shot, so distinct events get a pick each; elsewhere top-k). A selector's ``config.json`` may store
+agent's scores), ``"filter"`` -> ``"tspo+shot"`` (where its set head says so, each pick suppresses a
+window that stops at its shot's cuts, so distinct events get a pick each; elsewhere top-k). A selector's ``config.json`` may store
 another (``"method"``); without one it is the family's.
 """
 

@@ -24,7 +24,7 @@ The set head (``set_logit``, a ``Linear(D -> 1)``, zero-initialised) says whethe
 picks spread over distinct events (count, order: temporal non-max suppression with ``nms_radius``
 frames) or several picks inside one event (motion: plain top-k): :meth:`FilterAgent.set_radius` is
 the radius the ``tspo+nms`` method uses (0 = plain top-k, which an untrained head gives); ``tspo+shot``
-reads it as on/off and suppresses the pick's whole shot instead (cuts in the frame features). Its
+uses the same radius but stops the window at the pick's shot cuts (cuts in the frame features). Its
 training target is :func:`tspo.objectives.set_rule.set_rule_targets`. ``tspo+shot`` is this family's
 :attr:`~FilterAgent.default_method`: a filter selector uses it wherever a call names no method. (It was
 ``tspo+nms`` until the shot rule measured better on count: ``benchmarks/RESULTS.md``, ``filter_goal_shot``;

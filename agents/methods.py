@@ -3,8 +3,8 @@
 A *scorer* turns candidate features and the question's text feature into one score per candidate
 (``tspo``: the temporal agent's S; ``clip``: cosine similarity). A *rule* turns scores into k
 candidate positions (``top-k``, ``uniform`` — needs no scores —, ``bin-max``, ``aks``, ``nms``:
-temporal non-max suppression, set-aware; ``shot``: the same, a pick suppressing its whole shot instead
-of a window, which needs the candidates' features to find the cuts; the rule functions live in :mod:`tspo.agents.rules` as separately tested pure functions). The named
+temporal non-max suppression, set-aware; ``shot``: the same, a pick's window stopping at its shot's cuts,
+which needs the candidates' features to find the cuts; the rule functions live in :mod:`tspo.agents.rules` as separately tested pure functions). The named
 methods are fixed combinations; any other ``SCORER+RULE`` (e.g. ``tspo+bin-max``) works as well.
 """
 
@@ -83,7 +83,7 @@ RULES: dict[str, Rule] = {
     # Fixed radius unless the scorer's agent chooses one per question (Method.set_radius).
     "nms": Rule("nms", lambda scores, num, k, radius=None: select_nms(
         scores, k, DEFAULT_NMS_RADIUS if radius is None else radius), batched=True, set_aware=True),
-    # As nms, a pick suppressing its whole shot (cuts from the features) instead of a window; radius 0: top-k.
+    # As nms, a pick's window stopping at its shot's cuts (cuts from the features); radius 0: top-k.
     "shot": Rule("shot", lambda scores, num, k, radius=None, features=None, cut_distance=None: select_nms(
         scores, k, DEFAULT_NMS_RADIUS if radius is None else radius, shot_ids(features, cut_distance)),
         batched=True, set_aware=True, needs_features=True),

@@ -8,8 +8,8 @@ group loss + the set head's loss) once per training seed, then evaluated per que
 evidence coverage at k = 8 (the kind's rule, as the SimulatedOracle applies it), with n and 95 %
 cluster-bootstrap intervals over held-out target clips, against CLIP top-k, CLIP + fixed-radius
 temporal NMS and CLIP + shot suppression (``clip+shot``); ``filter`` = its top-k, ``tspo+nms`` = NMS with
-the radius its set head chooses per question, ``tspo+shot`` = a pick suppresses its whole shot where the
-set head says so. ``Δ`` columns: the paired difference with CLIP top-k on the same needles.
+the radius its set head chooses per question, ``tspo+shot`` = the same window stopping at the pick's
+shot cuts. ``Δ`` columns: the paired difference with CLIP top-k on the same needles.
 
 Run (resumable: the worlds, features and fitted agents stay in DIR):
 
@@ -27,10 +27,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_question import (  # the goals' one owner
+from benchmarks.bench_question import (  # the goals' and the worlds' one owner
     GOAL_ALL,
     GOAL_COVERAGE,
     GOAL_SLACK,
+    MIX_SEED,  # the mixed-ratio training world's seed: its clips differ from the held-out sets' (seed 0)
     best_baseline,
     kind_goal_met,
 )
@@ -41,20 +42,21 @@ BASELINES = ("clip", "clip+nms", "clip+shot")
 AGENT_METHODS = {"filter": "tspo", "tspo+nms": "tspo+nms", "tspo+shot": "tspo+shot"}
 
 
-def _world(root: Path, progress: bool) -> tuple[Any, dict[float, Any]]:
-    """The goal protocol's training manifest and held-out samples per confuser ratio (bench_question's worlds)."""
-    from benchmarks.bench_question import PROTOCOLS, worlds
+def _world(root: Path, progress: bool, heldout_seeds: Sequence[int] = ()) -> tuple[Any, dict[float, Any]]:
+    """The goal protocol's training manifest and held-out samples per confuser ratio (bench_question's worlds;
+    ``heldout_seeds``: more held-out needles from worlds of these seeds, ``bench_question.heldout_sets``)."""
+    from dataclasses import replace
+
+    from benchmarks.bench_question import PROTOCOLS, heldout_sets, worlds
     from tspo.data_synth import load_manifest
     from tspo.training.synth import ensure_synthetic
 
-    train_cfg, held = worlds(root, PROTOCOLS["goal"])
+    protocol = replace(PROTOCOLS["goal"], heldout_seeds=tuple(heldout_seeds)).check()
+    train_cfg, held = worlds(root, protocol)
     train_manifest = ensure_synthetic(train_cfg, progress=progress)[0]
-    val = {r: load_manifest(ensure_synthetic(cfg, progress=progress)[1]) for r, cfg in held.items()}
-    return load_manifest(train_manifest), val
+    return load_manifest(train_manifest), heldout_sets(root, protocol, held, progress)
 
 
-MIX_SEED = 5   # world seed of the optional mixed-ratio training world: its clips (textures included) differ
-               # from the held-out sets' (seed 0), so no held-out clip is seen in training
 MIX_NEEDLES = 1200
 
 
@@ -209,9 +211,11 @@ def goals(ratio: float, cover: dict[str, Any], column: str) -> dict[str, str]:
 
 
 def run(out_dir: str | None = None, seeds: Sequence[int] = (0, 1), fit: Any = None, nms_radius: int | None = None,
-        progress: bool = False, train_mix: float | None = None) -> dict[str, Any]:
+        progress: bool = False, train_mix: float | None = None, heldout_seeds: Sequence[int] = ()) -> dict[str, Any]:
     """Build (or reuse) the world and features, fit one agent per seed (or reuse it), evaluate both
-    held-out sets; -> a runner result (title, command, rows, notes, goals)."""
+    held-out sets (``heldout_seeds``: each joined by 300 more needles per seed from a world of that seed,
+    ``bench_question.heldout_sets``); -> a runner result (title, command, rows, notes, goals)."""
+    from benchmarks.bench_question import PROTOCOLS
     from tspo.features.cache import FeatureCache
     from tspo.features.dataset import FeatureDataset
     from tspo.features.encoders import shared_encoder
@@ -221,7 +225,7 @@ def run(out_dir: str | None = None, seeds: Sequence[int] = (0, 1), fit: Any = No
     with tempfile.TemporaryDirectory(prefix="tspo-bench-filter-goal-") as tmp:
         root = Path(out_dir or tmp)
         t0 = time.perf_counter()
-        train_samples, val_samples = _world(root, progress)
+        train_samples, val_samples = _world(root, progress, heldout_seeds)
         protocol_train = len(train_samples)
         if train_mix is not None:
             train_samples = train_samples + mix_world(root, train_mix, progress)
@@ -250,7 +254,11 @@ def run(out_dir: str | None = None, seeds: Sequence[int] = (0, 1), fit: Any = No
            "the goal protocol, which trains at 1.0 only)")
     notes = (f"{protocol_train} training needles at confuser ratio 1.0{mix}, {num_train_clips} target clips in all; held-out "
              f"sets of {', '.join(str(len(v)) for v in val_samples.values())} needles at confuser ratio "
-             f"{' and '.join(f'{r:g}' for r in val_samples)} on unseen target and confuser clips; encoder {ENCODER}; "
+             f"{' and '.join(f'{r:g}' for r in val_samples)} on unseen target and confuser clips"
+             + (f" ({PROTOCOLS['goal'].num_val} each from the training world's held-out split, as many more from "
+                f"each held-out world of seeds {', '.join(map(str, heldout_seeds))}: new clips, ids and target clips prefixed sSEED-)"
+                if heldout_seeds else "")
+             + f"; encoder {ENCODER}; "
              f"k = {K}. FilterAgent ({params:,} parameters) fitted by span_fit: {fit.steps} Adam steps of "
              f"{fit.batch_size} needles, lr {fit.lr}, {fit.loss} evidence loss at tau {fit.tau}, set-head weight "
              f"{fit.spread}, paper part {'trained' if fit.base else 'frozen'}"
@@ -313,6 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--nms-radius", type=int, help="tspo+nms suppression radius in frames (default: the agent's)")
     p.add_argument("--train-mix", type=float, metavar="R", help="also train on 1,200 needles at confuser ratio R with "
                    "texture filler (clips disjoint from the held-out sets'; not the goal protocol)")
+    p.add_argument("--heldout-seeds", type=int, nargs="+", default=[], metavar="S", help="also evaluate on 300 more "
+                   "held-out needles per ratio from a world rendered with each of these seeds (new clips; not 0 or 5, "
+                   "the training worlds'): narrower intervals near the ceiling")
     p.add_argument("--progress", action="store_true", help="progress bars")
     p.add_argument("--record", metavar="NAME", help="store as benchmarks/results/NAME.json and rewrite RESULTS.md")
     a = p.parse_args(argv)
@@ -323,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       loss=a.loss, head_steps=a.head_steps, learn_scale=a.learn_scale,
                       multi_pick_frames=a.multi_pick_frames, worst_group=a.worst_group,
                       progress=a.progress)
-        result = run(a.out, tuple(a.seeds), fit, a.nms_radius, a.progress, a.train_mix)
+        result = run(a.out, tuple(a.seeds), fit, a.nms_radius, a.progress, a.train_mix, tuple(a.heldout_seeds))
     except (SpanFitError, ValueError) as exc:
         print(f"bench_filter_goal: error: {exc}", file=sys.stderr)
         return 2

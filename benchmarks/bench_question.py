@@ -66,6 +66,9 @@ VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1},
                                     "tspo+eps+evidence": {"explore_eps": 0.2, "temporal_spans": "evidence"},
                                     "tspo+evidence+explore": {"temporal_spans": "evidence", "tau_start": 0.1,
                                                               "tau_end": 0.025}}
+# the recommended recipe's GRPO alone, no warm start (what a user without span annotations can train): the
+# filter agent starts as the paper's agent, its set head untrained (so tspo+nms / tspo+shot pick top-k)
+VARIANT_OPTIONS["filter+rl"] = {k: v for k, v in QUESTION_RECIPE.items() if not k.startswith("warmstart")}
 # the recommended recipe (examples/configs/question_warmstart.yaml, the demo's QUESTION_RECIPE, warm-start
 # steps and questions per optimizer step): filter agent, warm start on every kind's spans, then the GRPO steps
 VARIANT_OPTIONS["filter+warmstart"] = {**QUESTION_RECIPE, "warmstart_steps": DemoConfig.warmstart_steps,
@@ -104,6 +107,8 @@ def total_steps(module_options: dict, grpo_steps: int) -> int:
 
 
 HELDOUT_DISTRACTORS = 8   # texture clips rendered for held-out haystacks below confuser ratio 1.0
+WORLD_SEED = 0            # the training world's (tspo.training.synth.question_world's default)
+MIX_SEED = 5              # the optional mixed-ratio training world's (bench_filter_goal.mix_world)
 # The goals in evidence coverage (held-out question world, every confuser ratio, every seed):
 # these kinds at least this much (and above the best baseline with the paired interval above 0 where
 # the baseline is below it), every other kind >= best baseline - GOAL_SLACK, all kinds >= GOAL_ALL.
@@ -118,7 +123,9 @@ class Protocol:
     (training is always at 1.0, the world's own); ``seeds``: training seeds (every variant once each);
     ``curve``: steps at which the first seed is evaluated on the first held-out set along training;
     ``agent_methods``: how each trained variant picks (``tspo``, or a ``tspo+RULE`` method); ``train_mix``:
-    also train on ``bench_filter_goal.mix_world``'s 1,200 needles at this confuser ratio (None: not)."""
+    also train on ``bench_filter_goal.mix_world``'s 1,200 needles at this confuser ratio (None: not);
+    ``heldout_seeds``: more held-out needles (``num_val`` per seed and ratio, :func:`extra_worlds`) joined
+    to each held-out set, for intervals narrow enough to separate methods near the ceiling."""
 
     num_train: int = NUM_TRAIN
     train_targets: int | None = None
@@ -132,6 +139,7 @@ class Protocol:
     baselines: tuple[str, ...] = BASELINES
     agent_methods: tuple[str, ...] = ("tspo",)
     train_mix: float | None = None
+    heldout_seeds: tuple[int, ...] = ()
 
     def check(self) -> Protocol:
         from tspo.agents import get_method
@@ -143,6 +151,10 @@ class Protocol:
             raise ValueError("a protocol needs at least one variant, one seed and one held-out confuser ratio")
         if any(not 0.0 < r <= 1.0 for r in self.ratios):
             raise ValueError(f"held-out confuser ratios must be in (0, 1], got {self.ratios}")
+        taken = [sd for sd in self.heldout_seeds if sd in (WORLD_SEED, MIX_SEED)]
+        if taken or len(set(self.heldout_seeds)) != len(self.heldout_seeds):
+            raise ValueError(f"heldout_seeds must be distinct world seeds other than the training world's ({WORLD_SEED}) "
+                             f"and the mixed training world's ({MIX_SEED}), got {list(self.heldout_seeds)}")
         if self.train_mix is not None and not 0.0 < self.train_mix < 1.0:
             raise ValueError(f"train_mix must be a confuser ratio in (0, 1), e.g. 0.5; got {self.train_mix}")
         if self.steps < 1 or self.num_train < 1 or self.num_val < 1:
@@ -195,6 +207,42 @@ def worlds(root: Path, p: Protocol) -> tuple[Any, dict[float, Any]]:
     return train, held
 
 
+def extra_worlds(root: Path, p: Protocol) -> dict[float, list[Any]]:
+    """``p.heldout_seeds``: per held-out ratio, one more world per seed holding only held-out needles
+    (``p.num_val`` of them on ``p.val_targets`` target clips; the one training needle is never used),
+    rendered with that world seed, so every clip (targets, confusers, textures) is a new draw, not the
+    training world's. Ratio 1.0 haystacks are all confusers, as the training world's; below it the rest
+    are texture clips, as the protocol's own held-out sets."""
+    from tspo.training.synth import question_world
+
+    sizes = {k: v for k, v in (("val_targets", p.val_targets),) if v is not None}
+    return {r: [question_world(str(root / f"heldout-s{sd}-r{r:g}"), num_train=1, num_val=p.num_val, seed=sd,
+                               train_targets=1, confuser_ratio=r, **sizes,
+                               **({} if r == 1.0 else {"distractors": HELDOUT_DISTRACTORS}))
+                for sd in p.heldout_seeds] for r in p.ratios}
+
+
+def heldout_key(main_cfg: Any, extra_cfgs: Sequence[Any] = ()) -> str:
+    """The cache key of one held-out set: its world's, with the extra worlds' too when there are any."""
+    return _world_key(main_cfg) if not extra_cfgs else _key([_world_key(c) for c in (main_cfg, *extra_cfgs)])
+
+
+def heldout_sets(root: Path, p: Protocol, held: dict[float, Any], progress: bool = False) -> dict[float, list]:
+    """The held-out needles per confuser ratio: the protocol's held-out split of ``held[r]`` plus, for each
+    of ``p.heldout_seeds``, the extra world's (:func:`extra_worlds`), whose needle ids and target clips are
+    prefixed ``sSEED-`` (every world numbers its clips from 0, and the bootstrap resamples target clips)."""
+    from tspo.data_synth import load_manifest
+    from tspo.training.synth import ensure_synthetic
+
+    out = {r: load_manifest(ensure_synthetic(cfg, progress=progress)[1]) for r, cfg in held.items()}
+    for r, cfgs in extra_worlds(root, p).items():
+        for cfg in cfgs:
+            tag = f"s{cfg.seed}-"
+            out[r] += [replace(s, id=tag + s.id, extra={**s.extra, "target_id": tag + str(s.extra.get("target_id", s.id))})
+                       for s in load_manifest(ensure_synthetic(cfg, progress=progress)[1])]
+    return out
+
+
 def mixed_manifest(root: Path, train_manifest: Path, ratio: float, progress: bool) -> Path:
     """The training manifest plus ``bench_filter_goal.mix_world``'s needles at confuser ratio ``ratio`` (ids
     prefixed ``mix{ratio}-``: both worlds number their needles from 0) -> the combined manifest's path."""
@@ -239,9 +287,13 @@ def train_variant(root: Path, p: Protocol, variant: str, seed: int, train_cfg, h
     from tspo.training.progress import quiet_lightning
 
     options = {"tau_start": 0.025, "tau_end": 0.01, **VARIANT_OPTIONS[variant]}
+    extras = extra_worlds(root, p)
+    held_keys = {r: (held[r], extras[r]) for r in p.ratios}
+    curve = sorted(c for c in p.curve if c <= p.steps)
+    # the curve's held-out set keys the run only when there is a curve: extra held-out worlds then reuse a run
     recipe = {"options": options, "steps": p.steps, "seed": seed, "k": K, "group_size": 8, "lr": options.get("lr", LR),
-              "world": _world_key(train_cfg), "encoder": ENCODER,
-              "curve": sorted(c for c in p.curve if c <= p.steps), "curve_set": _world_key(held[p.ratios[0]]),
+              "world": _world_key(train_cfg), "encoder": ENCODER, "curve": curve,
+              "curve_set": heldout_key(held[p.ratios[0]], extras[p.ratios[0]] if curve else ()),
               **({} if p.train_mix is None else {"train_mix": p.train_mix})}
     run_dir = root / "runs" / f"{variant.replace('/', '_')}-s{seed}-{_key(recipe)}"
     record_path = run_dir / "run.json"
@@ -293,7 +345,7 @@ def train_variant(root: Path, p: Protocol, variant: str, seed: int, train_cfg, h
         record_path.write_text(json.dumps(record, indent=1) + "\n")
     outcomes = {}
     for r, samples in val_sets.items():
-        path = run_dir / f"heldout-{_world_key(held[r])}-{_key(list(p.agent_methods))}.json"
+        path = run_dir / f"heldout-{heldout_key(*held_keys[r])}-{_key(list(p.agent_methods))}.json"
         if path.is_file():
             outcomes[r] = json.loads(path.read_text())
         else:
@@ -369,7 +421,7 @@ def run(protocol: Protocol | None = None, out_dir: str | None = None, progress: 
         train_manifest = Path(ensure_synthetic(train_cfg, progress=progress)[0])
         if p.train_mix is not None:
             train_manifest = mixed_manifest(root, train_manifest, p.train_mix, progress)
-        val_sets = {r: load_manifest(ensure_synthetic(cfg, progress=progress)[1]) for r, cfg in held.items()}
+        val_sets = heldout_sets(root, p, held, progress)
         synth_s = time.perf_counter() - t0
         cache = FeatureCache(root / "features")
         baseline_selector = TSPOSelector(encoder=ENCODER, cache=cache,
@@ -420,7 +472,11 @@ def run(protocol: Protocol | None = None, out_dir: str | None = None, progress: 
     mix = ("" if p.train_mix is None else f", {n_train - n_main} of them at confuser ratio {p.train_mix:g} with "
            "texture filler (bench_filter_goal.mix_world: world seed 5, clips disjoint from the held-out sets')")
     notes = (f"{n_train} training needles from {train_clips} target clips (2.5-10 min, 100 % confuser haystack{mix}); "
-             f"held-out sets of {p.num_val} needles on target and confuser clips unseen in training, at confuser "
+             f"held-out sets of {len(next(iter(val_sets.values())))} needles"
+             + (f" ({p.num_val} from the training world's held-out split, {p.num_val} more from each of the held-out "
+                f"worlds of seeds {', '.join(map(str, p.heldout_seeds))}: new clips, ids prefixed sSEED-)"
+                if p.heldout_seeds else "")
+             + " on target and confuser clips unseen in training, at confuser "
              f"ratio{'s' if len(p.ratios) > 1 else ''} {', '.join(_ratio(r) for r in p.ratios)} (below 1.0 the rest of "
              f"the haystack is texture clips); k = {K} of every-second candidates (150-600), G = 8, lr {LR:g}, "
              f"tau 0.025 -> 0.01 (where a variant sets none of these), {p.steps} GRPO steps (after a variant's "
@@ -568,6 +624,9 @@ def _parser():
     p.add_argument("--baselines", nargs="+", help=f"baseline methods (default {' '.join(d.baselines)})")
     p.add_argument("--train-mix", type=float, metavar="R", help="also train on 1,200 needles at confuser ratio R "
                    "with texture filler (bench_filter_goal.mix_world; e.g. 0.5)")
+    p.add_argument("--heldout-seeds", type=int, nargs="+", metavar="S", help="also evaluate on num-val more "
+                   "held-out needles per ratio from a world rendered with each of these seeds (new clips; not 0 or 5, "
+                   "the training worlds'): narrower intervals near the ceiling")
     p.add_argument("--agent-methods", nargs="+", help="how each trained variant picks (default tspo; e.g. tspo+aks)")
     p.add_argument("--out", metavar="DIR", help="keep the worlds, features and trained selectors here and reuse "
                    "them when run again (resume); default: a temporary folder")
@@ -599,7 +658,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = {"variants": a.variants, "steps": a.steps, "seeds": a.seeds, "num_train": a.num_train,
              "train_targets": a.train_targets, "num_val": a.num_val, "val_targets": a.val_targets,
              "ratios": a.ratios, "curve": a.curve, "baselines": a.baselines, "agent_methods": a.agent_methods,
-             "train_mix": a.train_mix}
+             "train_mix": a.train_mix, "heldout_seeds": a.heldout_seeds}
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v is not None}
     start = time.perf_counter()
     try:

@@ -94,3 +94,30 @@ def test_train_mix_must_be_a_ratio_below_one():
     for bad in (0.0, 1.0, 1.5):
         with pytest.raises(ValueError, match="train_mix must be a confuser ratio in \\(0, 1\\)"):
             replace(goal, train_mix=bad).check()
+
+
+def test_heldout_seeds_add_new_worlds_whose_needles_join_each_set_with_prefixed_clips(tmp_path):
+    """``--heldout-seeds``: one more held-out world per seed and ratio (a new draw of every clip, haystacks as
+    the protocol's own held-out sets), its needles joined to that ratio's set with ids and target clips
+    prefixed, so the cluster bootstrap never merges two worlds' clip 0."""
+    from dataclasses import replace
+
+    from tspo.evaluation.kind_report import cluster_of
+
+    p = bq.Protocol(num_train=8, train_targets=8, num_val=4, val_targets=2, ratios=(1.0, 0.5), heldout_seeds=(3,)).check()
+    train, held = bq.worlds(tmp_path, p)
+    extra = bq.extra_worlds(tmp_path, p)
+    assert [c.seed for c in extra[1.0]] == [3] and extra[1.0][0].confuser_ratio == 1.0
+    assert extra[1.0][0].distractors == train.distractors and extra[0.5][0].distractors == held[0.5].distractors
+    assert extra[0.5][0].val_targets == 2 and extra[0.5][0].num_val == 4
+    assert bq.heldout_key(held[0.5]) == bq._world_key(held[0.5]) != bq.heldout_key(held[0.5], extra[0.5])
+    half = replace(p, ratios=(0.5,))      # render two worlds, not four: the joining is the same per ratio
+    sets = bq.heldout_sets(tmp_path, half, {0.5: held[0.5]})
+    for r in half.ratios:
+        ids = [s.id for s in sets[r]]
+        assert len(ids) == 8 and len(set(ids)) == 8 and sum(i.startswith("s3-") for i in ids) == 4
+        clusters = {cluster_of(s) for s in sets[r]}
+        assert sum(c.startswith("s3-") for c in clusters) == 2 and len(clusters) == 4
+    for bad in ((0,), (5,), (2, 2)):
+        with pytest.raises(ValueError, match="heldout_seeds must be distinct world seeds"):
+            replace(p, heldout_seeds=bad).check()

@@ -25,3 +25,11 @@ def test_rows_report_recall_inside_cuts_and_coverage_per_kind():
     assert row["boundary recall"] == "0.900 (of 10)" and row["cuts inside / event"] == "0.50"
     assert row["n (count / order)"] == "2 / 1"
     assert row["clip+shot count"].startswith("0.500 [") and row["clip+shot order"].startswith("1.000 [")
+
+
+def test_the_best_distance_is_the_best_mean_of_count_and_order_ties_to_the_smaller():
+    result = {"kinds": ["count", "count", "order"], "clusters": ["a", "b", "c"],
+              0.1: {"cover": [1.0, 0.0, 1.0]}, 0.2: {"cover": [1.0, 1.0, 0.0]}, 0.3: {"cover": [1.0, 1.0, 1.0]},
+              0.4: {"cover": [1.0, 1.0, 1.0]}}
+    assert bench.best_distance(result, [0.1, 0.2]) == 0.1      # means 0.75 and 0.5
+    assert bench.best_distance(result, [0.1, 0.2, 0.4, 0.3]) == 0.3

@@ -1,5 +1,5 @@
-"""The ``shot`` rule: temporal NMS whose picks also suppress their whole shot (cuts from the features), so
-back-to-back appearances each get a pick before any gets a second; every entry point hands it the features."""
+"""The ``shot`` rule: temporal NMS whose windows stop at shot cuts (cuts from the features), so back-to-back
+appearances each get a pick before any gets a second; every entry point hands it the features."""
 
 from __future__ import annotations
 
@@ -37,20 +37,25 @@ def test_shot_ids_count_the_cuts():
     assert 0.0 < DEFAULT_CUT_DISTANCE < 1.0
 
 
-def test_a_pick_suppresses_its_whole_shot():
-    # three appearances back to back (shots 0, 1, 2: 5, 5 and 4 frames), the second scoring lowest: radius-1
-    # NMS spends all three picks in the first; the shot rule gives each one pick
-    scores = torch.tensor([9.0, 8, 7, 8.5, 9.5, 3, 4, 5, 4, 3, 6, 7, 6.5, 5])
-    shots = torch.tensor([0] * 5 + [1] * 5 + [2] * 4)
-    assert select_nms(scores, 3, 1).tolist() == [0, 2, 4]                        # all three in the first
-    assert select_nms(scores, 3, 1, shots).tolist() == [4, 7, 11]
-    assert select_nms(scores, 5, 1, shots).tolist() == [0, 3, 4, 7, 11]          # every shot has one: fill by score
-    assert select_nms(scores, 3, 0, shots).tolist() == [0, 3, 4]                 # radius 0: plain top-k, shots ignored
-    assert select_nms(scores, 3, 7, shots).tolist() == [4, 7, 11]                # any radius > 0: the shot, no window
-    one_shot = torch.zeros(14, dtype=torch.long)                                 # no cut: the best, then the rest by score
-    assert select_nms(scores, 3, 1, one_shot).tolist() == [0, 3, 4]
+def test_a_picks_window_stops_at_its_shots_cuts():
+    # shots A (frames 0-5), B (6-7, a short appearance), C (8-12): a 3-frame window around A's best frame
+    # swallows B; stopped at A's cut it does not, so each appearance gets a pick
+    scores = torch.tensor([1.0, 2, 3, 4, 5, 9, 8, 2, 1, 1, 7, 1, 1])
+    shots = torch.tensor([0] * 6 + [1] * 2 + [2] * 5)
+    assert select_nms(scores, 3, 3).tolist() == [1, 5, 10]                       # B lost to A's window
+    assert select_nms(scores, 3, 3, shots).tolist() == [5, 6, 10]
+    assert select_nms(scores, 4, 3, shots).tolist() == [1, 5, 6, 10]             # then the best frame left free
+    assert select_nms(scores, 4, 0, shots).tolist() == [4, 5, 6, 10]             # radius 0: plain top-k, shots ignored
+    # two alike appearances back to back with no cut between them (one shot): the window, not the whole
+    # shot, bounds what a pick suppresses, so the second one still gets a pick
+    alike = torch.tensor([9.0, 8, 7, 6, 5, 8.5, 7, 6, 5, 4, 3, 3, 3, 3])
+    one_cut = torch.tensor([0] * 10 + [1] * 4)
+    assert select_nms(alike, 2, 3, one_cut).tolist() == [0, 5]
+    no_cut = torch.zeros(13, dtype=torch.long)                                   # one shot: plain NMS
+    assert select_nms(scores, 3, 3, no_cut).tolist() == select_nms(scores, 3, 3).tolist()
     rows = torch.stack([scores, scores])
-    assert select_nms(rows, 3, torch.tensor([0, 1]), torch.stack([shots, shots])).tolist() == [[0, 3, 4], [4, 7, 11]]
+    assert select_nms(rows, 3, torch.tensor([0, 3]), torch.stack([shots, shots])).tolist() == [[5, 6, 10], [5, 6, 10]]
+    assert select_nms(rows, 4, torch.tensor([0, 3]), shots).tolist() == [[4, 5, 6, 10], [1, 5, 6, 10]]
     with pytest.raises(ValueError, match="shots must be int64"):
         select_nms(scores, 3, 1, shots[:-1])
     with pytest.raises(ValueError, match="shots must be int64"):
@@ -58,18 +63,18 @@ def test_a_pick_suppresses_its_whole_shot():
 
 
 def test_the_shot_method_needs_features_and_matches_the_rule():
-    feats = _shots_features([5, 5, 4])
-    scores = torch.tensor([9.0, 8, 7, 8.5, 9.5, 3, 4, 5, 4, 3, 6, 7, 6.5, 5])
+    feats = _shots_features([6, 2, 5])
+    scores = torch.tensor([1.0, 2, 3, 4, 5, 9, 8, 2, 1, 1, 7, 1, 1])
     m = get_method("clip+shot")
     assert m.needs_features and not get_method("clip+nms").needs_features
-    assert m.pick(scores, 14, 3, 1, features=feats).tolist() == [4, 7, 11]
-    assert m.pick(scores, 14, 3, features=feats).tolist() == [4, 7, 11]          # default radius, same shots
+    assert m.pick(scores, 13, 3, 3, features=feats).tolist() == [5, 6, 10]
+    assert m.pick(scores, 13, 3, features=feats).tolist() == [5, 6, 10]          # the default radius is 3 frames
     with pytest.raises(ValueError, match="pass features"):
-        m.pick(scores, 14, 3)
+        m.pick(scores, 13, 3)
     with pytest.raises(ValueError, match="must be the scores' shape"):
-        m.pick(scores, 14, 3, features=feats[:-1])
-    clips = clips_from_scores(scores.numpy(), 3, 3, "clip+shot", radius=1, features=feats)
-    assert sorted(clips.anchors.tolist()) == [4, 7, 11]
+        m.pick(scores, 13, 3, features=feats[:-1])
+    clips = clips_from_scores(scores.numpy(), 3, 3, "clip+shot", radius=3, features=feats)
+    assert sorted(clips.anchors.tolist()) == [5, 6, 10]
 
 
 def test_tspo_shot_takes_the_set_heads_choice(tiny_encoder, short_video):
@@ -111,9 +116,9 @@ def test_a_selector_stores_its_cut_distance_and_every_entry_point_uses_it(tiny_e
     back = TSPOSelector.from_pretrained(path, encoder=tiny_encoder, cache=False)
     assert back.settings.cut_distance == 2.0 == back.config["cut_distance"]
     one_shot = select_frames(short_video, q, selector=back)
-    top_k = select_frames(short_video, q, selector=back, method="tspo")
-    # one shot: the best pick suppresses it all, the rest fill by score -> exactly top-k's picks
-    np.testing.assert_array_equal(one_shot.positions, top_k.positions)
+    nms = select_frames(short_video, q, selector=back, method="tspo+nms")
+    # one shot: no cut stops a window -> exactly tspo+nms's picks (the same radius, from the set head)
+    np.testing.assert_array_equal(one_shot.positions, nms.positions)
     default = TSPOSelector(encoder=tiny_encoder, agent=agent, cache=False, num_frames=4)
     feats = default.features(short_video).features
     expected = select_nms(torch.as_tensor(one_shot.scores), 4, 1, shot_ids(feats)).numpy()
