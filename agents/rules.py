@@ -155,8 +155,9 @@ def select_nms(scores: torch.Tensor, k: int, radius: int | torch.Tensor,
     "keep" for motion). That is what counting needs when the counted appearances follow one another: a
     plain window wide enough to keep a long appearance from taking two picks also covers the start of the
     next one. Suppressing the pick's *whole* shot instead (the rule's first form) merged appearances that
-    look alike back to back, with no cut between them: count 0.92-0.93 against 0.97-1.00 for the clipped
-    window on 900 held-out needles per set (``benchmarks/RESULTS.md``, ``filter_goal_shot_clip``).
+    look alike back to back, with no cut between them: count 0.92-0.93 on 900 held-out needles per set
+    (``benchmarks/RESULTS.md``, ``filter_goal_whole_shot``) against 0.97-1.00 for the clipped window on
+    900 others (``filter_goal_shot_clip``).
     """
     scores = torch.as_tensor(scores)
     if scores.dim() not in (1, 2):

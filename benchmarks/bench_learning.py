@@ -7,6 +7,8 @@ needles are built from target clips that training never saw. Targets: held-out p
 >= 0.8 (from the untrained level) and simulated accuracy >= uniform + 0.15.
 
 Run: python -m benchmarks.bench_learning   (or: python -m benchmarks bench_learning)
+     python -m benchmarks.bench_learning --kl-beta 0.1 --record learning_kl   (the recipe with KL 0.1 to the
+     initial agent, the paper's Eq. 7 term that Eq. 9 drops)
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ STEPS = 3000
 CURVE = (100, 300, 1000, 3000)
 
 
-def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE) -> dict:
+def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE, kl_beta: float = 0.0) -> dict:
+    """Train the recipe (``kl_beta``: weight of KL to the initial agent, 0 = the paper's Eq. 9) and evaluate
+    the held-out needles along training -> a runner result."""
     import lightning as L
 
     from tspo.evaluation.heldout import heldout_metrics
@@ -40,7 +44,7 @@ def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE) -> dict:
                             progress=False)
         dm.setup("fit")
         L.seed_everything(0)
-        model = TSPOModule(num_frames=k, group_size=8, lr=5e-4, tau_start=0.025, tau_end=0.01, seed=0)
+        model = TSPOModule(num_frames=k, group_size=8, lr=5e-4, tau_start=0.025, tau_end=0.01, seed=0, kl_beta=kl_beta)
         before = heldout_metrics(dm.val_set, oracle, k, model.agent)
         add("uniform", 0, before["uniform"])
         add("clip top-k (random encoder)", 0, before["clip"])
@@ -73,7 +77,8 @@ def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE) -> dict:
         "command": COMMAND,
         "rows": rows,
         "notes": (f"{n_train} training / {n_val} held-out needle videos (held-out target clips never seen in "
-                  f"training), k = 16, G = 8, lr 5e-4, tau 0.025 -> 0.01 over {steps} steps, tiny-random encoder, "
+                  f"training), k = 16, G = 8, lr 5e-4, tau 0.025 -> 0.01 over {steps} steps"
+                  + (f", KL {kl_beta:g} to the initial agent" if kl_beta else "") + ", tiny-random encoder, "
                   f"SimulatedOracle. Picks in target {rows[2]['heldout_picks_in_target']} -> "
                   f"{final['heldout_picks_in_target']} (target >= 0.8: {'met' if ok_target else 'NOT met'}); "
                   f"accuracy {final['heldout_accuracy']} vs uniform {uniform['heldout_accuracy']} "
@@ -83,7 +88,24 @@ def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE) -> dict:
     }
 
 
-if __name__ == "__main__":
-    import json
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
 
-    print(json.dumps(run(), indent=2))
+    from benchmarks.runner import finish, machine_info
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_learning", description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=STEPS, help=f"GRPO steps (default {STEPS})")
+    p.add_argument("--kl-beta", type=float, default=0.0, help="KL to the initial agent (default 0: the paper's Eq. 9)")
+    p.add_argument("--record", metavar="NAME", help="store as benchmarks/results/NAME.json and rewrite RESULTS.md")
+    a = p.parse_args(argv)
+    if a.steps < 1 or a.kl_beta < 0:
+        p.error(f"--steps must be >= 1 and --kl-beta >= 0, got {a.steps} and {a.kl_beta}")
+    machine, start = machine_info(), time.perf_counter()
+    result = run(a.steps, tuple(c for c in CURVE if c <= a.steps) or (a.steps,), a.kl_beta)
+    return finish("benchmarks.bench_learning", sys.argv[1:] if argv is None else list(argv), result, a.record,
+                  start, machine)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
