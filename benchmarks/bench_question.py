@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from tspo.cli.demo import QUESTION_RECIPE, DemoConfig
-from tspo.training.synth import QUESTION_WORLD_NUM_TRAIN, QUESTION_WORLD_NUM_VAL
+from tspo.training.synth import QUESTION_WORLD_NUM_TRAIN, QUESTION_WORLD_NUM_VAL, QUESTION_WORLD_SEED
 
 COMMAND = "python -m benchmarks question"
 ENCODER = "tspo-synth"
@@ -107,7 +107,7 @@ def total_steps(module_options: dict, grpo_steps: int) -> int:
 
 
 HELDOUT_DISTRACTORS = 8   # texture clips rendered for held-out haystacks below confuser ratio 1.0
-WORLD_SEED = 0            # the training world's (tspo.training.synth.question_world's default)
+WORLD_SEED = QUESTION_WORLD_SEED   # the training world's (its owner: tspo.training.synth)
 MIX_SEED = 5              # the optional mixed-ratio training world's (bench_filter_goal.mix_world)
 # The goals in evidence coverage (held-out question world, every confuser ratio, every seed):
 # these kinds at least this much (and above the best baseline with the paired interval above 0 where

@@ -100,10 +100,11 @@ def ensure_synthetic(cfg: SynthConfig, progress: bool = True) -> tuple[Path, Pat
 # The question world's sizes as ``python -m benchmarks question`` reports them (benchmarks/RESULTS.md):
 # the one owner, read by the benchmark and by ``tspo synth world``.
 QUESTION_WORLD_NUM_TRAIN, QUESTION_WORLD_NUM_VAL = 384, 210
+QUESTION_WORLD_SEED = 0   # the question world's default world seed (training clips, held-out clips, haystack)
 
 
 def question_world(out_dir: str, num_train: int = QUESTION_WORLD_NUM_TRAIN, num_val: int = QUESTION_WORLD_NUM_VAL,
-                   seed: int = 0, **overrides) -> SynthConfig:
+                   seed: int = QUESTION_WORLD_SEED, **overrides) -> SynthConfig:
     """The question world: 2.5-10 min needles whose haystack is 100 % confuser clips (same shapes,
     colours, backgrounds and motion, never what the question names), one contiguous target clip
     per needle (so "after" and "order" keep their meaning), every question kind. The one owner of its
