@@ -53,7 +53,7 @@ BASELINES = ("uniform", "clip", "bin-max", "aks")
 # the default recipe trains it; ``tspo+kl`` adds the paper's KL to the frozen initial agent (CLIP's
 # ranking), the general guard against forgetting what the starting ranking already got right;
 # ``tspo+qattn`` conditions the window attention on the question (beyond the paper, off by default).
-VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1},
+VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1}, "tspo+kl0.01": {"kl_beta": 0.01},
                                     "tspo+adapter": {"query_adapter": True},
                                     "tspo+qattn": {"question_attention": True},
                                     "tspo+evidence": {"temporal_spans": "evidence"},

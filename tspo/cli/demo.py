@@ -11,8 +11,8 @@
    question world the filter agent, warm-started on the synthesizer's evidence spans, then GRPO
    against the :class:`~tspo.rewards.SimulatedOracle` (:data:`QUESTION_RECIPE`); in the texture world
    the paper's agent by GRPO alone;
-4. evaluate TSPO (``tspo+shot``: its scores and its set head, one pick per shot first; ``tspo``: its top-k) vs uniform, CLIP
-   top-k, CLIP + temporal NMS, bin-max and AKS on the held-out videos, per question kind;
+4. evaluate TSPO (``tspo+shot``: its scores and its set head, picks spread by a window that stops at shot
+   cuts; ``tspo``: its top-k) vs uniform, CLIP top-k, CLIP + temporal NMS, bin-max and AKS on the held-out videos, per question kind;
 5. write the report folder: ``eval.json`` (the ``tspo eval`` shape), ``training_curves.png``,
    ``eval_summary.png``, ``selection_*.png`` (one example per question kind), the trained
    ``selector/``, ``REPORT.md``.
