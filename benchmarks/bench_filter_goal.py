@@ -32,6 +32,7 @@ from benchmarks.bench_question import (  # the goals' and the worlds' one owner
     GOAL_COVERAGE,
     GOAL_SLACK,
     MIX_SEED,  # the mixed-ratio training world's seed: its clips differ from the held-out sets' (seed 0)
+    PROTOCOLS,
     best_baseline,
     kind_goal_met,
 )
@@ -47,7 +48,7 @@ def _world(root: Path, progress: bool, heldout_seeds: Sequence[int] = ()) -> tup
     ``heldout_seeds``: more held-out needles from worlds of these seeds, ``bench_question.heldout_sets``)."""
     from dataclasses import replace
 
-    from benchmarks.bench_question import PROTOCOLS, heldout_sets, worlds
+    from benchmarks.bench_question import heldout_sets, worlds
     from tspo.data_synth import load_manifest
     from tspo.training.synth import ensure_synthetic
 
@@ -213,9 +214,8 @@ def goals(ratio: float, cover: dict[str, Any], column: str) -> dict[str, str]:
 def run(out_dir: str | None = None, seeds: Sequence[int] = (0, 1), fit: Any = None, nms_radius: int | None = None,
         progress: bool = False, train_mix: float | None = None, heldout_seeds: Sequence[int] = ()) -> dict[str, Any]:
     """Build (or reuse) the world and features, fit one agent per seed (or reuse it), evaluate both
-    held-out sets (``heldout_seeds``: each joined by 300 more needles per seed from a world of that seed,
+    held-out sets (``heldout_seeds``: each joined by as many needles again per seed from a world of that seed,
     ``bench_question.heldout_sets``); -> a runner result (title, command, rows, notes, goals)."""
-    from benchmarks.bench_question import PROTOCOLS
     from tspo.features.cache import FeatureCache
     from tspo.features.dataset import FeatureDataset
     from tspo.features.encoders import shared_encoder
@@ -321,7 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--nms-radius", type=int, help="tspo+nms suppression radius in frames (default: the agent's)")
     p.add_argument("--train-mix", type=float, metavar="R", help="also train on 1,200 needles at confuser ratio R with "
                    "texture filler (clips disjoint from the held-out sets'; not the goal protocol)")
-    p.add_argument("--heldout-seeds", type=int, nargs="+", default=[], metavar="S", help="also evaluate on 300 more "
+    p.add_argument("--heldout-seeds", type=int, nargs="+", default=[], metavar="S", help="also evaluate on "
+                   f"{PROTOCOLS['goal'].num_val} more "
                    "held-out needles per ratio from a world rendered with each of these seeds (new clips; not 0 or 5, "
                    "the training worlds'): narrower intervals near the ceiling")
     p.add_argument("--progress", action="store_true", help="progress bars")

@@ -33,3 +33,12 @@ def test_the_best_distance_is_the_best_mean_of_count_and_order_ties_to_the_small
               0.4: {"cover": [1.0, 1.0, 1.0]}}
     assert bench.best_distance(result, [0.1, 0.2]) == 0.1      # means 0.75 and 0.5
     assert bench.best_distance(result, [0.1, 0.2, 0.4, 0.3]) == 0.3
+
+
+def test_two_distances_overlap_unless_a_kind_tells_them_apart():
+    kinds = ["count"] * 6 + ["order"] * 6
+    result = {"kinds": kinds, "clusters": [str(i) for i in range(12)],
+              0.1: {"cover": [1.0] * 12}, 0.2: {"cover": [1.0] * 5 + [0.0] + [1.0] * 6},
+              0.3: {"cover": [0.0] * 6 + [1.0] * 6}}
+    assert bench.overlaps(result, 0.1, 0.2)          # one count needle apart: the intervals overlap
+    assert not bench.overlaps(result, 0.1, 0.3)      # count 1.00 vs 0.00: apart
