@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from tspo.cli.demo import QUESTION_RECIPE, DemoConfig
+from tspo.settings import ORACLE_GRPO_RECIPE
 from tspo.training.synth import QUESTION_WORLD_NUM_TRAIN, QUESTION_WORLD_NUM_VAL, QUESTION_WORLD_SEED
 
 COMMAND = "python -m benchmarks question"
@@ -54,6 +55,8 @@ BASELINES = ("uniform", "clip", "bin-max", "aks")
 # ranking), the general guard against forgetting what the starting ranking already got right;
 # ``tspo+qattn`` conditions the window attention on the question (beyond the paper, off by default).
 VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1}, "tspo+kl0.01": {"kl_beta": 0.01},
+                                    "tspo+soft": {"answer_reward": "soft"},
+                                    "tspo+soft+kl0.01": {"answer_reward": "soft", "kl_beta": 0.01},
                                     "tspo+adapter": {"query_adapter": True},
                                     "tspo+qattn": {"question_attention": True},
                                     "tspo+evidence": {"temporal_spans": "evidence"},
@@ -66,6 +69,9 @@ VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1}, "ts
                                     "tspo+eps+evidence": {"explore_eps": 0.2, "temporal_spans": "evidence"},
                                     "tspo+evidence+explore": {"temporal_spans": "evidence", "tau_start": 0.1,
                                                               "tau_end": 0.025}}
+# the paper's agent trained by the recommended recipe's GRPO from the oracle (soft answer reward, no R_T,
+# tau relative to the score spread, Plackett-Luce), no spans: goal 3's candidate default without annotations
+VARIANT_OPTIONS["tspo+oracle-rl"] = dict(ORACLE_GRPO_RECIPE)
 # the recommended recipe's GRPO alone, no warm start (what a user without span annotations can train): the
 # filter agent starts as the paper's agent, its set head untrained (so tspo+nms / tspo+shot pick top-k)
 VARIANT_OPTIONS["filter+rl"] = {k: v for k, v in QUESTION_RECIPE.items() if not k.startswith("warmstart")}

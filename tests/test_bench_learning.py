@@ -13,3 +13,10 @@ def test_bad_options_are_refused_before_any_work(argv, capsys):
         bench_learning.main(argv)
     assert exc.value.code == 2
     assert "--steps must be >= 1 and --kl-beta >= 0" in capsys.readouterr().err
+
+
+def test_answer_reward_takes_only_the_module_s_two_rewards(capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench_learning.main(["--answer-reward", "probability"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'probability'" in capsys.readouterr().err
