@@ -82,7 +82,10 @@ def train_agent(train_manifest: str, feature_cache: str, steps: int):
     L.seed_everything(0, verbose=False)
     dm = TSPODataModule(train_manifest=train_manifest, val_manifest=None, encoder=ENCODER, max_candidates=None,
                         feature_cache=feature_cache, progress=False)
-    model = TSPOModule(encoder=ENCODER, num_frames=K, group_size=8, lr=5e-4, seed=0, tau_start=0.025, tau_end=0.01)
+    from tspo.settings import PAPER_GRPO_RECIPE
+
+    model = TSPOModule(encoder=ENCODER, num_frames=K, group_size=8, lr=5e-4, seed=0, tau_start=0.025, tau_end=0.01,
+                       **PAPER_GRPO_RECIPE)
     L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
               enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0).fit(model, dm)
     return model

@@ -9,8 +9,8 @@ needles are built from target clips that training never saw. Targets: held-out p
 Run: python -m benchmarks.bench_learning   (or: python -m benchmarks bench_learning)
      python -m benchmarks.bench_learning --kl-beta 0.1 --record learning_kl   (the recipe with KL 0.1 to the
      initial agent, the paper's Eq. 7 term that Eq. 9 drops)
-     python -m benchmarks.bench_learning --answer-reward hard   (R_A as the paper's 0/1 instead of TSPOModule's
-     default)
+     python -m benchmarks.bench_learning --answer-reward hard --kl-beta 0   (the paper's recipe: R_A 0/1, no KL,
+     instead of TSPOModule's defaults, soft R_A and KL 0.002)
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ STEPS = 3000
 CURVE = (100, 300, 1000, 3000)
 
 
-def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE, kl_beta: float = 0.0,
+def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE, kl_beta: float | None = None,
         answer_reward: str | None = None) -> dict:
     """Train the recipe (``kl_beta``: weight of KL to the initial agent, 0 = the paper's Eq. 9;
-    ``answer_reward``: ``"hard"`` / ``"soft"``, None = TSPOModule's default) and evaluate the held-out needles
+    ``answer_reward``: ``"hard"`` / ``"soft"``; None = TSPOModule's default) and evaluate the held-out needles
     along training -> a runner result."""
     import lightning as L
 
@@ -48,9 +48,8 @@ def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE, kl_beta: float = 0.0
                             progress=False)
         dm.setup("fit")
         L.seed_everything(0)
-        reward = {} if answer_reward is None else {"answer_reward": answer_reward}
-        model = TSPOModule(num_frames=k, group_size=8, lr=5e-4, tau_start=0.025, tau_end=0.01, seed=0, kl_beta=kl_beta,
-                           **reward)
+        given = {k: v for k, v in (("answer_reward", answer_reward), ("kl_beta", kl_beta)) if v is not None}
+        model = TSPOModule(num_frames=k, group_size=8, lr=5e-4, tau_start=0.025, tau_end=0.01, seed=0, **given)
         before = heldout_metrics(dm.val_set, oracle, k, model.agent)
         add("uniform", 0, before["uniform"])
         add("clip top-k (random encoder)", 0, before["clip"])
@@ -84,8 +83,9 @@ def run(steps: int = STEPS, curve: tuple[int, ...] = CURVE, kl_beta: float = 0.0
         "rows": rows,
         "notes": (f"{n_train} training / {n_val} held-out needle videos (held-out target clips never seen in "
                   f"training), k = 16, G = 8, lr 5e-4, tau 0.025 -> 0.01 over {steps} steps"
-                  + (f", KL {kl_beta:g} to the initial agent" if kl_beta else "")
-                  + f", answer reward {model.reward_options.answer_reward}, tiny-random encoder, "
+                  + f", KL {model.grpo.kl_beta:g} to the initial agent, answer reward "
+                  f"{model.reward_options.answer_reward}" + (" (TSPOModule's defaults)" if not given else "")
+                  + ", tiny-random encoder, "
                   f"SimulatedOracle. Picks in target {rows[2]['heldout_picks_in_target']} -> "
                   f"{final['heldout_picks_in_target']} (target >= 0.8: {'met' if ok_target else 'NOT met'}); "
                   f"accuracy {final['heldout_accuracy']} vs uniform {uniform['heldout_accuracy']} "
@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_learning", description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=STEPS, help=f"GRPO steps (default {STEPS})")
-    p.add_argument("--kl-beta", type=float, default=0.0, help="KL to the initial agent (default 0: the paper's Eq. 9)")
+    p.add_argument("--kl-beta", type=float, default=None,
+                   help="KL to the initial agent (0: the paper's Eq. 9; default: TSPOModule's)")
     from tspo.objectives.grpo import ANSWER_REWARDS
 
     p.add_argument("--answer-reward", choices=ANSWER_REWARDS, default=None,
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                         "default: TSPOModule's")
     p.add_argument("--record", metavar="NAME", help="store as benchmarks/results/NAME.json and rewrite RESULTS.md")
     a = p.parse_args(argv)
-    if a.steps < 1 or a.kl_beta < 0:
+    if a.steps < 1 or (a.kl_beta is not None and a.kl_beta < 0):
         p.error(f"--steps must be >= 1 and --kl-beta >= 0, got {a.steps} and {a.kl_beta}")
     machine, start = machine_info(), time.perf_counter()
     result = run(a.steps, tuple(c for c in CURVE if c <= a.steps) or (a.steps,), a.kl_beta, a.answer_reward)

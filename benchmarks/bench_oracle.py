@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from tspo.rewards import HFVideoLLMOracle, OracleCache, OracleQuery, SimulatedOracle
+from tspo.settings import PAPER_GRPO_RECIPE
 
 COMMAND = "OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python -m benchmarks oracle"
 OPTIONS = ("red ball", "blue cup", "dog", "cat")
@@ -137,7 +138,7 @@ def bench_training_cache_hit_rate(steps: int = 1000, group: int = 8, k: int = 16
         dm = TSPODataModule(synth=synth, feature_cache=str(root / "features"), progress=False)
         L.seed_everything(seed, verbose=False)
         model = TSPOModule(encoder="tiny-random", num_frames=k, group_size=group, tau_start=0.025, tau_end=0.01,
-                           seed=seed)
+                           seed=seed, **PAPER_GRPO_RECIPE)
         trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
                             enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                             num_sanity_val_steps=0, callbacks=[LastRate()])

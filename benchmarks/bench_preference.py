@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tspo.settings import PAPER_GRPO_RECIPE
+
 COMMAND = "python -m benchmarks preference"
 K, G = 16, 8
 TAU_STEPS = 3000                   # the standard run's temperature schedule (0.025 -> 0.01 over 3,000 steps)
@@ -71,7 +73,8 @@ def run() -> dict:
 
         def fit(name: str, steps: int, every: int, log_calls: int = 0, **model_kw) -> None:
             L.seed_everything(0)
-            model = TSPOModule(num_frames=K, group_size=G, tau_steps=TAU_STEPS, seed=0, **model_kw)
+            model = TSPOModule(num_frames=K, group_size=G, tau_steps=TAU_STEPS, seed=0,
+                               **{**PAPER_GRPO_RECIPE, **model_kw})
             curves.setdefault(name, []).append({"steps": 0, "oracle_calls": log_calls, **heldout(model.agent),
                                                 "train_s": 0.0})
             trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from tspo.cli.demo import QUESTION_RECIPE, DemoConfig
-from tspo.settings import ORACLE_GRPO_RECIPE
+from tspo.settings import ORACLE_GRPO_RECIPE, PAPER_GRPO_RECIPE, SINGLE_STAGE_GRPO_DEFAULTS
 from tspo.training.synth import QUESTION_WORLD_NUM_TRAIN, QUESTION_WORLD_NUM_VAL, QUESTION_WORLD_SEED
 
 COMMAND = "python -m benchmarks question"
@@ -50,13 +50,17 @@ STEPS = 1500
 CURVE = (0, 250, 500, 1000, 1500)
 NUM_TRAIN, NUM_VAL = QUESTION_WORLD_NUM_TRAIN, QUESTION_WORLD_NUM_VAL   # the world's owner: tspo.training.synth
 BASELINES = ("uniform", "clip", "bin-max", "aks")
-# each variant: TSPOModule options on top of the shared recipe. ``tspo`` is the paper's agent as
-# the default recipe trains it; ``tspo+kl`` adds the paper's KL to the frozen initial agent (CLIP's
+# each variant: TSPOModule options on top of the shared recipe, which holds the paper's R_A and no KL
+# (tspo.settings.PAPER_GRPO_RECIPE). ``tspo`` is the paper's agent as the paper's recipe trains it;
+# ``tspo/default`` as TSPOModule's defaults train it (soft R_A, KL 0.002: tspo.settings.SINGLE_STAGE_GRPO_DEFAULTS); ``tspo+kl`` adds the paper's KL to the frozen initial agent (CLIP's
 # ranking), the general guard against forgetting what the starting ranking already got right;
 # ``tspo+qattn`` conditions the window attention on the question (beyond the paper, off by default).
 VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1}, "tspo+kl0.01": {"kl_beta": 0.01},
+                                    "tspo/default": dict(SINGLE_STAGE_GRPO_DEFAULTS),
                                     "tspo+soft": {"answer_reward": "soft"},
                                     "tspo+soft+kl0.01": {"answer_reward": "soft", "kl_beta": 0.01},
+                                    "tspo+soft+kl0.005": {"answer_reward": "soft", "kl_beta": 0.005},
+                                    "tspo+soft+kl0.002": {"answer_reward": "soft", "kl_beta": 0.002},
                                     "tspo+adapter": {"query_adapter": True},
                                     "tspo+qattn": {"question_attention": True},
                                     "tspo+evidence": {"temporal_spans": "evidence"},
@@ -94,6 +98,7 @@ VARIANT_OPTIONS["filter+warmstart+batch/rl-filter"] = {**VARIANT_OPTIONS["filter
 VARIANT_OPTIONS["filter+warmstart+batch/rl2e-4"] = {**VARIANT_OPTIONS["filter+warmstart+batch"], "rl_lr": 2e-4}
 # ... with twice the warm-start steps
 VARIANT_OPTIONS["filter+warmstart3k+batch/rl2e-4"] = {**VARIANT_OPTIONS["filter+warmstart+batch/rl2e-4"], "warmstart_steps": 3000}
+PAPER_LABEL = "the paper's recipe (R_A 0/1, no KL)"
 # the warm start's learning rate where a variant sets none (GRPO's: rl_lr where set)
 LR = 5e-4
 VARIANTS = ("tspo", "tspo+kl", "tspo+adapter", "tspo+qattn", "tspo+evidence")
@@ -313,7 +318,8 @@ def train_variant(root: Path, p: Protocol, variant: str, seed: int, train_cfg, h
     else:
         L.seed_everything(seed, verbose=False)
         module_options, trainer_options = split_options(options)
-        model = TSPOModule(**{"encoder": ENCODER, "num_frames": K, "group_size": 8, "lr": LR, "seed": seed, **module_options})
+        model = TSPOModule(**{"encoder": ENCODER, "num_frames": K, "group_size": 8, "lr": LR, "seed": seed,
+                              **PAPER_GRPO_RECIPE, **module_options})
         dm = TSPODataModule(train_manifest=str(train_manifest or train_cfg.paths()[0]), val_manifest=None, encoder=ENCODER,
                             max_candidates=None, feature_cache=str(cache.root), seed=seed, progress=progress)
         record = {"recipe": recipe, "train_seconds": 0.0, "curve": {}}
@@ -489,7 +495,7 @@ def run(protocol: Protocol | None = None, out_dir: str | None = None, progress: 
              f"warm-start steps), training seeds {', '.join(map(str, p.seeds))}, `{ENCODER}` "
              f"encoder, SimulatedOracle (random guess among 4 options when the coverage rule fails). Columns: "
              f"`VARIANT sSEED` = the trained agent's top-k (variants as TSPOModule options: "
-             + "; ".join(f"`{v}` {VARIANT_OPTIONS[v] or 'the default recipe'}" for v in p.variants)
+             + "; ".join(f"`{v}` {VARIANT_OPTIONS[v] or PAPER_LABEL}" for v in p.variants)
              + f"); every cell: accuracy / evidence coverage [95 % bootstrap interval of the coverage over target "
                f"clips, {BOOTSTRAP_DRAWS} resamples]; `X − clip`: paired difference in coverage. Data made (or "
                f"found in --out) in {synth_s:.0f} s; held-out features and baselines in {baseline_s:.0f} s; "
@@ -580,7 +586,8 @@ def diagnose_kind(kind: str = "after", steps: int = 3000, variants: tuple[str, .
         for label in variants:
             L.seed_everything(0, verbose=False)
             options, trainer_options = split_options({"tau_start": 0.025, "tau_end": 0.01, **VARIANT_OPTIONS[label]})
-            model = TSPOModule(**{"encoder": ENCODER, "num_frames": K, "group_size": 8, "lr": LR, "seed": 0, **options})
+            model = TSPOModule(**{"encoder": ENCODER, "num_frames": K, "group_size": 8, "lr": LR, "seed": 0,
+                                  **PAPER_GRPO_RECIPE, **options})
             r_t, r_a = [], []
 
             class Log(L.Callback):

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tspo.settings import ORACLE_GRPO_RECIPE
+from tspo.settings import ORACLE_GRPO_RECIPE, PAPER_GRPO_RECIPE
 
 COMMAND = "python -m benchmarks warmstart"
 ENCODER = "tspo-synth"
@@ -37,7 +37,7 @@ WARM_STEPS, GRPO_STEPS = 500, 1500
 NUM_TRAIN, NUM_VAL = 384, 210
 SPAN_KINDS = ("colour", "text", "shape")
 RECIPES: dict[str, dict] = {
-    "paper": {"tau_start": 0.025, "tau_end": 0.01},
+    "paper": {"tau_start": 0.025, "tau_end": 0.01, **PAPER_GRPO_RECIPE},
     "adds": {"answer_reward": "soft", "tau_relative": True, "tau_start": 0.3, "tau_end": 0.1, "kl_beta": 0.05,
              "oracle_args": {"confidence": 1.0}},
     # from the answer alone: no R_T (it counts picks in the annotated target clip: a label, and noise to

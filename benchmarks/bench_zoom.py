@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tspo.settings import PAPER_GRPO_RECIPE
+
 COMMAND = "python -m benchmarks zoom"
 STEPS = 1000         # the learning check reaches ~0.99 picks-in-target on held-out needles by 1000 steps
 ZOOM_STEPS = 400     # zoom-GRPO fine-tuning of that agent on 20-40 min needles (0: skip those rows)
@@ -43,7 +45,7 @@ def train_agent(root: Path, steps: int, seed: int, encoder: str = "tiny-random")
     dm.setup("fit")
     L.seed_everything(seed, verbose=False)
     model = TSPOModule(encoder=encoder, num_frames=K, group_size=8, lr=5e-4, tau_start=0.025, tau_end=0.01,
-                       seed=seed)
+                       seed=seed, **PAPER_GRPO_RECIPE)
     trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
     t0 = time.perf_counter()

@@ -44,9 +44,11 @@ def test_grpo_update_filter_recipe_vs_paper_default():
     threads = torch.get_num_threads()
     row = bench_train.grpo_filter_vs_paper(dim=16, num_t=40, groups=8, k=4, repeats=2, warmup=1)
     assert torch.get_num_threads() == threads
-    assert row["case"].startswith("GRPO update, filter + oracle recipe vs paper + default (G=8, k=4, T=40, D=16)")
-    assert row["filter_recipe_ms"] > 0 and row["paper_default_ms"] > 0
+    assert row["case"].startswith("GRPO update, filter + oracle recipe (and paper + TSPOModule's defaults) vs paper "
+                                  "+ the paper's recipe (G=8, k=4, T=40, D=16)")
+    assert row["filter_recipe_ms"] > 0 and row["paper_recipe_ms"] > 0 and row["paper_defaults_ms"] > 0
     assert row["ratio"] > 0 and row["ratio_per_round"] > 0
+    assert row["defaults_ratio"] > 0 and row["defaults_ratio_per_round"] > 0
 
 
 def test_fixed_answers_give_both_reward_kinds_a_spread():

@@ -328,7 +328,9 @@ def test_training_builds_the_filter_family_and_feeds_it_the_options(tmp_path_fac
     paper_dir = tmp_path_factory.mktemp("paper")
     TSPOSelector(encoder="tiny-random", agent=_randomised(TemporalAgent(dim=64), scale=0.05),
                  cache=False).save_pretrained(paper_dir)
-    m = TSPOModule(agent_family="filter", filter_radius=3, init_from=str(paper_dir))
+    # the paper's 0/1 reward: its guesses give two steps non-zero advantages (the soft default gives a group
+    # with no covering selection none, which is its point)
+    m = TSPOModule(agent_family="filter", filter_radius=3, init_from=str(paper_dir), answer_reward="hard")
     assert type(m.agent) is FilterAgent and m.agent.config["filter_radius"] == 3
     assert torch.count_nonzero(m.agent.filter.weight) == 0 and torch.count_nonzero(m.agent.q.weight) > 0
     trainer(2).fit(m, small_datamodule(tmp_path_factory.getbasetemp() / "training_data"))

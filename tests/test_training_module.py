@@ -11,6 +11,7 @@ from training_helpers import MetricRecorder, small_datamodule, trainer
 
 from tspo.objectives.grpo import Rewards, group_advantages, score_answers
 from tspo.rewards import OracleAnswer, SimulatedOracle, decode_picks
+from tspo.settings import PAPER_GRPO_RECIPE
 from tspo.training import TrainingConfigError, TSPOModule
 from tspo.training.grpo_step import advantages
 from tspo.training.module import step_seed
@@ -71,8 +72,10 @@ class PixelOracle:
 
 
 def test_only_the_agent_is_trainable_state():
-    m = TSPOModule(encoder="tiny-random")
+    m = TSPOModule(encoder="tiny-random", **PAPER_GRPO_RECIPE)
     assert all(k.startswith("agent.") for k in m.state_dict())
+    # the defaults add the frozen KL reference to the state (a resumed run keeps it), never to the optimizer
+    assert {k.split(".")[0] for k in TSPOModule(encoder="tiny-random").state_dict()} == {"agent", "ref_agent"}
     opt = m.configure_optimizers()
     opt_params = {id(p) for g in opt.param_groups for p in g["params"]}
     assert opt_params == {id(p) for p in m.agent.parameters()}
@@ -277,7 +280,8 @@ def test_pixels_are_fetched_only_for_the_selected_frames(root, monkeypatch):
     monkeypatch.setattr(tspo.video, "read_frames_at", spy)
     PixelOracle.seen = []
     dm = small_datamodule(root)
-    m = TSPOModule(oracle="test_training_module.PixelOracle", group_size=4, num_frames=8, frame_size=32)
+    m = TSPOModule(oracle="test_training_module.PixelOracle", group_size=4, num_frames=8, frame_size=32,
+                   answer_reward="hard")                            # PixelOracle reports no option probabilities
     trainer(2).fit(m, dm)
     assert len(calls) == 2                                          # one decode per sample per step
     assert crops == [False, False]                                  # whole frames for the oracle
@@ -293,7 +297,8 @@ def test_pixels_are_fetched_only_for_the_selected_frames(root, monkeypatch):
 def test_ppo_iterations_take_several_clipped_steps_per_rollout(root):
     dm = small_datamodule(root)
     rec = MetricRecorder()
-    m = TSPOModule(num_iterations=3, clip_eps=0.2)
+    # the 0/1 reward: the simulated guesses give every rollout advantages to move the agent by
+    m = TSPOModule(num_iterations=3, clip_eps=0.2, answer_reward="hard")
     assert not m.automatic_optimization
     trainer(6, callbacks=[rec]).fit(m, dm)
     assert m.batches_seen == 2 and m.global_step == 6               # 3 optimizer steps per rollout

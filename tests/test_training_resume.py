@@ -31,13 +31,17 @@ def test_resume_gives_identical_weights_and_metrics(tmp_path_factory, tmp_path):
     assert ckpt.is_file()
     saved = torch.load(ckpt, weights_only=True)
     assert saved["tspo"]["batches_seen"] == STEPS // 2
-    assert all(k.startswith("agent.") for k in saved["state_dict"])     # no encoder, no oracle
+    # no encoder, no oracle; the defaults' KL reference (the initial agent) travels with the checkpoint
+    assert all(k.startswith(("agent.", "ref_agent.")) for k in saved["state_dict"])
+    assert any(k.startswith("ref_agent.") for k in saved["state_dict"])
     assert saved["TSPODataModule"] == {"batches_consumed": STEPS // 2}    # the resume position: the DataModule's own
 
     resumed, resumed_rows = _fit(root, STEPS, ckpt_path=str(ckpt))
     assert resumed.batches_seen == full.batches_seen == STEPS
     for k, v in full.agent.state_dict().items():
         assert torch.equal(v, resumed.agent.state_dict()[k]), k
+    for k, v in full.ref_agent.state_dict().items():                   # the reference is still the initial agent
+        assert torch.equal(v, resumed.ref_agent.state_dict()[k]), k
     keys = ("train/reward", "train/R_A", "train/R_T", "train/in_target", "train/tau", "train/entropy", "train/loss")
     second_half = [{k: r[k] for k in keys} | {"step": r["step"]} for r in full_rows[STEPS // 2:]]
     assert second_half == [{k: r[k] for k in keys} | {"step": r["step"]} for r in resumed_rows]

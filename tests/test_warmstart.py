@@ -145,8 +145,24 @@ def test_bad_options_raise_naming_the_option(kw, match):
 def test_new_options_are_off_by_default():
     m = TSPOModule()
     assert m.warmstart.steps == 0 and m.warmstart.kinds is None
-    assert m.reward_options.answer_reward == "hard" and m.grpo.tau_relative is False
+    assert m.grpo.tau_relative is False
     assert m.grpo.rl_trainable == "all" and m.grpo.rl_lr is None
+
+
+def test_reward_and_kl_defaults_come_from_their_owner_per_kind_of_training():
+    from tspo.settings import PAPER_GRPO_RECIPE, SINGLE_STAGE_GRPO_DEFAULTS
+
+    m = TSPOModule()                                  # single-stage GRPO: soft R_A, KL 0.002 to the initial agent
+    assert (m.reward_options.answer_reward, m.grpo.kl_beta) == ("soft", 0.002) == tuple(SINGLE_STAGE_GRPO_DEFAULTS.values())
+    assert m.ref_agent is not None and m.hparams["answer_reward"] == "soft" and m.hparams["kl_beta"] == 0.002
+    replay = TSPOModule(replay_ratio=1)               # pairs rank by the 0/1 reward: the paper's
+    assert (replay.reward_options.answer_reward, replay.grpo.kl_beta) == tuple(PAPER_GRPO_RECIPE.values())
+    zoom = TSPOModule(zoom={"coarse_candidates": 32, "num_spans": 2})
+    assert (zoom.reward_options.answer_reward, zoom.grpo.kl_beta) == ("hard", 0.0)
+    paper = TSPOModule(**PAPER_GRPO_RECIPE)           # the paper's recipe, asked for explicitly
+    assert paper.ref_agent is None and paper.hparams["answer_reward"] == "hard"
+    with pytest.raises(TrainingConfigError, match="answer_reward soft"):
+        TSPOModule(replay_ratio=1, answer_reward="soft")
 
 
 # -- soft answer reward -------------------------------------------------------------------------
@@ -401,7 +417,7 @@ def test_yaml_example_spells_the_measured_oracle_recipe(name):
     config = Path(__file__).resolve().parents[1] / "examples" / "configs" / name
     model = yaml.safe_load(config.read_text())["model"]
     assert {k: model.get(k) for k in ORACLE_GRPO_RECIPE} == ORACLE_GRPO_RECIPE
-    assert "kl_beta" not in model
+    assert model["kl_beta"] == 0.0          # spelled out: TSPOModule's own default (0.002) is not the recipe's
 
 
 def test_recommended_yaml_is_the_demos_recipe_at_full_size():

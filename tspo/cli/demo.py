@@ -34,7 +34,7 @@ from typing import Any
 
 from tspo.agents import METHODS, FilterAgent
 from tspo.manifest import load_manifest
-from tspo.settings import DEFAULT_MAX_CANDIDATES, DEFAULT_NUM_FRAMES, ORACLE_GRPO_RECIPE
+from tspo.settings import DEFAULT_MAX_CANDIDATES, DEFAULT_NUM_FRAMES, ORACLE_GRPO_RECIPE, PAPER_GRPO_RECIPE
 
 WORLDS = ("question", "texture")
 QUESTION_NOTE = """\
@@ -121,7 +121,8 @@ def texture_config(out_dir: str = "demo_out", **kw: Any) -> DemoConfig:
     base = {"world": "texture", "encoder": "tiny-random", "steps": 3000, "warmstart_steps": 0, "lr": 5e-4,
             "synth_overrides": {}, "num_frames": DEFAULT_NUM_FRAMES, "max_candidates": DEFAULT_MAX_CANDIDATES,
             "num_train": 128, "train_targets": 32, "num_val": 48, "val_targets": 12, "num_plots": 2,
-            "methods": METHODS, "primary": "tspo", "model_overrides": {}, "accumulate_grad_batches": 1}
+            "methods": METHODS, "primary": "tspo", "model_overrides": dict(PAPER_GRPO_RECIPE),
+            "accumulate_grad_batches": 1}
     return DemoConfig(out_dir=out_dir, **{**base, **kw})
 
 

@@ -33,7 +33,7 @@ from tspo.objectives.set_rule import set_rule_targets
 from tspo.objectives.warmstart import LOSS_SCALE_LR_FACTOR
 from tspo.rewards import OracleCache, OracleConfigError, build_oracle, check_oracle_args, check_oracle_fits
 from tspo.selection.selector import load_selector_agent
-from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, clip_num_frames
+from tspo.settings import DEFAULT_FRAME_SIZE, DEFAULT_NUM_FRAMES, clip_num_frames, grpo_reward_defaults
 from tspo.training.context import (
     StepContext,
     StepOutput,
@@ -95,7 +95,8 @@ class TSPOModule(L.LightningModule):
             then ``w_accuracy A(R_A) + w_temporal A(R_T)``).
         logprob: ``"per_frame"`` (paper: log_softmax(S/tau) at the picks) or ``"plackett_luce"``.
         clip_eps, num_iterations: PPO clipped ratio and updates per rollout (1 = paper, on-policy).
-        kl_beta: weight of KL to a frozen copy of the initial agent (0 = off, paper's Eq. 9).
+        kl_beta: weight of KL to a frozen copy of the initial agent (0 = off, paper's Eq. 9). None (default):
+            :func:`tspo.settings.grpo_reward_defaults` — 0.002 for single-stage GRPO, 0 with zoom or DPO / replay.
         init_from: published TSPO checkpoint file or a TSPOSelector directory to start from.
         frame_size: short side (px) of the frames fetched for oracles that need them; whole
             frames, aspect ratio kept (never centre-cropped).
@@ -155,7 +156,9 @@ class TSPOModule(L.LightningModule):
             sees ``warmstart_batch_size * trainer.accumulate_grad_batches`` needles.
         answer_reward: ``"hard"`` (paper: R_A = 1 for the right option, else 0) or ``"soft"`` (beyond the
             paper: the oracle's probability of the right option, so a lucky guess earns 1/N, not 1;
-            needs an oracle that reports option probabilities).
+            needs an oracle that reports option probabilities). None (default):
+            :func:`tspo.settings.grpo_reward_defaults` — ``"soft"`` for single-stage GRPO, ``"hard"`` with zoom or
+            DPO / replay (they rank by the 0/1 reward).
         tau_relative: beyond the paper, off by default: the sampling temperature is tau times each
             question's score spread (:func:`tspo.objectives.grpo.relative_logits`), so exploration does not
             vanish when training stretches the scores; then tau ~0.1-0.3, not the paper's 0.025 -> 0.01.
@@ -189,7 +192,7 @@ class TSPOModule(L.LightningModule):
         logprob: Literal["per_frame", "plackett_luce"] = "per_frame",
         clip_eps: float | None = None,
         num_iterations: int = 1,
-        kl_beta: float = 0.0,
+        kl_beta: float | None = None,
         init_from: str | None = None,
         frame_size: int = DEFAULT_FRAME_SIZE,
         seed: int = 0,
@@ -216,13 +219,21 @@ class TSPOModule(L.LightningModule):
         warmstart_head_steps: int = DEFAULT_HEAD_STEPS,
         warmstart_learn_scale: bool = False,
         warmstart_batch_size: int | None = None,
-        answer_reward: Literal["hard", "soft"] = "hard",
+        answer_reward: Literal["hard", "soft"] | None = None,
         tau_relative: bool = False,
         rl_trainable: Literal["all", "filter"] = "all",
         rl_lr: float | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=[] if isinstance(encoder, str) else ["encoder"])
+        self.preference = PreferenceOptions(objective, preference_log, preference_oracle_id, replay_ratio, dpo_beta,
+                                            pairs_per_step, min_margin)
+        # null R_A / KL: the defaults of this kind of training, asked of their owner and written back, so a
+        # checkpoint's hyperparameters say what it trained with
+        defaults = grpo_reward_defaults(zoom is None and not self.preference.uses_pairs)
+        answer_reward = defaults["answer_reward"] if answer_reward is None else answer_reward
+        kl_beta = defaults["kl_beta"] if kl_beta is None else kl_beta
+        self.hparams.update(answer_reward=answer_reward, kl_beta=kl_beta)
         self.grpo = GRPOOptions(num_frames, group_size, tau_start, tau_end, tau_steps, logprob, clip_eps,
                                 num_iterations, kl_beta, explore_eps, span_loss, seed, tau_relative,
                                 rl_trainable, rl_lr)
@@ -231,8 +242,6 @@ class TSPOModule(L.LightningModule):
         kinds = warmstart_kinds if warmstart_kinds is None or isinstance(warmstart_kinds, str) else tuple(warmstart_kinds)
         self.warmstart = WarmStartOptions(warmstart_steps, kinds, warmstart_loss, warmstart_tau, warmstart_multi_pick_frames,
                                           warmstart_head_steps, warmstart_learn_scale, warmstart_batch_size)
-        self.preference = PreferenceOptions(objective, preference_log, preference_oracle_id, replay_ratio, dpo_beta,
-                                            pairs_per_step, min_margin)
         check_combination(self.grpo, self.preference, zoom, self.warmstart, self.reward_options)
         self.preference.check_log_exists()
         # zoom: train coarse span choice + fine frame choice (tspo.training.zoom_step); None = single-stage
