@@ -219,7 +219,7 @@ def grpo_step_ratio(repeats: int = 40, num_t: int = 128, dim: int = 768) -> dict
              "timestamps": torch.arange(num_t, dtype=torch.float64)[None],
              "target_mask": (torch.arange(num_t) >= 30) & (torch.arange(num_t) < 50)}
     batch["target_mask"] = batch["target_mask"][None]
-    configs = {"default": (GRPOOptions(16), RewardOptions(), None, 0.025),
+    configs = {"default": (GRPOOptions(16), RewardOptions(), None, 0.025),     # the paper's recipe
                "options": (GRPOOptions(16, kl_beta=0.05, tau_relative=True), RewardOptions(answer_reward="soft"), ref, 0.3)}
     times: dict[str, list[float]] = {k: [] for k in configs}
     for i in range(repeats + 5):

@@ -25,7 +25,7 @@ from tspo.errors import TSPOError
 from tspo.objectives.grpo import ANSWER_REWARDS, TEMPORAL_SPANS
 from tspo.objectives.warmstart import DEFAULT_GROUP_TAU
 from tspo.selection.zoom_config import ZoomConfig
-from tspo.settings import DEFAULT_FRAME_SIZE, check_frame_size, check_num_frames
+from tspo.settings import DEFAULT_FRAME_SIZE, PAPER_GRPO_RECIPE, check_frame_size, check_num_frames
 
 ADVANTAGES = ("grouped", "decoupled")
 LOGPROBS = ("per_frame", "plackett_luce")
@@ -63,7 +63,7 @@ class GRPOOptions:
     logprob: str = "per_frame"
     clip_eps: float | None = None
     num_iterations: int = 1
-    kl_beta: float = 0.0
+    kl_beta: float = PAPER_GRPO_RECIPE["kl_beta"]   # the paper's; TSPOModule resolves its own (grpo_reward_defaults)
     explore_eps: float = 0.0
     span_loss: float = 0.0
     seed: int = 0
@@ -117,7 +117,7 @@ class RewardOptions:
     temporal_spans: str = "target"
     advantage: str = "grouped"
     frame_size: int = DEFAULT_FRAME_SIZE
-    answer_reward: str = "hard"
+    answer_reward: str = PAPER_GRPO_RECIPE["answer_reward"]   # the paper's; TSPOModule resolves its own
 
     def __post_init__(self) -> None:
         try:
