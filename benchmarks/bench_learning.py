@@ -100,13 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     from benchmarks.runner import finish, machine_info
+    from tspo.objectives.grpo import ANSWER_REWARDS
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_learning", description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=STEPS, help=f"GRPO steps (default {STEPS})")
     p.add_argument("--kl-beta", type=float, default=None,
                    help="KL to the initial agent (0: the paper's Eq. 9; default: TSPOModule's)")
-    from tspo.objectives.grpo import ANSWER_REWARDS
-
     p.add_argument("--answer-reward", choices=ANSWER_REWARDS, default=None,
                    help="R_A: 'hard' (the paper's 0/1) or 'soft' (the oracle's probability of the right option); "
                         "default: TSPOModule's")

@@ -51,16 +51,15 @@ CURVE = (0, 250, 500, 1000, 1500)
 NUM_TRAIN, NUM_VAL = QUESTION_WORLD_NUM_TRAIN, QUESTION_WORLD_NUM_VAL   # the world's owner: tspo.training.synth
 BASELINES = ("uniform", "clip", "bin-max", "aks")
 # each variant: TSPOModule options on top of the shared recipe, which holds the paper's R_A and no KL
-# (tspo.settings.PAPER_GRPO_RECIPE). ``tspo`` is the paper's agent as the paper's recipe trains it;
-# ``tspo/default`` as TSPOModule's defaults train it (soft R_A, KL 0.002: tspo.settings.SINGLE_STAGE_GRPO_DEFAULTS); ``tspo+kl`` adds the paper's KL to the frozen initial agent (CLIP's
-# ranking), the general guard against forgetting what the starting ranking already got right;
+# (tspo.settings.PAPER_GRPO_RECIPE; see new_module). ``tspo`` is the paper's agent as the paper's recipe
+# trains it; ``tspo/default`` as TSPOModule's defaults train it (tspo.settings.SINGLE_STAGE_GRPO_DEFAULTS);
+# ``tspo+kl`` adds the paper's KL to the frozen initial agent (CLIP's ranking), the general guard against forgetting what the starting ranking already got right;
 # ``tspo+qattn`` conditions the window attention on the question (beyond the paper, off by default).
 VARIANT_OPTIONS: dict[str, dict] = {"tspo": {}, "tspo+kl": {"kl_beta": 0.1}, "tspo+kl0.01": {"kl_beta": 0.01},
                                     "tspo/default": dict(SINGLE_STAGE_GRPO_DEFAULTS),
                                     "tspo+soft": {"answer_reward": "soft"},
                                     "tspo+soft+kl0.01": {"answer_reward": "soft", "kl_beta": 0.01},
                                     "tspo+soft+kl0.005": {"answer_reward": "soft", "kl_beta": 0.005},
-                                    "tspo+soft+kl0.002": {"answer_reward": "soft", "kl_beta": 0.002},
                                     "tspo+adapter": {"query_adapter": True},
                                     "tspo+qattn": {"question_attention": True},
                                     "tspo+evidence": {"temporal_spans": "evidence"},
@@ -106,10 +105,25 @@ VARIANTS = ("tspo", "tspo+kl", "tspo+adapter", "tspo+qattn", "tspo+evidence")
 TRAINER_KEYS = ("accumulate_grad_batches",)
 
 
+def variant_options(variant: str) -> dict:
+    """A variant's options over the benchmark's temperature schedule (the paper's tau 0.025 -> 0.01)."""
+    return {"tau_start": 0.025, "tau_end": 0.01, **VARIANT_OPTIONS[variant]}
+
+
 def split_options(options: dict) -> tuple[dict, dict]:
     """A variant's options -> (TSPOModule options, Trainer options)."""
     return ({k: v for k, v in options.items() if k not in TRAINER_KEYS},
             {k: v for k, v in options.items() if k in TRAINER_KEYS})
+
+
+def new_module(module_options: dict, seed: int, encoder: str = ENCODER):
+    """A TSPOModule as the benchmark trains it: its encoder, k, G and learning rate, the paper's R_A and no KL
+    (:data:`tspo.settings.PAPER_GRPO_RECIPE`, so a variant's options read as changes to the paper's recipe),
+    then the variant's ``module_options``."""
+    from tspo.training import TSPOModule
+
+    return TSPOModule(**{"encoder": encoder, "num_frames": K, "group_size": 8, "lr": LR, "seed": seed,
+                         **PAPER_GRPO_RECIPE, **module_options})
 
 
 def total_steps(module_options: dict, grpo_steps: int) -> int:
@@ -294,10 +308,10 @@ def train_variant(root: Path, p: Protocol, variant: str, seed: int, train_cfg, h
 
     from tspo.selection.selector import TSPOSelector
     from tspo.settings import SelectionSettings
-    from tspo.training import TSPODataModule, TSPOModule
+    from tspo.training import TSPODataModule
     from tspo.training.progress import quiet_lightning
 
-    options = {"tau_start": 0.025, "tau_end": 0.01, **VARIANT_OPTIONS[variant]}
+    options = variant_options(variant)
     extras = extra_worlds(root, p)
     held_keys = {r: (held[r], extras[r]) for r in p.ratios}
     curve = sorted(c for c in p.curve if c <= p.steps)
@@ -318,8 +332,7 @@ def train_variant(root: Path, p: Protocol, variant: str, seed: int, train_cfg, h
     else:
         L.seed_everything(seed, verbose=False)
         module_options, trainer_options = split_options(options)
-        model = TSPOModule(**{"encoder": ENCODER, "num_frames": K, "group_size": 8, "lr": LR, "seed": seed,
-                              **PAPER_GRPO_RECIPE, **module_options})
+        model = new_module(module_options, seed)
         dm = TSPODataModule(train_manifest=str(train_manifest or train_cfg.paths()[0]), val_manifest=None, encoder=ENCODER,
                             max_candidates=None, feature_cache=str(cache.root), seed=seed, progress=progress)
         record = {"recipe": recipe, "train_seconds": 0.0, "curve": {}}
@@ -572,7 +585,7 @@ def diagnose_kind(kind: str = "after", steps: int = 3000, variants: tuple[str, .
     from tspo.features.cache import FeatureCache
     from tspo.selection.selector import TSPOSelector
     from tspo.settings import SelectionSettings
-    from tspo.training import TSPODataModule, TSPOModule
+    from tspo.training import TSPODataModule
     from tspo.training.synth import ensure_synthetic, question_world
 
     out: dict = {"kind": kind, "steps": steps, "variants": {}}
@@ -585,9 +598,8 @@ def diagnose_kind(kind: str = "after", steps: int = 3000, variants: tuple[str, .
                             max_candidates=None, feature_cache=str(root / "features"), progress=False)
         for label in variants:
             L.seed_everything(0, verbose=False)
-            options, trainer_options = split_options({"tau_start": 0.025, "tau_end": 0.01, **VARIANT_OPTIONS[label]})
-            model = TSPOModule(**{"encoder": ENCODER, "num_frames": K, "group_size": 8, "lr": LR, "seed": 0,
-                                  **PAPER_GRPO_RECIPE, **options})
+            options, trainer_options = split_options(variant_options(label))
+            model = new_module(options, 0)
             r_t, r_a = [], []
 
             class Log(L.Callback):

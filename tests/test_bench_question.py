@@ -78,11 +78,10 @@ def test_the_recommended_recipe_variant_is_the_demos_recipe_with_its_trainer_set
 @pytest.mark.parametrize("variant", sorted(bq.VARIANT_OPTIONS))
 def test_every_variant_is_a_valid_module_configuration(variant):
     """Each variant's options build a TSPOModule (a misspelt or refused option fails here, not an hour
-    into a benchmark); a variant's own lr replaces the benchmark's default."""
-    from tspo.training import TSPOModule
-
-    module, _ = bq.split_options({"tau_start": 0.025, "tau_end": 0.01, **bq.VARIANT_OPTIONS[variant]})
-    model = TSPOModule(**{"encoder": "tiny-random", "num_frames": 8, "group_size": 8, "lr": bq.LR, "seed": 0, **module})
+    into a benchmark, built as the benchmark builds it: on the paper's recipe); a variant's own lr replaces
+    the benchmark's default."""
+    module, _ = bq.split_options(bq.variant_options(variant))
+    model = bq.new_module(module, 0, encoder="tiny-random")
     assert model.hparams.lr == bq.VARIANT_OPTIONS[variant].get("lr", bq.LR)
 
 

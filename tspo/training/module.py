@@ -53,6 +53,7 @@ from tspo.training.options import (
     TrainingConfigError,
     WarmStartOptions,
     check_combination,
+    single_stage_grpo,
     zoom_options,
 )
 from tspo.training.pooled_warmstart import pooled_warmstart_step
@@ -230,7 +231,7 @@ class TSPOModule(L.LightningModule):
                                             pairs_per_step, min_margin)
         # null R_A / KL: the defaults of this kind of training, asked of their owner and written back, so a
         # checkpoint's hyperparameters say what it trained with
-        defaults = grpo_reward_defaults(zoom is None and not self.preference.uses_pairs)
+        defaults = grpo_reward_defaults(single_stage_grpo(self.preference, zoom))
         answer_reward = defaults["answer_reward"] if answer_reward is None else answer_reward
         kl_beta = defaults["kl_beta"] if kl_beta is None else kl_beta
         self.hparams.update(answer_reward=answer_reward, kl_beta=kl_beta)

@@ -323,17 +323,22 @@ def zoom_options(zoom: dict[str, Any] | None) -> ZoomConfig | None:
     return ZoomConfig(**zoom)
 
 
+def single_stage_grpo(preference: PreferenceOptions, zoom: dict[str, Any] | None) -> bool:
+    """Whether the run is plain online GRPO: no zoom stage, no DPO / replay updates on stored pairs."""
+    return zoom is None and not preference.uses_pairs
+
+
 def check_combination(grpo: GRPOOptions, preference: PreferenceOptions, zoom: dict[str, Any] | None,
                       warmstart: WarmStartOptions | None = None, reward: RewardOptions | None = None) -> None:
     """The rules between groups: which training modes can share a run."""
-    single_stage_grpo = zoom is None and preference.objective == "grpo" and not preference.replay_ratio
-    if warmstart is not None and warmstart.steps and not single_stage_grpo:
+    single_stage = single_stage_grpo(preference, zoom)
+    if warmstart is not None and warmstart.steps and not single_stage:
         raise TrainingConfigError("model.warmstart_steps precedes single-stage GRPO; it cannot be combined with "
                                   "model.zoom, model.objective dpo or model.replay_ratio > 0")
-    if (grpo.rl_trainable != "all" or grpo.rl_lr is not None) and not single_stage_grpo:
+    if (grpo.rl_trainable != "all" or grpo.rl_lr is not None) and not single_stage:
         raise TrainingConfigError("model.rl_trainable and model.rl_lr shape single-stage GRPO updates; leave them "
                                   "'all' / null with model.zoom, model.objective dpo or model.replay_ratio > 0")
-    if grpo.tau_relative and not single_stage_grpo:
+    if grpo.tau_relative and not single_stage:
         raise TrainingConfigError("model.tau_relative shapes single-stage GRPO sampling; leave it false with "
                                   "model.zoom, model.objective dpo or model.replay_ratio > 0")
     if reward is not None and reward.answer_reward != "hard" and preference.uses_pairs:
